@@ -1,0 +1,1 @@
+"""The Cinder-compatible REST API (``/v3/{project_id}/messages``)."""

@@ -1,0 +1,96 @@
+"""The ASGI application: routes, error rendering, and what lives for the app's lifetime."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from usermessages.api import messages
+from usermessages.api.faults import NOT_FOUND_TEXT, fault_body
+from usermessages.api.middleware import OpenStackMiddleware
+from usermessages.api.policy import Policy
+from usermessages.api.versions import version_document
+from usermessages.catalog import Catalog
+from usermessages.config import Settings
+from usermessages.errors import HTTPError
+from usermessages.reaper import PeriodicReaper
+from usermessages.store import engine as store_engine
+
+
+def _fault(status: int, message: str) -> Response:
+    return Response(fault_body(status, message), status_code=status, media_type="application/json")
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPError)
+    return _fault(exc.status, exc.message)
+
+
+async def _routing_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    # Cinder answers unknown routes and unsupported methods (POST/PUT on
+    # messages) with 404 itemNotFound.
+    if exc.status_code in (404, 405):
+        return _fault(404, NOT_FOUND_TEXT)
+    return _fault(exc.status_code, str(exc.detail))
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    catalog: Catalog | None = None,
+    run_reaper: bool = False,
+) -> FastAPI:
+    """Build the app. Loading the catalog and policy here makes a bad file a start-up error."""
+    engine = engine or store_engine.connect(settings.database_connection)
+    catalog = catalog or Catalog.from_file(settings.catalog_overrides_file or None)
+    reaper = PeriodicReaper(
+        engine, settings.message_reap_interval, settings.message_reap_batch_size
+    ) if run_reaper else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if reaper:
+            reaper.start()
+        try:
+            yield
+        finally:
+            if reaper:
+                reaper.stop()
+
+    app = FastAPI(
+        title="usermessages",
+        summary="Why did my operation fail? Cinder-compatible user messages.",
+        version="3.71",
+        lifespan=lifespan,
+        redirect_slashes=False,
+        docs_url="/api-docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.catalog = catalog
+    app.state.policy = Policy(settings.policy_file)
+    app.add_exception_handler(HTTPError, _http_error)
+    app.add_exception_handler(StarletteHTTPException, _routing_error)
+    app.add_middleware(OpenStackMiddleware)
+
+    @app.get("/", status_code=300, include_in_schema=False)
+    def root(request: Request) -> JSONResponse:
+        return JSONResponse(version_document(messages.base_url(request, settings)), status_code=300)
+
+    # Answered without a token, so keystoneauth (openstack CLI) can discover the API.
+    @app.get("/v3", include_in_schema=False)
+    @app.get("/v3/", include_in_schema=False)
+    def v3(request: Request) -> JSONResponse:
+        return JSONResponse(version_document(messages.base_url(request, settings)))
+
+    app.include_router(messages.router)
+    return app

@@ -1,0 +1,101 @@
+"""What every response carries, and what every request must be, before routing.
+
+A pure ASGI middleware rather than Starlette's BaseHTTPMiddleware: it runs on
+every request, and it must also stamp the headers on errors raised anywhere
+below it, which it renders itself as Cinder faults.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import unquote_to_bytes
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from usermessages.api.faults import INTERNAL_ERROR_TEXT, fault_body
+from usermessages.api.microversion import HEADER, MIN_VERSION, negotiate
+from usermessages.context import new_request_id
+from usermessages.errors import BadRequest, HTTPError
+
+LOG = logging.getLogger(__name__)
+
+MAX_QUERY_STRING = 8192
+
+
+def is_versioned(path: str) -> bool:
+    return path == "/v3" or path.startswith("/v3/")
+
+
+def _check_query_string(raw: bytes) -> None:
+    """Reject what Starlette would otherwise quietly mangle: non-UTF-8 and huge queries."""
+    if len(raw) > MAX_QUERY_STRING:
+        raise BadRequest(f"Invalid input received: query string longer than {MAX_QUERY_STRING}")
+    for part in raw.split(b"&"):
+        try:
+            unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadRequest("Invalid input received: query string is not valid UTF-8") from exc
+
+
+class OpenStackMiddleware:
+    """Request ids on every response; microversion negotiation and echo under /v3."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = new_request_id()
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        versioned = is_versioned(scope["path"])
+        version = MIN_VERSION
+        error: HTTPError | None = None
+        try:
+            _check_query_string(scope.get("query_string", b""))
+            if versioned:
+                version = negotiate(Headers(scope=scope).get(HEADER))
+        except HTTPError as exc:
+            error = exc
+        state["api_version"] = version
+        started = False
+
+        async def stamped_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = MutableHeaders(scope=message)
+                headers["X-OpenStack-Request-Id"] = request_id
+                if headers.get("content-type", "").startswith("application/json"):
+                    headers["X-Compute-Request-Id"] = request_id
+                if versioned:
+                    headers["OpenStack-API-Version"] = f"volume {version}"
+                    headers["Vary"] = "OpenStack-API-Version"
+            await send(message)
+
+        if error is not None:
+            await send_fault(stamped_send, error.status, error.message)
+            return
+        try:
+            await self.app(scope, receive, stamped_send)
+        except Exception:
+            # The cause goes to the log under the request id, never to the user.
+            LOG.exception("unhandled error in request %s", request_id)
+            if not started:
+                await send_fault(stamped_send, 500, INTERNAL_ERROR_TEXT)
+
+
+async def send_fault(send: Send, status: int, message: str) -> None:
+    body = fault_body(status, message)
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    })
+    await send({"type": "http.response.body", "body": body})

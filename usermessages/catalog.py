@@ -1,0 +1,370 @@
+"""The sanctioned catalog of user messages.
+
+Rows store only ids (``action_id``, ``detail_id``, ``event_id``); texts are
+composed at read time, so deployer overrides apply to old rows too. The ids
+and texts of Cinder's catalog (``cinder/message/message_field.py``) are kept
+exactly, so stored ``event_id`` values and rendered ``user_message`` strings
+match a real Cinder. Entries numbered 100 and up are ours: they sit outside
+Cinder's range so that a future Cinder id can never collide with them.
+
+It imports nothing of the project but the error tree: it is data.
+"""
+
+from __future__ import annotations
+
+import configparser
+import string
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from usermessages.errors import CatalogError
+
+__all__ = [
+    "Action",
+    "Catalog",
+    "CatalogError",
+    "Detail",
+    "Kind",
+    "LEGACY_EVENTS",
+    "Level",
+    "PLACEHOLDERS",
+    "Resource",
+    "detail_for",
+    "event_id",
+    "register_exception",
+]
+
+
+class Resource(str, Enum):
+    """What a message is about; the value is stored and shown as ``resource_type``."""
+
+    VOLUME = "VOLUME"
+    VOLUME_SNAPSHOT = "VOLUME_SNAPSHOT"
+    VOLUME_BACKUP = "VOLUME_BACKUP"
+    # Ours: the subjects of admin-only messages.
+    SERVICE = "SERVICE"
+    SYSTEM = "SYSTEM"
+
+
+class Level(str, Enum):
+    """The ``message_level`` of a message."""
+
+    ERROR = "ERROR"
+    WARNING = "WARNING"
+    INFO = "INFO"
+
+
+class Kind(str, Enum):
+    """Who may see a message.
+
+    API messages belong to a project and are shown to its users (the spec's
+    "API Events"). SERVICE messages (a service stopped reporting) and SYSTEM
+    messages (the broker is unreachable) carry no project and only admins
+    ever see them.
+    """
+
+    API = "API"
+    SERVICE = "SERVICE"
+    SYSTEM = "SYSTEM"
+
+
+class _Entry(Enum):
+    """An enum whose value is the stable three-digit id and which carries its text."""
+
+    def __new__(cls, id_: str, text: str) -> _Entry:
+        member = object.__new__(cls)
+        member._value_ = id_
+        member.default_text = text
+        return member
+
+    @property
+    def id(self) -> str:
+        return str(self.value)
+
+    @classmethod
+    def by_id(cls, id_: str):
+        """Return the entry with this id, or None."""
+        try:
+            return cls(id_)
+        except ValueError:
+            return None
+
+
+class Action(_Entry):
+    """What the user (or the service) was trying to do."""
+
+    SCHEDULE_ALLOCATE_VOLUME = ("001", "schedule allocate volume")
+    ATTACH_VOLUME = ("002", "attach volume")
+    COPY_VOLUME_TO_IMAGE = ("003", "copy volume to image")
+    UPDATE_ATTACHMENT = ("004", "update attachment")
+    COPY_IMAGE_TO_VOLUME = ("005", "copy image to volume")
+    UNMANAGE_VOLUME = ("006", "unmanage volume")
+    EXTEND_VOLUME = ("007", "extend volume")
+    CREATE_VOLUME_FROM_BACKEND = ("008", "create volume from backend storage")
+    SNAPSHOT_CREATE = ("009", "create snapshot")
+    SNAPSHOT_DELETE = ("010", "delete snapshot")
+    SNAPSHOT_UPDATE = ("011", "update snapshot")
+    SNAPSHOT_METADATA_UPDATE = ("012", "update snapshot metadata")
+    BACKUP_CREATE = ("013", "create backup")
+    BACKUP_DELETE = ("014", "delete backup")
+    BACKUP_RESTORE = ("015", "restore backup")
+    REIMAGE_VOLUME = ("016", "reimage volume")
+    # Ours (admin-only kinds).
+    SERVICE_STATUS = ("101", "report service status")
+    MESSAGE_BUS = ("102", "reach the message bus")
+
+
+class Detail(_Entry):
+    """Why it failed."""
+
+    UNKNOWN_ERROR = ("001", "An unknown error occurred.")
+    DRIVER_NOT_INITIALIZED = ("002", "Driver is not initialized at present.")
+    NO_BACKEND_AVAILABLE = ("003", "Could not find any available weighted backend.")
+    FAILED_TO_UPLOAD_VOLUME = ("004", "Failed to upload volume to image at backend.")
+    VOLUME_ATTACH_MODE_INVALID = ("005", "Volume's attach mode is invalid.")
+    QUOTA_EXCEED = ("006", "Not enough quota resource for operation.")
+    NOT_ENOUGH_SPACE_FOR_IMAGE = ("007", "Image used for creating volume exceeds available space.")
+    UNMANAGE_ENC_NOT_SUPPORTED = ("008", "Unmanaging encrypted volumes is not supported.")
+    NOTIFY_COMPUTE_SERVICE_FAILED = ("009", "Compute service failed to extend volume.")
+    DRIVER_FAILED_EXTEND = ("010", "Volume Driver failed to extend volume.")
+    SIGNATURE_VERIFICATION_FAILED = ("011", "Image signature verification failed.")
+    DRIVER_FAILED_CREATE = ("012", "Driver failed to create the volume.")
+    SNAPSHOT_CREATE_ERROR = ("013", "Snapshot failed to create.")
+    SNAPSHOT_UPDATE_METADATA_FAILED = ("014", "Volume snapshot update metadata failed.")
+    SNAPSHOT_IS_BUSY = ("015", "Snapshot is busy.")
+    SNAPSHOT_DELETE_ERROR = ("016", "Snapshot failed to delete.")
+    BACKUP_INVALID_STATE = ("017", "Backup status is invalid.")
+    BACKUP_SERVICE_DOWN = ("018", "Backup service is down.")
+    BACKUP_CREATE_DEVICE_ERROR = ("019", "Failed to get backup device from the volume service.")
+    BACKUP_CREATE_DRIVER_ERROR = ("020", "Backup driver failed to create backup.")
+    ATTACH_ERROR = ("021", "Failed to attach volume.")
+    DETACH_ERROR = ("022", "Failed to detach volume.")
+    BACKUP_CREATE_CLEANUP_ERROR = ("023", "Cleanup of temporary volume/snapshot failed.")
+    BACKUP_SCHEDULE_ERROR = (
+        "024",
+        "Backup failed to schedule. Service not found for creating backup.",
+    )
+    BACKUP_DELETE_DRIVER_ERROR = ("025", "Backup driver failed to delete backup.")
+    BACKUP_RESTORE_ERROR = ("026", "Backup driver failed to restore backup.")
+    VOLUME_INVALID_STATE = ("027", "Volume status is invalid.")
+    REIMAGE_VOLUME_FAILED = ("028", "Compute service failed to reimage volume.")
+    IMAGE_FORMAT_UNACCEPTABLE = (
+        "029",
+        "The image disk format must be the same as the volume format for the "
+        "volume type you are requesting.",
+    )
+    INCREMENTAL_BACKUP_FORCES_FULL_BACKUP = (
+        "030",
+        "Incremental backup not possible, forcing full backup.",
+    )
+    # Ours (admin-only kinds).
+    SERVICE_DOWN = ("101", "The service stopped reporting.")
+    SERVICE_UP = ("102", "The service is reporting again.")
+    BROKER_UNREACHABLE = ("103", "The message broker is unreachable.")
+    BROKER_REACHABLE = ("104", "The message broker is reachable again.")
+
+
+UNKNOWN_ACTION_TEXT = "unknown action"
+
+# Pre-Pike rows have no action_id; their text is looked up by event_id.
+LEGACY_EVENTS: Mapping[str, str] = {
+    "VOLUME_000001": "An unknown error occurred.",
+    "VOLUME_000002": (
+        "No storage could be allocated for this volume request. You may be able "
+        "to try another size or volume type."
+    ),
+    "VOLUME_000003": "A readonly volume must be attached as readonly.",
+    "VOLUME_000004": (
+        "Failed to copy volume to image as image quota has been met. Please "
+        "delete images or have your limit increased, then try again."
+    ),
+    "VOLUME_000005": "Unmanaging encrypted volumes is not supported.",
+}
+
+
+def event_id(resource: Resource, action: Action, detail: Detail) -> str:
+    """Cinder's event id: ``VOLUME_<RESOURCE>_<ACTION>_<DETAIL>``."""
+    return f"VOLUME_{resource.value}_{action.id}_{detail.id}"
+
+
+# --- Failures a service raises, mapped to details by class ------------------
+# Cinder maps by class *name*; we map by class, walking the MRO, so a service
+# may subclass these (or register its own classes) and keep the mapping.
+
+
+class MappedFailure(Exception):
+    """Base of the failure classes that the catalog maps to a detail."""
+
+
+class DriverNotInitialized(MappedFailure):
+    """Raised when a backend driver is not initialized."""
+
+
+class NoValidBackend(MappedFailure):
+    """Raised when the scheduler finds no backend for a request."""
+
+
+class InvalidVolumeAttachMode(MappedFailure):
+    """Raised when an attach mode does not fit the volume."""
+
+
+class ImageLimitExceeded(MappedFailure):
+    """Raised when the image quota is exhausted."""
+
+
+class BackupLimitExceeded(MappedFailure):
+    """Raised when the backup quota is exhausted."""
+
+
+class SnapshotLimitExceeded(MappedFailure):
+    """Raised when the snapshot quota is exhausted."""
+
+
+class ImageTooBig(MappedFailure):
+    """Raised when an image does not fit the space available."""
+
+
+class SnapshotIsBusy(MappedFailure):
+    """Raised when a snapshot cannot be changed because it is in use."""
+
+
+_EXCEPTION_DETAILS: dict[type[BaseException], Detail] = {
+    DriverNotInitialized: Detail.DRIVER_NOT_INITIALIZED,
+    NoValidBackend: Detail.NO_BACKEND_AVAILABLE,
+    InvalidVolumeAttachMode: Detail.VOLUME_ATTACH_MODE_INVALID,
+    ImageLimitExceeded: Detail.QUOTA_EXCEED,
+    BackupLimitExceeded: Detail.QUOTA_EXCEED,
+    SnapshotLimitExceeded: Detail.QUOTA_EXCEED,
+    ImageTooBig: Detail.NOT_ENOUGH_SPACE_FOR_IMAGE,
+    SnapshotIsBusy: Detail.SNAPSHOT_IS_BUSY,
+}
+
+
+def register_exception(exc_class: type[BaseException], detail: Detail) -> None:
+    """Map a service's own exception class (and its subclasses) to a detail."""
+    if not (isinstance(exc_class, type) and issubclass(exc_class, BaseException)):
+        raise CatalogError(f"{exc_class!r} is not an exception class")
+    if not isinstance(detail, Detail):
+        raise CatalogError(f"{detail!r} is not a catalog Detail")
+    _EXCEPTION_DETAILS[exc_class] = detail
+
+
+def exception_detail(exception: BaseException | None) -> Detail | None:
+    """The detail mapped to this exception's class or nearest base, if any."""
+    if exception is None:
+        return None
+    for cls in type(exception).__mro__:
+        found = _EXCEPTION_DETAILS.get(cls)
+        if found is not None:
+            return found
+    return None
+
+
+def detail_for(exception: BaseException | None, detail: Detail | None) -> Detail:
+    """Cinder's precedence: a mapped exception, then the given detail, then 001."""
+    return exception_detail(exception) or detail or Detail.UNKNOWN_ERROR
+
+
+# --- Texts, with deployer overrides -----------------------------------------
+
+# Fields an override text may name, e.g. "Volume {resource_uuid} found no home."
+# Only what a project user may already see; the host and exception never are.
+PLACEHOLDERS = frozenset({"resource_type", "resource_uuid", "request_id", "message_level"})
+
+
+def _check_placeholders(where: str, text: str) -> None:
+    try:
+        parts = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise CatalogError(f"{where}: broken placeholder in {text!r}: {exc}") from exc
+    for _literal, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if name not in PLACEHOLDERS:
+            allowed = ", ".join(sorted(PLACEHOLDERS))
+            raise CatalogError(
+                f"{where}: unknown placeholder {{{name}}} in {text!r}; allowed: {allowed}"
+            )
+        if spec or conversion:
+            raise CatalogError(f"{where}: placeholder {{{name}}} may not carry a format")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The texts in force: Cinder's defaults plus a deployer's overrides."""
+
+    action_texts: Mapping[str, str] = field(
+        default_factory=lambda: {a.id: a.default_text for a in Action}
+    )
+    detail_texts: Mapping[str, str] = field(
+        default_factory=lambda: {d.id: d.default_text for d in Detail}
+    )
+
+    @classmethod
+    def from_file(cls, path: str | Path | None) -> Catalog:
+        """Load overrides from an INI file with ``[action]`` and ``[detail]`` sections.
+
+        Keys are ids (``003 = ...``). An unknown section or id, or a text with a
+        broken or unknown placeholder, raises CatalogError: a typo should stop
+        the service at start-up, not surface as a wrong message later.
+        """
+        if path is None:
+            return cls()
+        parser = configparser.ConfigParser(interpolation=None, default_section="__none__")
+        parser.optionxform = str  # type: ignore[assignment,method-assign]
+        try:
+            with open(path, encoding="utf-8") as handle:
+                parser.read_file(handle)
+        except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+            raise CatalogError(f"cannot read catalog overrides {path}: {exc}") from exc
+        actions = {a.id: a.default_text for a in Action}
+        details = {d.id: d.default_text for d in Detail}
+        tables = {"action": actions, "detail": details}
+        for section in parser.sections():
+            if section not in tables:
+                raise CatalogError(
+                    f"{path}: unknown section [{section}]; use [action] or [detail]"
+                )
+            table = tables[section]
+            for key, text in parser.items(section):
+                if key not in table:
+                    raise CatalogError(f"{path}: [{section}] has no id {key!r}")
+                if not text.strip():
+                    raise CatalogError(f"{path}: [{section}] {key} is empty")
+                _check_placeholders(f"{path}: [{section}] {key}", text)
+                table[key] = text
+        return cls(action_texts=actions, detail_texts=details)
+
+    def user_message(
+        self,
+        action_id: str | None,
+        detail_id: str | None,
+        event_id: str,
+        fields: Mapping[str, str] | None = None,
+    ) -> str:
+        """Compose ``"<action>:<detail>"`` (no space, as Cinder does).
+
+        A legacy row (no action id) is looked up by event id; an unknown one
+        gets the unknown-error text rather than failing the request.
+        """
+        if action_id is None:
+            return LEGACY_EVENTS.get(event_id, Detail.UNKNOWN_ERROR.default_text)
+        action = self.action_texts.get(action_id, UNKNOWN_ACTION_TEXT)
+        detail = self.detail_texts.get(detail_id or "", self.detail_texts["001"])
+        text = f"{action}:{detail}"
+        if "{" in text:
+            values = {name: "" for name in PLACEHOLDERS}
+            values.update({k: v for k, v in (fields or {}).items() if k in PLACEHOLDERS})
+            text = text.format_map(values)
+        return text
+
+    def rows(self) -> Iterable[tuple[str, str, str, str]]:
+        """(table, id, name, text) for every entry, for listings and docs."""
+        for resource in Resource:
+            yield "resource", resource.value, resource.name, resource.value
+        for action in Action:
+            yield "action", action.id, action.name, self.action_texts[action.id]
+        for detail in Detail:
+            yield "detail", detail.id, detail.name, self.detail_texts[detail.id]

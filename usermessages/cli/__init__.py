@@ -1,0 +1,1 @@
+"""The ``usermessages`` command line: server-side commands and an API client."""

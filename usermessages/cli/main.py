@@ -1,0 +1,173 @@
+"""``usermessages``: run the service, manage its store, and read messages.
+
+A thin layer over the same objects the server uses; domain errors become a
+one-line message and a non-zero exit here, and only here.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from usermessages import config as config_module
+from usermessages.catalog import Catalog
+from usermessages.errors import UserMessagesError
+
+console = Console()
+
+
+def _edge(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn our errors into ClickException: a clear line, exit code 1, no traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except UserMessagesError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def _settings(config_file: str | None, db: str | None = None) -> config_module.Settings:
+    settings = config_module.load(config_file)
+    return settings.replace(database_connection=db)
+
+
+config_option = click.option(
+    "--config", "config_file", type=click.Path(dir_okay=False), default=None,
+    envvar="USERMESSAGES_CONFIG", help="INI config file (see docs/configuration.md).",
+)
+db_option = click.option(
+    "--db", default=None, envvar="USERMESSAGES_DB",
+    help="Database URL; overrides [database] connection.",
+)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
+def main(verbose: bool) -> None:
+    """Tell cloud users why their asynchronous operations failed."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.command()
+@click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Listen port (default 8776).")
+@db_option
+@config_option
+@_edge
+def serve(host: str | None, port: int | None, db: str | None, config_file: str | None) -> None:
+    """Run the API (and the reaper) on the embedded default or the configured store."""
+    import uvicorn
+
+    from usermessages.api.app import create_app
+    from usermessages.store import engine as store_engine
+    from usermessages.store import migrate
+
+    settings = _settings(config_file, db).replace(host=host, port=port)
+    engine = store_engine.connect(settings.database_connection)
+    if engine.dialect.name == "sqlite":
+        # The embedded default sets itself up; a shared server is upgraded on purpose.
+        migrate.upgrade(engine)
+    elif not migrate.is_at_head(engine):
+        raise click.ClickException(
+            "the database schema is not current: run `usermessages db upgrade` first"
+        )
+    app = create_app(settings, engine=engine, run_reaper=True)
+    console.print(
+        f"usermessages API on http://{settings.host}:{settings.port}/v3 "
+        f"(store: {engine.url.render_as_string(hide_password=True)})"
+    )
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+
+
+@main.group()
+def db() -> None:
+    """Manage the store's schema."""
+
+
+@db.command("upgrade")
+@db_option
+@config_option
+@_edge
+def db_upgrade(db: str | None, config_file: str | None) -> None:
+    """Create or upgrade the messages table to the current schema."""
+    from usermessages.store import engine as store_engine
+    from usermessages.store import migrate
+
+    engine = store_engine.connect(_settings(config_file, db).database_connection)
+    migrate.upgrade(engine)
+    click.echo(f"database at revision {migrate.current(engine)}")
+
+
+@main.command()
+@db_option
+@config_option
+@_edge
+def reap(db: str | None, config_file: str | None) -> None:
+    """Run one reaper pass and print how many expired messages it deleted."""
+    from usermessages.reaper import reap as reap_once
+    from usermessages.store import engine as store_engine
+
+    settings = _settings(config_file, db)
+    engine = store_engine.connect(settings.database_connection)
+    result = reap_once(engine, settings.message_reap_batch_size)
+    if result.skipped:
+        click.echo("another node is reaping now; nothing deleted")
+    else:
+        click.echo(f"deleted {result.deleted} expired messages")
+
+
+@main.group()
+def catalog() -> None:
+    """The sanctioned catalog of resources, actions and details."""
+
+
+@catalog.command("list")
+@config_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@_edge
+def catalog_list(config_file: str | None, fmt: str) -> None:
+    """Print every catalog entry with its id and text (deployer overrides applied)."""
+    settings = _settings(config_file)
+    entries = Catalog.from_file(settings.catalog_overrides_file or None).rows()
+    if fmt == "json":
+        click.echo(json.dumps(
+            [{"table": t, "id": i, "name": n, "text": x} for t, i, n, x in entries], indent=2
+        ))
+        return
+    table = Table("Table", "Id", "Name", "Text")
+    for row in entries:
+        table.add_row(*row)
+    console.print(table)
+
+
+@main.group("config")
+def config_group() -> None:
+    """Configuration helpers."""
+
+
+@config_group.command("sample")
+def config_sample() -> None:
+    """Print a config file with every option documented at its default."""
+    click.echo(config_module.sample(), nl=False)
+
+
+def _register_client() -> None:
+    from usermessages.cli.client import message
+
+    main.add_command(message)
+
+
+_register_client()

@@ -1,0 +1,150 @@
+"""Settings: one INI file, loaded once at an entry point and passed down.
+
+Option names follow Cinder's where Cinder has them (``message_ttl``,
+``message_reap_interval``, ``osapi_max_limit``...), so an operator can carry
+values over from ``cinder.conf``. Every option is declared once in OPTIONS,
+which also feeds ``usermessages config sample`` and docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from usermessages.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Option:
+    section: str
+    name: str
+    default: Any
+    help: str
+
+    @property
+    def kind(self) -> type:
+        return type(self.default)
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("DEFAULT", "message_ttl", 2592000,
+           "Seconds a message is kept; shown to users as guaranteed_until."),
+    Option("DEFAULT", "message_reap_interval", 86400,
+           "Seconds between reaper passes in `usermessages serve`; -1 disables the reaper."),
+    Option("DEFAULT", "message_reap_batch_size", 1000,
+           "Expired rows deleted per transaction, so a reap never holds long locks."),
+    Option("DEFAULT", "osapi_max_limit", 1000,
+           "Largest page a list returns; also the default page size."),
+    Option("database", "connection", "sqlite:///usermessages.sqlite",
+           "SQLAlchemy URL of the store: sqlite:///PATH or postgresql://USER@HOST:PORT/DB."),
+    Option("api", "host", "127.0.0.1", "Address `usermessages serve` listens on."),
+    Option("api", "port", 8776, "Port `usermessages serve` listens on (Cinder's is 8776)."),
+    Option("api", "public_endpoint", "",
+           "Base URL for links and the versions document, when behind a proxy; "
+           "empty uses the request's own URL."),
+    Option("api", "admin_user", "admin",
+           "In noauth mode, the user id whose token `user:project` makes an admin."),
+    Option("api", "trust_roles_header", False,
+           "Take the caller's roles from an X-Roles header (comma-separated). Only for "
+           "deployments behind a proxy that sets it; anyone can send headers."),
+    Option("api", "policy_file", "",
+           "oslo.policy YAML or JSON file overriding the message:get_all, message:get and "
+           "message:delete rules; empty keeps Cinder's current defaults."),
+    Option("api", "project_id_regex", r"[0-9a-f\-]+",
+           "What a project id in a URL must look like (Cinder's project_id_regex)."),
+    Option("catalog", "overrides_file", "",
+           "INI file with [action] and [detail] sections replacing catalog texts by id."),
+)
+
+
+def _attr(option: Option) -> str:
+    return option.name if option.section in ("DEFAULT", "api") else f"{option.section}_{option.name}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    message_ttl: int = 2592000
+    message_reap_interval: int = 86400
+    message_reap_batch_size: int = 1000
+    osapi_max_limit: int = 1000
+    database_connection: str = "sqlite:///usermessages.sqlite"
+    host: str = "127.0.0.1"
+    port: int = 8776
+    public_endpoint: str = ""
+    admin_user: str = "admin"
+    trust_roles_header: bool = False
+    policy_file: str = ""
+    project_id_regex: str = r"[0-9a-f\-]+"
+    catalog_overrides_file: str = ""
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some settings changed (command-line flags win over the file)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+_BOOLS = {"true": True, "yes": True, "1": True, "on": True,
+          "false": False, "no": False, "0": False, "off": False}
+
+
+def _convert(option: Option, raw: str) -> Any:
+    converters: dict[type, Callable[[str], Any]] = {
+        int: int,
+        bool: lambda v: _BOOLS[v.strip().lower()],
+        str: lambda v: v.strip(),
+    }
+    try:
+        value = converters[option.kind](raw)
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(
+            f"[{option.section}] {option.name}: {raw!r} is not a valid {option.kind.__name__}"
+        ) from exc
+    if option.kind is int and option.name != "message_reap_interval" and value < 1:
+        raise ConfigError(f"[{option.section}] {option.name} must be at least 1")
+    if option.name == "message_reap_interval" and value < 1 and value != -1:
+        raise ConfigError("[DEFAULT] message_reap_interval must be at least 1, or -1 to disable")
+    return value
+
+
+def load(path: str | Path | None = None) -> Settings:
+    """Read settings from an INI file; no file gives the defaults.
+
+    Unknown sections or options are errors: a misspelt option silently
+    ignored is an outage waiting to happen.
+    """
+    if path is None:
+        return Settings()
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    known = {(o.section, o.name): o for o in OPTIONS}
+    values: dict[str, Any] = {}
+    for section in ["DEFAULT", *parser.sections()]:
+        items = parser.defaults() if section == "DEFAULT" else {
+            k: v for k, v in parser.items(section, raw=True) if k not in parser.defaults()
+        }
+        for name, raw in items.items():
+            option = known.get((section, name))
+            if option is None:
+                raise ConfigError(f"{path}: unknown option [{section}] {name}")
+            values[_attr(option)] = _convert(option, raw)
+    return Settings(**values)
+
+
+def sample() -> str:
+    """A commented config file with every option at its default."""
+    lines = ["# usermessages configuration. Every option is shown at its default."]
+    section = None
+    for option in OPTIONS:
+        if option.section != section:
+            section = option.section
+            lines += ["", f"[{section}]"]
+        default = str(option.default).lower() if option.kind is bool else option.default
+        lines += [f"# {option.help}", f"#{option.name} = {default}"]
+    return "\n".join(lines) + "\n"

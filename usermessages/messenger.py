@@ -1,0 +1,251 @@
+"""The producer SDK: what a service calls at each failure point.
+
+Shaped like Cinder's ``cinder.message.api.API`` so a Cinder developer feels at
+home. Two kinds of failure are kept apart on purpose:
+
+* a programming mistake (an action, detail or resource not in the catalog, a
+  context without a project) raises CatalogError at once, loudly;
+* an operational failure (the database is down) never breaks the caller's
+  operation: it is logged and counted in ``Messenger.stats``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import socket
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from usermessages.catalog import (
+    Action,
+    Detail,
+    Kind,
+    Level,
+    Resource,
+    detail_for,
+    event_id,
+)
+from usermessages.context import RequestContext
+from usermessages.errors import CatalogError
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_TTL = 2592000
+MAX_FIELD = 255
+
+
+class Sink(Protocol):
+    """Where built message records go. ``deliver`` may raise on failure."""
+
+    def deliver(self, record: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Stats:
+    """What the messenger has done, for logs and metrics."""
+
+    created: int = 0
+    failed: int = 0
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _require(value: Any, kind: type, what: str) -> None:
+    if not isinstance(value, kind):
+        raise CatalogError(f"{what} must be a catalog {kind.__name__}, not {value!r}")
+
+
+def _bounded(value: str | None, what: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise CatalogError(f"{what} must be a string, not {type(value).__name__}")
+    if len(value) > MAX_FIELD:
+        raise CatalogError(f"{what} is longer than {MAX_FIELD} characters")
+    return value
+
+
+def _exception_class(exception: BaseException | None) -> str:
+    if exception is None:
+        return ""
+    cls = type(exception)
+    return f"{cls.__module__}.{cls.__qualname__}"[:MAX_FIELD]
+
+
+class DatabaseSink:
+    """Insert each record straight into the store (the ``db`` sink)."""
+
+    def __init__(self, url: str) -> None:
+        # Imported here so that a bus-only producer never loads SQLAlchemy.
+        from usermessages.store import engine as store_engine
+
+        self._engine = store_engine.connect(url)
+
+    def deliver(self, record: dict[str, Any]) -> None:
+        from usermessages.store import messages as store_messages
+
+        with self._engine.begin() as conn:
+            store_messages.insert_message(conn, record)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+class Messenger:
+    """Creates user messages from the sanctioned catalog and hands them to a sink."""
+
+    def __init__(self, sink: Sink, *, ttl: int = DEFAULT_TTL, host: str | None = None) -> None:
+        self._sink = sink
+        self._ttl = dt.timedelta(seconds=ttl)
+        self._host = host or socket.gethostname()
+        self._lock = threading.Lock()
+        self.stats = Stats()
+
+    @classmethod
+    def from_url(cls, url: str, *, ttl: int = DEFAULT_TTL, host: str | None = None) -> Messenger:
+        """A messenger for a database URL (``sqlite:///...``, ``postgresql://...``)."""
+        return cls(DatabaseSink(url), ttl=ttl, host=host)
+
+    def create(
+        self,
+        context: RequestContext,
+        action: Action,
+        resource_type: Resource = Resource.VOLUME,
+        resource_uuid: str | None = None,
+        exception: BaseException | None = None,
+        detail: Detail | None = None,
+        level: Level = Level.ERROR,
+    ) -> str | None:
+        """Record that ``action`` failed for the user behind ``context``.
+
+        The detail follows Cinder's precedence: an exception whose class the
+        catalog maps wins over ``detail``, which wins over UNKNOWN_ERROR. The
+        exception's text is never stored; its class is kept for admins only.
+        Returns the new message id, or None if it could not be delivered.
+        """
+        if not isinstance(context, RequestContext):
+            raise CatalogError(f"context must be a RequestContext, not {context!r}")
+        project_id = _bounded(context.project_id, "project_id")
+        if not project_id:
+            raise CatalogError("context.project_id is required for a user message")
+        record = self._record(
+            Kind.API, action, resource_type, resource_uuid, exception, detail, level,
+            project_id=project_id,
+            user_id=_bounded(context.user_id, "user_id"),
+            request_id=_bounded(context.request_id, "request_id"),
+        )
+        return self._deliver(record)
+
+    def create_from_request_context(
+        self,
+        context: RequestContext,
+        exception: BaseException | None = None,
+        detail: Detail | None = None,
+        level: Level = Level.ERROR,
+    ) -> str | None:
+        """Like ``create``, with action and resource taken from the context's ``message_*`` fields."""
+        if context.message_action is None:
+            raise CatalogError("context.message_action is not set")
+        return self.create(
+            context,
+            context.message_action,
+            resource_type=context.message_resource_type or Resource.VOLUME,
+            resource_uuid=context.message_resource_id,
+            exception=exception,
+            detail=detail,
+            level=level,
+        )
+
+    def create_service_message(
+        self,
+        action: Action,
+        detail: Detail,
+        *,
+        host: str,
+        level: Level = Level.ERROR,
+        request_id: str | None = None,
+    ) -> str | None:
+        """An admin-only message about a service (it stopped reporting, it is back)."""
+        record = self._record(
+            Kind.SERVICE, action, Resource.SERVICE, None, None, detail, level,
+            host=_bounded(host, "host"), request_id=_bounded(request_id, "request_id"),
+        )
+        return self._deliver(record)
+
+    def create_system_message(
+        self,
+        action: Action,
+        detail: Detail,
+        *,
+        level: Level = Level.ERROR,
+        host: str | None = None,
+        request_id: str | None = None,
+    ) -> str | None:
+        """An admin-only message about the platform (the broker is unreachable)."""
+        record = self._record(
+            Kind.SYSTEM, action, Resource.SYSTEM, None, None, detail, level,
+            host=_bounded(host, "host"), request_id=_bounded(request_id, "request_id"),
+        )
+        return self._deliver(record)
+
+    def close(self) -> None:
+        self._sink.close()
+
+    def _record(
+        self,
+        kind: Kind,
+        action: Action,
+        resource_type: Resource,
+        resource_uuid: str | None,
+        exception: BaseException | None,
+        detail: Detail | None,
+        level: Level,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        _require(action, Action, "action")
+        _require(resource_type, Resource, "resource_type")
+        if detail is not None:
+            _require(detail, Detail, "detail")
+        _require(level, Level, "level")
+        if exception is not None and not isinstance(exception, BaseException):
+            raise CatalogError(f"exception must be an exception, not {exception!r}")
+        chosen = detail_for(exception, detail)
+        now = _utcnow()
+        record: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "kind": kind.value,
+            "project_id": None,
+            "user_id": "",
+            "request_id": "",
+            "resource_type": resource_type.value,
+            "resource_uuid": _bounded(resource_uuid, "resource_uuid"),
+            "event_id": event_id(resource_type, action, chosen),
+            "message_level": level.value,
+            "action_id": action.id,
+            "detail_id": chosen.id,
+            "host": self._host[:MAX_FIELD],
+            "exception_class": _exception_class(exception),
+            "created_at": now,
+            "expires_at": now + self._ttl,
+        }
+        record.update({k: v for k, v in fields.items() if v is not None and v != ""})
+        return record
+
+    def _deliver(self, record: dict[str, Any]) -> str | None:
+        try:
+            self._sink.deliver(record)
+        except Exception:  # an operational failure must not break the caller
+            with self._lock:
+                self.stats.failed += 1
+            LOG.exception("could not record user message %s (%s)", record["id"], record["event_id"])
+            return None
+        with self._lock:
+            self.stats.created += 1
+        return record["id"]

@@ -1,0 +1,88 @@
+"""The reaper: deletes expired messages in batches, one node at a time.
+
+Safe to enable on every node. On PostgreSQL a pass holds a session advisory
+lock, so a second node that wakes up meanwhile skips its pass instead of
+fighting over the same rows (Cinder's "transaction bouncing"); batches also
+claim rows with SKIP LOCKED, so even without the lock no row is deleted twice.
+SQLite has a single writer and needs neither.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, text
+
+from usermessages.store import messages as store_messages
+
+LOG = logging.getLogger(__name__)
+
+# pg_try_advisory_lock key: "usermsg" packed into a bigint, fixed forever.
+ADVISORY_LOCK_KEY = 0x7573_6572_6D73_67
+
+
+@dataclass(frozen=True)
+class ReapResult:
+    deleted: int
+    skipped: bool = False  # another node held the lock
+
+
+def reap(engine: Engine, batch_size: int, now: dt.datetime | None = None) -> ReapResult:
+    """Run one pass: delete every row expired at ``now``, ``batch_size`` per transaction."""
+    now = now or store_messages.utcnow()
+    if engine.dialect.name != "postgresql":
+        return ReapResult(_reap_batches(engine, batch_size, now))
+    with engine.connect() as lock_conn:
+        got = lock_conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
+        if not got.scalar():
+            LOG.info("another node is reaping; skipping this pass")
+            return ReapResult(0, skipped=True)
+        try:
+            return ReapResult(_reap_batches(engine, batch_size, now))
+        finally:
+            lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
+            lock_conn.commit()
+
+
+def _reap_batches(engine: Engine, batch_size: int, now: dt.datetime) -> int:
+    total = 0
+    while True:
+        # One short transaction per batch keeps locks brief for the API's readers.
+        with engine.begin() as conn:
+            deleted = store_messages.delete_expired(conn, now, batch_size)
+        total += deleted
+        if deleted < batch_size:
+            break
+    LOG.info("Deleted %s expired messages.", total)
+    return total
+
+
+class PeriodicReaper:
+    """Runs ``reap`` now and then every ``interval`` seconds in a daemon thread."""
+
+    def __init__(self, engine: Engine, interval: int, batch_size: int) -> None:
+        self._engine = engine
+        self._interval = interval
+        self._batch_size = batch_size
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="reaper", daemon=True)
+
+    def start(self) -> None:
+        if self._interval > 0:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                reap(self._engine, self._batch_size)
+            except Exception:  # a failed pass is retried at the next interval
+                LOG.exception("reaper pass failed")
+            self._stop.wait(self._interval)

@@ -1,0 +1,1 @@
+"""The store: the messages table, its queries, migrations and connections."""

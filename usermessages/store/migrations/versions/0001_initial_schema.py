@@ -1,0 +1,69 @@
+"""Initial schema: the messages table and the indexes that serve listing and reaping.
+
+Revision ID: 0001
+Revises: 
+Create Date: 2026-11-24 20:10:05.408426
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0001'
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('messages',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('kind', sa.String(length=16), server_default='API', nullable=False),
+    sa.Column('project_id', sa.String(length=255), nullable=True),
+    sa.Column('user_id', sa.String(length=255), server_default='', nullable=False),
+    sa.Column('request_id', sa.String(length=255), server_default='', nullable=False),
+    sa.Column('resource_type', sa.String(length=36), server_default='', nullable=False),
+    sa.Column('resource_uuid', sa.String(length=255), server_default='', nullable=False),
+    sa.Column('event_id', sa.String(length=255), nullable=False),
+    sa.Column('message_level', sa.String(length=255), nullable=False),
+    sa.Column('action_id', sa.String(length=10), nullable=True),
+    sa.Column('detail_id', sa.String(length=10), nullable=True),
+    sa.Column('host', sa.String(length=255), server_default='', nullable=False),
+    sa.Column('exception_class', sa.String(length=255), server_default='', nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('expires_at', sa.DateTime(), nullable=False),
+    sa.Column('deleted', sa.Boolean(), server_default=sa.false(), nullable=False),
+    sa.Column('deleted_at', sa.DateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.create_index('ix_messages_created', ['created_at', 'id'], unique=False)
+        batch_op.create_index('ix_messages_expires_at', ['expires_at'], unique=False)
+        batch_op.create_index('ix_messages_project_created', ['project_id', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_messages_project_event_id', ['project_id', 'event_id', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_messages_project_expires_at', ['project_id', 'expires_at', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_messages_project_id', ['project_id', 'id'], unique=False)
+        batch_op.create_index('ix_messages_project_message_level', ['project_id', 'message_level', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_messages_project_request_id', ['project_id', 'request_id', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_messages_project_resource_type', ['project_id', 'resource_type', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_messages_project_resource_uuid', ['project_id', 'resource_uuid', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_messages_request_id', ['request_id'], unique=False)
+        batch_op.create_index('ix_messages_resource_uuid', ['resource_uuid'], unique=False)
+
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.drop_index('ix_messages_resource_uuid')
+        batch_op.drop_index('ix_messages_request_id')
+        batch_op.drop_index('ix_messages_project_resource_uuid')
+        batch_op.drop_index('ix_messages_project_resource_type')
+        batch_op.drop_index('ix_messages_project_request_id')
+        batch_op.drop_index('ix_messages_project_message_level')
+        batch_op.drop_index('ix_messages_project_id')
+        batch_op.drop_index('ix_messages_project_expires_at')
+        batch_op.drop_index('ix_messages_project_event_id')
+        batch_op.drop_index('ix_messages_project_created')
+        batch_op.drop_index('ix_messages_expires_at')
+        batch_op.drop_index('ix_messages_created')
+
+    op.drop_table('messages')

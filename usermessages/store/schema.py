@@ -1,0 +1,68 @@
+"""The messages table and its indexes.
+
+Every string column a user can sort or filter on is NOT NULL (empty string
+for "unset"), so keyset pagination can compare row values without NULL
+special cases; the API view omits empty ``resource_type``/``resource_uuid``
+exactly as Cinder omits falsy ones.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Column, DateTime, Index, MetaData, String, Table, false
+
+metadata = MetaData()
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    # API messages belong to a project; SERVICE and SYSTEM ones (admin-only) have none.
+    Column("kind", String(16), nullable=False, server_default="API"),
+    Column("project_id", String(255), nullable=True),
+    Column("user_id", String(255), nullable=False, server_default=""),
+    Column("request_id", String(255), nullable=False, server_default=""),
+    Column("resource_type", String(36), nullable=False, server_default=""),
+    Column("resource_uuid", String(255), nullable=False, server_default=""),
+    Column("event_id", String(255), nullable=False),
+    Column("message_level", String(255), nullable=False),
+    # NULL action_id marks a legacy row whose text comes from its event_id.
+    Column("action_id", String(10), nullable=True),
+    Column("detail_id", String(10), nullable=True),
+    # Admin-only internals: never rendered for project users.
+    Column("host", String(255), nullable=False, server_default=""),
+    Column("exception_class", String(255), nullable=False, server_default=""),
+    Column("created_at", DateTime(), nullable=False),
+    Column("expires_at", DateTime(), nullable=False),
+    Column("deleted", Boolean(), nullable=False, server_default=false()),
+    Column("deleted_at", DateTime(), nullable=True),
+)
+
+# The keys a project's list can be sorted or filtered on. Each index ends in
+# (created_at, id), the tie-breakers every sort gets, so one index serves both
+# "filter on k, newest first" and "sort by k" with keyset pagination; a btree
+# read backwards serves the other direction.
+PROJECT_LIST_KEYS = (
+    "event_id",
+    "message_level",
+    "resource_type",
+    "resource_uuid",
+    "request_id",
+    "expires_at",
+)
+
+Index("ix_messages_project_created", messages.c.project_id, messages.c.created_at, messages.c.id)
+Index("ix_messages_project_id", messages.c.project_id, messages.c.id)
+for _key in PROJECT_LIST_KEYS:
+    Index(
+        f"ix_messages_project_{_key}",
+        messages.c.project_id,
+        messages.c[_key],
+        messages.c.created_at,
+        messages.c.id,
+    )
+# Admins list across projects, newest first, and look up a request or a resource.
+Index("ix_messages_created", messages.c.created_at, messages.c.id)
+Index("ix_messages_request_id", messages.c.request_id)
+Index("ix_messages_resource_uuid", messages.c.resource_uuid)
+# The reaper walks expired rows oldest first.
+Index("ix_messages_expires_at", messages.c.expires_at)
