@@ -171,3 +171,7 @@ def _register_client() -> None:
 
 
 _register_client()
+
+
+if __name__ == "__main__":
+    main()

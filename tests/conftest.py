@@ -1,0 +1,61 @@
+"""Shared fixtures: the store on real SQLite and real PostgreSQL, and the app over it."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from tests import servers
+from usermessages.api.app import create_app
+from usermessages.config import Settings
+from usermessages.store import engine as store_engine
+from usermessages.store import migrate
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgresql_admin_url() -> Iterator[str]:
+    """One throwaway PostgreSQL cluster for the whole run."""
+    with servers.postgresql_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgresql_url(postgresql_admin_url: str) -> str:
+    """A fresh, empty database on the shared cluster."""
+    return servers.create_database(postgresql_admin_url, f"t{next(_counter)}_{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """A fresh, empty store on each engine the service supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/usermessages.sqlite"
+    return request.getfixturevalue("postgresql_url")
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """An engine on a store migrated to head."""
+    eng = store_engine.connect(db_url)
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return Settings(database_connection=db_url)
+
+
+@pytest.fixture
+def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    """An HTTP client over the real app and the real store (no server process)."""
+    with TestClient(create_app(settings, engine=engine)) as test_client:
+        yield test_client

@@ -1,0 +1,5 @@
+"""``python -m usermessages`` runs the command line."""
+
+from usermessages.cli.main import main
+
+main()
