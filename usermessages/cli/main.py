@@ -136,12 +136,18 @@ def catalog() -> None:
 
 @catalog.command("list")
 @config_option
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
+              default="table")
 @_edge
 def catalog_list(config_file: str | None, fmt: str) -> None:
     """Print every catalog entry with its id and text (deployer overrides applied)."""
     settings = _settings(config_file)
-    entries = Catalog.from_file(settings.catalog_overrides_file or None).rows()
+    entries = list(Catalog.from_file(settings.catalog_overrides_file or None).rows())
+    if fmt == "markdown":
+        click.echo("| table | id | name | text |\n|---|---|---|---|")
+        for row in entries:
+            click.echo("| " + " | ".join(row) + " |")
+        return
     if fmt == "json":
         click.echo(json.dumps(
             [{"table": t, "id": i, "name": n, "text": x} for t, i, n, x in entries], indent=2
