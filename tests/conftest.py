@@ -59,3 +59,10 @@ def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
     """An HTTP client over the real app and the real store (no server process)."""
     with TestClient(create_app(settings, engine=engine)) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> Iterator[str]:
+    """One throwaway RabbitMQ for the whole run (tests that stop it start their own)."""
+    with servers.rabbitmq_server() as url:
+        yield url

@@ -116,3 +116,106 @@ def api_server(db_url: str, *, config_file: str | None = None) -> Iterator[str]:
             process.kill()
             process.wait()
         os.unlink(log.name)
+
+
+@contextlib.contextmanager
+def rabbitmq_server() -> Iterator[str]:
+    """Start a throwaway RabbitMQ on 127.0.0.1; yield its AMQP URL; stop it and its epmd.
+
+    Per Debian's packaging, rabbitmq-server re-runs itself as the `rabbitmq`
+    user, so every directory it is given must belong to that user (else it
+    hangs silently). The CLI gets its own distribution port range, apart
+    from the server's, or the two fight over one port.
+    """
+    server = shutil.which("rabbitmq-server") or "/usr/sbin/rabbitmq-server"
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    if not Path(server).exists():
+        raise RuntimeError("rabbitmq-server is not installed; `make test` installs it")
+    root = Path(tempfile.mkdtemp(prefix="um-rmq-"))
+    for sub in ("mnesia", "log"):
+        (root / sub).mkdir()
+    (root / "enabled_plugins").write_text("[].")
+    port = free_port()
+    dist, epmd = free_port(), free_port()
+    ctl_low = free_port()
+    node = f"um{port}@localhost"
+    common = {
+        **os.environ,
+        "RABBITMQ_NODENAME": node,
+        "ERL_EPMD_ADDRESS": "127.0.0.1",
+        "ERL_EPMD_PORT": str(epmd),
+        "RABBITMQ_CTL_DIST_PORT_MIN": str(ctl_low),
+        "RABBITMQ_CTL_DIST_PORT_MAX": str(ctl_low + 10),
+        "RABBITMQ_CTL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        "HOME": str(root),
+    }
+    server_env = {
+        **common,
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(dist),
+        "RABBITMQ_MNESIA_BASE": str(root / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(root / "log"),
+        "RABBITMQ_PID_FILE": str(root / "rabbit.pid"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(root / "enabled_plugins"),
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+    }
+    if os.geteuid() == 0:
+        subprocess.run(["chown", "-R", "rabbitmq:rabbitmq", str(root)], check=True)
+    log = open(root / "server.out", "wb")
+    process = subprocess.Popen([server], env=server_env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    rabbit = RabbitMQ(process, ctl, common, root, port, epmd)
+    try:
+        rabbit.wait_ready()
+        yield rabbit.url
+    finally:
+        rabbit.stop()
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+class RabbitMQ:
+    """Handles on a running throwaway broker, so tests can stop and restart it."""
+
+    def __init__(self, process, ctl, env, root, port, epmd) -> None:  # type: ignore[no-untyped-def]
+        self.process, self.ctl, self.env, self.root = process, ctl, env, root
+        self.port, self.epmd = port, epmd
+        self.url = f"amqp://guest:guest@127.0.0.1:{port}//"
+
+    def _ctl(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([self.ctl, "-n", self.env["RABBITMQ_NODENAME"], *args],
+                              env=self.env, capture_output=True, text=True, timeout=timeout)
+
+    def wait_ready(self) -> None:
+        result = self._ctl("wait", str(self.root / "rabbit.pid"), "--timeout", "90")
+        if result.returncode != 0:
+            raise RuntimeError(f"RabbitMQ did not start: {result.stdout}{result.stderr}"
+                               f"{(self.root / 'server.out').read_text(errors='replace')}")
+
+    def stop_app(self) -> None:
+        """Stop the broker application (connections drop, the port closes) but keep the node."""
+        self._ctl("stop_app", timeout=60).check_returncode()
+
+    def start_app(self) -> None:
+        self._ctl("start_app", timeout=60).check_returncode()
+        self._ctl("await_startup", timeout=60)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self._ctl("stop", str(self.root / "rabbit.pid"), timeout=60)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+                self.process.wait()
+        # epmd outlives the node; end it by the port it holds.
+        subprocess.run(["pkill", "-f", f"epmd.*-port {self.epmd}"], capture_output=True)
+        out = subprocess.run(["ss", "-ltnpH", f"sport = :{self.epmd}"], capture_output=True,
+                             text=True).stdout
+        for token in out.split("pid=")[1:]:
+            pid = int(token.split(",", 1)[0])
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass

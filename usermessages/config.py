@@ -58,11 +58,40 @@ OPTIONS: tuple[Option, ...] = (
            "What a project id in a URL must look like (Cinder's project_id_regex)."),
     Option("catalog", "overrides_file", "",
            "INI file with [action] and [detail] sections replacing catalog texts by id."),
+    Option("bus", "url", "memory://",
+           "Broker URL: memory:// is in-process (the embedded default, for `serve` alone); "
+           "amqp://USER:PASS@HOST:5672// is RabbitMQ, for separate producers and collectors."),
+    Option("bus", "queue_type", "classic",
+           "RabbitMQ queue type of the messages queue: classic, or quorum for a cluster."),
+    Option("bus", "timeout", 2.0,
+           "Seconds any one broker step (connect, publish confirm) may take before it fails."),
+    Option("sdk", "sink", "bus",
+           "Where Messenger.from_settings sends messages: db (insert directly), bus, or both."),
+    Option("sdk", "spool_path", "",
+           "SQLite file spooling messages while the broker is unreachable; empty keeps the "
+           "spool in memory (lost if the producer dies). One file per producer process."),
+    Option("sdk", "spool_max_messages", 100000,
+           "Most messages the spool holds; when full, the oldest are dropped and counted."),
+    Option("collector", "batch_size", 500, "Most messages inserted in one transaction."),
+    Option("collector", "flush_interval", 0.2,
+           "Seconds a partial batch may wait before it is inserted."),
+    Option("collector", "embedded", True,
+           "Run a collector inside `usermessages serve` (the embedded shape). Turn off when "
+           "separate `usermessages collector` processes consume the bus."),
+    Option("collector", "notifications_url", "",
+           "Broker URL of the OpenStack notification bus to listen to; empty disables it."),
+    Option("collector", "notifications_exchanges", "openstack",
+           "Comma-separated exchanges whose notifications.error messages are read "
+           "(a service's control_exchange: openstack, cinder, nova...)."),
+    Option("collector", "notification_mapping_file", "",
+           "INI file mapping OpenStack error notification event types to catalog entries."),
 )
 
 
 def _attr(option: Option) -> str:
-    return option.name if option.section in ("DEFAULT", "api") else f"{option.section}_{option.name}"
+    if option.section in ("DEFAULT", "api"):
+        return option.name
+    return f"{option.section}_{option.name}"
 
 
 @dataclass(frozen=True)
@@ -80,6 +109,18 @@ class Settings:
     policy_file: str = ""
     project_id_regex: str = r"[0-9a-f\-]+"
     catalog_overrides_file: str = ""
+    bus_url: str = "memory://"
+    bus_queue_type: str = "classic"
+    bus_timeout: float = 2.0
+    sdk_sink: str = "bus"
+    sdk_spool_path: str = ""
+    sdk_spool_max_messages: int = 100000
+    collector_batch_size: int = 500
+    collector_flush_interval: float = 0.2
+    collector_embedded: bool = True
+    collector_notifications_url: str = ""
+    collector_notifications_exchanges: str = "openstack"
+    collector_notification_mapping_file: str = ""
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed (command-line flags win over the file)."""
@@ -93,6 +134,7 @@ _BOOLS = {"true": True, "yes": True, "1": True, "on": True,
 def _convert(option: Option, raw: str) -> Any:
     converters: dict[type, Callable[[str], Any]] = {
         int: int,
+        float: float,
         bool: lambda v: _BOOLS[v.strip().lower()],
         str: lambda v: v.strip(),
     }
@@ -102,11 +144,17 @@ def _convert(option: Option, raw: str) -> Any:
         raise ConfigError(
             f"[{option.section}] {option.name}: {raw!r} is not a valid {option.kind.__name__}"
         ) from exc
-    if option.kind is int and option.name != "message_reap_interval" and value < 1:
-        raise ConfigError(f"[{option.section}] {option.name} must be at least 1")
+    if option.kind in (int, float) and option.name != "message_reap_interval" and value <= 0:
+        raise ConfigError(f"[{option.section}] {option.name} must be positive")
     if option.name == "message_reap_interval" and value < 1 and value != -1:
         raise ConfigError("[DEFAULT] message_reap_interval must be at least 1, or -1 to disable")
+    choices = CHOICES.get(option.name)
+    if choices and value not in choices:
+        raise ConfigError(f"[{option.section}] {option.name} must be one of {', '.join(choices)}")
     return value
+
+
+CHOICES = {"sink": ("db", "bus", "both"), "queue_type": ("classic", "quorum")}
 
 
 def load(path: str | Path | None = None) -> Settings:
@@ -147,4 +195,25 @@ def sample() -> str:
             lines += ["", f"[{section}]"]
         default = str(option.default).lower() if option.kind is bool else option.default
         lines += [f"# {option.help}", f"#{option.name} = {default}"]
+    return "\n".join(lines) + "\n"
+
+
+def markdown() -> str:
+    """docs/configuration.md: every option, its default and meaning."""
+    lines = [
+        "# Configuration", "",
+        "One INI file, passed as `--config FILE` (or `USERMESSAGES_CONFIG`) to every command;",
+        "command-line flags (`--db`, `--host`, `--port`) win over it. Unknown sections or",
+        "options are start-up errors. `usermessages config sample` prints a commented file",
+        "with every option at its default; this page is `usermessages config docs`. Names",
+        "follow Cinder's where Cinder has the option.",
+    ]
+    section = None
+    for option in OPTIONS:
+        if option.section != section:
+            section = option.section
+            lines += ["", f"## [{section}]", "", "| option | default | meaning |", "|---|---|---|"]
+        default = str(option.default).lower() if option.kind is bool else str(option.default)
+        shown = f"`{default}`" if default else "(empty)"
+        lines.append(f"| `{option.name}` | {shown} | {option.help} |")
     return "\n".join(lines) + "\n"

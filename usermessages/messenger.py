@@ -17,8 +17,9 @@ import socket
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from usermessages import metrics
 from usermessages.catalog import (
     Action,
     Detail,
@@ -30,6 +31,9 @@ from usermessages.catalog import (
 )
 from usermessages.context import RequestContext
 from usermessages.errors import CatalogError
+
+if TYPE_CHECKING:
+    from usermessages.config import Settings
 
 LOG = logging.getLogger(__name__)
 
@@ -98,6 +102,34 @@ class DatabaseSink:
         self._engine.dispose()
 
 
+class FanoutSink:
+    """The ``both`` sink: the database directly and the bus (Cinder's spec, phase 2).
+
+    The collector ignores ids already stored, so a message that takes both
+    paths is stored once; it fails only if every path failed.
+    """
+
+    def __init__(self, *sinks: Sink) -> None:
+        self._sinks = sinks
+
+    def deliver(self, record: dict[str, Any]) -> None:
+        errors = []
+        for sink in self._sinks:
+            try:
+                sink.deliver(record)
+            except Exception as exc:  # try the other paths before giving up
+                errors.append(exc)
+        if len(errors) == len(self._sinks):
+            raise errors[0]
+
+    def close(self) -> None:
+        for sink in self._sinks:
+            sink.close()
+
+
+SINKS = ("db", "bus", "both")
+
+
 class Messenger:
     """Creates user messages from the sanctioned catalog and hands them to a sink."""
 
@@ -106,12 +138,67 @@ class Messenger:
         self._ttl = dt.timedelta(seconds=ttl)
         self._host = host or socket.gethostname()
         self._lock = threading.Lock()
+        self._sink_name = type(sink).__name__
         self.stats = Stats()
 
     @classmethod
-    def from_url(cls, url: str, *, ttl: int = DEFAULT_TTL, host: str | None = None) -> Messenger:
-        """A messenger for a database URL (``sqlite:///...``, ``postgresql://...``)."""
-        return cls(DatabaseSink(url), ttl=ttl, host=host)
+    def from_url(
+        cls,
+        url: str,
+        *,
+        sink: str | None = None,
+        db_url: str | None = None,
+        spool_path: str | None = None,
+        spool_max_messages: int = 100_000,
+        timeout: float = 2.0,
+        ttl: int = DEFAULT_TTL,
+        host: str | None = None,
+    ) -> Messenger:
+        """A messenger for a database URL or a bus URL.
+
+        ``sqlite:///...`` or ``postgresql://...`` inserts directly (sink ``db``).
+        ``amqp://...`` (RabbitMQ) or ``memory://`` (in-process) goes through a
+        local spool to the bus (sink ``bus``); ``spool_path`` makes the spool a
+        file that survives a crash (None keeps it in memory). Sink ``both``
+        takes the bus URL and ``db_url``.
+        """
+        from usermessages.bus import is_bus_url
+
+        chosen = sink or ("bus" if is_bus_url(url) else "db")
+        if chosen not in SINKS:
+            raise CatalogError(f"sink must be one of {', '.join(SINKS)}, not {chosen!r}")
+        if chosen == "db":
+            return cls(DatabaseSink(url), ttl=ttl, host=host)
+        if not is_bus_url(url):
+            raise CatalogError(f"sink {chosen!r} needs a bus URL (amqp:// or memory://)")
+        from usermessages.forwarder import BusSink
+        from usermessages.spool import Spool
+
+        bus_sink = BusSink(url, Spool(spool_path, spool_max_messages), timeout=timeout)
+        if chosen == "bus":
+            return cls(bus_sink, ttl=ttl, host=host)
+        if not db_url:
+            raise CatalogError("sink 'both' needs db_url as well as the bus URL")
+        return cls(FanoutSink(DatabaseSink(db_url), bus_sink), ttl=ttl, host=host)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, host: str | None = None) -> Messenger:
+        """A messenger as the config file says (``[sdk]``, ``[bus]``, ``[database]``)."""
+        sink = settings.sdk_sink
+        return cls.from_url(
+            settings.database_connection if sink == "db" else settings.bus_url,
+            sink=sink,
+            db_url=settings.database_connection,
+            spool_path=settings.sdk_spool_path or None,
+            spool_max_messages=settings.sdk_spool_max_messages,
+            timeout=settings.bus_timeout,
+            ttl=settings.message_ttl,
+            host=host,
+        )
+
+    @property
+    def sink(self) -> Sink:
+        return self._sink
 
     def create(
         self,
@@ -244,8 +331,10 @@ class Messenger:
         except Exception:  # an operational failure must not break the caller
             with self._lock:
                 self.stats.failed += 1
+            metrics.FAILED.inc()
             LOG.exception("could not record user message %s (%s)", record["id"], record["event_id"])
             return None
         with self._lock:
             self.stats.created += 1
+        metrics.CREATED.labels(sink=self._sink_name).inc()
         return record["id"]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
@@ -18,7 +15,6 @@ from usermessages.api.versions import version_document
 from usermessages.catalog import Catalog
 from usermessages.config import Settings
 from usermessages.errors import HTTPError
-from usermessages.reaper import PeriodicReaper
 from usermessages.store import engine as store_engine
 
 
@@ -45,30 +41,14 @@ def create_app(
     *,
     engine: Engine | None = None,
     catalog: Catalog | None = None,
-    run_reaper: bool = False,
 ) -> FastAPI:
     """Build the app. Loading the catalog and policy here makes a bad file a start-up error."""
     engine = engine or store_engine.connect(settings.database_connection)
     catalog = catalog or Catalog.from_file(settings.catalog_overrides_file or None)
-    reaper = PeriodicReaper(
-        engine, settings.message_reap_interval, settings.message_reap_batch_size
-    ) if run_reaper else None
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if reaper:
-            reaper.start()
-        try:
-            yield
-        finally:
-            if reaper:
-                reaper.stop()
-
     app = FastAPI(
         title="usermessages",
         summary="Why did my operation fail? Cinder-compatible user messages.",
         version="3.71",
-        lifespan=lifespan,
         redirect_slashes=False,
         docs_url="/api-docs",
         redoc_url=None,

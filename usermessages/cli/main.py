@@ -68,10 +68,8 @@ def main(verbose: bool) -> None:
 @config_option
 @_edge
 def serve(host: str | None, port: int | None, db: str | None, config_file: str | None) -> None:
-    """Run the API (and the reaper) on the embedded default or the configured store."""
-    import uvicorn
-
-    from usermessages.api.app import create_app
+    """Run the API, the reaper and (embedded) a collector, on the configured store."""
+    from usermessages import service
     from usermessages.store import engine as store_engine
     from usermessages.store import migrate
 
@@ -84,12 +82,75 @@ def serve(host: str | None, port: int | None, db: str | None, config_file: str |
         raise click.ClickException(
             "the database schema is not current: run `usermessages db upgrade` first"
         )
-    app = create_app(settings, engine=engine, run_reaper=True)
     console.print(
         f"usermessages API on http://{settings.host}:{settings.port}/v3 "
-        f"(store: {engine.url.render_as_string(hide_password=True)})"
+        f"(store: {engine.url.render_as_string(hide_password=True)}; "
+        f"collector: {'embedded on ' + _safe_url(settings.bus_url) if settings.collector_embedded else 'off'})"
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    service.serve(settings, engine)
+
+
+def _safe_url(url: str) -> str:
+    from kombu.utils.url import maybe_sanitize_url
+
+    return str(maybe_sanitize_url(url))
+
+
+@main.command()
+@click.option("--bus", "bus_url", default=None, envvar="USERMESSAGES_BUS",
+              help="Broker URL; overrides [bus] url.")
+@db_option
+@config_option
+@_edge
+def collector(bus_url: str | None, db: str | None, config_file: str | None) -> None:
+    """Consume messages from the bus and store them, until SIGTERM or Ctrl-C."""
+    import signal
+    import threading
+
+    from usermessages.collector import Collector
+    from usermessages.store import engine as store_engine
+
+    settings = _settings(config_file, db).replace(bus_url=bus_url)
+    engine = store_engine.connect(settings.database_connection)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    console.print(f"collector: {_safe_url(settings.bus_url)} -> "
+                  f"{engine.url.render_as_string(hide_password=True)}")
+    Collector.from_settings(settings, engine).run(stop)
+
+
+@main.group("dead-letters")
+def dead_letters() -> None:
+    """Envelopes the collector could not accept."""
+
+
+@dead_letters.command("list")
+@click.option("--bus", "bus_url", default=None, envvar="USERMESSAGES_BUS",
+              help="Broker URL; overrides [bus] url.")
+@click.option("--limit", type=click.IntRange(1, 10000), default=100)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@config_option
+@_edge
+def dead_letters_list(bus_url: str | None, limit: int, fmt: str, config_file: str | None) -> None:
+    """Show dead letters with the reason each was refused (they stay in the queue)."""
+    from usermessages.collector import list_dead_letters
+
+    settings = _settings(config_file).replace(bus_url=bus_url)
+    try:
+        letters = list_dead_letters(settings.bus_url, limit, settings.bus_timeout)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot reach the broker at {_safe_url(settings.bus_url)}: {exc}"
+        ) from exc
+    if fmt == "json":
+        click.echo(json.dumps(letters, indent=2))
+        return
+    table = Table("Source", "Reason", "Envelope (first 500 bytes)")
+    for letter in letters:
+        table.add_row(letter["source"], letter["reason"], letter["body"])
+    console.print(table)
+    click.echo(f"{len(letters)} dead letter(s)")
 
 
 @main.group()
@@ -168,6 +229,12 @@ def config_group() -> None:
 def config_sample() -> None:
     """Print a config file with every option documented at its default."""
     click.echo(config_module.sample(), nl=False)
+
+
+@config_group.command("docs")
+def config_docs() -> None:
+    """Print docs/configuration.md: every option, its default and meaning."""
+    click.echo(config_module.markdown(), nl=False)
 
 
 def _register_client() -> None:

@@ -1,0 +1,293 @@
+"""The collector: bus → validate → batch insert (idempotent) → ack.
+
+Shaped like kombu's ConsumerMixin: a pure handler decides what an envelope
+is (a row to store, or a dead letter with its reason), and a thin loop
+connects with capped back-off, drains, flushes batches and stops cleanly.
+
+Guarantees:
+* an envelope is acknowledged only after the transaction holding its row
+  has committed, so a collector killed at any instant loses nothing;
+* rows are inserted with "on conflict do nothing" on the producer's id, so
+  the redelivery that follows such a kill stores nothing twice;
+* while the store is down the batch is retried with capped back-off and
+  nothing is acknowledged; the broker keeps the envelopes;
+* an envelope that cannot be accepted (bad JSON, unknown catalog id,
+  oversize field, or a row the store refuses) goes to the dead-letter queue
+  with the reason, and the rest keeps flowing.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kombu import Connection, Consumer, Producer
+from kombu.message import Message
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from usermessages import bus, envelope, metrics
+from usermessages.config import Settings
+from usermessages.store import messages as store
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Accept:
+    row: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Reject:
+    reason: str
+
+
+Decision = Accept | Reject
+
+
+def decide(body: bytes, ttl: int) -> Decision:
+    """The pure handler: what to do with one envelope from the messages queue."""
+    try:
+        return Accept(envelope.decode(body, ttl))
+    except envelope.InvalidEnvelope as exc:
+        return Reject(str(exc))
+
+
+@dataclass
+class CollectorStats:
+    stored: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    db_retries: int = 0
+
+
+@dataclass
+class _Pending:
+    """Envelopes decoded but not yet committed, with the broker messages to ack."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    since: float = 0.0
+
+
+@dataclass(frozen=True)
+class Source:
+    """A queue the collector consumes and the handler that decides for it."""
+
+    name: str
+    queue: Any
+    decide: Callable[[bytes], Decision]
+
+
+class Collector:
+    """Consumes envelopes and stores them in batches; run it in any number of processes."""
+
+    def __init__(
+        self,
+        bus_url: str,
+        engine: Engine,
+        *,
+        ttl: int,
+        batch_size: int = 500,
+        flush_interval: float = 0.2,
+        queue_type: str = "classic",
+        timeout: float = 2.0,
+        max_backoff: float = 30.0,
+        extra_sources: tuple[Source, ...] = (),
+    ) -> None:
+        self._url = bus_url
+        self._engine = engine
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._queue_type = queue_type
+        self._timeout = timeout
+        self._max_backoff = max_backoff
+        self._sources = (
+            Source("usermessages", bus.messages_queue(queue_type), lambda b: decide(b, ttl)),
+            *extra_sources,
+        )
+        self._pending = _Pending()
+        self._dead_producer: Producer | None = None
+        self._stop = threading.Event()
+        self.stats = CollectorStats()
+        self.ready = threading.Event()  # consuming (for tests and health checks)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, engine: Engine, extra_sources: tuple[Source, ...] = ()
+    ) -> Collector:
+        return cls(
+            settings.bus_url,
+            engine,
+            ttl=settings.message_ttl,
+            batch_size=settings.collector_batch_size,
+            flush_interval=settings.collector_flush_interval,
+            queue_type=settings.bus_queue_type,
+            timeout=settings.bus_timeout,
+            extra_sources=extra_sources,
+        )
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set; reconnects to the broker with capped back-off."""
+        self._stop = stop
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                with bus.connect(self._url, timeout=self._timeout) as connection:
+                    connection.ensure_connection(max_retries=1, timeout=self._timeout)
+                    bus.declare(connection, self._queue_type)
+                    backoff = 0.1
+                    self._consume(connection)
+            except Exception as exc:  # broker trouble: envelopes stay on the broker
+                self.ready.clear()
+                self._pending = _Pending()  # unacked: the broker will redeliver them
+                LOG.error("collector lost the broker (%s: %s); retrying in %.1fs",
+                          type(exc).__name__, exc, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+
+    def _consume(self, connection: Connection) -> None:
+        channel = connection.channel()
+        # Enough prefetch to fill a batch while the previous one commits.
+        channel.basic_qos(0, self._batch_size * 2, False)
+        self._dead_producer = Producer(connection.channel())
+        consumers = [
+            Consumer(channel, queues=[source.queue], no_ack=False,
+                     on_message=self._handler(source))
+            for source in self._sources
+        ]
+        for consumer in consumers:
+            consumer.consume()
+        self.ready.set()
+        try:
+            while not self._stop.is_set():
+                try:
+                    connection.drain_events(timeout=self._flush_interval)
+                except socket.timeout:
+                    pass
+                if self._due():
+                    self._flush()
+            self._flush()
+        finally:
+            self.ready.clear()
+            for consumer in consumers:
+                try:
+                    consumer.cancel()
+                except Exception:  # the connection may be gone already
+                    LOG.debug("cancel failed", exc_info=True)
+
+    def _handler(self, source: Source) -> Callable[[Message], None]:
+        def on_message(message: Message) -> None:
+            decision = source.decide(message.body if isinstance(message.body, bytes)
+                                     else str(message.body).encode())
+            if isinstance(decision, Reject):
+                self._dead_letter(message, decision.reason, source.name)
+                return
+            if not self._pending.rows:
+                self._pending.since = time.monotonic()
+            self._pending.rows.append(decision.row)
+            self._pending.messages.append(message)
+            if len(self._pending.rows) >= self._batch_size:
+                self._flush()
+
+        return on_message
+
+    def _due(self) -> bool:
+        pending = self._pending
+        return bool(pending.rows) and (
+            time.monotonic() - pending.since >= self._flush_interval
+        )
+
+    def _flush(self) -> None:
+        pending = self._pending
+        if not pending.rows:
+            return
+        backoff = 0.1
+        while True:
+            try:
+                with self._engine.begin() as conn:
+                    new = store.insert_messages(conn, pending.rows)
+                break
+            except OperationalError as exc:
+                # The store is down: keep the batch, ack nothing, try again.
+                self.stats.db_retries += 1
+                metrics.DB_RETRIES.inc()
+                LOG.error("store unavailable (%s); retrying batch of %d in %.1fs",
+                          type(exc.orig).__name__, len(pending.rows), backoff)
+                if self._stop.wait(backoff):
+                    return  # stopping: the broker redelivers the unacked batch
+                backoff = min(backoff * 2, self._max_backoff)
+            except DBAPIError:
+                # The store refuses a row (not a connection problem): find it.
+                self._flush_one_by_one(pending)
+                return
+        for message in pending.messages:
+            message.ack()
+        self._count(len(pending.rows), new)
+        self._pending = _Pending()
+
+    def _flush_one_by_one(self, pending: _Pending) -> None:
+        for row, message in zip(pending.rows, pending.messages):
+            try:
+                with self._engine.begin() as conn:
+                    new = store.insert_messages(conn, [row])
+            except OperationalError:
+                raise
+            except DBAPIError as exc:
+                self._dead_letter(message, f"store refused the row: {type(exc.orig).__name__}",
+                                  "usermessages")
+                continue
+            message.ack()
+            self._count(1, new)
+        self._pending = _Pending()
+
+    def _count(self, rows: int, new: int) -> None:
+        self.stats.stored += new
+        self.stats.duplicates += rows - new
+        metrics.STORED.inc(new)
+        metrics.DUPLICATES.inc(rows - new)
+
+    def _dead_letter(self, message: Message, reason: str, source: str) -> None:
+        assert self._dead_producer is not None
+        self._dead_producer.publish(
+            message.body,
+            exchange=bus.EXCHANGE,
+            routing_key=bus.DEAD_KEY,
+            headers={"x-reason": reason[:1000], "x-source": source},
+            content_type="application/octet-stream",
+            content_encoding="binary",
+            delivery_mode=2,
+            retry=False,
+        )
+        message.ack()
+        self.stats.dead_lettered += 1
+        metrics.DEAD_LETTERED.labels(source=source).inc()
+        LOG.warning("dead-lettered an envelope from %s: %s", source, reason)
+
+
+def list_dead_letters(bus_url: str, limit: int = 100, timeout: float = 2.0) -> list[dict]:
+    """Read dead letters without consuming them (they are requeued on close)."""
+    letters: list[dict] = []
+    with bus.connect(bus_url, timeout=timeout) as connection:
+        connection.ensure_connection(max_retries=1, timeout=timeout)
+        bus.declare(connection)
+        queue = bus.dead_letter_queue()(connection.channel())
+        while len(letters) < limit:
+            message = queue.get(no_ack=False)
+            if message is None:
+                break
+            headers = message.headers or {}
+            body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+            letters.append({
+                "reason": headers.get("x-reason", ""),
+                "source": headers.get("x-source", ""),
+                "body": body[:500].decode("utf-8", errors="replace"),
+            })
+        # Closing the channel without acking puts every letter back, in order.
+    return letters

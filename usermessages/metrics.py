@@ -1,0 +1,34 @@
+"""Counters for what the SDK and the collector do, in Prometheus' registry.
+
+The API serves them at /metrics; a producer process can expose the same
+registry its own way. Counting is cheap and never raises.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+CREATED = Counter("usermessages_sdk_created", "Messages the SDK accepted", ["sink"])
+FAILED = Counter("usermessages_sdk_failed", "Messages the SDK could not record or spool")
+SPOOLED = Counter(
+    "usermessages_sdk_spooled", "Messages spooled locally while the broker was unreachable"
+)
+REPLAYED = Counter(
+    "usermessages_sdk_replayed", "Spooled messages published after the broker came back"
+)
+DROPPED = Counter("usermessages_sdk_dropped", "Oldest spooled messages dropped: spool full")
+PUBLISHED = Counter("usermessages_sdk_published", "Messages the broker confirmed")
+SPOOL_DEPTH = Gauge("usermessages_sdk_spool_depth", "Messages waiting in the local spool")
+
+STORED = Counter("usermessages_collector_stored", "Messages the collector inserted")
+DUPLICATES = Counter(
+    "usermessages_collector_duplicates", "Redelivered messages already stored (ignored)"
+)
+DEAD_LETTERED = Counter(
+    "usermessages_collector_dead_lettered", "Envelopes rejected to the dead-letter queue", ["source"]
+)
+DB_RETRIES = Counter("usermessages_collector_db_retries", "Batch inserts retried: store down")
+UNMAPPED = Counter(
+    "usermessages_collector_unmapped_notifications",
+    "OpenStack error notifications with no mapping (never stored)", ["event_type"]
+)
