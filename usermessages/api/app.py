@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -71,6 +72,11 @@ def create_app(
     @app.get("/v3/", include_in_schema=False)
     def v3(request: Request) -> JSONResponse:
         return JSONResponse(version_document(messages.base_url(request, settings)))
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        # Counters of this process (SDK, collector) only; never message data.
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(messages.router)
     return app
