@@ -157,11 +157,12 @@ def _convert(option: Option, raw: str) -> Any:
 CHOICES = {"sink": ("db", "bus", "both"), "queue_type": ("classic", "quorum")}
 
 
-def load(path: str | Path | None = None) -> Settings:
+def load(path: str | Path | None = None, foreign: Callable[[str], bool] = lambda _: False) -> Settings:
     """Read settings from an INI file; no file gives the defaults.
 
     Unknown sections or options are errors: a misspelt option silently
-    ignored is an outage waiting to happen.
+    ignored is an outage waiting to happen. ``foreign`` names the sections
+    that another program sharing the file reads (they are skipped here).
     """
     if path is None:
         return Settings()
@@ -173,7 +174,7 @@ def load(path: str | Path | None = None) -> Settings:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     known = {(o.section, o.name): o for o in OPTIONS}
     values: dict[str, Any] = {}
-    for section in ["DEFAULT", *parser.sections()]:
+    for section in ["DEFAULT", *[s for s in parser.sections() if not foreign(s)]]:
         items = parser.defaults() if section == "DEFAULT" else {
             k: v for k, v in parser.items(section, raw=True) if k not in parser.defaults()
         }
