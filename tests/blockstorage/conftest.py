@@ -1,0 +1,167 @@
+"""A live all-in-one of the reference service, with short timings, and a small client."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests import servers
+
+FAST = """
+[blockstorage]
+report_interval = 0.5
+service_down_time = 3
+operation_deadline = 6
+watchdog_interval = 0.5
+
+[backend:gold]
+storage_protocol = iSCSI
+vendor_name = Gold Inc
+total_capacity_gb = 100
+
+[backend:silver]
+storage_protocol = NFS
+vendor_name = Silver Ltd
+total_capacity_gb = 200
+thin_provisioning = true
+max_over_subscription_ratio = 2.0
+"""
+
+
+@contextlib.contextmanager
+def blockstorage_server(config: str, *, components: str | None = None,
+                        workdir: Path | None = None, port: int | None = None) -> Iterator[str]:
+    """Run `blockstorage serve` in a subprocess; yield its base URL; stop it."""
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="um-bs-"))
+    conf = workdir / "blockstorage.conf"
+    conf.write_text(config)
+    port = port or servers.free_port()
+    args = [sys.executable, "-m", "blockstorage.cli", "serve", "--port", str(port),
+            "--config", str(conf), "--db", f"sqlite:///{workdir}/usermessages.sqlite",
+            "--state-db", f"sqlite:///{workdir}/blockstorage.sqlite"]
+    if components:
+        args += ["--components", components]
+    log = open(workdir / f"server-{port}.log", "ab")
+    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        if components is None or "api" in components:
+            deadline = time.monotonic() + 30
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError((workdir / f"server-{port}.log").read_text())
+                try:
+                    httpx.get(base + "/", timeout=1)
+                    break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("server did not start") from None
+                    time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+class Cloud:
+    """Calls the API as one user of one project, Cinder-style."""
+
+    def __init__(self, base: str, user: str, project: str) -> None:
+        self.base, self.user, self.project = base, user, project
+        self.http = httpx.Client(base_url=f"{base}/v3/{project}", timeout=20, headers={
+            "X-Auth-Token": f"{user}:{project}", "OpenStack-API-Version": "volume 3.5"})
+
+    def post(self, path: str, body: dict) -> httpx.Response:
+        return self.http.post(path, json=body)
+
+    def get(self, path: str, **params: str) -> httpx.Response:
+        return self.http.get(path, params=params)
+
+    def create_type(self, name: str, **specs: str) -> str:
+        response = self.post("/types", {"volume_type": {"name": name, "extra_specs": specs}})
+        assert response.status_code == 200, response.text
+        return response.json()["volume_type"]["id"]
+
+    def create_volume(self, size: int, volume_type: str | None = None) -> tuple[str, str]:
+        """Returns (volume id, request id of the create call)."""
+        volume: dict = {"size": size}
+        if volume_type:
+            volume["volume_type"] = volume_type
+        response = self.post("/volumes", {"volume": volume})
+        assert response.status_code == 202, response.text
+        return response.json()["volume"]["id"], response.headers["x-openstack-request-id"]
+
+    def volume(self, volume_id: str) -> dict:
+        response = self.get(f"/volumes/{volume_id}")
+        assert response.status_code == 200, response.text
+        return response.json()["volume"]
+
+    def wait(self, path: str, key: str, status: str | tuple[str, ...], timeout: float = 20) -> dict:
+        wanted = (status,) if isinstance(status, str) else status
+        deadline = time.monotonic() + timeout
+        while True:
+            body = self.get(path).json()[key]
+            if body["status"] in wanted:
+                return body
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{path} stayed {body['status']}, wanted {wanted}")
+            time.sleep(0.1)
+
+    def action(self, volume_id: str, name: str, args: dict) -> httpx.Response:
+        return self.post(f"/volumes/{volume_id}/action", {name: args})
+
+    def messages(self, **filters: str) -> list[dict]:
+        response = self.get("/messages", **filters)
+        assert response.status_code == 200, response.text
+        return response.json()["messages"]
+
+    def wait_message(self, timeout: float = 20, **filters: str) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.messages(**filters)
+            if found:
+                assert len(found) == 1, found
+                return found[0]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no message with {filters}")
+            time.sleep(0.1)
+
+    def inject(self, backend: str, operation: str) -> str:
+        response = self.post("/os-faults", {"fault": {"backend": backend, "operation": operation}})
+        assert response.status_code == 201, response.text
+        return response.json()["fault"]["id"]
+
+    def clear(self, fault_id: str) -> None:
+        assert self.http.delete(f"/os-faults/{fault_id}").status_code == 204
+
+
+@pytest.fixture(scope="module")
+def aio(tmp_path_factory) -> Iterator[str]:
+    """The all-in-one on the embedded default (in-process bus), shared by a module."""
+    with blockstorage_server(FAST, workdir=tmp_path_factory.mktemp("aio")) as base:
+        yield base
+
+
+@pytest.fixture
+def admin(aio: str) -> Cloud:
+    return Cloud(aio, "admin", "adadadad")
+
+
+@pytest.fixture
+def alice(aio: str) -> Cloud:
+    # A fresh project per test keeps message lists small and unambiguous.
+    return Cloud(aio, "alice", os.urandom(4).hex())
