@@ -151,8 +151,8 @@ def _cast(
     except BusUnavailable as exc:
         with rt.engine.begin() as conn:
             undo(conn)
-        rt.tell_user(ctx, action, resource_type=resource, resource_uuid=resource_id,
-                     detail=Detail.SERVICE_UNAVAILABLE)
+            rt.tell_user(ctx, action, resource_type=resource, resource_uuid=resource_id,
+                         detail=Detail.SERVICE_UNAVAILABLE)
         raise ServiceUnavailable(
             "The block storage service cannot reach its message bus, so the request was "
             f"not started. Request {request.state.request_id}. Try again later."
@@ -241,10 +241,11 @@ def set_extra_specs(request: Request, project_id: str, type_id: str,
 # --- volumes ---------------------------------------------------------------
 
 
-def _volume_body(request: Request, call: Call, conn: Connection, row: dict) -> dict:
+def _volume_body(request: Request, call: Call, conn: Connection, row: dict,
+                 created: bool = False) -> dict:
     base = base_url(request, request.app.state.settings)
     return views.volume(row, base, _type_name(conn, row["volume_type_id"]),
-                        is_admin=call.is_admin)
+                        is_admin=call.is_admin, created=created)
 
 
 @router.post("/v3/{project_id}/volumes", status_code=202)
@@ -265,7 +266,7 @@ def create_volume(request: Request, project_id: str,
             description=_text(section, "description"), size=size, status="creating",
             volume_type_id=type_id, attach_status="detached", **_task(rt, request),
         )
-        reply = _volume_body(request, call, conn, row)
+        reply = _volume_body(request, call, conn, row, created=True)
 
     def undo(conn: Connection) -> None:
         db.transition(conn, db.volumes, volume_id, ("creating",), "error", task_deadline=None)

@@ -77,12 +77,16 @@ class StorageSettings:
     service_down_time: float = 60.0
     operation_deadline: float = 120.0
     watchdog_interval: float = 5.0
+    # "both": straight into the messages store, so a user who sees ``error``
+    # finds the message at once (Cinder's order), and over the bus as well,
+    # which still delivers while the store is down. "bus" or "db" also work.
+    message_sink: str = "both"
     backends: tuple[Backend, ...] = field(default=DEFAULT_BACKENDS)
 
 
 _SETTINGS_TYPES = {
     "connection": str, "report_interval": float, "service_down_time": float,
-    "operation_deadline": float, "watchdog_interval": float,
+    "operation_deadline": float, "watchdog_interval": float, "message_sink": str,
 }
 _BACKEND_TYPES = {
     "storage_protocol": str, "vendor_name": str, "total_capacity_gb": int,
@@ -129,6 +133,8 @@ def load(path: str | Path | None) -> StorageSettings:
             if key not in _SETTINGS_TYPES:
                 raise ConfigError(f"{path}: unknown option [blockstorage] {key}")
             values[key] = _value(f"[blockstorage] {key}", _SETTINGS_TYPES[key], raw)
+        if values.get("message_sink", "both") not in ("db", "bus", "both"):
+            raise ConfigError(f"{path}: [blockstorage] message_sink must be db, bus or both")
     backends = []
     for section in parser.sections():
         if not section.startswith("backend:"):

@@ -70,11 +70,13 @@ class Scheduler:
                               host=pool.backend.host)
         if pool is None:
             with self.rt.engine.begin() as conn:
-                db.transition(conn, db.volumes, volume_id, ("creating",), "error",
-                              task_deadline=None)
-            # Cinder's call site #1: the message tempest looks for.
-            self.rt.tell_user(ctx, Action.SCHEDULE_ALLOCATE_VOLUME, resource_uuid=volume_id,
-                              exception=NoValidBackend(f"no pool for {volume['size']} GiB"))
+                if db.transition(conn, db.volumes, volume_id, ("creating",), "error",
+                                 task_deadline=None):
+                    # Cinder's call site #1, the message tempest looks for: recorded
+                    # before the error status commits, as Cinder orders it.
+                    self.rt.tell_user(
+                        ctx, Action.SCHEDULE_ALLOCATE_VOLUME, resource_uuid=volume_id,
+                        exception=NoValidBackend(f"no pool for {volume['size']} GiB"))
             return
         self.rt.caster.cast(volume_topic(pool.backend.name), "create_volume", ctx,
                             self._epoch(volume), volume_id=volume_id)
@@ -89,11 +91,11 @@ class Scheduler:
             fits = pool is not None and pool.fits(new_size - volume["size"])
             if not fits:
                 # The volume stays usable: back to available, not error_extending.
-                db.transition(conn, db.volumes, volume_id, ("extending",), "available",
-                              task_deadline=None)
+                if db.transition(conn, db.volumes, volume_id, ("extending",), "available",
+                                 task_deadline=None):
+                    self.rt.tell_user(ctx, Action.EXTEND_VOLUME, resource_uuid=volume_id,
+                                      exception=NoValidBackend("no room to extend"))
         if not fits:
-            self.rt.tell_user(ctx, Action.EXTEND_VOLUME, resource_uuid=volume_id,
-                              exception=NoValidBackend("no room to extend"))
             return
         backend = self.rt.backend_of_host(volume["host"])
         assert backend is not None
@@ -112,12 +114,11 @@ class Scheduler:
             else:
                 pool = choose(self._pools(conn, exclude_volume=volume_id), volume["size"], specs)
                 target = pool.backend if pool else None
-            if target is None:
-                db.transition(conn, db.volumes, volume_id, ("retyping",), "available",
-                              task_deadline=None)
+            if target is None and db.transition(conn, db.volumes, volume_id, ("retyping",),
+                                                "available", task_deadline=None):
+                self.rt.tell_user(ctx, Action.RETYPE_VOLUME, resource_uuid=volume_id,
+                                  exception=NoValidBackend("no pool for the new type"))
         if target is None:
-            self.rt.tell_user(ctx, Action.RETYPE_VOLUME, resource_uuid=volume_id,
-                              exception=NoValidBackend("no pool for the new type"))
             return
         self.rt.caster.cast(volume_topic(target.name), "retype_volume", ctx, self._epoch(volume),
                             volume_id=volume_id, new_type_id=new_type_id, new_host=target.host)
@@ -147,15 +148,16 @@ class Scheduler:
             ).mappings().all()
             up = any(is_up(service, self.rt.settings.service_down_time) for service in services)
             if not up:
+                # Registered but silent: "down" (018); never registered: "not found" (024).
+                self.rt.tell_user(ctx, Action.BACKUP_CREATE, resource_type=Resource.VOLUME_BACKUP,
+                                  resource_uuid=backup_id,
+                                  detail=Detail.BACKUP_SERVICE_DOWN if services
+                                  else Detail.BACKUP_SCHEDULE_ERROR)
                 db.transition(conn, db.backups, backup_id, ("creating",), "error",
                               task_deadline=None)
                 db.transition(conn, db.volumes, backup["volume_id"], ("backing-up",),
                               "available")
         if not up:
-            self.rt.tell_user(ctx, Action.BACKUP_CREATE, resource_type=Resource.VOLUME_BACKUP,
-                              resource_uuid=backup_id,
-                              detail=Detail.BACKUP_SERVICE_DOWN if services
-                              else Detail.BACKUP_SCHEDULE_ERROR)
             return
         self.rt.caster.cast("backup", "create_backup", ctx, self._epoch(backup),
                             backup_id=backup_id)

@@ -37,7 +37,8 @@ def build_runtime(settings: Settings, storage: StorageSettings) -> Runtime:
     return Runtime(
         settings=storage,
         engine=engine,
-        messenger=Messenger.from_settings(settings, host=socket.gethostname()),
+        messenger=Messenger.from_settings(settings.replace(sdk_sink=storage.message_sink),
+                                          host=socket.gethostname()),
         caster=Caster(settings.bus_url, settings.bus_timeout),
     )
 

@@ -33,7 +33,9 @@ def volume_type(row: dict, *, with_specs: bool = True) -> dict[str, Any]:
     return body
 
 
-def volume(row: dict, base: str, type_name: str | None, *, is_admin: bool) -> dict[str, Any]:
+def volume(row: dict, base: str, type_name: str | None, *, is_admin: bool,
+           created: bool = False) -> dict[str, Any]:
+    """A volume as Cinder shows it; ``created`` for the 202 body, which has no extension keys."""
     attachments = []
     if row["attach_status"] == "attached":
         attachments.append({
@@ -68,8 +70,10 @@ def volume(row: dict, base: str, type_name: str | None, *, is_admin: bool) -> di
         "multiattach": False,
         "migration_status": None,
         "group_id": row["group_id"],
-        "os-vol-tenant-attr:tenant_id": row["project_id"],
     }
+    if created:
+        return body
+    body["os-vol-tenant-attr:tenant_id"] = row["project_id"]
     if is_admin:
         # Cinder shows the placement to admins only.
         body["os-vol-host-attr:host"] = row["host"]

@@ -59,20 +59,21 @@ def sweep(runtime: Runtime) -> int:
             with runtime.engine.begin() as conn:
                 won = db.transition(conn, rule.table, row["id"], (rule.status,), rule.next_status,
                                     task_deadline=None)
-                if won and rule.table is db.backups:
+                if not won:
+                    continue  # a worker finished it meanwhile
+                if rule.table is db.backups:
                     db.transition(conn, db.volumes, row["volume_id"], ("backing-up",),
                                   "available")
-            if not won:
-                continue  # a worker finished it meanwhile
+                # Before the commit: whoever sees the new status finds the reason.
+                runtime.tell_user(
+                    {"project_id": row["project_id"], "user_id": row["user_id"],
+                     "request_id": row["task_request_id"] or ""},
+                    rule.action, resource_type=rule.resource, resource_uuid=row["id"],
+                    detail=Detail.OPERATION_TIMED_OUT,
+                )
             failed += 1
             LOG.warning("%s %s overdue in %s: now %s", rule.resource.value, row["id"],
                         rule.status, rule.next_status)
-            runtime.tell_user(
-                {"project_id": row["project_id"], "user_id": row["user_id"],
-                 "request_id": row["task_request_id"] or ""},
-                rule.action, resource_type=rule.resource, resource_uuid=row["id"],
-                detail=Detail.OPERATION_TIMED_OUT,
-            )
     return failed
 
 

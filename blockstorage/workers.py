@@ -1,5 +1,8 @@
 """The volume worker (one per backend) and the backup worker.
 
+As in Cinder, a failure's message is recorded before the status that reveals
+the failure is committed, so a user who sees ``error`` finds the message.
+
 Each operation ends in a state the user can act on. A failure records a user
 message through the SDK and leaves the resource usable wherever the real
 volume would still be usable: a failed extend, retype or attach puts the
@@ -53,9 +56,9 @@ class VolumeWorker:
         with self.rt.engine.begin() as conn:
             done = db.transition(conn, db.volumes, volume_id, ("creating",),
                                  "error" if failure else "available", task_deadline=None)
-        if done and failure:
-            self.rt.tell_user(ctx, Action.CREATE_VOLUME_FROM_BACKEND, resource_uuid=volume_id,
-                              exception=failure, detail=Detail.DRIVER_FAILED_CREATE)
+            if done and failure:
+                self.rt.tell_user(ctx, Action.CREATE_VOLUME_FROM_BACKEND, resource_uuid=volume_id,
+                                  exception=failure, detail=Detail.DRIVER_FAILED_CREATE)
 
     def delete_volume(self, ctx: dict, volume_id: str) -> None:
         failure = self._attempt("delete_volume")
@@ -66,9 +69,9 @@ class VolumeWorker:
             else:
                 done = db.get(conn, db.volumes, volume_id) is not None
                 db.delete_row(conn, db.volumes, volume_id)
-        if done and failure:
-            self.rt.tell_user(ctx, Action.DELETE_VOLUME, resource_uuid=volume_id,
-                              exception=failure, detail=Detail.DRIVER_FAILED_DELETE)
+            if done and failure:
+                self.rt.tell_user(ctx, Action.DELETE_VOLUME, resource_uuid=volume_id,
+                                  exception=failure, detail=Detail.DRIVER_FAILED_DELETE)
 
     def extend_volume(self, ctx: dict, volume_id: str, new_size: int) -> None:
         failure = self._attempt("extend_volume")
@@ -76,9 +79,9 @@ class VolumeWorker:
         with self.rt.engine.begin() as conn:
             done = db.transition(conn, db.volumes, volume_id, ("extending",), "available",
                                  task_deadline=None, **values)
-        if done and failure:
-            self.rt.tell_user(ctx, Action.EXTEND_VOLUME, resource_uuid=volume_id,
-                              exception=failure, detail=Detail.DRIVER_FAILED_EXTEND)
+            if done and failure:
+                self.rt.tell_user(ctx, Action.EXTEND_VOLUME, resource_uuid=volume_id,
+                                  exception=failure, detail=Detail.DRIVER_FAILED_EXTEND)
 
     def retype_volume(self, ctx: dict, volume_id: str, new_type_id: str, new_host: str) -> None:
         failure = self._attempt("retype_volume")
@@ -86,9 +89,9 @@ class VolumeWorker:
         with self.rt.engine.begin() as conn:
             done = db.transition(conn, db.volumes, volume_id, ("retyping",), "available",
                                  task_deadline=None, **values)
-        if done and failure:
-            self.rt.tell_user(ctx, Action.RETYPE_VOLUME, resource_uuid=volume_id,
-                              exception=failure, detail=Detail.DRIVER_FAILED_RETYPE)
+            if done and failure:
+                self.rt.tell_user(ctx, Action.RETYPE_VOLUME, resource_uuid=volume_id,
+                                  exception=failure, detail=Detail.DRIVER_FAILED_RETYPE)
 
     def attach_volume(self, ctx: dict, volume_id: str, instance_uuid: str | None,
                       mountpoint: str | None) -> None:
@@ -104,9 +107,9 @@ class VolumeWorker:
         with self.rt.engine.begin() as conn:
             done = db.transition(conn, db.volumes, volume_id, ("attaching",), status,
                                  task_deadline=None, **values)
-        if done and failure:
-            self.rt.tell_user(ctx, Action.ATTACH_VOLUME, resource_uuid=volume_id,
-                              exception=failure, detail=Detail.ATTACH_ERROR)
+            if done and failure:
+                self.rt.tell_user(ctx, Action.ATTACH_VOLUME, resource_uuid=volume_id,
+                                  exception=failure, detail=Detail.ATTACH_ERROR)
 
     def detach_volume(self, ctx: dict, volume_id: str) -> None:
         failure = self._attempt("detach_volume")
@@ -120,19 +123,19 @@ class VolumeWorker:
         with self.rt.engine.begin() as conn:
             done = db.transition(conn, db.volumes, volume_id, ("detaching",), status,
                                  task_deadline=None, **values)
-        if done and failure:
-            self.rt.tell_user(ctx, Action.DETACH_VOLUME, resource_uuid=volume_id,
-                              exception=failure, detail=Detail.DETACH_ERROR)
+            if done and failure:
+                self.rt.tell_user(ctx, Action.DETACH_VOLUME, resource_uuid=volume_id,
+                                  exception=failure, detail=Detail.DETACH_ERROR)
 
     def create_snapshot(self, ctx: dict, snapshot_id: str) -> None:
         failure = self._attempt("create_snapshot")
         with self.rt.engine.begin() as conn:
             done = db.transition(conn, db.snapshots, snapshot_id, ("creating",),
                                  "error" if failure else "available", task_deadline=None)
-        if done and failure:
-            self.rt.tell_user(ctx, Action.SNAPSHOT_CREATE, resource_type=Resource.VOLUME_SNAPSHOT,
-                              resource_uuid=snapshot_id, exception=failure,
-                              detail=Detail.SNAPSHOT_CREATE_ERROR)
+            if done and failure:
+                self.rt.tell_user(ctx, Action.SNAPSHOT_CREATE, resource_type=Resource.VOLUME_SNAPSHOT,
+                                  resource_uuid=snapshot_id, exception=failure,
+                                  detail=Detail.SNAPSHOT_CREATE_ERROR)
 
     def delete_snapshot(self, ctx: dict, snapshot_id: str) -> None:
         failure = self._attempt("delete_snapshot")
@@ -143,13 +146,12 @@ class VolumeWorker:
             else:
                 done = False
                 db.delete_row(conn, db.snapshots, snapshot_id)
-        if done:
-            self.rt.tell_user(ctx, Action.SNAPSHOT_DELETE, resource_type=Resource.VOLUME_SNAPSHOT,
-                              resource_uuid=snapshot_id, exception=failure,
-                              detail=Detail.SNAPSHOT_DELETE_ERROR)
+            if done:
+                self.rt.tell_user(ctx, Action.SNAPSHOT_DELETE, resource_type=Resource.VOLUME_SNAPSHOT,
+                                  resource_uuid=snapshot_id, exception=failure,
+                                  detail=Detail.SNAPSHOT_DELETE_ERROR)
 
     def add_to_group(self, ctx: dict, group_id: str, volume_ids: list[str]) -> None:
-        mismatched = []
         with self.rt.engine.begin() as conn:
             group = db.get(conn, db.groups, group_id)
             if group is None or group["status"] != "updating":
@@ -159,15 +161,13 @@ class VolumeWorker:
                 if volume is None:
                     continue
                 if volume["host"] != group["host"]:
-                    mismatched.append(volume_id)
+                    self.rt.tell_user(ctx, Action.GROUP_ADD_VOLUME, resource_uuid=volume_id,
+                                      detail=Detail.GROUP_BACKEND_MISMATCH)
                 else:
                     db.transition(conn, db.volumes, volume_id, ("available", "in-use"),
                                   volume["status"], group_id=group_id)
             db.transition(conn, db.groups, group_id, ("updating",), "available",
                           task_deadline=None)
-        for volume_id in mismatched:
-            self.rt.tell_user(ctx, Action.GROUP_ADD_VOLUME, resource_uuid=volume_id,
-                              detail=Detail.GROUP_BACKEND_MISMATCH)
 
 
 class BackupWorker:
@@ -194,10 +194,10 @@ class BackupWorker:
             done = db.transition(conn, db.backups, backup_id, ("creating",),
                                  "error" if failure else "available", task_deadline=None)
             db.transition(conn, db.volumes, backup["volume_id"], ("backing-up",), "available")
-        if done and failure:
-            self.rt.tell_user(ctx, Action.BACKUP_CREATE, resource_type=Resource.VOLUME_BACKUP,
-                              resource_uuid=backup_id, exception=failure,
-                              detail=Detail.BACKUP_CREATE_DRIVER_ERROR)
+            if done and failure:
+                self.rt.tell_user(ctx, Action.BACKUP_CREATE, resource_type=Resource.VOLUME_BACKUP,
+                                  resource_uuid=backup_id, exception=failure,
+                                  detail=Detail.BACKUP_CREATE_DRIVER_ERROR)
 
     def delete_backup(self, ctx: dict, backup_id: str) -> None:
         try:
@@ -212,7 +212,7 @@ class BackupWorker:
             else:
                 done = False
                 db.delete_row(conn, db.backups, backup_id)
-        if done:
-            self.rt.tell_user(ctx, Action.BACKUP_DELETE, resource_type=Resource.VOLUME_BACKUP,
-                              resource_uuid=backup_id, exception=failure,
-                              detail=Detail.BACKUP_DELETE_DRIVER_ERROR)
+            if done:
+                self.rt.tell_user(ctx, Action.BACKUP_DELETE, resource_type=Resource.VOLUME_BACKUP,
+                                  resource_uuid=backup_id, exception=failure,
+                                  detail=Detail.BACKUP_DELETE_DRIVER_ERROR)
