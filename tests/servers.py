@@ -120,7 +120,14 @@ def api_server(db_url: str, *, config_file: str | None = None) -> Iterator[str]:
 
 @contextlib.contextmanager
 def rabbitmq_server() -> Iterator[str]:
-    """Start a throwaway RabbitMQ on 127.0.0.1; yield its AMQP URL; stop it and its epmd.
+    """Start a throwaway RabbitMQ on 127.0.0.1; yield its AMQP URL; stop it and its epmd."""
+    with rabbitmq_broker() as broker:
+        yield broker.url
+
+
+@contextlib.contextmanager
+def rabbitmq_broker() -> Iterator[RabbitMQ]:
+    """Start a throwaway RabbitMQ on 127.0.0.1; yield a handle (url, stop_app, start_app).
 
     Per Debian's packaging, rabbitmq-server re-runs itself as the `rabbitmq`
     user, so every directory it is given must belong to that user (else it
@@ -168,7 +175,7 @@ def rabbitmq_server() -> Iterator[str]:
     rabbit = RabbitMQ(process, ctl, common, root, port, epmd)
     try:
         rabbit.wait_ready()
-        yield rabbit.url
+        yield rabbit
     finally:
         rabbit.stop()
         log.close()
