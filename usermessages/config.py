@@ -58,6 +58,10 @@ OPTIONS: tuple[Option, ...] = (
            "What a project id in a URL must look like (Cinder's project_id_regex)."),
     Option("catalog", "overrides_file", "",
            "INI file with [action] and [detail] sections replacing catalog texts by id."),
+    Option("viewer", "secret_key", "",
+           "Key signing the Event Viewer's session cookie; empty makes a random one at each "
+           "start (sign-ins then end with the process). Set it when several API processes "
+           "serve the viewer."),
     Option("bus", "url", "memory://",
            "Broker URL: memory:// is in-process (the embedded default, for `serve` alone); "
            "amqp://USER:PASS@HOST:5672// is RabbitMQ, for separate producers and collectors."),
@@ -109,6 +113,7 @@ class Settings:
     policy_file: str = ""
     project_id_regex: str = r"[0-9a-f\-]+"
     catalog_overrides_file: str = ""
+    viewer_secret_key: str = ""
     bus_url: str = "memory://"
     bus_queue_type: str = "classic"
     bus_timeout: float = 2.0

@@ -79,4 +79,8 @@ def create_app(
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(messages.router)
+    # Imported here: the viewer is a skin for a browser, the API does not need it.
+    from usermessages.viewer import create_viewer
+
+    app.mount("/viewer", create_viewer(app.state, settings.viewer_secret_key))
     return app

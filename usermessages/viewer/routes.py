@@ -1,0 +1,289 @@
+"""The Event Viewer: web pages over the same queries and authorization as the API.
+
+A second skin on the store, not a second system: filters go through the API's
+parser (same whitelist, same errors), lists through the same project-scoped
+queries, and every page checks the same oslo.policy rules. The session holds
+only the noauth token the API would receive; nothing of another project is
+ever rendered, in a page, a fragment or the live stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from usermessages.api import policy
+from usermessages.api.auth import Caller, authenticate
+from usermessages.api.microversion import MAX_VERSION
+from usermessages.api.params import parse_list_query
+from usermessages.api.views import user_message
+from usermessages.errors import BadRequest, HTTPError, MessageNotFound, Unauthorized
+from usermessages.store import messages as store
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 50
+# The filters the form offers; the project and host ones only to admins.
+USER_FIELDS = ("resource_type", "resource_uuid", "message_level", "event_id", "request_id")
+ADMIN_FIELDS = ("project_id", "host", "kind")
+SORTS = {
+    "created_at:desc": "Newest first",
+    "created_at:asc": "Oldest first",
+    "event_id:asc": "Event ID",
+    "message_level:asc": "Level",
+    "resource_type:asc": "Resource type",
+}
+STREAM_POLL_SECONDS = 1.0
+STREAM_MAX_SECONDS = 300  # the browser reconnects; no request lives forever
+
+
+class SignedOut(Exception):
+    """Raised when a page needs a signed-in viewer."""
+
+
+def _caller(request: Request) -> Caller:
+    token = request.session.get("token")
+    if not token:
+        raise SignedOut()
+    settings = request.app.state.settings
+    try:
+        return authenticate({"x-auth-token": token}, admin_user=settings.admin_user,
+                            trust_roles_header=False)
+    except Unauthorized as exc:
+        raise SignedOut() from exc
+
+
+def _render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    caller = None
+    try:
+        caller = _caller(request)
+    except SignedOut:
+        pass
+    context.setdefault("caller", caller)
+    context.setdefault("is_admin", bool(caller) and request.app.state.policy.is_admin(caller))
+    context.setdefault("csrf", request.session.get("csrf", ""))
+    return templates.TemplateResponse(request, template, context, status_code=status)
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _row(request: Request, row: dict, is_admin: bool) -> dict[str, Any]:
+    """What a page may show of a row: internals (host, exception) for admins only."""
+    return {
+        "id": row["id"],
+        "tenant": row["project_id"] or f"({row['kind'].lower()})",
+        "event_id": row["event_id"],
+        "node": row["host"] if is_admin else None,
+        "exception_class": row["exception_class"] if is_admin else None,
+        "request_id": row["request_id"],
+        "level": row["message_level"],
+        "resource_type": row["resource_type"],
+        "resource_uuid": row["resource_uuid"],
+        "created_at": _iso(row["created_at"]),
+        "expires_at": _iso(row["expires_at"]),
+        "summary": user_message(row, request.app.state.catalog),
+        "kind": row["kind"],
+    }
+
+
+def _filters(request: Request, is_admin: bool) -> dict[str, str]:
+    """The filter state from the URL (bookmarkable), limited to what this viewer may use."""
+    fields = USER_FIELDS + (ADMIN_FIELDS if is_admin else ())
+    query = request.query_params
+    state = {k: query[k].strip() for k in fields if query.get(k, "").strip()}
+    for name in ("since", "until", "sort", "marker"):
+        if query.get(name, "").strip():
+            state[name] = query[name].strip()
+    return state
+
+
+def _list_params(state: dict[str, str]) -> dict[str, str]:
+    params = {k: v for k, v in state.items() if k not in ("since", "until", "sort")}
+    if "since" in state:
+        params["created_since"] = state["since"]
+    if "until" in state:
+        params["created_before"] = state["until"]
+    params["sort"] = state.get("sort", "created_at:desc")
+    if params["sort"] not in SORTS:
+        raise BadRequest("Unknown sort order.")
+    return params
+
+
+def _query(request: Request, caller: Caller, is_admin: bool, params: dict[str, str],
+           limit: int = PAGE_SIZE) -> list[dict]:
+    query, _ = parse_list_query({**params, "limit": str(limit)}, MAX_VERSION, is_admin=is_admin,
+                                max_limit=limit)
+    with request.app.state.engine.connect() as conn:
+        if is_admin:
+            return store.list_messages_all_projects(conn, query)
+        return store.list_messages(conn, caller.project_id, query)
+
+
+def _lookup(request: Request, caller: Caller, is_admin: bool, message_id: str) -> dict:
+    if len(message_id) > 64:
+        raise MessageNotFound(message_id[:64])
+    with request.app.state.engine.connect() as conn:
+        if is_admin:
+            return store.get_message_all_projects(conn, message_id)
+        return store.get_message(conn, message_id, caller.project_id)
+
+
+def _guard(request: Request) -> tuple[Caller, bool]:
+    caller = _caller(request)
+    return caller, request.app.state.policy.is_admin(caller)
+
+
+@router.get("/")
+def home(request: Request) -> Response:
+    return RedirectResponse("/viewer/messages", status_code=303)
+
+
+@router.get("/login")
+def login_form(request: Request) -> HTMLResponse:
+    return _render(request, "login.html", auth_mode="noauth")
+
+
+@router.post("/login")
+def login(request: Request, user: str = Form(""), project: str = Form("")) -> Response:
+    user, project = user.strip(), project.strip()
+    problems = [f"{name} is required" for name, value in (("User", user), ("Project", project))
+                if not value]
+    for name, value in (("User", user), ("Project", project)):
+        if len(value) > 64 or not value.isprintable() or ":" in value:
+            problems.append(f"{name} must be up to 64 printable characters, without ':'")
+    if problems:
+        return _render(request, "login.html", status=400, auth_mode="noauth",
+                       problems=problems, user=user[:64], project=project[:64])
+    request.session.clear()
+    request.session["token"] = f"{user}:{project}"
+    request.session["csrf"] = secrets.token_urlsafe(24)
+    return RedirectResponse("/viewer/messages", status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: str = Form("")) -> Response:
+    if secrets.compare_digest(csrf, request.session.get("csrf", "")):
+        request.session.clear()
+    return RedirectResponse("/viewer/login", status_code=303)
+
+
+@router.get("/messages")
+def list_page(request: Request) -> HTMLResponse:
+    caller, is_admin = _guard(request)
+    request.app.state.policy.authorize(policy.GET_ALL, caller, caller.project_id)
+    state = _filters(request, is_admin)
+    rows = _query(request, caller, is_admin, _list_params(state))
+    next_url = None
+    if len(rows) == PAGE_SIZE:
+        next_url = "/viewer/messages?" + urlencode({**state, "marker": rows[-1]["id"]})
+    first_page = "marker" not in state
+    live = first_page and state.get("sort", "created_at:desc") == "created_at:desc"
+    stream_state = {k: v for k, v in state.items() if k != "marker"}
+    return _render(
+        request, "list.html",
+        rows=[_row(request, r, is_admin) for r in rows], state=state, sorts=SORTS,
+        user_fields=USER_FIELDS, admin_fields=ADMIN_FIELDS, next_url=next_url,
+        first_url=None if first_page else "/viewer/messages?" + urlencode(stream_state),
+        live=live, stream_query=urlencode(stream_state),
+        newest=_iso(rows[0]["created_at"]) if rows else "",
+        flash=request.session.pop("flash", None),
+    )
+
+
+@router.get("/messages/{message_id}")
+def detail_page(request: Request, message_id: str) -> HTMLResponse:
+    caller, is_admin = _guard(request)
+    row = _lookup(request, caller, is_admin, message_id)
+    request.app.state.policy.authorize(policy.GET, caller, row["project_id"])
+    same_request = [r for r in _query(request, caller, is_admin,
+                                      {"request_id": row["request_id"]}, limit=20)
+                    if r["id"] != row["id"]] if row["request_id"] else []
+    same_resource = [r for r in _query(request, caller, is_admin,
+                                       {"resource_uuid": row["resource_uuid"]}, limit=20)
+                     if r["id"] != row["id"]] if row["resource_uuid"] else []
+    return _render(
+        request, "detail.html", message=_row(request, row, is_admin),
+        same_request=[_row(request, r, is_admin) for r in same_request],
+        same_resource=[_row(request, r, is_admin) for r in same_resource],
+    )
+
+
+@router.get("/messages/{message_id}/delete")
+def confirm_delete(request: Request, message_id: str) -> HTMLResponse:
+    caller, is_admin = _guard(request)
+    row = _lookup(request, caller, is_admin, message_id)
+    request.app.state.policy.authorize(policy.DELETE, caller, row["project_id"])
+    return _render(request, "confirm_delete.html", message=_row(request, row, is_admin))
+
+
+@router.post("/messages/{message_id}/delete")
+def delete(request: Request, message_id: str, csrf: str = Form("")) -> Response:
+    caller, is_admin = _guard(request)
+    if not secrets.compare_digest(csrf, request.session.get("csrf", "")):
+        raise BadRequest("The form expired; reload the page and try again.")
+    row = _lookup(request, caller, is_admin, message_id)
+    request.app.state.policy.authorize(policy.DELETE, caller, row["project_id"])
+    with request.app.state.engine.begin() as conn:
+        store.soft_delete_message(conn, row["id"])
+    request.session["flash"] = f"Message {row['id']} deleted."
+    return RedirectResponse("/viewer/messages", status_code=303)
+
+
+@router.get("/stream")
+async def stream(request: Request) -> StreamingResponse:
+    """Server-sent events: rows newer than ``since`` that match the page's filters."""
+    caller, is_admin = _guard(request)
+    request.app.state.policy.authorize(policy.GET_ALL, caller, caller.project_id)
+    state = _filters(request, is_admin)
+    state.pop("marker", None)
+    params = _list_params(state)
+    since = request.query_params.get("after", "")
+    cursor = dt.datetime.fromisoformat(since.rstrip("Z")) if since else store.utcnow()
+
+    async def events():  # type: ignore[no-untyped-def]
+        nonlocal cursor
+        yield "retry: 2000\n\n"
+        started = asyncio.get_running_loop().time()
+        while asyncio.get_running_loop().time() - started < STREAM_MAX_SECONDS:
+            if await request.is_disconnected():
+                return
+            window = {**params, "sort": "created_at:asc",
+                      "created_since": (cursor + dt.timedelta(microseconds=1)).isoformat()}
+            rows = await run_in_threadpool(_query, request, caller, is_admin, window, 100)
+            for row in rows:
+                cursor = max(cursor, row["created_at"])
+                html = templates.get_template("_row.html").render(
+                    row=_row(request, row, is_admin), is_admin=is_admin)
+                data = "\n".join(f"data: {line}" for line in html.splitlines())
+                yield f"event: message\n{data}\n\n"
+            yield ": keep-alive\n\n"
+            await asyncio.sleep(STREAM_POLL_SECONDS)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store"})
+
+
+async def signed_out(request: Request, exc: Exception) -> Response:
+    if request.url.path.endswith("/stream"):
+        return Response(status_code=401)
+    return RedirectResponse("/viewer/login", status_code=303)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Errors on viewer pages render as an error page; API paths keep their faults."""
+    assert isinstance(exc, HTTPError)
+    return _render(request, "error.html", status=exc.status, status_code=exc.status,
+                   message=exc.message)

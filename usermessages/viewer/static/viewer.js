@@ -1,0 +1,48 @@
+// Event Viewer: local times (UTC on hover), and live updates over server-sent events.
+"use strict";
+
+function localizeTimes(root) {
+  const format = new Intl.DateTimeFormat(undefined, {
+    dateStyle: "medium", timeStyle: "medium",
+  });
+  root.querySelectorAll("time[datetime]").forEach((el) => {
+    if (el.dataset.localized) return;
+    const when = new Date(el.getAttribute("datetime"));
+    if (!isNaN(when)) {
+      el.textContent = format.format(when);
+      el.dataset.localized = "1";
+    }
+  });
+}
+
+function startLive() {
+  const status = document.getElementById("live-status");
+  if (!status || !status.dataset.stream || !window.EventSource) return;
+  const rows = document.getElementById("rows");
+  let url = status.dataset.stream;
+  if (status.dataset.after) url += (url.includes("?") ? "&" : "?") + "after=" + encodeURIComponent(status.dataset.after);
+  const source = new EventSource(url);
+  source.onopen = () => {
+    status.textContent = "Live: new messages appear here as they happen.";
+    status.className = "live on";
+  };
+  source.addEventListener("message", (event) => {
+    const holder = document.createElement("tbody");
+    holder.innerHTML = event.data;
+    const row = holder.firstElementChild;
+    if (!row || rows.querySelector(`tr[data-id="${row.dataset.id}"]`)) return;
+    row.classList.add("new");
+    rows.prepend(row);
+    localizeTimes(row);
+    document.querySelectorAll(".empty").forEach((el) => el.remove());
+  });
+  source.onerror = () => {
+    status.textContent = "Live updates lost: reconnecting… (the list may be out of date)";
+    status.className = "live lost";
+  };
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  localizeTimes(document);
+  startLive();
+});
