@@ -1,8 +1,11 @@
 # The two commands of README.md.
-.PHONY: serve test
+.PHONY: serve test bench
 
 serve:  ## run the all-in-one on the embedded default (SQLite, in-process bus, 127.0.0.1:8776)
 	scripts/serve
 
 test:   ## run the whole test suite (installs what it needs)
 	scripts/test
+
+bench:  ## benchmarks against Cinder 29 (writes docs/benchmarks.md; ~20 min)
+	scripts/system-packages && scripts/venv && .venv/bin/python bench/run.py

@@ -34,12 +34,21 @@ def dead_letter_queue() -> Queue:
     return Queue("usermessages.dead", EXCHANGE, routing_key=DEAD_KEY, durable=True)
 
 
-def connect(url: str, *, timeout: float = 2.0) -> Connection:
-    """A (lazy) connection whose every network step is bounded by ``timeout``."""
+def is_amqp(url: str) -> bool:
+    return url.split(":", 1)[0].lower() in ("amqp", "amqps", "pyamqp")
+
+
+def connect(url: str, *, timeout: float = 2.0, confirms: bool = True) -> Connection:
+    """A (lazy) connection whose every network step is bounded by ``timeout``.
+
+    With ``confirms``, every publish waits for the broker's confirm. A caller
+    that batches (the SDK's forwarder) turns them off and commits an AMQP
+    transaction per batch instead: one round trip per batch, same guarantee.
+    """
     options: dict = {}
-    if url.split(":", 1)[0].lower() in ("amqp", "amqps", "pyamqp"):
-        # Publisher confirms: a message leaves the spool only once the broker has it.
-        options = {"confirm_publish": True, "read_timeout": timeout, "write_timeout": timeout}
+    if is_amqp(url):
+        options = {"confirm_publish": confirms, "read_timeout": timeout,
+                   "write_timeout": timeout}
     return Connection(url, connect_timeout=timeout, transport_options=options, heartbeat=0)
 
 

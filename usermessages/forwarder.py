@@ -3,8 +3,8 @@
 ``deliver`` (on the caller's thread) only appends to the local spool and
 wakes the forwarder thread, so ``Messenger.create`` costs one local SQLite
 insert whatever the broker is doing. The forwarder publishes oldest first,
-with publisher confirms, and removes an envelope from the spool only once
-the broker has confirmed it. While the broker is down it retries with capped
+in batches, each an AMQP transaction, and removes an envelope from the spool
+only once the broker has committed its batch. While the broker is down it retries with capped
 back-off and counts what waits (spooled), what gets through afterwards
 (replayed) and what the bounded spool had to give up (dropped).
 """
@@ -55,6 +55,7 @@ class BusSink:
         self._max_backoff = max_backoff
         self._connection: Connection | None = None
         self._producer: Producer | None = None
+        self._transactional = False
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._down = False  # the broker failed us and has not come back yet
@@ -120,25 +121,24 @@ class BusSink:
 
     def _publish(self, batch: list[tuple[int, bytes]]) -> None:
         producer = self._ensure_producer()
-        done: list[int] = []
-        try:
-            for seq, body in batch:
-                producer.publish(
-                    body,
-                    exchange=bus.EXCHANGE,
-                    routing_key=bus.MESSAGES_KEY,
-                    content_type=envelope.CONTENT_TYPE,
-                    content_encoding="utf-8",
-                    delivery_mode=2,
-                    retry=False,
-                    timeout=self._timeout,
-                    confirm_timeout=self._timeout,
-                )
-                done.append(seq)
-        finally:
-            # What the broker confirmed leaves the spool even if a later one failed.
-            self._spool.remove(done)
-            self._count_published(len(done))
+        for _seq, body in batch:
+            producer.publish(
+                body,
+                exchange=bus.EXCHANGE,
+                routing_key=bus.MESSAGES_KEY,
+                content_type=envelope.CONTENT_TYPE,
+                content_encoding="utf-8",
+                delivery_mode=2,
+                retry=False,
+                timeout=self._timeout,
+            )
+        if self._transactional:
+            # Returns once the broker holds the whole batch (bounded by read_timeout).
+            producer.channel.tx_commit()
+        # A batch that failed stays spooled whole and is published again; the
+        # collector ignores the ids that had got through.
+        self._spool.remove([seq for seq, _ in batch])
+        self._count_published(len(batch))
         metrics.SPOOL_DEPTH.set(len(self._spool))
 
     def _count_published(self, count: int) -> None:
@@ -173,11 +173,15 @@ class BusSink:
 
     def _ensure_producer(self) -> Producer:
         if self._producer is None:
-            connection = bus.connect(self._url, timeout=self._timeout)
+            connection = bus.connect(self._url, timeout=self._timeout, confirms=False)
             connection.ensure_connection(max_retries=1, timeout=self._timeout)
             bus.declare(connection, self._queue_type)
+            channel = connection.default_channel
+            self._transactional = bus.is_amqp(self._url)
+            if self._transactional:
+                channel.tx_select()
             self._connection = connection
-            self._producer = Producer(connection.default_channel)
+            self._producer = Producer(channel)
         return self._producer
 
     def _disconnect(self) -> None:

@@ -49,10 +49,11 @@ def reap(engine: Engine, batch_size: int, now: dt.datetime | None = None) -> Rea
 
 def _reap_batches(engine: Engine, batch_size: int, now: dt.datetime) -> int:
     total = 0
+    cursor = None
     while True:
         # One short transaction per batch keeps locks brief for the API's readers.
         with engine.begin() as conn:
-            deleted = store_messages.delete_expired(conn, now, batch_size)
+            deleted, cursor = store_messages.delete_expired(conn, now, batch_size, cursor)
         total += deleted
         if deleted < batch_size:
             break

@@ -64,5 +64,5 @@ for _key in PROJECT_LIST_KEYS:
 Index("ix_messages_created", messages.c.created_at, messages.c.id)
 Index("ix_messages_request_id", messages.c.request_id)
 Index("ix_messages_resource_uuid", messages.c.resource_uuid)
-# The reaper walks expired rows oldest first.
-Index("ix_messages_expires_at", messages.c.expires_at)
+# The reaper walks expired rows oldest first, in (expires_at, id) keyset order.
+Index("ix_messages_expires_at", messages.c.expires_at, messages.c.id)

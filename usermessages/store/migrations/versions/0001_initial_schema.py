@@ -37,7 +37,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.create_index('ix_messages_created', ['created_at', 'id'], unique=False)
-        batch_op.create_index('ix_messages_expires_at', ['expires_at'], unique=False)
+        batch_op.create_index('ix_messages_expires_at', ['expires_at', 'id'], unique=False)
         batch_op.create_index('ix_messages_project_created', ['project_id', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_messages_project_event_id', ['project_id', 'event_id', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_messages_project_expires_at', ['project_id', 'expires_at', 'created_at', 'id'], unique=False)

@@ -1,0 +1,42 @@
+"""Runs inside Cinder 29's own virtualenv (a benchmark peer, never a dependency).
+
+    cinder_ingest.py CONF N      -> prints {"created": N, "seconds": S} for N x db.message_create
+    cinder_ingest.py CONF reap   -> prints {"deleted": D, "seconds": S} for cleanup_expired_messages
+"""
+
+import datetime
+import json
+import sys
+import time
+import uuid
+
+from oslo_config import cfg
+
+from cinder.common import config  # noqa: F401  (registers options; must precede CONF())
+from cinder import context as cinder_context
+from cinder import objects
+from cinder.db import api as db
+
+objects.register_all()
+CONF = cfg.CONF
+CONF([], project="cinder", default_config_files=[sys.argv[1]])
+admin = cinder_context.get_admin_context()
+
+if sys.argv[2] == "reap":
+    started = time.perf_counter()
+    deleted = db.cleanup_expired_messages(admin)
+    print(json.dumps({"deleted": deleted, "seconds": time.perf_counter() - started}))
+    sys.exit(0)
+
+n = int(sys.argv[2])
+expires = datetime.datetime.utcnow() + datetime.timedelta(days=30)
+started = time.perf_counter()
+for i in range(n):
+    # The path cinder.message.api.API.create takes: one db.message_create per message.
+    db.message_create(admin, {
+        "project_id": "%08x" % (i % 1000), "request_id": "req-%s" % uuid.uuid4(),
+        "resource_type": "VOLUME", "resource_uuid": str(uuid.uuid4()),
+        "event_id": "VOLUME_VOLUME_001_003", "message_level": "ERROR",
+        "action_id": "001", "detail_id": "003", "expires_at": expires,
+    })
+print(json.dumps({"created": n, "seconds": time.perf_counter() - started}))

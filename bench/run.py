@@ -1,0 +1,582 @@
+"""Benchmarks against Cinder 29, side by side, in one run.
+
+    .venv/bin/python bench/run.py [--quick] [--output docs/benchmarks.md]
+
+Installs Cinder 29 from PyPI into its own virtualenv (bench/.cinder-venv, a
+benchmark peer, never a project dependency), starts a throwaway PostgreSQL and
+RabbitMQ on 127.0.0.1, and measures, in this one run and on this machine:
+
+1. ingest (messages/s) into SQLite and PostgreSQL: Cinder's message_create path,
+   our SDK's direct sink, our SDK through RabbitMQ and the collector, the
+   collector's batched insert on its own, and the raw ceiling (executemany /
+   COPY into the same table with the same indexes);
+2. listing over HTTP at 100,000 and 1,000,000 messages over 1,000 projects,
+   first page and 500 pages deep, unfiltered and filtered, p50 and p99, against
+   the real cinder-api (noauth, same PostgreSQL) and ours;
+3. reaping 1,000,000 expired rows, and the listing p99 while it runs;
+4. the SDK's create() p50 and p99 with the broker up and down.
+
+Prints a table and writes it, with the command, to the output file. Nothing
+here is a test: targets are compared and reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+import psycopg  # noqa: E402
+
+from tests import servers  # noqa: E402  (the same throwaway servers the tests use)
+from usermessages import Action, Detail, Messenger, RequestContext  # noqa: E402
+from usermessages.reaper import reap  # noqa: E402
+from usermessages.store import engine as store_engine  # noqa: E402
+from usermessages.store import messages as store  # noqa: E402
+from usermessages.store import migrate  # noqa: E402
+from usermessages.store.schema import messages as messages_table  # noqa: E402
+
+CINDER_VERSION = "29.0.0"
+CINDER_VENV = ROOT / "bench" / ".cinder-venv"
+PROJECTS = 1000
+PAGE = 50
+RESULTS: list[tuple[str, str, str]] = []  # (section, measure, value)
+
+
+def note(section: str, measure: str, value: str) -> None:
+    RESULTS.append((section, measure, value))
+    print(f"  {section:<10} {measure:<62} {value}", flush=True)
+
+
+def pct(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+# --- peers ------------------------------------------------------------------
+
+
+def ensure_cinder() -> Path:
+    python = CINDER_VENV / "bin" / "python"
+    if not (CINDER_VENV / "bin" / "cinder-api").exists():
+        print(f"installing cinder=={CINDER_VERSION} into {CINDER_VENV} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(CINDER_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "-U", "pip"], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", f"cinder=={CINDER_VERSION}",
+                        "psycopg2-binary"], check=True)
+    return python
+
+
+def cinder_conf(workdir: Path, db_url: str, port: int | None = None) -> Path:
+    conf = workdir / f"cinder-{uuid.uuid4().hex[:6]}.conf"
+    etc = next(CINDER_VENV.glob("etc/cinder"), CINDER_VENV / "etc" / "cinder")
+    conf.write_text(f"""[DEFAULT]
+auth_strategy = noauth
+osapi_volume_listen = 127.0.0.1
+osapi_volume_listen_port = {port or 0}
+osapi_volume_workers = 1
+api_paste_config = {etc}/api-paste.ini
+resource_query_filters_file = {etc}/resource_filters.json
+transport_url = fake:/
+state_path = {workdir}
+log_file = {workdir}/cinder-api.log
+[database]
+connection = {db_url}
+[oslo_messaging_notifications]
+driver = noop
+[oslo_concurrency]
+lock_path = {workdir}
+""")
+    return conf
+
+
+def cinder_db_sync(conf: Path) -> None:
+    subprocess.run([str(CINDER_VENV / "bin" / "cinder-manage"), "--config-file", str(conf),
+                    "db", "sync"], check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def process(args: list[str], log: Path, env: dict | None = None) -> Iterator[subprocess.Popen]:
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, **(env or {})}, start_new_session=True)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+# --- 1. ingest ----------------------------------------------------------------
+
+
+def fresh_db(admin_url: str) -> str:
+    return servers.create_database(admin_url, f"b{uuid.uuid4().hex[:10]}")
+
+
+def our_store(url: str):  # type: ignore[no-untyped-def]
+    engine = store_engine.connect(url)
+    migrate.upgrade(engine)
+    return engine
+
+
+def count_rows(engine) -> int:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT count(*) FROM messages").scalar_one()
+
+
+def records(n: int) -> list[dict]:
+    """n rows as the SDK builds them (through a capturing sink)."""
+    built: list[dict] = []
+
+    class Capture:
+        def deliver(self, record: dict) -> None:
+            built.append(record)
+
+        def close(self) -> None:
+            pass
+
+    messenger = Messenger(Capture())
+    for i in range(n):
+        messenger.create(RequestContext(project_id=f"{i % PROJECTS:08x}", user_id="u"),
+                         Action.SCHEDULE_ALLOCATE_VOLUME, resource_uuid=str(uuid.uuid4()),
+                         detail=Detail.NO_BACKEND_AVAILABLE)
+    return built
+
+
+def ingest(engine_name: str, url_factory: Callable[[], str], n: int, workdir: Path,
+           rabbit_url: str, cinder_python: Path) -> dict[str, float]:
+    rates: dict[str, float] = {}
+    # Cinder: one db.message_create (one transaction) per message.
+    cinder_url = url_factory()
+    conf = cinder_conf(workdir, cinder_url.replace("postgresql://", "postgresql+psycopg2://"))
+    cinder_db_sync(conf)
+    out = subprocess.run([str(cinder_python), str(ROOT / "bench" / "cinder_ingest.py"),
+                          str(conf), str(n)], check=True, capture_output=True, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    rates["cinder"] = result["created"] / result["seconds"]
+    note("ingest", f"{engine_name}: Cinder 29 message_create, one per message", f"{rates['cinder']:,.0f} msg/s")
+
+    # Ours, direct sink: one INSERT per create(), as Cinder.
+    url = url_factory()
+    engine = our_store(url)
+    messenger = Messenger.from_url(url)
+    started = time.perf_counter()
+    for i in range(n):
+        messenger.create(RequestContext(project_id=f"{i % PROJECTS:08x}", user_id="u"),
+                         Action.SCHEDULE_ALLOCATE_VOLUME, resource_uuid=str(uuid.uuid4()),
+                         detail=Detail.NO_BACKEND_AVAILABLE)
+    rates["direct"] = n / (time.perf_counter() - started)
+    messenger.close()
+    note("ingest", f"{engine_name}: our SDK, direct sink (one INSERT per create)", f"{rates['direct']:,.0f} msg/s")
+
+    # Ours, through RabbitMQ and two collectors (competing consumers).
+    conf_file = workdir / f"collector-{engine_name}.conf"
+    conf_file.write_text("[collector]\nbatch_size = 500\nflush_interval = 0.1\n")
+
+    def collectors(url: str, stack: contextlib.ExitStack) -> None:
+        args = [sys.executable, "-m", "usermessages.cli.main", "collector", "--bus", rabbit_url,
+                "--db", url, "--config", str(conf_file)]
+        for k in range(2):
+            stack.enter_context(process(args, workdir / f"collector-{engine_name}-{k}.log"))
+
+    def produce(messenger: Messenger) -> float:
+        started = time.perf_counter()
+        for i in range(n):
+            messenger.create(RequestContext(project_id=f"{i % PROJECTS:08x}", user_id="u"),
+                             Action.SCHEDULE_ALLOCATE_VOLUME, resource_uuid=str(uuid.uuid4()),
+                             detail=Detail.NO_BACKEND_AVAILABLE)
+        return time.perf_counter() - started
+
+    def stored(engine, started: float) -> float:  # type: ignore[no-untyped-def]
+        while count_rows(engine) < n:
+            if time.perf_counter() - started > 600:
+                raise RuntimeError("collector did not store every message")
+            time.sleep(0.02)
+        return time.perf_counter() - started
+
+    # (a) end to end: one producer thread creating while two collectors store.
+    url = url_factory()
+    engine = our_store(url)
+    with contextlib.ExitStack() as stack:
+        collectors(url, stack)
+        messenger = Messenger.from_url(rabbit_url, spool_path=str(workdir / f"spool-{engine_name}-a.sqlite"))
+        time.sleep(2)  # collectors connected
+        started = time.perf_counter()
+        produced = produce(messenger)
+        elapsed = stored(engine, started)
+        messenger.close()
+    rates["bus_e2e"] = n / elapsed
+    note("ingest", f"{engine_name}: our SDK -> RabbitMQ -> 2 collectors -> store, end to end",
+         f"{rates['bus_e2e']:,.0f} msg/s (one producer thread: {n / produced:,.0f} create()/s)")
+
+    # (b) the collectors alone: drain a queue the producer filled beforehand.
+    url = url_factory()
+    engine = our_store(url)
+    messenger = Messenger.from_url(rabbit_url, spool_path=str(workdir / f"spool-{engine_name}-b.sqlite"))
+    produce(messenger)
+    assert messenger.sink.flush(120), "the forwarder did not empty its spool"  # type: ignore[attr-defined]
+    messenger.close()
+    with contextlib.ExitStack() as stack:
+        started = time.perf_counter()
+        collectors(url, stack)
+        elapsed = stored(engine, started)
+    rates["bus"] = n / elapsed
+    note("ingest", f"{engine_name}: 2 collectors draining {n:,} queued messages into the store",
+         f"{rates['bus']:,.0f} msg/s (incl. process start)")
+
+    # The collector's batched insert on its own (batches of 500, on conflict do nothing).
+    rows = records(n)
+    url = url_factory()
+    engine = our_store(url)
+    started = time.perf_counter()
+    for start in range(0, n, 500):
+        with engine.begin() as conn:
+            store.insert_messages(conn, rows[start:start + 500])
+    rates["batched"] = n / (time.perf_counter() - started)
+    note("ingest", f"{engine_name}: batched insert, 500 per transaction (the collector's path)", f"{rates['batched']:,.0f} msg/s")
+
+    # The raw ceiling: same table, same indexes.
+    url = url_factory()
+    engine = our_store(url)
+    columns = [c.name for c in messages_table.columns]
+    values = [tuple(row.get(c, False if c == "deleted" else None) for c in columns) for row in rows]
+    started = time.perf_counter()
+    if engine.dialect.name == "postgresql":
+        with psycopg.connect(url) as conn:
+            with conn.cursor().copy(f"COPY messages ({', '.join(columns)}) FROM STDIN") as copy:
+                for value in values:
+                    copy.write_row(value)
+        label = "COPY"
+    else:
+        raw = engine.raw_connection()
+        raw.executemany(f"INSERT INTO messages ({', '.join(columns)}) VALUES "
+                        f"({', '.join('?' for _ in columns)})",
+                        [tuple(v.isoformat(" ") if hasattr(v, "isoformat") else v for v in row)
+                         for row in values])
+        raw.commit()
+        raw.close()
+        label = "executemany"
+    rates["raw"] = n / (time.perf_counter() - started)
+    assert count_rows(engine) == n
+    note("ingest", f"{engine_name}: raw ceiling ({label}, one transaction)", f"{rates['raw']:,.0f} msg/s")
+    return rates
+
+
+# --- 2. listing ---------------------------------------------------------------
+
+SEED_OURS = """
+INSERT INTO messages (id, kind, project_id, user_id, request_id, resource_type, resource_uuid,
+    event_id, message_level, action_id, detail_id, host, exception_class, created_at, expires_at,
+    deleted)
+SELECT md5('m' || i)::uuid::text, 'API', to_hex(1048576 + i % {projects}), 'u',
+    'req-' || md5('r' || i)::uuid::text,
+    (ARRAY['VOLUME', 'VOLUME_SNAPSHOT', 'VOLUME_BACKUP'])[1 + i % 3],
+    md5('v' || i)::uuid::text, 'VOLUME_VOLUME_001_003', 'ERROR', '001', '003', 'node', '',
+    timestamp '2026-01-01' + i * interval '1 millisecond',
+    timestamp '{expires}', false
+FROM generate_series({start}, {stop} - 1) AS i
+"""
+SEED_CINDER = """
+INSERT INTO messages (id, project_id, request_id, resource_type, resource_uuid, event_id,
+    message_level, detail_id, action_id, expires_at, created_at, deleted)
+SELECT md5('m' || i)::uuid::text, to_hex(1048576 + i % {projects}),
+    'req-' || md5('r' || i)::uuid::text,
+    (ARRAY['VOLUME', 'VOLUME_SNAPSHOT', 'VOLUME_BACKUP'])[1 + i % 3],
+    md5('v' || i)::uuid::text, 'VOLUME_VOLUME_001_003', 'ERROR', '003', '001',
+    timestamp '{expires}', timestamp '2026-01-01' + i * interval '1 millisecond', false
+FROM generate_series({start}, {stop} - 1) AS i
+"""
+
+
+def seed(url: str, sql: str, start: int, stop: int, expires: str = "2099-01-01") -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.format(projects=PROJECTS, start=start, stop=stop, expires=expires))
+        conn.execute("ANALYZE messages")
+
+
+def timed_gets(client: httpx.Client, url: str, samples: int) -> list[float]:
+    client.get(url).raise_for_status()  # warm
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        response = client.get(url)
+        times.append(time.perf_counter() - started)
+        response.raise_for_status()
+    return times
+
+
+def listing_cells(base: str, project: str, token: str, deep_marker: str, request_id: str
+                  ) -> dict[str, str]:
+    prefix = f"{base}/v3/{project}/messages?limit={PAGE}"
+    return {
+        "first page": prefix,
+        "500 pages deep": f"{prefix}&marker={deep_marker}",
+        "first page, resource_type": f"{prefix}&resource_type=VOLUME_SNAPSHOT",
+        "500 deep, resource_type": f"{prefix}&resource_type=VOLUME_SNAPSHOT&marker={deep_marker}",
+        "request_id": f"{prefix}&request_id={request_id}",
+    }
+
+
+def marker_at(url: str, position: int, where: str = "") -> str:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            f"SELECT id FROM messages {where} ORDER BY created_at DESC, id DESC OFFSET %s LIMIT 1",
+            (position,)).fetchone()[0]
+
+
+def listing(size: int, ours_url: str, cinder_url: str, ours_base: str, cinder_base: str,
+            samples: int, cinder_samples: int) -> dict[str, dict[str, tuple[float, float]]]:
+    """Admin listing of every project (Cinder's noauth context is an admin: same query)."""
+    project = to_hex_project(7)
+    request_id = f"req-{uuid.UUID(hashlib_md5('r' + str(size // 2)))}"
+    # 500 pages deep; in --quick runs, as deep as the small table allows.
+    depth = min(500 * PAGE - 1, size // 4)
+    deep = marker_at(ours_url, depth)
+    deep_snap = marker_at(ours_url, depth, "WHERE resource_type = 'VOLUME_SNAPSHOT'")
+    results: dict[str, dict[str, tuple[float, float]]] = {}
+    headers = {"OpenStack-API-Version": "volume 3.5"}
+    for name, base, token, count in (("ours", ours_base, f"admin:{project}", samples),
+                                     ("cinder", cinder_base, f"admin:{project}", cinder_samples)):
+        cells = listing_cells(base, project, token, deep, request_id)
+        cells["500 deep, resource_type"] = cells["500 deep, resource_type"].replace(deep, deep_snap)
+        with httpx.Client(headers={**headers, "X-Auth-Token": token}, timeout=120) as client:
+            for cell, url in cells.items():
+                times = timed_gets(client, url, count)
+                results.setdefault(cell, {})[name] = (statistics.median(times), pct(times, 99))
+    for cell, pair in results.items():
+        ours_p50, ours_p99 = pair["ours"]
+        cinder_p50, cinder_p99 = pair["cinder"]
+        note("listing", f"{size:,} msgs, {cell}: p50 / p99 ours vs Cinder",
+             f"{ms(ours_p50)} / {ms(ours_p99)} vs {ms(cinder_p50)} / {ms(cinder_p99)}"
+             f" ({cinder_p50 / ours_p50:,.0f}x)")
+    return results
+
+
+def to_hex_project(i: int) -> str:
+    return format(1048576 + i, "x")
+
+
+def hashlib_md5(text: str) -> str:
+    import hashlib
+
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def project_listing(size: int, ours_base: str, samples: int) -> None:
+    """Ours only: a project user's own listing (Cinder has no scoped list to compare)."""
+    project = to_hex_project(7)
+    headers = {"OpenStack-API-Version": "volume 3.5", "X-Auth-Token": f"alice:{project}"}
+    with httpx.Client(headers=headers, timeout=60) as client:
+        first = client.get(f"{ours_base}/v3/{project}/messages?limit={PAGE}").json()["messages"]
+        deepest = client.get(f"{ours_base}/v3/{project}/messages?limit=1&offset="
+                             f"{size // PROJECTS - 1}").json()["messages"][0]["id"]
+        for cell, url in (("first page", f"{ours_base}/v3/{project}/messages?limit={PAGE}"),
+                          ("last page (marker)", f"{ours_base}/v3/{project}/messages?limit={PAGE}"
+                                                 f"&marker={deepest}")):
+            times = timed_gets(client, url, samples)
+            note("listing", f"{size:,} msgs, project user, {cell}: p50 / p99 (ours)",
+                 f"{ms(statistics.median(times))} / {ms(pct(times, 99))}")
+        del first
+
+
+# --- 3. reaping -----------------------------------------------------------------
+
+
+def reaping(admin_url: str, workdir: Path, rows: int, batch: int, samples_base: str,
+            cinder_python: Path) -> None:
+    url = fresh_db(admin_url)
+    our_store(url)
+    seed(url, SEED_OURS, 0, rows, expires="2020-01-01")
+    seed(url, SEED_OURS, rows, rows + 100_000)  # live rows the listing reads
+    project = to_hex_project(3)
+    conf = workdir / "reap.conf"
+    conf.write_text(f"[DEFAULT]\nmessage_reap_interval = -1\nmessage_reap_batch_size = {batch}\n"
+                    "[collector]\nembedded = false\n")
+    port = servers.free_port()
+    args = [sys.executable, "-m", "usermessages.cli.main", "serve", "--db", url, "--port",
+            str(port), "--config", str(conf)]
+    with process(args, workdir / "reap-api.log"):
+        base = f"http://127.0.0.1:{port}"
+        wait_http(base + "/")
+        listing_url = f"{base}/v3/{project}/messages?limit={PAGE}"
+        headers = {"OpenStack-API-Version": "volume 3.5", "X-Auth-Token": f"alice:{project}"}
+        with httpx.Client(headers=headers, timeout=60) as client:
+            idle = timed_gets(client, listing_url, 300)
+            during: list[float] = []
+            done = threading.Event()
+
+            def load() -> None:
+                while not done.is_set():
+                    started = time.perf_counter()
+                    client.get(listing_url)
+                    during.append(time.perf_counter() - started)
+
+            loader = threading.Thread(target=load)
+            loader.start()
+            engine = store_engine.connect(url)
+            started = time.perf_counter()
+            deleted = reap(engine, batch).deleted
+            seconds = time.perf_counter() - started
+            done.set()
+            loader.join()
+    note("reaping", f"ours: {deleted:,} expired rows, batch {batch}",
+         f"{seconds:.1f} s = {deleted / seconds:,.0f} rows/s")
+    note("reaping", f"ours: listing p99 idle vs during the reap ({len(during)} requests)",
+         f"{ms(pct(idle, 99))} vs {ms(pct(during, 99))} ({pct(during, 99) / pct(idle, 99):.2f}x)")
+    # Cinder's cleanup_expired_messages: one unbatched DELETE.
+    curl = fresh_db(admin_url)
+    cconf = cinder_conf(workdir, curl.replace("postgresql://", "postgresql+psycopg2://"))
+    cinder_db_sync(cconf)
+    seed(curl, SEED_CINDER, 0, rows, expires="2020-01-01")
+    out = subprocess.run([str(cinder_python), str(ROOT / "bench" / "cinder_ingest.py"),
+                          str(cconf), "reap"], check=True, capture_output=True, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    note("reaping", f"Cinder 29 cleanup_expired_messages: {result['deleted']:,} rows, one DELETE",
+         f"{result['seconds']:.1f} s = {result['deleted'] / result['seconds']:,.0f} rows/s")
+
+
+# --- 4. producer overhead -----------------------------------------------------------
+
+
+def producer(rabbit: servers.RabbitMQ, workdir: Path, n: int) -> None:
+    for state in ("up", "down"):
+        if state == "down":
+            rabbit.stop_app()
+        messenger = Messenger.from_url(rabbit.url, spool_path=str(workdir / f"p-{state}.sqlite"),
+                                       timeout=1.0)
+        times = []
+        for i in range(n):
+            started = time.perf_counter()
+            messenger.create(RequestContext(project_id="p", user_id="u"), Action.ATTACH_VOLUME,
+                             resource_uuid=str(uuid.uuid4()), detail=Detail.ATTACH_ERROR)
+            times.append(time.perf_counter() - started)
+        pending = messenger.sink.pending()  # type: ignore[attr-defined]
+        note("producer", f"create() with the broker {state}: p50 / p99 / max over {n:,}",
+             f"{ms(statistics.median(times))} / {ms(pct(times, 99))} / {ms(max(times))}"
+             + (f" ({pending:,} waiting in the spool)" if state == "down" else ""))
+        messenger.sink.close()  # type: ignore[attr-defined]
+    rabbit.start_app()
+
+
+# --- main -------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes, to check the script (figures not meaningful)")
+    parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
+    options = parser.parse_args()
+    sizes = (2_000, 20_000) if options.quick else (100_000, 1_000_000)
+    ingest_n = 2_000 if options.quick else 20_000
+    samples, cinder_samples = (10, 5) if options.quick else (200, 30)
+
+    cinder_python = ensure_cinder()
+    workdir = Path(tempfile.mkdtemp(prefix="um-bench-"))
+    started = time.time()
+    with servers.postgresql_server() as admin_url, servers.rabbitmq_broker() as rabbit:
+        print("1. ingest", flush=True)
+        rates = {}
+        rates["sqlite"] = ingest("SQLite", lambda: f"sqlite:///{workdir}/{uuid.uuid4().hex}.sqlite",
+                                 ingest_n, workdir, rabbit.url, cinder_python)
+        rates["postgresql"] = ingest("PostgreSQL", lambda: fresh_db(admin_url), ingest_n, workdir,
+                                     rabbit.url, cinder_python)
+
+        print("2. listing", flush=True)
+        ours_url, cinder_url = fresh_db(admin_url), fresh_db(admin_url)
+        our_store(ours_url)
+        cconf_port = servers.free_port()
+        cconf = cinder_conf(workdir, cinder_url.replace("postgresql://", "postgresql+psycopg2://"),
+                            cconf_port)
+        cinder_db_sync(cconf)
+        api_conf = workdir / "api.conf"
+        api_conf.write_text("[DEFAULT]\nmessage_reap_interval = -1\n[collector]\nembedded = false\n")
+        our_port = servers.free_port()
+        seeded = 0
+        with process([str(CINDER_VENV / "bin" / "cinder-api"), "--config-file", str(cconf)],
+                     workdir / "cinder-api.out"), \
+             process([sys.executable, "-m", "usermessages.cli.main", "serve", "--db", ours_url,
+                      "--port", str(our_port), "--config", str(api_conf)], workdir / "api.out"):
+            ours_base, cinder_base = f"http://127.0.0.1:{our_port}", f"http://127.0.0.1:{cconf_port}"
+            wait_http(ours_base + "/")
+            wait_http(cinder_base + "/")
+            for size in sizes:
+                seed(ours_url, SEED_OURS, seeded, size)
+                seed(cinder_url, SEED_CINDER, seeded, size)
+                seeded = size
+                listing(size, ours_url, cinder_url, ours_base, cinder_base, samples, cinder_samples)
+                project_listing(size, ours_base, samples)
+
+        print("3. reaping", flush=True)
+        reap_rows = sizes[-1]
+        reaping(admin_url, workdir, reap_rows, 1000, "", cinder_python)
+        reaping(admin_url, workdir, reap_rows, 10_000, "", cinder_python)
+
+        print("4. producer overhead", flush=True)
+        producer(rabbit, workdir, 2_000 if options.quick else 10_000)
+
+    pg, lite = rates["postgresql"], rates["sqlite"]
+    note("targets", "collectors' ingest vs Cinder per message, PostgreSQL (target >= 10x)",
+         f"{pg['bus'] / pg['cinder']:.1f}x (end to end with one producer thread: "
+         f"{pg['bus_e2e'] / pg['cinder']:.1f}x)")
+    note("targets", "batched path vs raw ceiling, PostgreSQL (target >= 0.5)",
+         f"{pg['batched'] / pg['raw']:.2f}")
+    note("targets", "batched path vs raw ceiling, SQLite (target >= 0.5)",
+         f"{lite['batched'] / lite['raw']:.2f}")
+    write_report(options, time.time() - started)
+
+
+def write_report(options: argparse.Namespace, seconds: float) -> None:
+    command = "make bench" if not options.quick else ".venv/bin/python bench/run.py --quick"
+    lines = [
+        "# Benchmarks: usermessages against Cinder 29, one run, one machine", "",
+        f"Produced by `{command}` (`bench/run.py`) on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())},"
+        f" {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()},"
+        f" PostgreSQL 15 (fsync off, throwaway), RabbitMQ from Debian; run took {seconds / 60:.1f} min.",
+        "Cinder is the real `cinder==29.0.0` from PyPI in its own virtualenv, its API in noauth"
+        " mode (an admin context) on the same PostgreSQL.", "",
+        "| section | measure | value |", "|---|---|---|",
+    ]
+    lines += [f"| {s} | {m} | {v} |" for s, m, v in RESULTS]
+    Path(options.output).write_text("\n".join(lines) + "\n")
+    print(f"\nwritten to {options.output}")
+
+
+if __name__ == "__main__":
+    main()
