@@ -1,8 +1,154 @@
-"""``usermessages message ...``: a client of a running API (placeholder, filled in below)."""
+"""``usermessages message ...``: read and delete messages through a running API.
+
+A thin HTTP client with cinderclient's options. The API's fault body becomes a
+one-line error and a non-zero exit; so does an API that cannot be reached.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
 
 import click
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+API_VERSION = "volume 3.71"
+console = Console()
+
+
+class Client:
+    """Calls /v3/{project}/messages as one user, with Cinder's noauth token."""
+
+    def __init__(self, url: str, project: str, user: str, token: str | None,
+                 timeout: float) -> None:
+        self.base = f"{url.rstrip('/')}/v3/{project}"
+        self.url = url
+        self.http = httpx.Client(timeout=timeout, headers={
+            "X-Auth-Token": token or f"{user}:{project}",
+            "OpenStack-API-Version": API_VERSION,
+            "Accept": "application/json",
+        })
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self.http.request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            raise click.ClickException(
+                f"cannot reach the API at {self.url}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 400:
+            raise click.ClickException(_fault_text(response))
+        return response
+
+
+def _fault_text(response: httpx.Response) -> str:
+    try:
+        [(name, fault)] = response.json().items()
+        return f"{fault['message']} (HTTP {fault['code']} {name})"
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return f"HTTP {response.status_code} from the API"
+
+
+pass_client = click.make_pass_decorator(Client)
 
 
 @click.group()
-def message() -> None:
+@click.option("--url", envvar="USERMESSAGES_URL", default="http://127.0.0.1:8776",
+              show_default=True, help="Base URL of the API (env USERMESSAGES_URL).")
+@click.option("--project", envvar="OS_PROJECT_ID", required=True,
+              help="Project id (env OS_PROJECT_ID).")
+@click.option("--user", envvar="OS_USER_ID", default="user", show_default=True,
+              help="User id (env OS_USER_ID); `admin` is the admin in noauth mode.")
+@click.option("--token", envvar="OS_AUTH_TOKEN", default=None,
+              help="Token to send (env OS_AUTH_TOKEN); default `<user>:<project>`.")
+@click.option("--timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True,
+              help="Seconds to wait for each answer.")
+@click.pass_context
+def message(ctx: click.Context, url: str, project: str, user: str, token: str | None,
+            timeout: float) -> None:
     """Read and delete messages through a running API."""
+    ctx.obj = Client(url, project, user, token, timeout)
+
+
+@message.command("list")
+@click.option("--resource-uuid", help="Only messages about this resource.")
+@click.option("--resource-type", help="VOLUME, VOLUME_SNAPSHOT or VOLUME_BACKUP.")
+@click.option("--event-id", help="Only this event id, e.g. VOLUME_VOLUME_001_003.")
+@click.option("--request-id", help="Only messages of this request.")
+@click.option("--level", help="ERROR, WARNING or INFO.")
+@click.option("--marker", help="Start after this message id.")
+@click.option("--limit", type=click.IntRange(1), help="At most this many messages.")
+@click.option("--sort", help="key[:asc|desc][,key...], e.g. created_at:desc.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@pass_client
+def list_command(client: Client, resource_uuid: str | None, resource_type: str | None,
+                 event_id: str | None, request_id: str | None, level: str | None,
+                 marker: str | None, limit: int | None, sort: str | None, fmt: str) -> None:
+    """List messages, newest first, following the API's pages."""
+    params = {
+        "resource_uuid": resource_uuid,
+        # Upper-cased, as cinderclient does.
+        "resource_type": resource_type.upper() if resource_type else None,
+        "event_id": event_id,
+        "request_id": request_id,
+        "message_level": level.upper() if level else None,
+        "marker": marker,
+        "limit": limit,
+        "sort": sort,
+    }
+    url: str | None = f"{client.base}/messages"
+    query: dict | None = {k: v for k, v in params.items() if v is not None}
+    found: list[dict] = []
+    while url and (limit is None or len(found) < limit):
+        body = client.request("GET", url, params=query).json()
+        found += body["messages"]
+        links = [link["href"] for link in body.get("messages_links", []) if link["rel"] == "next"]
+        url, query = (links[0], None) if links else (None, None)
+    if limit is not None:
+        found = found[:limit]
+    if fmt == "json":
+        click.echo(json.dumps(found, indent=2))
+        return
+    table = Table("ID", "Resource Type", "Resource UUID", "Event ID", "Level", "User Message",
+                  "Created At")
+    for item in found:
+        table.add_row(item["id"], item.get("resource_type", ""), item.get("resource_uuid", ""),
+                      item["event_id"], item["message_level"], item["user_message"],
+                      item["created_at"])
+    console.print(table)
+
+
+@message.command("show")
+@click.argument("message_id")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@pass_client
+def show_command(client: Client, message_id: str, fmt: str) -> None:
+    """Show one message."""
+    body = client.request("GET", f"{client.base}/messages/{message_id}").json()["message"]
+    body.pop("links", None)
+    if fmt == "json":
+        click.echo(json.dumps(body, indent=2))
+        return
+    table = Table("Property", "Value")
+    for key in sorted(body):
+        table.add_row(key, str(body[key]))
+    console.print(table)
+
+
+@message.command("delete")
+@click.argument("message_ids", nargs=-1, required=True)
+@pass_client
+def delete_command(client: Client, message_ids: tuple[str, ...]) -> None:
+    """Delete messages; exits non-zero if any could not be deleted."""
+    failed = 0
+    for message_id in message_ids:
+        try:
+            client.request("DELETE", f"{client.base}/messages/{message_id}")
+        except click.ClickException as exc:
+            failed += 1
+            click.echo(f"Delete for message {message_id} failed: {exc.message}", err=True)
+        else:
+            click.echo(f"deleted {message_id}")
+    if failed:
+        raise click.ClickException(f"{failed} of {len(message_ids)} messages not deleted")

@@ -1,0 +1,109 @@
+"""`usermessages message list|show|delete` against a live API."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from tests import servers
+from usermessages import Action, Detail, Level, Messenger, RequestContext, Resource
+from usermessages.cli.main import main
+
+PROJECT, OTHER = "aaaa1111", "bbbb2222"
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    db_url = f"sqlite:///{tmp_path_factory.mktemp('cli')}/usermessages.sqlite"
+    with servers.api_server(db_url) as base:
+        messenger = Messenger.from_url(db_url)
+        ids = []
+        for i in range(7):
+            ids.append(messenger.create(
+                RequestContext(project_id=PROJECT, user_id="alice", request_id=f"req-{i}"),
+                Action.SCHEDULE_ALLOCATE_VOLUME, resource_uuid=f"vol-{i}",
+                detail=Detail.NO_BACKEND_AVAILABLE))
+        ids.append(messenger.create(
+            RequestContext(project_id=PROJECT, user_id="alice"), Action.BACKUP_CREATE,
+            resource_type=Resource.VOLUME_BACKUP, resource_uuid="bk-1",
+            detail=Detail.INCREMENTAL_BACKUP_FORCES_FULL_BACKUP, level=Level.WARNING))
+        secret = messenger.create(RequestContext(project_id=OTHER, user_id="bob"),
+                                  Action.ATTACH_VOLUME, resource_uuid="vol-secret",
+                                  detail=Detail.ATTACH_ERROR)
+        yield base, ids, secret
+
+
+def run(base: str, *args: str, project: str = PROJECT, user: str = "alice"):
+    # A wide terminal, so table cells are not wrapped.
+    return CliRunner(env={"COLUMNS": "400"}).invoke(
+        main, ["message", "--url", base, "--project", project, "--user", user, *args])
+
+
+def test_list_as_json_is_the_projects_messages_newest_first(api):
+    base, ids, secret = api
+    result = run(base, "list", "--format", "json")
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.output)
+    assert [m["id"] for m in listed] == list(reversed(ids))
+    assert secret not in result.output
+
+
+def test_table_output_and_filters(api):
+    base, ids, _ = api
+    result = run(base, "list", "--level", "warning")
+    assert result.exit_code == 0, result.output
+    assert ids[-1] in result.output and ids[0] not in result.output
+    result = run(base, "list", "--resource-type", "volume_backup", "--format", "json")
+    assert [m["id"] for m in json.loads(result.output)] == [ids[-1]]
+    result = run(base, "list", "--request-id", "req-3", "--format", "json")
+    assert [m["resource_uuid"] for m in json.loads(result.output)] == ["vol-3"]
+    result = run(base, "list", "--event-id", "VOLUME_VOLUME_001_003", "--resource-uuid", "vol-5",
+                 "--format", "json")
+    assert [m["id"] for m in json.loads(result.output)] == [ids[5]]
+
+
+def test_paging_follows_next_links_and_honours_limit(api, monkeypatch):
+    base, ids, _ = api
+    result = run(base, "list", "--limit", "3", "--sort", "created_at:asc", "--format", "json")
+    assert [m["id"] for m in json.loads(result.output)] == ids[:3]
+    result = run(base, "list", "--marker", ids[2], "--sort", "created_at:asc", "--format", "json")
+    assert [m["id"] for m in json.loads(result.output)] == ids[3:]
+
+
+def test_show_and_delete(api):
+    base, ids, _ = api
+    result = run(base, "show", ids[1])
+    assert result.exit_code == 0, result.output
+    assert "schedule allocate volume:Could not find any available weighted backend." in result.output
+    shown = json.loads(run(base, "show", ids[1], "--format", "json").output)
+    assert shown["resource_uuid"] == "vol-1" and "links" not in shown
+    result = run(base, "delete", ids[1])
+    assert result.exit_code == 0 and f"deleted {ids[1]}" in result.output
+    result = run(base, "show", ids[1])
+    assert result.exit_code == 1
+    assert f"Error: Message {ids[1]} could not be found. (HTTP 404 itemNotFound)" in result.output
+
+
+def test_another_projects_message_is_invisible_and_undeletable(api):
+    base, _, secret = api
+    assert run(base, "show", secret).exit_code == 1
+    result = run(base, "delete", secret)
+    assert result.exit_code == 1
+    assert "Delete for message" in result.output and "could not be found" in result.output
+    # The owner still has it.
+    assert run(base, "show", secret, project=OTHER, user="bob").exit_code == 0
+
+
+def test_errors_are_one_line_and_never_a_traceback(api):
+    base, _, _ = api
+    result = run(base, "list", "--sort", "bogus")
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: Invalid input received: Invalid sort key (HTTP 400 badRequest)")
+    result = run(f"http://127.0.0.1:{servers.free_port()}", "list")
+    assert result.exit_code == 1 and "cannot reach the API" in result.output
+    assert "Traceback" not in result.output
+    result = CliRunner().invoke(main, ["message", "--url", base, "list"], env={"OS_PROJECT_ID": ""})
+    assert result.exit_code == 2 and "--project" in result.output
