@@ -151,6 +151,8 @@ def add(conn: Connection, table: Table, **values: Any) -> dict:
 
 
 def get(conn: Connection, table: Table, row_id: str) -> dict | None:
+    if "\x00" in row_id:
+        return None  # no id holds NUL; PostgreSQL would refuse the query
     row = conn.execute(select(table).where(table.c.id == row_id)).mappings().first()
     return dict(row) if row else None
 

@@ -33,9 +33,12 @@ def _check_query_string(raw: bytes) -> None:
         raise BadRequest(f"Invalid input received: query string longer than {MAX_QUERY_STRING}")
     for part in raw.split(b"&"):
         try:
-            unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
+            text = unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise BadRequest("Invalid input received: query string is not valid UTF-8") from exc
+        if "\x00" in text:
+            # PostgreSQL refuses NUL in text: stop it here, not as a 500 later.
+            raise BadRequest("Invalid input received: query string contains a NUL character")
 
 
 class OpenStackMiddleware:

@@ -101,6 +101,8 @@ def _list(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery)
         conditions.append(messages.c.created_at < query.created_before)
     sort = full_sort(query.sort)
     if query.marker is not None:
+        if "\x00" in query.marker:
+            raise MessageNotFound(query.marker)
         marker_conditions = [_not_deleted(), messages.c.id == query.marker]
         if scope is not None:
             marker_conditions.append(scope)
@@ -131,6 +133,8 @@ def list_messages_all_projects(conn: Connection, query: ListQuery) -> list[dict]
 
 
 def _get(conn: Connection, message_id: str, scope: ColumnElement[bool] | None) -> dict:
+    if "\x00" in message_id:
+        raise MessageNotFound(message_id)  # no id holds NUL; PostgreSQL would refuse it
     conditions = [messages.c.id == message_id, _not_deleted()]
     if scope is not None:
         conditions.append(scope)
