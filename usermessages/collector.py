@@ -29,7 +29,7 @@ from typing import Any
 from kombu import Connection, Consumer, Producer
 from kombu.message import Message
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from usermessages import bus, envelope, metrics
 from usermessages.config import Settings
@@ -214,8 +214,12 @@ class Collector:
                 with self._engine.begin() as conn:
                     new = store.insert_messages(conn, pending.rows)
                 break
-            except OperationalError as exc:
-                # The store is down: keep the batch, ack nothing, try again.
+            except (DataError, IntegrityError):
+                # The store refuses a row (bad data, not a store problem): find it.
+                self._flush_one_by_one(pending)
+                return
+            except DBAPIError as exc:
+                # The store is down or broken: keep the batch, ack nothing, try again.
                 self.stats.db_retries += 1
                 metrics.DB_RETRIES.inc()
                 LOG.error("store unavailable (%s); retrying batch of %d in %.1fs",
@@ -223,10 +227,6 @@ class Collector:
                 if self._stop.wait(backoff):
                     return  # stopping: the broker redelivers the unacked batch
                 backoff = min(backoff * 2, self._max_backoff)
-            except DBAPIError:
-                # The store refuses a row (not a connection problem): find it.
-                self._flush_one_by_one(pending)
-                return
         for message in pending.messages:
             message.ack()
         self._count(len(pending.rows), new)
@@ -237,9 +237,7 @@ class Collector:
             try:
                 with self._engine.begin() as conn:
                     new = store.insert_messages(conn, [row])
-            except OperationalError:
-                raise
-            except DBAPIError as exc:
+            except (DataError, IntegrityError) as exc:
                 self._dead_letter(message, f"store refused the row: {type(exc.orig).__name__}",
                                   "usermessages")
                 continue
@@ -278,10 +276,12 @@ def list_dead_letters(bus_url: str, limit: int = 100, timeout: float = 2.0) -> l
         connection.ensure_connection(max_retries=1, timeout=timeout)
         bus.declare(connection)
         queue = bus.dead_letter_queue()(connection.channel())
+        held = []
         while len(letters) < limit:
             message = queue.get(no_ack=False)
             if message is None:
                 break
+            held.append(message)
             headers = message.headers or {}
             body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
             letters.append({
@@ -289,5 +289,7 @@ def list_dead_letters(bus_url: str, limit: int = 100, timeout: float = 2.0) -> l
                 "source": headers.get("x-source", ""),
                 "body": body[:500].decode("utf-8", errors="replace"),
             })
-        # Closing the channel without acking puts every letter back, in order.
+        # Put every letter back: listing is not consuming.
+        for message in held:
+            message.requeue()
     return letters

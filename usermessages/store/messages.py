@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, false, insert, or_, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 from usermessages.catalog import Kind
@@ -183,13 +183,22 @@ def insert_messages(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
     """
     if not rows:
         return 0
-    postgres = conn.engine.dialect.name == "postgresql"
-    if postgres:
-        return _copy_insert(conn, rows)
-    marker = "?"
+    try:
+        if conn.engine.dialect.name == "postgresql":
+            return _copy_insert(conn, rows)
+        return _executemany_insert(conn, rows)
+    except conn.dialect.dbapi.Error as exc:  # type: ignore[union-attr]
+        # The driver was used directly: translate as SQLAlchemy would (DataError,
+        # IntegrityError, OperationalError...), so callers see one exception tree.
+        raise DBAPIError.instance("INSERT INTO messages", None, exc,
+                                  conn.dialect.dbapi.Error) from exc  # type: ignore[union-attr]
+
+
+def _executemany_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+    """SQLite: one executemany of a statement built once."""
     sql = (f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES "
-           f"({', '.join(marker for _ in _COLUMNS)}) ON CONFLICT (id) DO NOTHING")
-    values = [tuple(_value(row.get(c, _DEFAULTS.get(c)), postgres) for c in _COLUMNS)
+           f"({', '.join('?' for _ in _COLUMNS)}) ON CONFLICT (id) DO NOTHING")
+    values = [tuple(_sqlite_value(row.get(c, _DEFAULTS.get(c))) for c in _COLUMNS)
               for row in rows]
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
@@ -204,7 +213,7 @@ def _copy_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
 
     COPY is PostgreSQL's fastest way in; the INSERT ... SELECT keeps "on
     conflict do nothing" on the real table. The temp table empties itself at
-    commit, so a failed batch leaves nothing behind.
+    commit, and is emptied after each batch, so nothing is left behind.
     """
     columns = ", ".join(_COLUMNS)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -223,9 +232,9 @@ def _copy_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
         cursor.close()
 
 
-def _value(value: Any, postgres: bool) -> Any:
+def _sqlite_value(value: Any) -> Any:
     # SQLite stores datetimes as the text SQLAlchemy writes: "YYYY-MM-DD HH:MM:SS.ffffff".
-    if not postgres and isinstance(value, dt.datetime):
+    if isinstance(value, dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S.%f")
     return value
 
