@@ -44,34 +44,56 @@ def _as_postgres(args: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
 
 
+class PostgreSQL:
+    """A throwaway cluster that a test can stop and start again on the same data."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="um-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self.root.chmod(0o700)
+        subprocess.run(
+            _as_postgres([_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-A",
+                          "trust", "--no-sync", "-E", "UTF8"]),
+            check=True, capture_output=True,
+        )
+
+    def start(self) -> None:
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
+        subprocess.run(
+            _as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), "-l",
+                          str(self.root / "log.txt"), "-o", options, "-w", "start"]),
+            check=True, capture_output=True,
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode,
+                                     "stop"]), capture_output=True)
+
+    def remove(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def postgresql_cluster() -> Iterator[PostgreSQL]:
+    """Start a throwaway PostgreSQL on 127.0.0.1; yield its handle; stop and remove it."""
+    cluster = PostgreSQL()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
+
+
 @contextlib.contextmanager
 def postgresql_server() -> Iterator[str]:
     """Start a throwaway PostgreSQL on 127.0.0.1; yield its admin URL; stop and remove it."""
-    root = Path(tempfile.mkdtemp(prefix="um-pg-"))
-    data = root / "data"
-    port = free_port()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    root.chmod(0o700)
-    subprocess.run(
-        _as_postgres([_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                      "--no-sync", "-E", "UTF8"]),
-        check=True, capture_output=True,
-    )
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
-    subprocess.run(
-        _as_postgres([_pg_bin("pg_ctl"), "-D", str(data), "-l", str(root / "log.txt"),
-                      "-o", options, "-w", "start"]),
-        check=True, capture_output=True,
-    )
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            _as_postgres([_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-            capture_output=True,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+    with postgresql_cluster() as cluster:
+        yield cluster.url
 
 
 def create_database(admin_url: str, name: str) -> str:

@@ -1,0 +1,276 @@
+"""The bus's promises on real RabbitMQ and PostgreSQL: every message stored once,
+nothing lost, nothing hangs, whatever fails."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from kombu import Producer
+from sqlalchemy import text
+
+from tests import servers
+from usermessages import Action, Detail, Messenger, RequestContext, bus, envelope
+from usermessages.store import engine as store_engine
+from usermessages.store import migrate
+
+CREATE_BOUND = 0.05  # loose: the real p99 is measured by bench/
+
+
+@pytest.fixture
+def shared_broker(rabbitmq_url: str) -> str:
+    """The session's RabbitMQ, with the messages queue empty (no earlier test's leftovers)."""
+    with bus.connect(rabbitmq_url) as connection:
+        bus.declare(connection)
+        bus.messages_queue()(connection.default_channel).purge()
+    return rabbitmq_url
+
+
+def _fresh_store(admin_url: str):  # type: ignore[no-untyped-def]
+    url = servers.create_database(admin_url, f"r_{uuid.uuid4().hex[:10]}")
+    engine = store_engine.connect(url)
+    migrate.upgrade(engine)
+    return url, engine
+
+
+def _counts(engine) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*), count(DISTINCT id) FROM messages")).one()
+
+
+def _wait_rows(engine, n: int, timeout: float = 120) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while _counts(engine)[0] < n:
+        assert time.monotonic() < deadline, f"only {_counts(engine)} of {n} stored"
+        time.sleep(0.1)
+    time.sleep(0.5)  # and no more arrive
+    assert _counts(engine) == (n, n)
+
+
+@contextlib.contextmanager
+def collector(bus_url: str, db_url: str, workdir: Path, name: str = "c") -> Iterator[subprocess.Popen]:
+    conf = workdir / f"{name}.conf"
+    conf.write_text("[collector]\nbatch_size = 200\nflush_interval = 0.1\n[bus]\ntimeout = 1\n")
+    log = open(workdir / f"{name}.log", "ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "usermessages.cli.main", "-v", "collector", "--bus", bus_url,
+         "--db", db_url, "--config", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()
+
+
+def _create(messenger: Messenger, i: int) -> str | None:
+    return messenger.create(RequestContext(project_id=f"{i % 3:08x}", request_id=f"req-{i}"),
+                            Action.SCHEDULE_ALLOCATE_VOLUME, resource_uuid=f"vol-{i}",
+                            detail=Detail.NO_BACKEND_AVAILABLE)
+
+
+def test_kill_9_the_collector_mid_stream_then_restart(shared_broker, postgresql_admin_url,
+                                                      tmp_path):
+    rabbitmq_url = shared_broker
+    db_url, engine = _fresh_store(postgresql_admin_url)
+    messenger = Messenger.from_url(rabbitmq_url, spool_path=str(tmp_path / "spool.sqlite"))
+    for i in range(10_000):
+        _create(messenger, i)
+    assert messenger.sink.flush(60)  # type: ignore[attr-defined]
+    with collector(rabbitmq_url, db_url, tmp_path, "first") as first:
+        deadline = time.monotonic() + 60
+        while _counts(engine)[0] < 2_000:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        first.send_signal(signal.SIGKILL)  # mid-stream, batches in flight, unacked
+        first.wait()
+    stored_before = _counts(engine)[0]
+    assert stored_before < 10_000
+    with collector(rabbitmq_url, db_url, tmp_path, "second"):
+        _wait_rows(engine, 10_000)
+    messenger.close()
+
+
+def test_broker_stops_while_a_producer_keeps_creating(postgresql_admin_url, tmp_path):
+    db_url, engine = _fresh_store(postgresql_admin_url)
+    with servers.rabbitmq_broker() as broker:
+        messenger = Messenger.from_url(broker.url, spool_path=str(tmp_path / "spool.sqlite"),
+                                       timeout=1.0)
+        with collector(broker.url, db_url, tmp_path):
+            durations: list[float] = []
+            stop_at, start_at, total = 300, 1200, 1500
+            for i in range(total):
+                if i == stop_at:
+                    broker.stop_app()
+                if i == start_at:
+                    broker.start_app()
+                started = time.perf_counter()
+                assert _create(messenger, i) is not None
+                durations.append(time.perf_counter() - started)
+                time.sleep(0.002)
+            assert max(durations) < CREATE_BOUND, max(durations)
+            _wait_rows(engine, total, timeout=180)
+        stats = messenger.sink.stats  # type: ignore[attr-defined]
+        assert stats.spooled > 0 and stats.replayed > 0 and stats.dropped == 0
+        messenger.close()
+
+
+def test_a_broker_that_accepts_and_never_answers(tmp_path):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    accepting = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not accepting.is_set():
+            try:
+                held.append(listener.accept()[0])  # and say nothing, ever
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        url = f"amqp://guest:guest@127.0.0.1:{listener.getsockname()[1]}//"
+        messenger = Messenger.from_url(url, spool_path=str(tmp_path / "s.sqlite"), timeout=0.5)
+        durations = []
+        for i in range(300):
+            started = time.perf_counter()
+            _create(messenger, i)
+            durations.append(time.perf_counter() - started)
+        assert max(durations) < CREATE_BOUND, max(durations)
+        assert messenger.sink.pending() == 300  # type: ignore[attr-defined]
+        started = time.perf_counter()
+        messenger.close()  # even closing is bounded
+        assert time.perf_counter() - started < 5
+    finally:
+        accepting.set()
+        thread.join(5)
+        for connection in held:
+            connection.close()
+        listener.close()
+
+
+def test_postgresql_stops_while_the_collector_runs(shared_broker, tmp_path):
+    rabbitmq_url = shared_broker
+    with servers.postgresql_cluster() as cluster:
+        db_url = servers.create_database(cluster.url, "outage")
+        engine = store_engine.connect(db_url)
+        migrate.upgrade(engine)
+        messenger = Messenger.from_url(rabbitmq_url, spool_path=str(tmp_path / "s.sqlite"))
+        with collector(rabbitmq_url, db_url, tmp_path):
+            for i in range(500):
+                _create(messenger, i)
+            _wait_rows(engine, 500)
+            engine.dispose()
+            cluster.stop()
+            for i in range(500, 1500):  # published while the store is down
+                _create(messenger, i)
+            assert messenger.sink.flush(60)  # type: ignore[attr-defined]
+            time.sleep(2)  # the collector retries meanwhile
+            cluster.start()
+            _wait_rows(engine, 1500, timeout=120)
+        log = (tmp_path / "c.log").read_text()
+        assert "store unavailable" in log and "Traceback" not in log
+        messenger.close()
+
+
+def test_poison_on_the_real_broker(shared_broker, postgresql_admin_url, tmp_path):
+    rabbitmq_url = shared_broker
+    db_url, engine = _fresh_store(postgresql_admin_url)
+    # A queue of its own for this test's dead letters: drain leftovers first.
+    with bus.connect(rabbitmq_url) as connection:
+        bus.declare(connection)
+        bus.dead_letter_queue()(connection.default_channel).purge()
+    good = Messenger.from_url(rabbitmq_url, spool_path=str(tmp_path / "s.sqlite"))
+    with collector(rabbitmq_url, db_url, tmp_path):
+        with bus.connect(rabbitmq_url) as connection:
+            producer = Producer(connection.default_channel)
+            for i in range(10):
+                _create(good, i)
+            document = json.loads(envelope.encode({**_sample(), "id": str(uuid.uuid4())}))
+            document["message"]["detail_id"] = "999"
+            poison = [b"{not json", json.dumps(document).encode(),
+                      envelope.encode({**_sample(), "resource_uuid": "x" * 400})]
+            for body in poison:
+                producer.publish(body, exchange=bus.EXCHANGE, routing_key=bus.MESSAGES_KEY)
+            for i in range(10, 20):
+                _create(good, i)
+        _wait_rows(engine, 20)
+        deadline = time.monotonic() + 30
+        while True:
+            out = subprocess.run([sys.executable, "-m", "usermessages.cli.main", "dead-letters",
+                                  "list", "--bus", rabbitmq_url, "--format", "json"],
+                                 capture_output=True, text=True, timeout=60)
+            letters = json.loads(out.stdout)
+            if len(letters) == 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    reasons = sorted(letter["reason"].split(":")[0] for letter in letters)
+    assert reasons == ["not JSON", "not in the catalog",
+                       "resource_uuid is longer than 255 characters"]
+    good.close()
+
+
+def _sample() -> dict:
+    class Capture:
+        record: dict = {}
+
+        def deliver(self, record: dict) -> None:
+            Capture.record = record
+
+        def close(self) -> None:
+            pass
+
+    Messenger(Capture()).create(RequestContext(project_id="p"), Action.ATTACH_VOLUME,
+                                detail=Detail.ATTACH_ERROR)
+    return Capture.record
+
+
+def test_two_collectors_and_two_apis_share_one_store_and_one_broker(
+        shared_broker, postgresql_admin_url, tmp_path):
+    rabbitmq_url = shared_broker
+    db_url, engine = _fresh_store(postgresql_admin_url)
+    conf = tmp_path / "api.conf"
+    conf.write_text(f"[collector]\nembedded = false\n[bus]\nurl = {rabbitmq_url}\n")
+    messenger = Messenger.from_url(rabbitmq_url, spool_path=str(tmp_path / "s.sqlite"))
+    with collector(rabbitmq_url, db_url, tmp_path, "one"), \
+            collector(rabbitmq_url, db_url, tmp_path, "two"), \
+            servers.api_server(db_url, config_file=str(conf)) as api_a, \
+            servers.api_server(db_url, config_file=str(conf)) as api_b:
+        ids = [_create(messenger, i) for i in range(2000)]
+        _wait_rows(engine, 2000)
+        for project in (f"{p:08x}" for p in range(3)):
+            expected = {ids[i] for i in range(2000) if i % 3 == int(project, 16)}
+            for api in (api_a, api_b):
+                seen: set[str] = set()
+                url: str | None = f"{api}/v3/{project}/messages?limit=1000"
+                while url:
+                    body = httpx.get(url, headers={"X-Auth-Token": f"u:{project}",
+                                                   "OpenStack-API-Version": "volume 3.5"},
+                                     timeout=30).json()
+                    seen |= {m["id"] for m in body["messages"]}
+                    links = body.get("messages_links")
+                    url = links[0]["href"] if links else None
+                assert seen == expected
+    logs = [(tmp_path / f"{name}.log").read_text() for name in ("one", "two")]
+    assert all("Traceback" not in log for log in logs)
+    messenger.close()
