@@ -45,10 +45,19 @@ class Accept:
 
 @dataclass(frozen=True)
 class Reject:
+    """Cannot be accepted: goes to the dead-letter queue with the reason."""
+
     reason: str
 
 
-Decision = Accept | Reject
+@dataclass(frozen=True)
+class Ignore:
+    """Well-formed but not for us (e.g. an unmapped notification): acked, not stored."""
+
+    reason: str
+
+
+Decision = Accept | Reject | Ignore
 
 
 def decide(body: bytes, ttl: int) -> Decision:
@@ -65,6 +74,7 @@ class CollectorStats:
     duplicates: int = 0
     dead_lettered: int = 0
     db_retries: int = 0
+    ignored: int = 0
 
 
 @dataclass
@@ -83,6 +93,8 @@ class Source:
     name: str
     queue: Any
     decide: Callable[[bytes], Decision]
+    # Declares what the queue binds to, before consuming (see notifications.py).
+    prepare: Callable[[Connection], None] | None = None
 
 
 class Collector:
@@ -157,6 +169,9 @@ class Collector:
         # Enough prefetch to fill a batch while the previous one commits.
         channel.basic_qos(0, self._batch_size * 2, False)
         self._dead_producer = Producer(connection.channel())
+        for source in self._sources:
+            if source.prepare is not None:
+                source.prepare(connection)
         consumers = [
             Consumer(channel, queues=[source.queue], no_ack=False,
                      on_message=self._handler(source))
@@ -188,6 +203,10 @@ class Collector:
                                      else str(message.body).encode())
             if isinstance(decision, Reject):
                 self._dead_letter(message, decision.reason, source.name)
+                return
+            if isinstance(decision, Ignore):
+                message.ack()
+                self.stats.ignored += 1
                 return
             if not self._pending.rows:
                 self._pending.since = time.monotonic()
@@ -253,8 +272,9 @@ class Collector:
 
     def _dead_letter(self, message: Message, reason: str, source: str) -> None:
         assert self._dead_producer is not None
+        body = message.body
         self._dead_producer.publish(
-            message.body,
+            body if isinstance(body, bytes) else str(body).encode("utf-8"),
             exchange=bus.EXCHANGE,
             routing_key=bus.DEAD_KEY,
             headers={"x-reason": reason[:1000], "x-source": source},

@@ -82,13 +82,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("collector", "embedded", True,
            "Run a collector inside `usermessages serve` (the embedded shape). Turn off when "
            "separate `usermessages collector` processes consume the bus."),
-    Option("collector", "notifications_url", "",
-           "Broker URL of the OpenStack notification bus to listen to; empty disables it."),
-    Option("collector", "notifications_exchanges", "openstack",
-           "Comma-separated exchanges whose notifications.error messages are read "
-           "(a service's control_exchange: openstack, cinder, nova...)."),
     Option("collector", "notification_mapping_file", "",
-           "INI file mapping OpenStack error notification event types to catalog entries."),
+           "INI file mapping OpenStack error notification event types to catalog entries; "
+           "set, the collector also reads the OpenStack notification bus (on [bus] url). "
+           "Empty: off."),
+    Option("collector", "notifications_exchanges", "openstack",
+           "Comma-separated exchanges whose notifications.error and .critical are read "
+           "(the services' control_exchange: openstack, cinder, nova...)."),
 )
 
 
@@ -123,9 +123,8 @@ class Settings:
     collector_batch_size: int = 500
     collector_flush_interval: float = 0.2
     collector_embedded: bool = True
-    collector_notifications_url: str = ""
-    collector_notifications_exchanges: str = "openstack"
     collector_notification_mapping_file: str = ""
+    collector_notifications_exchanges: str = "openstack"
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed (command-line flags win over the file)."""

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from usermessages.api.app import create_app
 from usermessages.collector import Collector
 from usermessages.config import Settings
+from usermessages.notifications import sources_from_settings
 from usermessages.reaper import PeriodicReaper
 
 LOG = logging.getLogger(__name__)
@@ -40,7 +41,8 @@ def serve(
     stop = threading.Event()
     parts = list(background)
     if settings.collector_embedded:
-        parts.insert(0, ("collector", Collector.from_settings(settings, engine).run))
+        collector = Collector.from_settings(settings, engine, sources_from_settings(settings))
+        parts.insert(0, ("collector", collector.run))
     threads = [threading.Thread(target=run, args=(stop,), name=name, daemon=True)
                for name, run in parts]
     reaper = PeriodicReaper(engine, settings.message_reap_interval,

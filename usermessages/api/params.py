@@ -84,10 +84,11 @@ def parse_sort(params: dict[str, str]) -> list[tuple[str, str]]:
 def _timestamp(name: str, raw: str) -> dt.datetime:
     try:
         value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError as exc:
+        if value.tzinfo is not None:
+            # OverflowError: an offset can push year 1 or 9999 out of range.
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError) as exc:
         raise BadRequest(f"Invalid input received: {name} must be an ISO 8601 time") from exc
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
     return value
 
 
@@ -114,7 +115,9 @@ def parse_list_query(
         # the same: openstacksdk sends them at 3.3 and loops forever otherwise.
         limit = _limit(params.get("limit"), max_limit)
         query = ListQuery(limit=limit, marker=params.get("marker"))
-        return query, (limit if "limit" in params else None)
+        # Cinder links a page as full against limit or osapi_max_limit at 3.3 too;
+        # as we cap the page, that link is also the only way past the cap.
+        return query, limit
 
     filters: dict[str, str] = {}
     like: dict[str, str] = {}

@@ -108,16 +108,18 @@ def collector(bus_url: str | None, db: str | None, config_file: str | None) -> N
     import threading
 
     from usermessages.collector import Collector
+    from usermessages.notifications import sources_from_settings
     from usermessages.store import engine as store_engine
 
     settings = _settings(config_file, db).replace(bus_url=bus_url)
+    extra = sources_from_settings(settings)
     engine = store_engine.connect(settings.database_connection)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     console.print(f"collector: {_safe_url(settings.bus_url)} -> "
                   f"{engine.url.render_as_string(hide_password=True)}")
-    Collector.from_settings(settings, engine).run(stop)
+    Collector.from_settings(settings, engine, extra).run(stop)
 
 
 @main.group("dead-letters")

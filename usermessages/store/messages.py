@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, false, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    Connection, and_, delete, false, func, insert, literal, or_, select, tuple_, update,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -70,11 +72,28 @@ def _project_scope(project_id: str) -> ColumnElement[bool]:
     return and_(messages.c.project_id == project_id, messages.c.kind == Kind.API.value)
 
 
+def _sort_column(key: str) -> ColumnElement[Any]:
+    """The expression a list sorts on.
+
+    A nullable column (project_id of SERVICE/SYSTEM rows, action_id of legacy
+    rows) sorts as the empty string: NULL would compare as unknown in the
+    keyset condition, losing rows, and would sort first on SQLite but last on
+    PostgreSQL.
+    """
+    column = messages.c[key]
+    return func.coalesce(column, literal("")) if column.nullable else column
+
+
+def _sort_value(key: str, marker: Mapping[str, Any]) -> Any:
+    value = marker[key]
+    return "" if value is None and messages.c[key].nullable else value
+
+
 def _after_marker(sort: list[tuple[str, str]], marker: Mapping[str, Any]) -> ColumnElement[bool]:
     """Rows strictly after the marker row in this order (keyset pagination)."""
     directions = {direction for _, direction in sort}
-    columns = [messages.c[key] for key, _ in sort]
-    values = [marker[key] for key, _ in sort]
+    columns = [_sort_column(key) for key, _ in sort]
+    values = [_sort_value(key, marker) for key, _ in sort]
     if len(directions) == 1:
         # One direction: a row-value comparison, which the composite indexes serve.
         left, right = tuple_(*columns), tuple_(*values)
@@ -111,7 +130,7 @@ def _list(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery)
             raise MessageNotFound(query.marker)
         conditions.append(_after_marker(sort, marker))
     order = [
-        messages.c[key].asc() if direction == "asc" else messages.c[key].desc()
+        _sort_column(key).asc() if direction == "asc" else _sort_column(key).desc()
         for key, direction in sort
     ]
     statement = select(messages).where(*conditions).order_by(*order)
