@@ -34,6 +34,17 @@ from sqlalchemy import (
 metadata = MetaData()
 
 
+def _owned() -> list[Column]:
+    """What every user-owned resource has: an id, its owner, a name and a description."""
+    return [
+        Column("id", String(36), primary_key=True),
+        Column("project_id", String(255), nullable=False, index=True),
+        Column("user_id", String(255), nullable=False),
+        Column("name", String(255), nullable=True),
+        Column("description", String(255), nullable=True),
+    ]
+
+
 def _timestamps() -> list[Column]:
     return [
         Column("created_at", DateTime(), nullable=False),
@@ -56,11 +67,7 @@ volume_types = Table(
 
 volumes = Table(
     "volumes", metadata,
-    Column("id", String(36), primary_key=True),
-    Column("project_id", String(255), nullable=False, index=True),
-    Column("user_id", String(255), nullable=False),
-    Column("name", String(255), nullable=True),
-    Column("description", String(255), nullable=True),
+    *_owned(),
     Column("size", Integer(), nullable=False),
     Column("status", String(32), nullable=False),
     Column("volume_type_id", String(36), nullable=True),
@@ -76,12 +83,8 @@ volumes = Table(
 
 snapshots = Table(
     "snapshots", metadata,
-    Column("id", String(36), primary_key=True),
-    Column("project_id", String(255), nullable=False, index=True),
-    Column("user_id", String(255), nullable=False),
+    *_owned(),
     Column("volume_id", String(36), nullable=False),
-    Column("name", String(255), nullable=True),
-    Column("description", String(255), nullable=True),
     Column("size", Integer(), nullable=False),
     Column("status", String(32), nullable=False),
     *_timestamps(),
@@ -89,12 +92,8 @@ snapshots = Table(
 
 backups = Table(
     "backups", metadata,
-    Column("id", String(36), primary_key=True),
-    Column("project_id", String(255), nullable=False, index=True),
-    Column("user_id", String(255), nullable=False),
+    *_owned(),
     Column("volume_id", String(36), nullable=False),
-    Column("name", String(255), nullable=True),
-    Column("description", String(255), nullable=True),
     Column("size", Integer(), nullable=False),
     Column("status", String(32), nullable=False),
     *_timestamps(),
@@ -102,11 +101,7 @@ backups = Table(
 
 groups = Table(
     "groups", metadata,
-    Column("id", String(36), primary_key=True),
-    Column("project_id", String(255), nullable=False, index=True),
-    Column("user_id", String(255), nullable=False),
-    Column("name", String(255), nullable=True),
-    Column("description", String(255), nullable=True),
+    *_owned(),
     Column("group_type", String(255), nullable=True),
     Column("volume_types", JSON(), nullable=False, default=list),
     Column("status", String(32), nullable=False),

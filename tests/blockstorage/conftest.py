@@ -50,30 +50,16 @@ def blockstorage_server(config: str, *, components: str | None = None,
             "--state-db", f"sqlite:///{workdir}/blockstorage.sqlite"]
     if components:
         args += ["--components", components]
-    log = open(workdir / f"server-{port}.log", "ab")
+    log_path = workdir / f"server-{port}.log"
+    log = open(log_path, "ab")
     process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     base = f"http://127.0.0.1:{port}"
     try:
         if components is None or "api" in components:
-            deadline = time.monotonic() + 30
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError((workdir / f"server-{port}.log").read_text())
-                try:
-                    httpx.get(base + "/", timeout=1)
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("server did not start") from None
-                    time.sleep(0.1)
+            servers.wait_serving(base, process, log_path)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        servers.stop_process(process)
         log.close()
 
 

@@ -13,43 +13,15 @@ from __future__ import annotations
 
 import pytest
 from tempest.common import waiters
-from tempest.lib import auth
 from tempest.lib import exceptions as lib_exc
 from tempest.lib.common.utils import data_utils
 from tempest.lib.services.volume import base_client
 from tempest.lib.services.volume.v3 import messages_client, types_client, volumes_client
 
+from tests.noauth import NoAuthProvider
+
 ADMIN_PROJECT = "ad000000000000000000000000000001"
 PRIMARY_PROJECT = "0123456789abcdef0123456789abcdef"
-
-
-class NoAuthProvider(auth.AuthProvider):
-    """A fixed noauth token and base URL, where tempest would ask Keystone."""
-
-    def __init__(self, base_url: str, token: str) -> None:
-        self._base, self._token = base_url.rstrip("/"), token
-        super().__init__(auth.Credentials())
-
-    @classmethod
-    def check_credentials(cls, credentials):  # noqa: D102
-        return True
-
-    def _get_auth(self):
-        return self._token, {}
-
-    def _fill_credentials(self, auth_data_body):
-        pass
-
-    def is_expired(self, auth_data):
-        return False
-
-    def base_url(self, filters, auth_data=None):
-        return self._base
-
-    def _decorate_request(self, filters, method, url, headers=None, body=None, auth_data=None):
-        headers = dict(headers or {})
-        headers["X-Auth-Token"] = self._token
-        return f"{self._base}/{url.lstrip('/')}" if url else self._base, headers, body
 
 
 def _clients(base: str, user: str, project: str):

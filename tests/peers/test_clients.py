@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from tempest.lib import auth
 from tempest.lib import exceptions as lib_exc
 from tempest.lib.api_schema.response.volume import messages as schema
 from tempest.lib.services.volume import base_client
 from tempest.lib.services.volume.v3 import messages_client
 
 from tests import servers
+from tests.noauth import NoAuthProvider
 from usermessages import Action, Detail, Level, Messenger, RequestContext, Resource
 
 P, Q = "aaaa1111", "bbbb2222"
@@ -163,35 +163,6 @@ def test_openstack_volume_message_list_show_delete(live, tmp_path):
 
 
 # --- tempest.lib -------------------------------------------------------------------------------
-
-
-class NoAuthProvider(auth.AuthProvider):
-    """A fixed noauth token and base URL where tempest would ask Keystone."""
-
-    def __init__(self, base_url: str, token: str) -> None:
-        self._base, self._token = base_url.rstrip("/"), token
-        super().__init__(auth.Credentials())
-
-    @classmethod
-    def check_credentials(cls, credentials):  # noqa: D102
-        return True
-
-    def _get_auth(self):
-        return self._token, {}
-
-    def _fill_credentials(self, auth_data_body):
-        pass
-
-    def is_expired(self, auth_data):
-        return False
-
-    def base_url(self, filters, auth_data=None):
-        return self._base
-
-    def _decorate_request(self, filters, method, url, headers=None, body=None, auth_data=None):
-        headers = dict(headers or {})
-        headers["X-Auth-Token"] = self._token
-        return f"{self._base}/{url.lstrip('/')}" if url else self._base, headers, body
 
 
 def test_tempest_messages_client_and_schemas(live, monkeypatch):
