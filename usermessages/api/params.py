@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+
 from usermessages.api.microversion import MESSAGES_PAGINATION, APIVersion
 from usermessages.errors import BadRequest
 from usermessages.store.messages import SORT_KEYS, ListQuery
@@ -103,11 +104,11 @@ def _check_sizes(params: dict[str, str]) -> None:
 
 def parse_list_query(
     params: dict[str, str], version: APIVersion, *, is_admin: bool, max_limit: int
-) -> tuple[ListQuery, int | None]:
+) -> tuple[ListQuery, int]:
     """Build the ListQuery for a list request; also return the link-deciding limit.
 
     The second value is the page size a ``next`` link is judged against
-    (Cinder's ``_get_collection_links``), or None when no link may be emitted.
+    (Cinder's ``_get_collection_links``): ``limit``, else ``osapi_max_limit``.
     """
     _check_sizes(params)
     if version < MESSAGES_PAGINATION:

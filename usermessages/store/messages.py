@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
-    Connection, and_, delete, false, func, insert, literal, or_, select, tuple_, update,
+    Connection,
+    and_,
+    delete,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
 )
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
