@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, text
 
 from usermessages.store import messages as store_messages
+from usermessages.store.engine import translated
 
 LOG = logging.getLogger(__name__)
 
@@ -31,11 +32,22 @@ class ReapResult:
 
 
 def reap(engine: Engine, batch_size: int, now: dt.datetime | None = None) -> ReapResult:
-    """Run one pass: delete every row expired at ``now``, ``batch_size`` per transaction."""
+    """Run one pass: delete every row expired at ``now``, ``batch_size`` per transaction.
+
+    Raises StoreError when the store cannot be reached or has no messages table.
+    """
     now = now or store_messages.utcnow()
-    if engine.dialect.name != "postgresql":
-        return ReapResult(_reap_batches(engine, batch_size, now))
-    with engine.connect() as lock_conn:
+    with translated("cannot reap expired messages"):
+        if engine.dialect.name != "postgresql":
+            return ReapResult(_reap_batches(engine, batch_size, now))
+        return _reap_locked(engine, batch_size, now)
+
+
+def _reap_locked(engine: Engine, batch_size: int, now: dt.datetime) -> ReapResult:
+    # The lock is the session's, not a transaction's: in autocommit the holder
+    # is not left "idle in transaction" for the whole pass, which monitoring
+    # flags and idle_in_transaction_session_timeout would end mid-pass.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as lock_conn:
         got = lock_conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
         if not got.scalar():
             LOG.info("another node is reaping; skipping this pass")
@@ -44,7 +56,6 @@ def reap(engine: Engine, batch_size: int, now: dt.datetime | None = None) -> Rea
             return ReapResult(_reap_batches(engine, batch_size, now))
         finally:
             lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
-            lock_conn.commit()
 
 
 def _reap_batches(engine: Engine, batch_size: int, now: dt.datetime) -> int:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from usermessages.errors import ConfigError
+from usermessages.errors import ConfigError, StoreError
 
 
 def normalize_url(url: str) -> str:
@@ -52,3 +55,18 @@ def connect(url: str, *, pool_size: int = 5, connect_timeout: int = 5) -> Engine
 
 def is_postgresql(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+@contextlib.contextmanager
+def translated(doing: str) -> Iterator[None]:
+    """Re-raise a driver failure as a one-line StoreError saying what failed.
+
+    For the operator's commands (upgrade, reap): the CLI shows the line
+    instead of a traceback, the periodic reaper logs it. The collector's hot
+    path keeps SQLAlchemy's tree, which its retry logic reads.
+    """
+    try:
+        yield
+    except DBAPIError as exc:
+        lines = str(exc.orig).strip().splitlines()
+        raise StoreError(f"{doing}: {lines[0] if lines else type(exc.orig).__name__}") from exc

@@ -17,9 +17,7 @@ from sqlalchemy import (
     and_,
     delete,
     false,
-    func,
     insert,
-    literal,
     or_,
     select,
     tuple_,
@@ -30,7 +28,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from usermessages.catalog import Kind
 from usermessages.errors import MessageNotFound
-from usermessages.store.schema import messages
+from usermessages.store.schema import messages, sortable
 
 # What lists may be sorted by: stored columns, as in Cinder, minus internals.
 SORT_KEYS = frozenset({
@@ -65,11 +63,20 @@ class ListQuery:
 
 
 def full_sort(sort: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Append Cinder's tie-breakers (created_at, id) in the first key's direction."""
-    keys = list(sort) or [("created_at", "desc")]
-    first_direction = keys[0][1]
-    present = {key for key, _ in keys}
-    keys += [(key, first_direction) for key in TIE_BREAKERS if key not in present]
+    """Append Cinder's tie-breakers (created_at, id) in the first key's direction.
+
+    The order ends at ``id``: it is unique, so a later or repeated key could
+    never decide between two rows, and would only keep an index ending in id
+    from serving the order (a sort by id would need a Sort node).
+    """
+    requested = list(sort) or [("created_at", "desc")]
+    first_direction = requested[0][1]
+    keys: list[tuple[str, str]] = []
+    for key, direction in [*requested, *((k, first_direction) for k in TIE_BREAKERS)]:
+        if all(key != seen for seen, _ in keys):
+            keys.append((key, direction))
+        if key == "id":
+            return keys
     return keys
 
 
@@ -83,15 +90,8 @@ def _project_scope(project_id: str) -> ColumnElement[bool]:
 
 
 def _sort_column(key: str) -> ColumnElement[Any]:
-    """The expression a list sorts on.
-
-    A nullable column (project_id of SERVICE/SYSTEM rows, action_id of legacy
-    rows) sorts as the empty string: NULL would compare as unknown in the
-    keyset condition, losing rows, and would sort first on SQLite but last on
-    PostgreSQL.
-    """
-    column = messages.c[key]
-    return func.coalesce(column, literal("")) if column.nullable else column
+    """The expression a list sorts on (NULL as '', see schema.sortable)."""
+    return sortable(messages.c[key])
 
 
 def _sort_value(key: str, marker: Mapping[str, Any]) -> Any:
@@ -115,7 +115,8 @@ def _after_marker(sort: list[tuple[str, str]], marker: Mapping[str, Any]) -> Col
     return or_(*clauses)
 
 
-def _list(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery) -> list[dict]:
+def _list(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery,
+          scoped_keys: frozenset[str] = frozenset()) -> list[dict]:
     conditions: list[ColumnElement[bool]] = [_not_deleted()]
     if scope is not None:
         conditions.append(scope)
@@ -128,7 +129,11 @@ def _list(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery)
         conditions.append(messages.c.created_at >= query.created_since)
     if query.created_before is not None:
         conditions.append(messages.c.created_at < query.created_before)
-    sort = full_sort(query.sort)
+    # A key every row shares (the scope's project, an exact filter) orders
+    # nothing; left in, it would keep the planner from the index the other
+    # keys match (project_id is sorted as coalesce(), which it cannot see is fixed).
+    fixed = scoped_keys | query.filters.keys()
+    sort = [(key, direction) for key, direction in full_sort(query.sort) if key not in fixed]
     if query.marker is not None:
         if "\x00" in query.marker:
             raise MessageNotFound(query.marker)
@@ -153,7 +158,7 @@ def _list(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery)
 
 def list_messages(conn: Connection, project_id: str, query: ListQuery) -> list[dict]:
     """A project's visible messages, in the query's order and page."""
-    return _list(conn, _project_scope(project_id), query)
+    return _list(conn, _project_scope(project_id), query, frozenset({"project_id"}))
 
 
 def list_messages_all_projects(conn: Connection, query: ListQuery) -> list[dict]:

@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from usermessages.store.engine import translated
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -23,11 +25,13 @@ def _config(engine: Engine) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to ``revision`` (idempotent)."""
-    command.upgrade(_config(engine), revision)
+    with translated("cannot upgrade the database"):
+        command.upgrade(_config(engine), revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
-    command.downgrade(_config(engine), revision)
+    with translated("cannot downgrade the database"):
+        command.downgrade(_config(engine), revision)
 
 
 def head() -> str:
@@ -37,7 +41,7 @@ def head() -> str:
 
 def current(engine: Engine) -> str | None:
     """The revision the database is at, or None for an empty database."""
-    with engine.connect() as conn:
+    with translated("cannot read the database's schema revision"), engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 

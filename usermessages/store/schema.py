@@ -3,12 +3,27 @@
 Every string column a user can sort or filter on is NOT NULL (empty string
 for "unset"), so keyset pagination can compare row values without NULL
 special cases; the API view omits empty ``resource_type``/``resource_uuid``
-exactly as Cinder omits falsy ones.
+exactly as Cinder omits falsy ones. The three ids whose NULL means something
+(project_id, action_id, detail_id) sort through ``sortable`` instead.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, Index, MetaData, String, Table, false
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    MetaData,
+    String,
+    Table,
+    false,
+    func,
+    literal_column,
+)
+from sqlalchemy.sql.elements import ColumnElement
 
 metadata = MetaData()
 
@@ -37,6 +52,19 @@ messages = Table(
     Column("deleted_at", DateTime(), nullable=True),
 )
 
+
+def sortable(column: Column[Any]) -> ColumnElement[Any]:
+    """The expression a list sorts on, and the one its index holds.
+
+    A nullable column (project_id of SERVICE/SYSTEM rows, action_id of legacy
+    rows) sorts as the empty string: NULL would compare as unknown in the
+    keyset condition, losing rows, and would sort first on SQLite but last on
+    PostgreSQL. The '' is literal SQL, not a bound parameter, so the query's
+    expression is the index's, which both planners need to match them.
+    """
+    return func.coalesce(column, literal_column("''")) if column.nullable else column
+
+
 # The keys a project's list can be sorted or filtered on. Each index ends in
 # (created_at, id), the tie-breakers every sort gets, so one index serves both
 # "filter on k, newest first" and "sort by k" with keyset pagination; a btree
@@ -57,6 +85,16 @@ for _key in PROJECT_LIST_KEYS:
         f"ix_messages_project_{_key}",
         messages.c.project_id,
         messages.c[_key],
+        messages.c.created_at,
+        messages.c.id,
+    )
+# Nullable sort keys are indexed as they sort (see sortable). The project's
+# own id needs none: every row of a project listing shares it.
+for _key in ("action_id", "detail_id"):
+    Index(
+        f"ix_messages_project_{_key}",
+        messages.c.project_id,
+        sortable(messages.c[_key]),
         messages.c.created_at,
         messages.c.id,
     )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 20:10:05.408426
+Create Date: 2026-11-24 21:41:01.150209
 """
 
 import sqlalchemy as sa
@@ -35,35 +35,22 @@ def upgrade() -> None:
     sa.Column('deleted_at', sa.DateTime(), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
-    with op.batch_alter_table('messages', schema=None) as batch_op:
-        batch_op.create_index('ix_messages_created', ['created_at', 'id'], unique=False)
-        batch_op.create_index('ix_messages_expires_at', ['expires_at', 'id'], unique=False)
-        batch_op.create_index('ix_messages_project_created', ['project_id', 'created_at', 'id'], unique=False)
-        batch_op.create_index('ix_messages_project_event_id', ['project_id', 'event_id', 'created_at', 'id'], unique=False)
-        batch_op.create_index('ix_messages_project_expires_at', ['project_id', 'expires_at', 'created_at', 'id'], unique=False)
-        batch_op.create_index('ix_messages_project_id', ['project_id', 'id'], unique=False)
-        batch_op.create_index('ix_messages_project_message_level', ['project_id', 'message_level', 'created_at', 'id'], unique=False)
-        batch_op.create_index('ix_messages_project_request_id', ['project_id', 'request_id', 'created_at', 'id'], unique=False)
-        batch_op.create_index('ix_messages_project_resource_type', ['project_id', 'resource_type', 'created_at', 'id'], unique=False)
-        batch_op.create_index('ix_messages_project_resource_uuid', ['project_id', 'resource_uuid', 'created_at', 'id'], unique=False)
-        batch_op.create_index('ix_messages_request_id', ['request_id'], unique=False)
-        batch_op.create_index('ix_messages_resource_uuid', ['resource_uuid'], unique=False)
-
+    op.create_index('ix_messages_created', 'messages', ['created_at', 'id'], unique=False)
+    op.create_index('ix_messages_expires_at', 'messages', ['expires_at', 'id'], unique=False)
+    # Nullable ids are indexed as lists sort them: NULL as '' (schema.sortable).
+    op.create_index('ix_messages_project_action_id', 'messages', ['project_id', sa.literal_column("coalesce(action_id, '')"), 'created_at', 'id'], unique=False)
+    op.create_index('ix_messages_project_created', 'messages', ['project_id', 'created_at', 'id'], unique=False)
+    op.create_index('ix_messages_project_detail_id', 'messages', ['project_id', sa.literal_column("coalesce(detail_id, '')"), 'created_at', 'id'], unique=False)
+    op.create_index('ix_messages_project_event_id', 'messages', ['project_id', 'event_id', 'created_at', 'id'], unique=False)
+    op.create_index('ix_messages_project_expires_at', 'messages', ['project_id', 'expires_at', 'created_at', 'id'], unique=False)
+    op.create_index('ix_messages_project_id', 'messages', ['project_id', 'id'], unique=False)
+    op.create_index('ix_messages_project_message_level', 'messages', ['project_id', 'message_level', 'created_at', 'id'], unique=False)
+    op.create_index('ix_messages_project_request_id', 'messages', ['project_id', 'request_id', 'created_at', 'id'], unique=False)
+    op.create_index('ix_messages_project_resource_type', 'messages', ['project_id', 'resource_type', 'created_at', 'id'], unique=False)
+    op.create_index('ix_messages_project_resource_uuid', 'messages', ['project_id', 'resource_uuid', 'created_at', 'id'], unique=False)
+    op.create_index('ix_messages_request_id', 'messages', ['request_id'], unique=False)
+    op.create_index('ix_messages_resource_uuid', 'messages', ['resource_uuid'], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('messages', schema=None) as batch_op:
-        batch_op.drop_index('ix_messages_resource_uuid')
-        batch_op.drop_index('ix_messages_request_id')
-        batch_op.drop_index('ix_messages_project_resource_uuid')
-        batch_op.drop_index('ix_messages_project_resource_type')
-        batch_op.drop_index('ix_messages_project_request_id')
-        batch_op.drop_index('ix_messages_project_message_level')
-        batch_op.drop_index('ix_messages_project_id')
-        batch_op.drop_index('ix_messages_project_expires_at')
-        batch_op.drop_index('ix_messages_project_event_id')
-        batch_op.drop_index('ix_messages_project_created')
-        batch_op.drop_index('ix_messages_expires_at')
-        batch_op.drop_index('ix_messages_created')
-
-    op.drop_table('messages')
+    op.drop_table('messages')  # its indexes go with it
