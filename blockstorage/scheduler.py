@@ -79,7 +79,7 @@ class Scheduler:
                         exception=NoValidBackend(f"no pool for {volume['size']} GiB"))
             return
         self.rt.caster.cast(volume_topic(pool.backend.name), "create_volume", ctx,
-                            self._epoch(volume), volume_id=volume_id)
+                            task_epoch(volume), volume_id=volume_id)
 
     def extend_volume(self, ctx: dict, volume_id: str, new_size: int) -> None:
         with self.rt.engine.begin() as conn:
@@ -100,7 +100,7 @@ class Scheduler:
         backend = self.rt.backend_of_host(volume["host"])
         assert backend is not None
         self.rt.caster.cast(volume_topic(backend.name), "extend_volume", ctx,
-                            self._epoch(volume), volume_id=volume_id, new_size=new_size)
+                            task_epoch(volume), volume_id=volume_id, new_size=new_size)
 
     def retype_volume(self, ctx: dict, volume_id: str, new_type_id: str) -> None:
         with self.rt.engine.begin() as conn:
@@ -120,7 +120,7 @@ class Scheduler:
                                   exception=NoValidBackend("no pool for the new type"))
         if target is None:
             return
-        self.rt.caster.cast(volume_topic(target.name), "retype_volume", ctx, self._epoch(volume),
+        self.rt.caster.cast(volume_topic(target.name), "retype_volume", ctx, task_epoch(volume),
                             volume_id=volume_id, new_type_id=new_type_id, new_host=target.host)
 
     def create_group(self, ctx: dict, group_id: str) -> None:
@@ -159,12 +159,9 @@ class Scheduler:
                               "available")
         if not up:
             return
-        self.rt.caster.cast("backup", "create_backup", ctx, self._epoch(backup),
+        self.rt.caster.cast("backup", "create_backup", ctx, task_epoch(backup),
                             backup_id=backup_id)
 
-    @staticmethod
-    def _epoch(row: dict) -> float:
-        return task_epoch(row)
 
 
 def task_epoch(row: dict) -> float:
