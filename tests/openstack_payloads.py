@@ -19,8 +19,8 @@ class RequestContextSerializer(oslo_messaging.Serializer):
     """cinder/rpc.py and nova/rpc.py RequestContextSerializer over JsonPayloadSerializer:
     the context goes out as its to_dict() (after oslo.messaging's redacted_copy)."""
 
-    def __init__(self) -> None:
-        self._base = oslo_messaging.JsonPayloadSerializer()
+    def __init__(self, base: oslo_messaging.Serializer | None = None) -> None:
+        self._base = base or oslo_messaging.JsonPayloadSerializer()
 
     def serialize_entity(self, ctxt: Any, entity: Any) -> Any:
         return self._base.serialize_entity(ctxt, entity)
@@ -33,6 +33,15 @@ class RequestContextSerializer(oslo_messaging.Serializer):
 
     def deserialize_context(self, context: dict) -> RequestContext:
         return RequestContext.from_dict(context)
+
+
+class NovaPayloadSerializer(oslo_messaging.NoOpSerializer):
+    """nova/rpc.py JsonPayloadSerializer: to_primitive with str as the fallback."""
+
+    def serialize_entity(self, ctxt: Any, entity: Any) -> Any:
+        from oslo_serialization import jsonutils
+
+        return jsonutils.to_primitive(entity, convert_instances=True, fallback=str)
 
 
 class CinderException(Exception):
@@ -69,6 +78,10 @@ class NovaException(Exception):
 
 class NoValidHost(NovaException):
     msg_fmt = "No valid host was found. %(reason)s"
+
+
+class FlavorDiskTooSmall(NovaException):
+    msg_fmt = "The created instance's disk would be too small."
 
 
 class BuildAbortException(NovaException):
