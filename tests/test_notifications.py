@@ -9,13 +9,14 @@ import uuid
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 from oslo_context.context import RequestContext
 
 from tests.notifier import collector, notifier, rows, running, wait_for
 from tests.openstack_payloads import (
     NoValidBackend, RequestContextSerializer, cinder_create_volume,
 )
-from usermessages import metrics
+from usermessages import metrics, notifications
 from usermessages.collector import Accept, Ignore, Reject
 from usermessages.errors import ConfigError
 from usermessages.notifications import decide, load_mapping, source
@@ -129,3 +130,16 @@ def test_real_oslo_messaging_notifier_to_real_rabbitmq(rabbitmq_url, engine, tmp
             "NoValidBackend")
         assert all("secret" not in str(value) for r in rows(engine) for value in r.values())
         assert {r["resource_uuid"] for r in rows(engine)} <= {"vol-9", "vol-10"}
+
+
+def test_unmapped_event_types_keep_the_metrics_bounded_and_renderable():
+    rules = load_mapping(MAPPING)
+    for event_type in ["x\ud800", "a b", "é" * 5, "y" * 101]:
+        assert isinstance(decide(_notification(event_type), rules, 60), Ignore)
+    for number in range(notifications.MAX_UNMAPPED_LABELS + 50):
+        decide(_notification(f"flood.{number}.error"), rules, 60)
+    text = generate_latest().decode("utf-8")  # a lone surrogate would break the scrape
+    labels = [line for line in text.splitlines()
+              if line.startswith("usermessages_collector_unmapped_notifications_total{")]
+    assert len(labels) <= notifications.MAX_UNMAPPED_LABELS + 1
+    assert any('event_type="other"' in line for line in labels)

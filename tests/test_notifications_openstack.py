@@ -98,9 +98,13 @@ def test_cinder_and_nova_failures_through_the_real_notifier(rabbitmq_url, engine
                 rows(engine)), what="every mapped failure")
             wait_for(lambda: unmapped._value.get() == before + 1, what="the unmapped count")
     assert {r["resource_uuid"]: (r["event_id"], r["exception_class"]) for r in stored} == expected
+    cinder_resources = {resource for _, _, resource, _, _ in CINDER}
     for row in stored:
         assert (row["project_id"], row["user_id"], row["global_request_id"]) == (
             "p1", "u1", context.global_id)
+        # "scheduler.cinder-host", "compute.nova-host", "nova-compute:nova-host"
+        assert row["host"] == ("cinder-host" if row["resource_uuid"] in cinder_resources
+                               else "nova-host")
         assert row["request_id"] == context.request_id
         assert "secret" not in " ".join(str(v) for v in row.values())
 

@@ -171,6 +171,14 @@ def _dig(document: Any, path: tuple[str, ...] | None) -> str:
     return _text(document)
 
 
+def _host(publisher: str) -> str:
+    """The host part of a publisher id: legacy "scheduler.node-1.example.org",
+    versioned (Nova) "nova-compute:node-1.example.org"."""
+    if ":" in publisher:
+        return publisher.split(":", 1)[1]
+    return publisher.split(".", 1)[-1]
+
+
 def _exception_name(text: str) -> str:
     match = _EXCEPTION_NAME.match(text)
     return match.group(1) if match else ""
@@ -272,8 +280,7 @@ def _decide(body: bytes, rules: Mapping[str, Rule], ttl: int) -> Decision:
         "message_level": rule.level.value,
         "action_id": rule.action.id,
         "detail_id": detail.id,
-        # "volume.node-1" -> "node-1": the host part of oslo's publisher id.
-        "host": publisher.split(".", 1)[-1][:MAX_FIELD],
+        "host": _host(publisher)[:MAX_FIELD],
         # Only the class name (admins only): the exception text is free text.
         "exception_class": exception,
         "created_at": created,
