@@ -47,17 +47,17 @@ def test_the_collector_command_serves_its_metrics(rabbitmq_url, tmp_path):
     with notifier(rabbitmq_url, tmp_path, exchange, topic=topic, publisher_id="api.h",
                   serializer=RequestContextSerializer()) as cinder:
         context = RequestContext(project_id="p1")
-        cinder.error(context, "volume_type.create", {})  # the service creates its exchange
+        cinder.error(context, "qos_specs.create", {})  # the service creates its exchange
         process = subprocess.Popen(
             [sys.executable, "-m", "usermessages", "collector", "--config", str(config),
              "--metrics-port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
-            line = 'usermessages_collector_unmapped_notifications_total{event_type="volume_type.create"}'
+            line = 'usermessages_collector_unmapped_notifications_total{event_type="qos_specs.create"}'
 
             def counted() -> bool:
                 # Until the collector has bound its queue, a notification reaches only
                 # the service's own queue: send one per poll.
-                cinder.error(context, "volume_type.create", {})
+                cinder.error(context, "qos_specs.create", {})
                 return line in _scrape(port)
 
             wait_for(counted, timeout=30, what="the unmapped counter on /metrics")

@@ -104,7 +104,8 @@ def test_real_oslo_messaging_notifier_to_real_rabbitmq(rabbitmq_url, engine, tmp
     rules = load_mapping(MAPPING)
     exchange = f"cinder-{uuid.uuid4().hex[:6]}"  # a control_exchange of our own
     topic = f"notifications-{exchange}"
-    src = source([exchange], rules, 3600, topics=(topic,), retry_interval=0.1)
+    src = source([exchange], rules, 3600, topics=(topic,), retry_interval=0.1,
+                 queue_name=f"usermessages.notifications-{uuid.uuid4().hex[:8]}")
     with notifier(rabbitmq_url, tmp_path, exchange, topic=topic,
                   publisher_id="scheduler.node-7",
                   serializer=RequestContextSerializer()) as cinder, \

@@ -64,7 +64,8 @@ def _volume_failure(notify, volume_id: str) -> None:
 def test_the_services_exchange_is_theirs(rabbitmq_url, sqlite_engine, tmp_path, durable, order):
     exchange = f"cinder-{uuid.uuid4().hex[:8]}"
     topic = f"notifications-{exchange}"
-    src = source([exchange], load_mapping(MAPPING), 3600, topics=(topic,), retry_interval=0.1)
+    src = source([exchange], load_mapping(MAPPING), 3600, topics=(topic,), retry_interval=0.1,
+                 queue_name=f"usermessages.notifications-{uuid.uuid4().hex[:8]}")
     binder = src.prepare.__self__
     with notifier(rabbitmq_url, tmp_path, exchange, topic=topic, publisher_id="scheduler.h",
                   durable=durable, serializer=RequestContextSerializer()) as cinder:

@@ -170,7 +170,8 @@ def test_one_bad_notification_stalls_nothing_on_the_real_broker(rabbitmq_url, tm
     migrate.upgrade(engine)
     exchange = f"cinder-{uuid.uuid4().hex[:8]}"
     topic = f"notifications-{exchange}"
-    src = source([exchange], RULES, TTL, topics=(topic,), retry_interval=0.1)
+    src = source([exchange], RULES, TTL, topics=(topic,), retry_interval=0.1,
+                 queue_name=f"usermessages.notifications-{uuid.uuid4().hex[:8]}")
     with notifier(rabbitmq_url, tmp_path, exchange, topic=topic, publisher_id="scheduler.h",
                   serializer=RequestContextSerializer()) as cinder, \
             running(collector(rabbitmq_url, engine, src)) as consuming:

@@ -66,7 +66,8 @@ def test_cinder_and_nova_failures_through_the_real_notifier(rabbitmq_url, engine
     cinder_exchange, nova_exchange = f"cinder-{suffix}", f"nova-{suffix}"
     legacy, versioned = f"notifications-{suffix}", f"versioned_notifications-{suffix}"
     src = source([cinder_exchange, nova_exchange], load_mapping(MAPPING), 3600,
-                 topics=(legacy, versioned), retry_interval=0.1)
+                 topics=(legacy, versioned), retry_interval=0.1,
+                 queue_name=f"usermessages.notifications-{uuid.uuid4().hex[:8]}")
     context = RequestContext(project_id="p1", user_id="u1",
                              global_request_id=f"req-{uuid.uuid4()}")
     nova_serializer = osp.RequestContextSerializer(osp.NovaPayloadSerializer())

@@ -304,6 +304,7 @@ class Binder:
     exchanges: tuple[str, ...]
     topics: tuple[str, ...]
     retry_interval: float = 5.0
+    queue: str = QUEUE
     bound: set[str] = field(default_factory=set)
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -312,7 +313,7 @@ class Binder:
         """On each (re)connection: our queue, then whatever can be bound now."""
         channel = connection.channel()
         try:
-            Queue(QUEUE, durable=True)(channel).declare()
+            Queue(self.queue, durable=True)(channel).declare()
         finally:
             channel.close()
         with self._lock:
@@ -335,7 +336,7 @@ class Binder:
             try:
                 for topic in self.topics:
                     for priority in PRIORITIES:
-                        channel.queue_bind(QUEUE, name, f"{topic}.{priority}")
+                        channel.queue_bind(self.queue, name, f"{topic}.{priority}")
             finally:
                 channel.close()
             with self._lock:
@@ -369,11 +370,11 @@ class Binder:
 
 def source(exchanges: list[str], rules: Mapping[str, Rule], ttl: int,
            topics: tuple[str, ...] = ("notifications",),
-           retry_interval: float = 5.0) -> Source:
+           retry_interval: float = 5.0, queue_name: str = QUEUE) -> Source:
     """Our own queue, bound to each exchange's error topics: other consumers of
     ``notifications.error`` (ceilometer...) keep getting every notification."""
-    binder = Binder(tuple(exchanges), tuple(topics), retry_interval)
-    queue = Queue(QUEUE, durable=True)
+    binder = Binder(tuple(exchanges), tuple(topics), retry_interval, queue_name)
+    queue = Queue(queue_name, durable=True)
     # prepare is the binder's bound method: source.prepare.__self__.bound says
     # which exchanges are read (for tests and health checks).
     return Source("notifications", queue, lambda body: decide(body, rules, ttl),
