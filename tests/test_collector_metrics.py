@@ -52,7 +52,8 @@ def test_the_collector_command_serves_its_metrics(rabbitmq_url, tmp_path):
             [sys.executable, "-m", "usermessages", "collector", "--config", str(config),
              "--metrics-port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
-            line = 'usermessages_collector_unmapped_notifications_total{event_type="qos_specs.create"}'
+            line = ("usermessages_collector_unmapped_notifications_total"
+                    '{event_type="qos_specs.create"}')
 
             def counted() -> bool:
                 # Until the collector has bound its queue, a notification reaches only

@@ -87,7 +87,8 @@ def test_the_exception_class_in_the_payload_picks_the_detail():
     assert (row["event_id"], row["exception_class"]) == ("VOLUME_VOLUME_001_003", "NoValidBackend")
     payload["reason"] = "InvalidVolumeType('secret')"  # not mapped: the fallback
     row = decide(_notification(payload=payload), rules, 60).row
-    assert (row["event_id"], row["exception_class"]) == ("VOLUME_VOLUME_001_001", "InvalidVolumeType")
+    assert (row["event_id"], row["exception_class"]) == (
+        "VOLUME_VOLUME_001_001", "InvalidVolumeType")
     assert "secret" not in json.dumps(row, default=str)
 
 

@@ -163,8 +163,8 @@ def _convert(option: Option, raw: str) -> Any:
         ) from exc
     if option.name == "metrics_port" and not 0 <= value <= 65535:
         raise ConfigError(f"[{option.section}] {option.name} must be 0 (off) to 65535")
-    if (option.kind in (int, float) and option.name not in ("message_reap_interval", "metrics_port")
-            and value <= 0):
+    may_be_zero_or_less = ("message_reap_interval", "metrics_port")
+    if option.kind in (int, float) and option.name not in may_be_zero_or_less and value <= 0:
         raise ConfigError(f"[{option.section}] {option.name} must be positive")
     if option.name == "message_reap_interval" and value < 1 and value != -1:
         raise ConfigError("[DEFAULT] message_reap_interval must be at least 1, or -1 to disable")
