@@ -32,6 +32,7 @@ __all__ = [
     "PLACEHOLDERS",
     "Resource",
     "detail_for",
+    "detail_for_name",
     "event_id",
     "register_exception",
 ]
@@ -46,6 +47,8 @@ class Resource(str, Enum):
     # Ours: the subjects of admin-only messages.
     SERVICE = "SERVICE"
     SYSTEM = "SYSTEM"
+    # Ours: a Nova server, for the failures Nova's notifications report.
+    INSTANCE = "INSTANCE"
 
 
 class Level(str, Enum):
@@ -119,6 +122,17 @@ class Action(_Entry):
     GROUP_ADD_VOLUME = ("104", "add volume to group")
     DETACH_VOLUME = ("105", "detach volume")
     DELETE_VOLUME = ("106", "delete volume")
+    # Ours: Nova server operations whose failures Nova announces in notifications
+    # (120 up, apart from the volume-service range above).
+    CREATE_SERVER = ("120", "create server")
+    REBUILD_SERVER = ("121", "rebuild server")
+    REBOOT_SERVER = ("122", "reboot server")
+    RESIZE_SERVER = ("123", "resize server")
+    MIGRATE_SERVER = ("124", "migrate server")
+    ATTACH_INTERFACE = ("125", "attach network interface")
+    SWAP_VOLUME = ("126", "swap volume")
+    ATTACH_SHARE = ("127", "attach share")
+    DETACH_SHARE = ("128", "detach share")
 
 
 class Detail(_Entry):
@@ -186,6 +200,8 @@ class Detail(_Entry):
         "The service is temporarily unavailable; the request was not started. "
         "Try again later.",
     )
+    # Ours: Nova's scheduler found no compute host (NoValidHost).
+    NO_VALID_HOST = ("120", "Could not find a host that can run the server.")
 
 
 UNKNOWN_ACTION_TEXT = "unknown action"
@@ -264,6 +280,18 @@ _EXCEPTION_DETAILS: dict[type[BaseException], Detail] = {
 }
 
 
+# Notifications carry an exception's class *name* only (Cinder's scheduler
+# sends repr(exc) as "reason", Nova an ExceptionPayload's "exception"); these
+# are the OpenStack names mapped to details beyond the classes above.
+_EXCEPTION_NAMES: dict[str, Detail] = {
+    # Nova (nova/exception.py); MaxRetriesExceeded is a NoValidHost.
+    "NoValidHost": Detail.NO_VALID_HOST,
+    "MaxRetriesExceeded": Detail.NO_VALID_HOST,
+    "TooManyInstances": Detail.QUOTA_EXCEED,
+    "OverQuota": Detail.QUOTA_EXCEED,
+}
+
+
 def register_exception(exc_class: type[BaseException], detail: Detail) -> None:
     """Map a service's own exception class (and its subclasses) to a detail."""
     if not (isinstance(exc_class, type) and issubclass(exc_class, BaseException)):
@@ -282,6 +310,18 @@ def exception_detail(exception: BaseException | None) -> Detail | None:
         if found is not None:
             return found
     return None
+
+
+def detail_for_name(name: str) -> Detail | None:
+    """The detail mapped to an exception class known only by its name, if any.
+
+    A registered class of that name wins, then the OpenStack names above;
+    subclasses cannot be followed: a name carries no MRO.
+    """
+    for cls, detail in _EXCEPTION_DETAILS.items():
+        if cls.__name__ == name:
+            return detail
+    return _EXCEPTION_NAMES.get(name)
 
 
 def detail_for(exception: BaseException | None, detail: Detail | None) -> Detail:

@@ -88,7 +88,17 @@ OPTIONS: tuple[Option, ...] = (
            "Empty: off."),
     Option("collector", "notifications_exchanges", "openstack",
            "Comma-separated exchanges whose notifications.error and .critical are read "
-           "(the services' control_exchange: openstack, cinder, nova...)."),
+           "(the services' control_exchange: openstack, cinder, nova...). The collector "
+           "never declares them: it binds to each once the service has created it."),
+    Option("collector", "notifications_topics", "notifications",
+           "Comma-separated notification topics read on those exchanges (oslo.messaging's "
+           "[oslo_messaging_notifications] topics); add versioned_notifications for Nova's "
+           "versioned format. Read one of Nova's two formats, not both: each failure is "
+           "announced in both."),
+    Option("collector", "metrics_host", "127.0.0.1",
+           "Address of `usermessages collector`'s Prometheus listener."),
+    Option("collector", "metrics_port", 0,
+           "Port of `usermessages collector`'s Prometheus listener (GET /metrics); 0: off."),
 )
 
 
@@ -125,6 +135,9 @@ class Settings:
     collector_embedded: bool = True
     collector_notification_mapping_file: str = ""
     collector_notifications_exchanges: str = "openstack"
+    collector_notifications_topics: str = "notifications"
+    collector_metrics_host: str = "127.0.0.1"
+    collector_metrics_port: int = 0
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed (command-line flags win over the file)."""
@@ -148,7 +161,10 @@ def _convert(option: Option, raw: str) -> Any:
         raise ConfigError(
             f"[{option.section}] {option.name}: {raw!r} is not a valid {option.kind.__name__}"
         ) from exc
-    if option.kind in (int, float) and option.name != "message_reap_interval" and value <= 0:
+    if option.name == "metrics_port" and not 0 <= value <= 65535:
+        raise ConfigError(f"[{option.section}] {option.name} must be 0 (off) to 65535")
+    may_be_zero_or_less = ("message_reap_interval", "metrics_port")
+    if option.kind in (int, float) and option.name not in may_be_zero_or_less and value <= 0:
         raise ConfigError(f"[{option.section}] {option.name} must be positive")
     if option.name == "message_reap_interval" and value < 1 and value != -1:
         raise ConfigError("[DEFAULT] message_reap_interval must be at least 1, or -1 to disable")

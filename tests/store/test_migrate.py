@@ -40,7 +40,7 @@ def _drift(engine: Engine) -> list:
 def test_one_linear_history():
     script = ScriptDirectory.from_config(migrate._config(None))  # type: ignore[arg-type]
     assert script.get_heads() == [migrate.head()]
-    assert [rev.revision for rev in script.walk_revisions()] == ["0001"]
+    assert [rev.revision for rev in script.walk_revisions()] == ["0003", "0001"]
 
 
 def test_upgrade_matches_the_models_then_downgrade_leaves_nothing(db_url):
@@ -78,7 +78,7 @@ def test_cli_db_upgrade_prints_the_revision(db_url):
     runner = CliRunner()
     for _ in range(2):  # the second run finds the schema current
         result = runner.invoke(main, ["db", "upgrade", "--db", db_url])
-        assert (result.exit_code, result.output) == (0, "database at revision 0001\n")
+        assert (result.exit_code, result.output) == (0, "database at revision 0003\n")
     engine = store_engine.connect(db_url)
     assert migrate.is_at_head(engine)
     engine.dispose()

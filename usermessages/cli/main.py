@@ -99,11 +99,19 @@ def _safe_url(url: str) -> str:
 @main.command()
 @click.option("--bus", "bus_url", default=None, envvar="USERMESSAGES_BUS",
               help="Broker URL; overrides [bus] url.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Serve Prometheus metrics on this port (0: off); overrides "
+                   "[collector] metrics_port.")
 @db_option
 @config_option
 @_edge
-def collector(bus_url: str | None, db: str | None, config_file: str | None) -> None:
-    """Consume messages from the bus and store them, until SIGTERM or Ctrl-C."""
+def collector(bus_url: str | None, metrics_port: int | None, db: str | None,
+              config_file: str | None) -> None:
+    """Consume messages from the bus and store them, until SIGTERM or Ctrl-C.
+
+    With a metrics port, GET /metrics on it serves this process's counters
+    (stored, dead-lettered, unmapped notifications...) in Prometheus' format.
+    """
     import signal
     import threading
 
@@ -111,15 +119,29 @@ def collector(bus_url: str | None, db: str | None, config_file: str | None) -> N
     from usermessages.notifications import sources_from_settings
     from usermessages.store import engine as store_engine
 
-    settings = _settings(config_file, db).replace(bus_url=bus_url)
+    settings = _settings(config_file, db).replace(bus_url=bus_url,
+                                                  collector_metrics_port=metrics_port)
     extra = sources_from_settings(settings)
     engine = store_engine.connect(settings.database_connection)
+    if settings.collector_metrics_port:
+        _serve_metrics(settings.collector_metrics_host, settings.collector_metrics_port)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     console.print(f"collector: {_safe_url(settings.bus_url)} -> "
                   f"{engine.url.render_as_string(hide_password=True)}")
     Collector.from_settings(settings, engine, extra).run(stop)
+
+
+def _serve_metrics(host: str, port: int) -> None:
+    """Prometheus' own listener, in a daemon thread: it dies with the collector."""
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(port, addr=host)
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve metrics on {host}:{port}: {exc}") from exc
+    console.print(f"collector metrics on http://{host}:{port}/metrics")
 
 
 @main.group("dead-letters")

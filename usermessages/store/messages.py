@@ -204,7 +204,7 @@ def soft_delete_message(conn: Connection, message_id: str) -> bool:
 
 _DEFAULTS: dict[str, Any] = {"deleted": False, "kind": Kind.API.value, "user_id": "",
                              "request_id": "", "resource_type": "", "resource_uuid": "",
-                             "host": "", "exception_class": ""}
+                             "host": "", "exception_class": "", "global_request_id": ""}
 _COLUMNS = [column.name for column in messages.columns]
 
 

@@ -46,6 +46,8 @@ messages = Table(
     # Admin-only internals: never rendered for project users.
     Column("host", String(255), nullable=False, server_default=""),
     Column("exception_class", String(255), nullable=False, server_default=""),
+    # OpenStack's cross-service correlation id, from a notification's context.
+    Column("global_request_id", String(255), nullable=False, server_default=""),
     Column("created_at", DateTime(), nullable=False),
     Column("expires_at", DateTime(), nullable=False),
     Column("deleted", Boolean(), nullable=False, server_default=false()),
