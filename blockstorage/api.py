@@ -265,12 +265,20 @@ def create_volume(request: Request, project_id: str,
     with rt.engine.begin() as conn:
         type_ref = section.get("volume_type")
         type_id = _find_type(conn, str(type_ref))["id"] if type_ref else None
+        group_ref = _text(section, "group_id", 64)
+        if group_ref:
+            # The scheduler places the volume on the group's backend, or says why not.
+            group = _find(conn, db.groups, group_ref, call, "Group")
+            if group["status"] != "available":
+                raise BadRequest(f"Invalid group: Group status must be available; it is "
+                                 f"{group['status']}.")
         volume_id = str(uuid.uuid4())
         row = db.add(
             conn, db.volumes, id=volume_id, project_id=call.caller.project_id,
             user_id=call.caller.user_id, name=_text(section, "name"),
             description=_text(section, "description"), size=size, status="creating",
-            volume_type_id=type_id, attach_status="detached", **_task(rt, request),
+            volume_type_id=type_id, attach_status="detached",
+            group_id=group["id"] if group_ref else None, **_task(rt, request),
         )
         reply = _volume_body(request, call, conn, row, created=True)
 

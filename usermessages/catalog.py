@@ -186,6 +186,7 @@ class Detail(_Entry):
         "The service is temporarily unavailable; the request was not started. "
         "Try again later.",
     )
+    DRIVER_FAILED_GROUP_UPDATE = ("110", "Volume Driver failed to add the volume to the group.")
 
 
 UNKNOWN_ACTION_TEXT = "unknown action"
