@@ -17,9 +17,16 @@ from collections.abc import Callable, Iterator
 import pytest
 from kombu import Producer
 
+from blockstorage import db
+from blockstorage.config import Backend, StorageSettings
 from blockstorage.rpc import EXCHANGE, BusUnavailable, Caster, Server, queue_for
+from blockstorage.runtime import Runtime
+from blockstorage.scheduler import Scheduler, volume_topic
 from tests import servers
+from usermessages import Messenger
 from usermessages import bus as um_bus
+from usermessages.store import engine as store_engine
+from usermessages.store import migrate
 
 
 def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -121,3 +128,40 @@ def test_an_idle_publisher_survives_a_broker_restart():
         with um_bus.connect(broker.url) as connection:
             assert queue_for("restart")(connection.default_channel).queue_declare(
                 passive=True)[1] == 2
+
+
+def test_a_requeued_create_keeps_its_placement(rabbitmq_url, tmp_path):
+    # The scheduler places, then its forward cast fails (the bus is down: nothing listens
+    # on that port) and the cast is requeued. Redelivered, it must forward the placement it
+    # recorded, not place the volume again (a second pool, space counted twice).
+    engine = store_engine.connect(f"sqlite:///{tmp_path}/state.sqlite")
+    db.create_schema(engine)
+    messages = f"sqlite:///{tmp_path}/messages.sqlite"
+    migrate.upgrade(store_engine.connect(messages))
+    backends = (Backend("a", total_capacity_gb=10), Backend("b", total_capacity_gb=10))
+    down = Caster(f"amqp://guest:guest@127.0.0.1:{servers.free_port()}//", 0.5)
+    rt = Runtime(settings=StorageSettings(backends=backends), engine=engine,
+                 messenger=Messenger.from_url(messages), caster=down)
+    deadline, _ = rt.deadline()
+    with engine.begin() as conn:
+        db.add(conn, db.volumes, id="v1", project_id="p", user_id="u", size=6,
+               status="creating", attach_status="detached", task_deadline=deadline)
+    scheduler = Scheduler(rt)
+    with pytest.raises(BusUnavailable):
+        scheduler.create_volume({"project_id": "p", "request_id": "req-1"}, volume_id="v1")
+    with engine.connect() as conn:
+        placed = db.get(conn, db.volumes, "v1")["host"]
+    assert placed is not None
+
+    rt.caster = Caster(rabbitmq_url, 1.0)  # the bus is back: the redelivery
+    try:
+        scheduler.create_volume({"project_id": "p", "request_id": "req-1"}, volume_id="v1")
+    finally:
+        rt.caster.close()
+        down.close()
+    with engine.connect() as conn:
+        volume = db.get(conn, db.volumes, "v1")
+    assert (volume["host"], volume["status"]) == (placed, "creating")
+    backend = rt.backend_of_host(placed)
+    assert backend is not None
+    assert _queue_depth(rabbitmq_url, volume_topic(backend.name)) >= 1
