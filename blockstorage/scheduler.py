@@ -11,9 +11,10 @@ import logging
 import time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from blockstorage import db
+from blockstorage.config import Backend
 from blockstorage.placement import PoolState, capabilities_match, choose
 from blockstorage.runtime import Runtime
 from usermessages import Action, Detail, Resource
@@ -67,17 +68,8 @@ class Scheduler:
             backend = self.rt.backend_of_host(volume["host"])
             mismatch = False
             if backend is None:
-                specs = self._specs(conn, volume["volume_type_id"])
-                pools = self._pools(conn)
-                group = db.get(conn, db.groups, volume["group_id"] or "")
-                if group is not None:
-                    # A group's volumes share its backend (cinder create --group-id).
-                    anywhere = choose(pools, volume["size"], specs)
-                    pools = [p for p in pools if p.backend.host == group["host"]]
-                pool = choose(pools, volume["size"], specs)
-                mismatch = pool is None and group is not None and anywhere is not None
-                if pool is not None:
-                    backend = pool.backend
+                backend, mismatch = self._place(conn, volume)
+                if backend is not None:
                     db.transition(conn, db.volumes, volume_id, ("creating",), "creating",
                                   host=backend.host)
         if backend is None:
@@ -95,6 +87,21 @@ class Scheduler:
             return
         self.rt.caster.cast(volume_topic(backend.name), "create_volume", ctx,
                             task_epoch(volume), volume_id=volume_id)
+
+    def _place(self, conn: Connection, volume: dict) -> tuple[Backend | None, bool]:
+        """Where a new volume goes, and whether only its group's backend kept it out."""
+        specs = self._specs(conn, volume["volume_type_id"])
+        pools = self._pools(conn)
+        group = db.get(conn, db.groups, volume["group_id"] or "")
+        if group is None:
+            pool = choose(pools, volume["size"], specs)
+            return (pool.backend if pool else None), False
+        # A group's volumes share its backend (cinder create --group-id).
+        pool = choose([p for p in pools if p.backend.host == group["host"]], volume["size"],
+                      specs)
+        if pool is not None:
+            return pool.backend, False
+        return None, choose(pools, volume["size"], specs) is not None
 
     def extend_volume(self, ctx: dict, volume_id: str, new_size: int) -> None:
         with self.rt.engine.begin() as conn:
