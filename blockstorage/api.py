@@ -138,8 +138,12 @@ def _type_name(conn: Connection, type_id: str | None) -> str | None:
     return row["name"] if row else None
 
 
+# Puts a resource back after a failed cast; True if it won the state transition.
+Undo = Callable[[Connection], bool]
+
+
 def _cast(
-    request: Request, call: Call, topic: str, method: str, *, undo: Callable[[Connection], None],
+    request: Request, call: Call, topic: str, method: str, *, undo: Undo,
     action: Action, resource: Resource, resource_id: str, **args: Any,
 ) -> None:
     """Hand work to the bus, or undo, tell the user, and answer 503 within the timeout."""
@@ -150,9 +154,11 @@ def _cast(
         rt.caster.cast(topic, method, ctx, epoch, **args)
     except BusUnavailable as exc:
         with rt.engine.begin() as conn:
-            undo(conn)
-            rt.tell_user(ctx, action, resource_type=resource, resource_uuid=resource_id,
-                         detail=Detail.SERVICE_UNAVAILABLE)
+            # Compare-and-set: if the watchdog already failed the task (the wait outlived
+            # operation_deadline), it told the user; one request, one message.
+            if undo(conn):
+                rt.tell_user(ctx, action, resource_type=resource, resource_uuid=resource_id,
+                             detail=Detail.SERVICE_UNAVAILABLE)
         raise ServiceUnavailable(
             "The block storage service cannot reach its message bus, so the request was "
             f"not started. Request {request.state.request_id}. Try again later."
@@ -259,17 +265,26 @@ def create_volume(request: Request, project_id: str,
     with rt.engine.begin() as conn:
         type_ref = section.get("volume_type")
         type_id = _find_type(conn, str(type_ref))["id"] if type_ref else None
+        group_ref = _text(section, "group_id", 64)
+        if group_ref:
+            # The scheduler places the volume on the group's backend, or says why not.
+            group = _find(conn, db.groups, group_ref, call, "Group")
+            if group["status"] != "available":
+                raise BadRequest(f"Invalid group: Group status must be available; it is "
+                                 f"{group['status']}.")
         volume_id = str(uuid.uuid4())
         row = db.add(
             conn, db.volumes, id=volume_id, project_id=call.caller.project_id,
             user_id=call.caller.user_id, name=_text(section, "name"),
             description=_text(section, "description"), size=size, status="creating",
-            volume_type_id=type_id, attach_status="detached", **_task(rt, request),
+            volume_type_id=type_id, attach_status="detached",
+            group_id=group["id"] if group_ref else None, **_task(rt, request),
         )
         reply = _volume_body(request, call, conn, row, created=True)
 
-    def undo(conn: Connection) -> None:
-        db.transition(conn, db.volumes, volume_id, ("creating",), "error", task_deadline=None)
+    def undo(conn: Connection) -> bool:
+        return db.transition(conn, db.volumes, volume_id, ("creating",), "error",
+                             task_deadline=None)
 
     _cast(request, call, SCHEDULER, "create_volume", undo=undo,
           action=Action.SCHEDULE_ALLOCATE_VOLUME, resource=Resource.VOLUME,
@@ -322,9 +337,9 @@ def delete_volume(request: Request, project_id: str, volume_id: str) -> Response
             return Response(status_code=202)
         db.transition(conn, db.volumes, row["id"], DELETABLE, "deleting", **_task(rt, request))
 
-    def undo(conn: Connection) -> None:
-        db.transition(conn, db.volumes, row["id"], ("deleting",), row["status"],
-                      task_deadline=None)
+    def undo(conn: Connection) -> bool:
+        return db.transition(conn, db.volumes, row["id"], ("deleting",), row["status"],
+                             task_deadline=None)
 
     _cast(request, call, volume_topic(backend.name), "delete_volume", undo=undo,
           action=Action.DELETE_VOLUME, resource=Resource.VOLUME, resource_id=row["id"],
@@ -339,7 +354,7 @@ class Work:
     topic: str
     method: str
     action: Action
-    undo: Callable[[Connection], None]
+    undo: Undo
     args: dict[str, Any]
 
 
@@ -375,8 +390,8 @@ def _start(request: Request, conn: Connection, row: dict, required: str, status:
 
 
 def _back_to(row: dict, status: str, transient: str) -> Callable[[Connection], None]:
-    def undo(conn: Connection) -> None:
-        db.transition(conn, db.volumes, row["id"], (transient,), status, task_deadline=None)
+    def undo(conn: Connection) -> bool:
+        return db.transition(conn, db.volumes, row["id"], (transient,), status, task_deadline=None)
 
     return undo
 
@@ -443,9 +458,9 @@ def create_snapshot(request: Request, project_id: str,
                      name=_text(section, "name"), description=_text(section, "description"),
                      size=volume["size"], status="creating", **_task(rt, request))
 
-    def undo(conn: Connection) -> None:
-        db.transition(conn, db.snapshots, snapshot_id, ("creating",), "error",
-                      task_deadline=None)
+    def undo(conn: Connection) -> bool:
+        return db.transition(conn, db.snapshots, snapshot_id, ("creating",), "error",
+                             task_deadline=None)
 
     _cast(request, call, topic, "create_snapshot", undo=undo, action=Action.SNAPSHOT_CREATE,
           resource=Resource.VOLUME_SNAPSHOT, resource_id=snapshot_id, snapshot_id=snapshot_id)
@@ -486,9 +501,9 @@ def delete_snapshot(request: Request, project_id: str, snapshot_id: str) -> Resp
                              f"it is {row['status']}.")
         topic = _placed(request, volume)
 
-    def undo(conn: Connection) -> None:
-        db.transition(conn, db.snapshots, row["id"], ("deleting",), row["status"],
-                      task_deadline=None)
+    def undo(conn: Connection) -> bool:
+        return db.transition(conn, db.snapshots, row["id"], ("deleting",), row["status"],
+                             task_deadline=None)
 
     _cast(request, call, topic, "delete_snapshot", undo=undo, action=Action.SNAPSHOT_DELETE,
           resource=Resource.VOLUME_SNAPSHOT, resource_id=row["id"], snapshot_id=row["id"])
@@ -517,9 +532,11 @@ def create_backup(request: Request, project_id: str,
                      name=_text(section, "name"), description=_text(section, "description"),
                      size=volume["size"], status="creating", **_task(rt, request))
 
-    def undo(conn: Connection) -> None:
-        db.transition(conn, db.backups, backup_id, ("creating",), "error", task_deadline=None)
-        db.transition(conn, db.volumes, volume["id"], ("backing-up",), "available")
+    def undo(conn: Connection) -> bool:
+        if not db.transition(conn, db.backups, backup_id, ("creating",), "error",
+                             task_deadline=None):
+            return False  # the watchdog won: it freed the volume and told the user
+        return db.transition(conn, db.volumes, volume["id"], ("backing-up",), "available")
 
     _cast(request, call, SCHEDULER, "create_backup", undo=undo, action=Action.BACKUP_CREATE,
           resource=Resource.VOLUME_BACKUP, resource_id=backup_id, backup_id=backup_id)
@@ -549,9 +566,9 @@ def delete_backup(request: Request, project_id: str, backup_id: str) -> Response
             raise BadRequest(f"Invalid backup: Backup status must be available or error; it is "
                              f"{row['status']}.")
 
-    def undo(conn: Connection) -> None:
-        db.transition(conn, db.backups, row["id"], ("deleting",), row["status"],
-                      task_deadline=None)
+    def undo(conn: Connection) -> bool:
+        return db.transition(conn, db.backups, row["id"], ("deleting",), row["status"],
+                             task_deadline=None)
 
     _cast(request, call, "backup", "delete_backup", undo=undo, action=Action.BACKUP_DELETE,
           resource=Resource.VOLUME_BACKUP, resource_id=row["id"], backup_id=row["id"])
@@ -580,8 +597,8 @@ def create_group(request: Request, project_id: str,
                      group_type=_text(section, "group_type"), volume_types=type_ids,
                      status="creating", **_task(rt, request))
 
-    def undo(conn: Connection) -> None:
-        db.transition(conn, db.groups, group_id, ("creating",), "error", task_deadline=None)
+    def undo(conn: Connection) -> bool:
+        return db.transition(conn, db.groups, group_id, ("creating",), "error", task_deadline=None)
 
     _cast(request, call, SCHEDULER, "create_group", undo=undo,
           action=Action.SCHEDULE_ALLOCATE_VOLUME, resource=Resource.VOLUME,
@@ -616,8 +633,9 @@ def update_group(request: Request, project_id: str, group_id: str,
             raise BadRequest(f"Invalid group: Group status must be available; it is "
                              f"{row['status']}.")
 
-    def undo(conn: Connection) -> None:
-        db.transition(conn, db.groups, row["id"], ("updating",), "available", task_deadline=None)
+    def undo(conn: Connection) -> bool:
+        return db.transition(conn, db.groups, row["id"], ("updating",), "available",
+                             task_deadline=None)
 
     _cast(request, call, volume_topic(backend.name), "add_to_group", undo=undo,
           action=Action.GROUP_ADD_VOLUME, resource=Resource.VOLUME,

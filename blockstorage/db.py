@@ -120,6 +120,15 @@ services = Table(
     Column("reported_down", Boolean(), nullable=False, default=False),
 )
 
+# One row per shared dependency (today: "broker"); set once its outage is announced,
+# so several API processes announce each outage and each recovery once.
+dependencies = Table(
+    "dependencies", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("reported_down", Boolean(), nullable=False, default=False),
+    Column("updated_at", DateTime(), nullable=False),
+)
+
 faults = Table(
     "faults", metadata,
     Column("id", String(36), primary_key=True),

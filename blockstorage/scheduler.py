@@ -11,9 +11,10 @@ import logging
 import time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from blockstorage import db
+from blockstorage.config import Backend
 from blockstorage.placement import PoolState, capabilities_match, choose
 from blockstorage.runtime import Runtime
 from usermessages import Action, Detail, Resource
@@ -63,23 +64,44 @@ class Scheduler:
             volume = db.get(conn, db.volumes, volume_id)
             if volume is None or volume["status"] != "creating":
                 return
-            specs = self._specs(conn, volume["volume_type_id"])
-            pool = choose(self._pools(conn), volume["size"], specs)
-            if pool is not None:
-                db.transition(conn, db.volumes, volume_id, ("creating",), "creating",
-                              host=pool.backend.host)
-        if pool is None:
+            # Placed already: this cast was requeued because its forward failed.
+            backend = self.rt.backend_of_host(volume["host"])
+            mismatch = False
+            if backend is None:
+                backend, mismatch = self._place(conn, volume)
+                if backend is not None:
+                    db.transition(conn, db.volumes, volume_id, ("creating",), "creating",
+                                  host=backend.host)
+        if backend is None:
             with self.rt.engine.begin() as conn:
+                # Not placed: not in the group either.
                 if db.transition(conn, db.volumes, volume_id, ("creating",), "error",
-                                 task_deadline=None):
+                                 task_deadline=None, group_id=None):
                     # Cinder's call site #1, the message tempest looks for: recorded
                     # before the error status commits, as Cinder orders it.
                     self.rt.tell_user(
                         ctx, Action.SCHEDULE_ALLOCATE_VOLUME, resource_uuid=volume_id,
-                        exception=NoValidBackend(f"no pool for {volume['size']} GiB"))
+                        detail=Detail.GROUP_BACKEND_MISMATCH if mismatch else None,
+                        exception=None if mismatch else NoValidBackend(
+                            f"no pool for {volume['size']} GiB"))
             return
-        self.rt.caster.cast(volume_topic(pool.backend.name), "create_volume", ctx,
+        self.rt.caster.cast(volume_topic(backend.name), "create_volume", ctx,
                             task_epoch(volume), volume_id=volume_id)
+
+    def _place(self, conn: Connection, volume: dict) -> tuple[Backend | None, bool]:
+        """Where a new volume goes, and whether only its group's backend kept it out."""
+        specs = self._specs(conn, volume["volume_type_id"])
+        pools = self._pools(conn)
+        group = db.get(conn, db.groups, volume["group_id"] or "")
+        if group is None:
+            pool = choose(pools, volume["size"], specs)
+            return (pool.backend if pool else None), False
+        # A group's volumes share its backend (cinder create --group-id).
+        pool = choose([p for p in pools if p.backend.host == group["host"]], volume["size"],
+                      specs)
+        if pool is not None:
+            return pool.backend, False
+        return None, choose(pools, volume["size"], specs) is not None
 
     def extend_volume(self, ctx: dict, volume_id: str, new_size: int) -> None:
         with self.rt.engine.begin() as conn:
@@ -148,11 +170,10 @@ class Scheduler:
             ).mappings().all()
             up = any(is_up(service, self.rt.settings.service_down_time) for service in services)
             if not up:
-                # Registered but silent: "down" (018); never registered: "not found" (024).
+                # Cinder's scheduler says 024 whether the service never ran or stopped
+                # (no *up* backup host); 018 is its volume manager's, for another case.
                 self.rt.tell_user(ctx, Action.BACKUP_CREATE, resource_type=Resource.VOLUME_BACKUP,
-                                  resource_uuid=backup_id,
-                                  detail=Detail.BACKUP_SERVICE_DOWN if services
-                                  else Detail.BACKUP_SCHEDULE_ERROR)
+                                  resource_uuid=backup_id, detail=Detail.BACKUP_SCHEDULE_ERROR)
                 db.transition(conn, db.backups, backup_id, ("creating",), "error",
                               task_deadline=None)
                 db.transition(conn, db.volumes, backup["volume_id"], ("backing-up",),

@@ -12,10 +12,12 @@ import socket
 import threading
 from collections.abc import Callable, Sequence
 
+import anyio
+
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from blockstorage import db, heartbeat, watchdog
+from blockstorage import busstatus, db, heartbeat, watchdog
 from blockstorage.api import router
 from blockstorage.config import StorageSettings
 from blockstorage.rpc import Caster, Server
@@ -34,13 +36,15 @@ Run = Callable[[threading.Event], None]
 def build_runtime(settings: Settings, storage: StorageSettings) -> Runtime:
     engine = store_engine.connect(storage.connection)
     db.create_schema(engine)
-    return Runtime(
-        settings=storage,
-        engine=engine,
-        messenger=Messenger.from_settings(settings.replace(sdk_sink=storage.message_sink),
-                                          host=socket.gethostname()),
-        caster=Caster(settings.bus_url, settings.bus_timeout),
-    )
+    host = socket.gethostname()
+    messenger = Messenger.from_settings(settings.replace(sdk_sink=storage.message_sink),
+                                        host=host)
+
+    def on_bus_change(down: bool) -> None:
+        busstatus.announce(engine, messenger, host, down)
+
+    return Runtime(settings=storage, engine=engine, messenger=messenger,
+                   caster=Caster(settings.bus_url, settings.bus_timeout, on_bus_change))
 
 
 def build_app(settings: Settings, messages_engine: Engine, runtime: Runtime) -> FastAPI:
@@ -48,7 +52,17 @@ def build_app(settings: Settings, messages_engine: Engine, runtime: Runtime) -> 
     app = create_app(settings, engine=messages_engine)
     app.state.blockstorage = runtime
     app.include_router(router)
+    app.router.on_startup.append(_widen_threadpool)
     return app
+
+
+# Sync endpoints share anyio's thread limiter (40 by default). A cast may wait up to
+# its bound for the publisher; enough threads keep reads answering meanwhile.
+API_THREADS = 400
+
+
+async def _widen_threadpool() -> None:
+    anyio.to_thread.current_default_thread_limiter().total_tokens = API_THREADS
 
 
 def components(runtime: Runtime, settings: Settings, names: Sequence[str]) -> list[tuple[str, Run]]:

@@ -152,6 +152,7 @@ class VolumeWorker:
                                   detail=Detail.SNAPSHOT_DELETE_ERROR)
 
     def add_to_group(self, ctx: dict, group_id: str, volume_ids: list[str]) -> None:
+        failure = self._attempt("add_to_group")
         with self.rt.engine.begin() as conn:
             group = db.get(conn, db.groups, group_id)
             if group is None or group["status"] != "updating":
@@ -160,7 +161,11 @@ class VolumeWorker:
                 volume = db.get(conn, db.volumes, volume_id)
                 if volume is None:
                     continue
-                if volume["host"] != group["host"]:
+                if failure:
+                    # The driver refused the update: no volume joins, each one says why.
+                    self.rt.tell_user(ctx, Action.GROUP_ADD_VOLUME, resource_uuid=volume_id,
+                                      exception=failure, detail=Detail.DRIVER_FAILED_GROUP_UPDATE)
+                elif volume["host"] != group["host"]:
                     self.rt.tell_user(ctx, Action.GROUP_ADD_VOLUME, resource_uuid=volume_id,
                                       detail=Detail.GROUP_BACKEND_MISMATCH)
                 else:

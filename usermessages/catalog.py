@@ -200,6 +200,7 @@ class Detail(_Entry):
         "The service is temporarily unavailable; the request was not started. "
         "Try again later.",
     )
+    DRIVER_FAILED_GROUP_UPDATE = ("110", "Volume Driver failed to add the volume to the group.")
     # Ours: Nova's scheduler found no compute host (NoValidHost).
     NO_VALID_HOST = ("120", "Could not find a host that can run the server.")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -61,6 +62,27 @@ def blockstorage_server(config: str, *, components: str | None = None,
     finally:
         servers.stop_process(process)
         log.close()
+
+
+def _listener_pid(port: int) -> int:
+    out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True,
+                         check=True).stdout
+    return int(out.split("pid=", 1)[1].split(",", 1)[0])
+
+
+@contextlib.contextmanager
+def frozen(broker: servers.RabbitMQ) -> Iterator[None]:
+    """Freeze the broker (SIGSTOP its Erlang VM): sockets accept, nothing answers.
+
+    The VM runs in its own session (Debian's wrapper re-runs it through `su`), so it
+    is found by the AMQP port it listens on.
+    """
+    pid = _listener_pid(broker.port)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 class Cloud:

@@ -210,3 +210,53 @@ def test_fault_injection_is_admin_only_and_validated(admin: Cloud, alice: Cloud)
     assert bad.status_code == 400 and "badRequest" in bad.json()
     assert admin.post("/os-faults", {"fault": {"backend": "nope", "operation": "attach_volume"}}
                       ).status_code == 400
+
+
+def _group(admin: Cloud, user: Cloud, backend: str) -> str:
+    type_id = admin.create_type(f"{backend}-{uuid.uuid4().hex[:6]}", volume_backend_name=backend)
+    response = user.post("/groups", {"group": {"name": "g", "group_type": "default",
+                                               "volume_types": [type_id]}})
+    assert response.status_code == 202, response.text
+    group_id = response.json()["group"]["id"]
+    user.wait(f"/groups/{group_id}", "group", "available")
+    return group_id
+
+
+def test_create_with_group_id_joins_the_group_or_says_why(admin: Cloud, alice: Cloud):
+    group_id = _group(admin, alice, "gold")
+    # cinder create --group-id G: placed on the group's backend, a member of the group.
+    response = alice.post("/volumes", {"volume": {"size": 1, "group_id": group_id}})
+    assert response.status_code == 202, response.text
+    joined = response.json()["volume"]["id"]
+    assert alice.wait(f"/volumes/{joined}", "volume", "available")["group_id"] == group_id
+    assert alice.messages(resource_uuid=joined) == []
+
+    # A type that only another backend offers: the volume cannot join; the user hears why.
+    silver = admin.create_type(f"s-{uuid.uuid4().hex[:6]}", volume_backend_name="silver")
+    response = alice.post("/volumes", {"volume": {"size": 1, "group_id": group_id,
+                                                  "volume_type": silver}})
+    assert response.status_code == 202, response.text
+    refused = response.json()["volume"]["id"]
+    volume = alice.wait(f"/volumes/{refused}", "volume", "error")
+    assert volume["group_id"] is None
+    message = alice.wait_message(resource_uuid=refused)
+    assert message["event_id"] == "VOLUME_VOLUME_001_105"
+    assert message["request_id"] == response.headers["x-openstack-request-id"]
+
+    missing = alice.post("/volumes", {"volume": {"size": 1, "group_id": str(uuid.uuid4())}})
+    assert missing.status_code == 404, missing.text
+
+
+def test_add_to_group_fails_in_the_driver(admin: Cloud, alice: Cloud):
+    group_id = _group(admin, alice, "gold")
+    volume_id = _available_volume(admin, alice, "gold")
+    with fault(admin, "gold", "add_to_group"):
+        response = alice.http.put(f"/groups/{group_id}",
+                                  json={"group": {"add_volumes": volume_id}})
+        assert response.status_code == 202, response.text
+        message = alice.wait_message(resource_uuid=volume_id)
+        assert message["event_id"] == "VOLUME_VOLUME_104_110"
+        assert message["user_message"] == (
+            "add volume to group:Volume Driver failed to add the volume to the group.")
+        alice.wait(f"/groups/{group_id}", "group", "available")
+    assert alice.volume(volume_id)["group_id"] is None
