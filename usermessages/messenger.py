@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from usermessages import metrics
+from usermessages.config import check_ttl
 from usermessages.catalog import (
     Action,
     Detail,
@@ -135,7 +136,7 @@ class Messenger:
 
     def __init__(self, sink: Sink, *, ttl: int = DEFAULT_TTL, host: str | None = None) -> None:
         self._sink = sink
-        self._ttl = dt.timedelta(seconds=ttl)
+        self._ttl = dt.timedelta(seconds=check_ttl(ttl))
         self._host = host or socket.gethostname()
         self._lock = threading.Lock()
         self._sink_name = type(sink).__name__
