@@ -245,6 +245,121 @@ def _sample() -> dict:
     return Capture.record
 
 
+def _dead_letters(rabbitmq_url: str, expected: int, timeout: float = 30) -> list[dict]:
+    """The dead-letter queue as the operator's CLI lists it, once it holds ``expected``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run([sys.executable, "-m", "usermessages.cli.main", "dead-letters",
+                              "list", "--bus", rabbitmq_url, "--format", "json"],
+                             capture_output=True, text=True, timeout=60)
+        letters = json.loads(out.stdout)
+        if len(letters) >= expected or time.monotonic() > deadline:
+            return letters
+        time.sleep(0.2)
+
+
+def _purge_dead_letters(rabbitmq_url: str) -> None:
+    with bus.connect(rabbitmq_url) as connection:
+        bus.declare(connection)
+        bus.dead_letter_queue()(connection.default_channel).purge()
+
+
+def _crafted(**changes: object) -> bytes:
+    document = json.loads(envelope.encode({**_sample(), "id": str(uuid.uuid4())}))
+    document["message"].update(changes)
+    return json.dumps(document).encode()  # ensure_ascii: "\ud800" travels as an escape
+
+
+# Each of these stopped every collector (0 of 200 good messages stored in 15 s).
+CRAFTED = {
+    "created_at far ahead": (_crafted(created_at="9999-12-31T23:59:59"), {},
+                             "created_at is outside"),
+    "created_at year 1 east of UTC": (_crafted(created_at="0001-01-01T00:00:00+05:00"), {},
+                                      "created_at is outside"),
+    "lone surrogate": (_crafted(resource_uuid="\ud800"), {},
+                       "resource_uuid is not valid Unicode"),
+    "7 KB of nested brackets": (b"[" * 7000, {}, "not JSON: nested too deeply"),
+    # kombu itself raises on a body it cannot decompress, before any handler runs.
+    "unknown compression": (_crafted(), {"compression": "application/x-unknown"},
+                            "KeyError decoding the message"),
+}
+
+
+def test_crafted_envelopes_never_stall_the_collector(shared_broker, postgresql_admin_url,
+                                                     tmp_path):
+    rabbitmq_url = shared_broker
+    db_url, engine = _fresh_store(postgresql_admin_url)
+    _purge_dead_letters(rabbitmq_url)
+    good = [envelope.encode({**_sample(), "id": str(uuid.uuid4())}) for _ in range(200)]
+    crafted = list(CRAFTED.values())
+    with bus.connect(rabbitmq_url) as connection:
+        producer = Producer(connection.default_channel)
+        for i, body in enumerate(good):  # the crafted ones interleaved with the good
+            producer.publish(body, exchange=bus.EXCHANGE, routing_key=bus.MESSAGES_KEY)
+            if i % 40 == 20:
+                bad, headers, _ = crafted[i // 40]
+                producer.publish(bad, exchange=bus.EXCHANGE, routing_key=bus.MESSAGES_KEY,
+                                 headers=headers)
+    with collector(rabbitmq_url, db_url, tmp_path):
+        _wait_rows(engine, 200, timeout=60)
+        letters = _dead_letters(rabbitmq_url, len(CRAFTED))
+    expected = sorted(reason for _, _, reason in CRAFTED.values())
+    reasons = sorted(letter["reason"] for letter in letters)
+    assert [next((e for e in expected if r.startswith(e)), r) for r in reasons] == expected
+    log = (tmp_path / "c.log").read_text()
+    assert "lost the broker" not in log and "Traceback" not in log
+
+
+def test_a_notification_handler_exception_never_stalls_the_collector(
+        shared_broker, postgresql_admin_url):
+    """Issue 17: whatever ``notifications.decide`` raises is a dead letter, and the SDK's
+    messages, which share the consumer, keep flowing."""
+    from usermessages.collector import Collector
+    from usermessages.notifications import load_mapping, source
+
+    rabbitmq_url = shared_broker
+    _, engine = _fresh_store(postgresql_admin_url)
+    _purge_dead_letters(rabbitmq_url)
+    exchange = f"cinder-{uuid.uuid4().hex[:6]}"  # a control_exchange of our own
+    rules = load_mapping(Path(__file__).resolve().parents[2] / "etc" /
+                         "notification-mapping.ini")
+    stop = threading.Event()
+    instance = Collector(rabbitmq_url, engine, ttl=3600, batch_size=50, flush_interval=0.1,
+                         timeout=1, extra_sources=(source([exchange], rules, 3600),))
+    thread = threading.Thread(target=instance.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert instance.ready.wait(15)
+        inner = {"message_id": str(uuid.uuid4()), "publisher_id": "scheduler.node-7",
+                 "event_type": "scheduler.create_volume", "priority": "ERROR",
+                 "payload": {"volume_id": "vol-1",
+                             "volume_properties": {"project_id": "p1", "user_id": "u1"}},
+                 "timestamp": "9999-12-31 23:59:59.999999"}
+        bad = [b"[" * 100_000,
+               json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(inner)}).encode()]
+        with bus.connect(rabbitmq_url) as connection:
+            producer = Producer(connection.default_channel)
+            for body in bad:
+                producer.publish(body, exchange=exchange, routing_key="notifications.error")
+            for _ in range(100):
+                producer.publish(envelope.encode({**_sample(), "id": str(uuid.uuid4())}),
+                                 exchange=bus.EXCHANGE, routing_key=bus.MESSAGES_KEY)
+        # Both notifications are settled (dead-lettered, or stored if the handler learns
+        # to read that timestamp) and the SDK's 100 are stored, not stuck behind them.
+        deadline = time.monotonic() + 60
+        while _counts(engine)[0] + instance.stats.dead_lettered < 102:
+            assert time.monotonic() < deadline, (_counts(engine), instance.stats)
+            time.sleep(0.1)
+        assert _counts(engine)[0] >= 100 and instance.stats.dead_lettered >= 1
+        letters = _dead_letters(rabbitmq_url, instance.stats.dead_lettered)
+        assert {letter["source"] for letter in letters} == {"notifications"}
+        assert any(letter["reason"].startswith("RecursionError") or "nested" in letter["reason"]
+                   for letter in letters), letters
+    finally:
+        stop.set()
+        thread.join(15)
+
+
 def test_two_collectors_and_two_apis_share_one_store_and_one_broker(
         shared_broker, postgresql_admin_url, tmp_path):
     rabbitmq_url = shared_broker
