@@ -22,10 +22,12 @@ from sqlalchemy import text
 
 from tests import servers
 from usermessages import Action, Detail, Messenger, RequestContext, bus, envelope
+from usermessages.messenger import CLOSE_TIMEOUT
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate
 
 CREATE_BOUND = 0.05  # loose: the real p99 is measured by bench/
+CLOSE_MARGIN = 1.0  # close(timeout) may overrun its timeout by milliseconds; CI is loaded
 
 
 @pytest.fixture
@@ -92,7 +94,7 @@ def test_kill_9_the_collector_mid_stream_then_restart(shared_broker, postgresql_
     messenger = Messenger.from_url(rabbitmq_url, spool_path=str(tmp_path / "spool.sqlite"))
     for i in range(10_000):
         _create(messenger, i)
-    assert messenger.sink.flush(60)  # type: ignore[attr-defined]
+    assert messenger.flush(60) == 0
     with collector(rabbitmq_url, db_url, tmp_path, "first") as first:
         deadline = time.monotonic() + 60
         while _counts(engine)[0] < 2_000:
@@ -159,8 +161,8 @@ def test_a_broker_that_accepts_and_never_answers(tmp_path):
         assert max(durations) < CREATE_BOUND, max(durations)
         assert messenger.sink.pending() == 300  # type: ignore[attr-defined]
         started = time.perf_counter()
-        messenger.close()  # even closing is bounded
-        assert time.perf_counter() - started < 5
+        assert messenger.close(timeout=1.0) == 0  # even closing is bounded; the file keeps them
+        assert time.perf_counter() - started < 1.0 + CLOSE_MARGIN
     finally:
         accepting.set()
         thread.join(5)
@@ -184,7 +186,7 @@ def test_postgresql_stops_while_the_collector_runs(shared_broker, tmp_path):
             cluster.stop()
             for i in range(500, 1500):  # published while the store is down
                 _create(messenger, i)
-            assert messenger.sink.flush(60)  # type: ignore[attr-defined]
+            assert messenger.flush(60) == 0
             time.sleep(2)  # the collector retries meanwhile
             cluster.start()
             _wait_rows(engine, 1500, timeout=120)
@@ -228,6 +230,53 @@ def test_poison_on_the_real_broker(shared_broker, postgresql_admin_url, tmp_path
     assert reasons == ["not JSON", "not in the catalog",
                        "resource_uuid is longer than 255 characters"]
     good.close()
+
+
+def test_close_delivers_every_message_created(shared_broker, postgresql_admin_url, tmp_path):
+    """The default in-memory spool: 5,000 creates then close() stores all 5,000."""
+    rabbitmq_url = shared_broker
+    db_url, engine = _fresh_store(postgresql_admin_url)
+    with collector(rabbitmq_url, db_url, tmp_path):
+        messenger = Messenger.from_url(rabbitmq_url)
+        ids = {_create(messenger, i) for i in range(5000)}
+        started = time.perf_counter()
+        lost = messenger.close()
+        took = time.perf_counter() - started
+        assert lost == 0 and messenger.stats.lost == 0, messenger.stats
+        assert took < CLOSE_TIMEOUT + CLOSE_MARGIN, took
+        _wait_rows(engine, 5000)
+    with engine.connect() as conn:
+        assert set(conn.execute(text("SELECT id FROM messages")).scalars()) == ids
+
+
+@pytest.mark.parametrize("spool", ["memory", "file"])
+def test_close_with_the_broker_down_is_bounded_and_counts_what_it_lost(tmp_path, caplog, spool):
+    """A stopped broker refuses connections: close() returns within its timeout and says
+    what it lost (the in-memory spool's 5,000) or kept (a file spool loses nothing)."""
+    from usermessages import metrics
+    from usermessages.spool import Spool
+
+    url = f"amqp://guest:guest@127.0.0.1:{servers.free_port()}//"  # nothing listens
+    path = tmp_path / "spool.sqlite"
+    messenger = Messenger.from_url(url, spool_path=str(path) if spool == "file" else None,
+                                   timeout=0.5)
+    for i in range(5000):
+        assert _create(messenger, i) is not None
+    lost_before = metrics.LOST._value.get()
+    assert messenger.flush(0.5) == 5000  # bounded too, and says what waits
+    started = time.perf_counter()
+    lost = messenger.close(timeout=2.0)
+    took = time.perf_counter() - started
+    assert took < 2.0 + CLOSE_MARGIN, took
+    expected = 5000 if spool == "memory" else 0
+    assert lost == messenger.stats.lost == expected
+    assert metrics.LOST._value.get() - lost_before == expected
+    if spool == "memory":
+        assert "5000 user messages undelivered: lost" in caplog.text
+    else:
+        assert len(Spool(path)) == 5000  # for the next start
+    # Nothing created after close disappears uncounted either.
+    assert _create(messenger, 5000) is None and messenger.stats.failed == 1
 
 
 def _sample() -> dict:
