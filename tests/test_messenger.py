@@ -143,6 +143,43 @@ def test_close_on_the_in_process_bus_waits_for_the_forwarder():
     assert purge() == 1000
 
 
+def test_close_while_threads_create_counts_every_message():
+    """Whatever the interleaving, each create() is delivered, counted lost, or counted failed."""
+    import threading
+
+    from usermessages import bus
+
+    def purge() -> int:
+        with bus.connect("memory://") as connection:
+            bus.declare(connection)
+            return bus.messages_queue()(connection.default_channel).purge()
+
+    purge()
+    messenger = Messenger.from_url("memory://")
+    returned: list[str | None] = []
+    started = threading.Barrier(5)
+
+    def create() -> None:
+        started.wait()
+        for i in range(2000):
+            returned.append(messenger.create(RequestContext(project_id="p1"),
+                                             Action.ATTACH_VOLUME, detail=Detail.ATTACH_ERROR))
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    lost = messenger.close(timeout=0.05)  # mid-stream: the creators are still going
+    for thread in threads:
+        thread.join()
+    ids = [i for i in returned if i is not None]
+    published = messenger.sink.stats.published  # type: ignore[attr-defined]
+    assert len(returned) == 8000
+    assert len(ids) == published + lost and lost == messenger.stats.lost
+    assert messenger.stats.failed == 8000 - len(ids) > 0  # created after close
+    assert purge() == published
+
+
 def test_sdk_import_pulls_in_no_server_libraries():
     code = (
         "import sys, usermessages\n"

@@ -81,10 +81,13 @@ class BusSink:
     # --- the caller's side: cheap and never blocking on the network ----------
 
     def deliver(self, record: dict[str, Any]) -> None:
-        if self._stopped:  # nothing would ever forward it: fail, so the caller counts it
-            raise SinkClosed("the messenger is closed")
-        dropped = self._spool.append(envelope.encode(record))
+        body = envelope.encode(record)
+        # Under the lock that stop() takes: an envelope is either appended before
+        # stop() counts what is left, or refused (and the caller counts it failed).
         with self._lock:
+            if self._stopped:
+                raise SinkClosed("the messenger is closed")
+            dropped = self._spool.append(body)
             if self._down:
                 self.stats.spooled += 1
                 metrics.SPOOLED.inc()
@@ -119,9 +122,10 @@ class BusSink:
         the step in flight outlives ``timeout``, what it then delivers was
         already counted: the count errs on the side of loss.
         """
-        if self._stopped:
-            return 0
-        self._stopped = True
+        with self._lock:
+            if self._stopped:
+                return 0
+            self._stopped = True
         self._stop.set()
         self._kick.set()
         self._wake.set()
