@@ -81,9 +81,11 @@ offsets = st.builds(dt.timedelta, minutes=st.integers(-(24 * 60 - 1), 24 * 60 - 
 times = st.one_of(
     st.datetimes(),  # naive, year 1 to 9999
     st.datetimes(timezones=st.builds(dt.timezone, offsets)),
-    st.sampled_from([dt.datetime.max, dt.datetime.min,
-                     dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5))),
-                     dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.timezone(-dt.timedelta(hours=5)))]),
+    st.sampled_from([
+        dt.datetime.max, dt.datetime.min,
+        dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5))),
+        dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.timezone(-dt.timedelta(hours=5))),
+    ]),
 )
 
 

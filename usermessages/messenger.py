@@ -38,7 +38,7 @@ from usermessages.catalog import (
 )
 from usermessages.config import check_ttl
 from usermessages.context import RequestContext
-from usermessages.errors import CatalogError
+from usermessages.errors import CatalogError, UserMessagesError
 
 if TYPE_CHECKING:
     from usermessages.config import Settings
@@ -402,11 +402,13 @@ class Messenger:
     def _deliver(self, record: dict[str, Any]) -> str | None:
         try:
             self._sink.deliver(record)
-        except Exception:  # an operational failure must not break the caller
+        except Exception as exc:  # an operational failure must not break the caller
             with self._lock:
                 self.stats.failed += 1
             metrics.FAILED.inc()
-            LOG.exception("could not record user message %s (%s)", record["id"], record["event_id"])
+            # Our own errors (the messenger is closed) say it all: no traceback.
+            LOG.error("could not record user message %s (%s): %s", record["id"],
+                      record["event_id"], exc, exc_info=not isinstance(exc, UserMessagesError))
             return None
         with self._lock:
             self.stats.created += 1
