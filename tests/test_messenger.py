@@ -78,9 +78,16 @@ def test_service_and_system_messages_have_no_project(engine, db_url):
         lambda m, c: m.create(RequestContext(project_id=""), Action.ATTACH_VOLUME),
         lambda m, c: m.create({"project_id": "p"}, Action.ATTACH_VOLUME),
         lambda m, c: m.create_from_request_context(c),
+        # Text no store can hold: the collector would only dead-letter it.
+        lambda m, c: m.create(c, Action.ATTACH_VOLUME, resource_uuid="vol-\x00"),
+        lambda m, c: m.create(RequestContext(project_id="p", user_id="\ud800"),
+                              Action.ATTACH_VOLUME),
+        lambda m, c: m.create_service_message(Action.ATTACH_VOLUME, Detail.ATTACH_ERROR,
+                                              host="node-\udcff"),
     ],
     ids=["raw-action", "raw-detail", "raw-resource", "raw-level", "text-exception",
-         "oversize-uuid", "no-project", "dict-context", "no-context-action"],
+         "oversize-uuid", "no-project", "dict-context", "no-context-action", "nul",
+         "lone-surrogate", "lone-surrogate-host"],
 )
 def test_programming_errors_raise(call):
     class NeverDeliver:
@@ -106,6 +113,71 @@ def test_database_down_never_raises_is_logged_and_counted(caplog):
     assert messenger.stats.failed == 1 and messenger.stats.created == 0
     assert "could not record user message" in caplog.text
     assert "VOLUME_VOLUME_002_021" in caplog.text
+
+
+def test_flush_and_close_of_a_database_messenger(engine, db_url):
+    messenger = Messenger.from_url(db_url)
+    messenger.create(RequestContext(project_id="p1"), Action.ATTACH_VOLUME,
+                     detail=Detail.ATTACH_ERROR)
+    assert messenger.flush(0) == 0  # delivered synchronously: nothing ever waits
+    assert messenger.close(timeout=0) == 0 and messenger.stats.lost == 0
+    assert len(_rows(engine)) == 1
+
+
+def test_close_on_the_in_process_bus_waits_for_the_forwarder():
+    """memory:// with nobody consuming: close() still hands every message to the bus."""
+    from usermessages import bus
+
+    def purge() -> int:
+        with bus.connect("memory://") as connection:
+            bus.declare(connection)
+            return bus.messages_queue()(connection.default_channel).purge()
+
+    purge()  # the in-process bus is shared by the whole test process
+    messenger = Messenger.from_url("memory://")
+    for i in range(1000):
+        messenger.create(RequestContext(project_id="p1", request_id=f"req-{i}"),
+                         Action.ATTACH_VOLUME, detail=Detail.ATTACH_ERROR)
+    assert messenger.close(timeout=30) == 0
+    assert messenger.sink.stats.published == 1000  # type: ignore[attr-defined]
+    assert purge() == 1000
+
+
+def test_close_while_threads_create_counts_every_message():
+    """Whatever the interleaving, each create() is delivered, counted lost, or counted failed."""
+    import threading
+
+    from usermessages import bus
+
+    def purge() -> int:
+        with bus.connect("memory://") as connection:
+            bus.declare(connection)
+            return bus.messages_queue()(connection.default_channel).purge()
+
+    purge()
+    messenger = Messenger.from_url("memory://")
+    returned: list[str | None] = []
+    started = threading.Barrier(5)
+
+    def create() -> None:
+        started.wait()
+        for i in range(2000):
+            returned.append(messenger.create(RequestContext(project_id="p1"),
+                                             Action.ATTACH_VOLUME, detail=Detail.ATTACH_ERROR))
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    lost = messenger.close(timeout=0.05)  # mid-stream: the creators are still going
+    for thread in threads:
+        thread.join()
+    ids = [i for i in returned if i is not None]
+    published = messenger.sink.stats.published  # type: ignore[attr-defined]
+    assert len(returned) == 8000
+    assert len(ids) == published + lost and lost == messenger.stats.lost
+    assert messenger.stats.failed == 8000 - len(ids) > 0  # created after close
+    assert purge() == published
 
 
 def test_sdk_import_pulls_in_no_server_libraries():

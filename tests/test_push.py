@@ -10,12 +10,12 @@ import uuid
 
 import pytest
 from click.testing import CliRunner
-from kombu import Producer
+from kombu import Producer, Queue
 from sqlalchemy import text
 
 from usermessages import Action, Detail, Messenger, RequestContext, bus, envelope
 from usermessages.cli.main import main
-from usermessages.collector import Collector, list_dead_letters
+from usermessages.collector import Accept, Collector, Decision, Source, list_dead_letters
 from usermessages.config import Settings
 from usermessages.spool import Spool
 from usermessages.store import engine as store_engine
@@ -206,6 +206,74 @@ def test_poison_goes_to_dead_letters_and_the_rest_flows(engine, collector):
                                        "--format", "json"])
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.output)) == 3  # listing leaves them in the queue
+
+
+# A second source, as notifications.py adds one: its handler is not ours to trust.
+EXTRA_KEY = "test.extra"
+EXTRA_QUEUE = Queue("usermessages.test.extra", bus.EXCHANGE, routing_key=EXTRA_KEY)
+
+
+def _extra_decide(body: bytes) -> Decision:
+    """Raises on b"raise", returns a row no driver can store on b"surrogate"."""
+    if body == b"raise":
+        raise RecursionError("maximum recursion depth exceeded")
+    row = envelope.decode(envelope.encode(_record(id=str(uuid.uuid4()))), ttl=3600)
+    if body == b"surrogate":
+        row["resource_uuid"] = "vol-\ud800"
+    return Accept(row)
+
+
+@pytest.fixture
+def two_source_collector(engine, clean_bus):
+    with bus.connect(MEMORY) as connection:
+        EXTRA_QUEUE(connection.default_channel).declare()
+        EXTRA_QUEUE(connection.default_channel).purge()
+    stop = threading.Event()
+    instance = Collector(MEMORY, engine, ttl=3600, batch_size=10, flush_interval=0.1,
+                         extra_sources=(Source("extra", EXTRA_QUEUE, _extra_decide),))
+    thread = threading.Thread(target=instance.run, args=(stop,), daemon=True)
+    thread.start()
+    assert instance.ready.wait(10)
+    yield instance
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def _publish_extra(body: bytes) -> None:
+    with bus.connect(MEMORY) as connection:
+        Producer(connection.default_channel).publish(
+            body, exchange=bus.EXCHANGE, routing_key=EXTRA_KEY,
+            content_type="application/octet-stream", content_encoding="binary")
+
+
+def test_a_handler_exception_is_a_dead_letter_not_a_lost_broker(engine, two_source_collector,
+                                                               caplog):
+    collector = two_source_collector
+    for body in (b"ok", b"raise", b"ok", b"ok"):
+        _publish_extra(body)
+    for _ in range(3):
+        _publish(envelope.encode(_record(id=str(uuid.uuid4()))))
+    _wait(lambda: len(_rows(engine)) == 6 and collector.stats.dead_lettered == 1)
+    [letter] = list_dead_letters(MEMORY)
+    assert letter["source"] == "extra"
+    assert letter["reason"].startswith("RecursionError in the extra handler")
+    assert "lost the broker" not in caplog.text
+
+
+def test_a_row_the_store_refuses_is_isolated_and_dead_lettered(engine, two_source_collector,
+                                                              caplog):
+    collector = two_source_collector
+    # One batch of 10 holding the bad row: the other 9 must still be stored.
+    for body in (b"ok",) * 4 + (b"surrogate",) + (b"ok",) * 5:
+        _publish_extra(body)
+    _wait(lambda: len(_rows(engine)) == 9 and collector.stats.dead_lettered == 1)
+    [letter] = list_dead_letters(MEMORY)
+    assert letter["source"] == "extra"
+    assert letter["reason"].startswith("store refused the row: ")
+    assert collector.stats.db_retries == 0 and "lost the broker" not in caplog.text
+    _publish(envelope.encode(_record(id=str(uuid.uuid4()))))  # and the rest keeps flowing
+    _wait(lambda: len(_rows(engine)) == 10)
 
 
 def test_store_down_retries_without_losing_anything(postgresql_admin_url, clean_bus):

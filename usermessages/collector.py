@@ -13,7 +13,12 @@ Guarantees:
   nothing is acknowledged; the broker keeps the envelopes;
 * an envelope that cannot be accepted (bad JSON, unknown catalog id,
   oversize field, or a row the store refuses) goes to the dead-letter queue
-  with the reason, and the rest keeps flowing.
+  with the reason, and the rest keeps flowing;
+* nothing a message carries is taken for a lost broker: an exception raised
+  by any source's ``decide`` (or by kombu decoding the message) dead-letters
+  that message with the exception class as the reason, and a row the store
+  refuses for any reason but its own outage is isolated from its batch and
+  dead-lettered alone. Only broker errors reconnect; only store outages retry.
 """
 
 from __future__ import annotations
@@ -29,10 +34,10 @@ from typing import Any
 from kombu import Connection, Consumer, Producer
 from kombu.message import Message
 from sqlalchemy import Engine
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from usermessages import bus, envelope, metrics
-from usermessages.config import Settings
+from usermessages.config import Settings, check_ttl
 from usermessages.store import messages as store
 
 LOG = logging.getLogger(__name__)
@@ -83,7 +88,36 @@ class _Pending:
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
     since: float = 0.0
+
+
+def _refused(exc: Exception) -> bool:
+    """Did the store refuse the data (isolate the row) rather than fail itself (retry)?
+
+    DataError and IntegrityError are the store judging a value. Any other
+    SQLAlchemy error (connection lost, table missing, pool timeout) or an
+    OSError is the store being unavailable. Anything else was raised while
+    the driver adapted a value (UnicodeEncodeError, OverflowError...).
+    """
+    if isinstance(exc, (DataError, IntegrityError)):
+        return True
+    return not isinstance(exc, (SQLAlchemyError, OSError))
+
+
+def _raw(body: Any) -> bytes:
+    """A message body as bytes, whatever kombu handed over."""
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, (bytearray, memoryview)):
+        return bytes(body)
+    # surrogatepass: a str kombu decoded may hold lone surrogates; keep them as bytes.
+    return str(body).encode("utf-8", errors="surrogatepass")
+
+
+def _printable(reason: str) -> str:
+    """A reason an AMQP header can carry (valid UTF-8, bounded)."""
+    return reason.encode("utf-8", errors="backslashreplace").decode("utf-8")[:1000]
 
 
 @dataclass(frozen=True)
@@ -113,6 +147,7 @@ class Collector:
         max_backoff: float = 30.0,
         extra_sources: tuple[Source, ...] = (),
     ) -> None:
+        check_ttl(ttl)  # an expiry that cannot be computed would reject every message
         self._url = bus_url
         self._engine = engine
         self._batch_size = batch_size
@@ -174,7 +209,8 @@ class Collector:
                 source.prepare(connection)
         consumers = [
             Consumer(channel, queues=[source.queue], no_ack=False,
-                     on_message=self._handler(source))
+                     on_message=self._handler(source),
+                     on_decode_error=self._undecodable(source))
             for source in self._sources
         ]
         for consumer in consumers:
@@ -199,8 +235,10 @@ class Collector:
 
     def _handler(self, source: Source) -> Callable[[Message], None]:
         def on_message(message: Message) -> None:
-            decision = source.decide(message.body if isinstance(message.body, bytes)
-                                     else str(message.body).encode())
+            try:
+                decision = source.decide(_raw(message.body))
+            except Exception as exc:  # crafted input or a handler bug: this message only
+                decision = Reject(f"{type(exc).__name__} in the {source.name} handler: {exc}")
             if isinstance(decision, Reject):
                 self._dead_letter(message, decision.reason, source.name)
                 return
@@ -212,10 +250,20 @@ class Collector:
                 self._pending.since = time.monotonic()
             self._pending.rows.append(decision.row)
             self._pending.messages.append(message)
+            self._pending.sources.append(source.name)
             if len(self._pending.rows) >= self._batch_size:
                 self._flush()
 
         return on_message
+
+    def _undecodable(self, source: Source) -> Callable[[Message, Exception], None]:
+        # kombu raises before on_message for a body it cannot decode (e.g. a
+        # "compression" header naming no codec): a dead letter, not a lost broker.
+        def on_decode_error(message: Message, exc: Exception) -> None:
+            self._dead_letter(message, f"{type(exc).__name__} decoding the message: {exc}",
+                              source.name)
+
+        return on_decode_error
 
     def _due(self) -> bool:
         pending = self._pending
@@ -224,45 +272,61 @@ class Collector:
         )
 
     def _flush(self) -> None:
-        pending = self._pending
-        if not pending.rows:
-            return
+        """Commit the pending batch, then ack it; retry while the store is down."""
         backoff = 0.1
-        while True:
+        while self._pending.rows:
             try:
-                with self._engine.begin() as conn:
-                    new = store.insert_messages(conn, pending.rows)
-                break
-            except (DataError, IntegrityError):
-                # The store refuses a row (bad data, not a store problem): find it.
-                self._flush_one_by_one(pending)
+                new = self._insert(self._pending.rows)
+            except Exception as exc:
+                outage: Exception | None = None if _refused(exc) else exc
+            else:
+                for message in self._pending.messages:
+                    message.ack()
+                self._count(len(self._pending.rows), new)
+                self._pending = _Pending()
                 return
-            except DBAPIError as exc:
-                # The store is down or broken: keep the batch, ack nothing, try again.
-                self.stats.db_retries += 1
-                metrics.DB_RETRIES.inc()
-                LOG.error("store unavailable (%s); retrying batch of %d in %.1fs",
-                          type(exc.orig).__name__, len(pending.rows), backoff)
-                if self._stop.wait(backoff):
-                    return  # stopping: the broker redelivers the unacked batch
-                backoff = min(backoff * 2, self._max_backoff)
-        for message in pending.messages:
-            message.ack()
-        self._count(len(pending.rows), new)
-        self._pending = _Pending()
+            if outage is None:  # a row is refused: find it
+                outage = self._isolate()
+                if outage is None:
+                    return
+            # The store is down or broken: keep the batch, ack nothing, try again.
+            self.stats.db_retries += 1
+            metrics.DB_RETRIES.inc()
+            LOG.error("store unavailable (%s); retrying batch of %d in %.1fs",
+                      type(getattr(outage, "orig", None) or outage).__name__,
+                      len(self._pending.rows), backoff)
+            if self._stop.wait(backoff):
+                return  # stopping: the broker redelivers the unacked batch
+            backoff = min(backoff * 2, self._max_backoff)
 
-    def _flush_one_by_one(self, pending: _Pending) -> None:
-        for row, message in zip(pending.rows, pending.messages):
+    def _insert(self, rows: list[dict[str, Any]]) -> int:
+        with self._engine.begin() as conn:
+            return store.insert_messages(conn, rows)
+
+    def _isolate(self) -> Exception | None:
+        """Insert the pending rows one by one, dead-lettering each one the store refuses.
+
+        If the store fails meanwhile, returns that error and keeps the rows
+        not yet inserted pending.
+        """
+        pending = self._pending
+        for i, (row, message, source) in enumerate(
+                zip(pending.rows, pending.messages, pending.sources)):
             try:
-                with self._engine.begin() as conn:
-                    new = store.insert_messages(conn, [row])
-            except (DataError, IntegrityError) as exc:
-                self._dead_letter(message, f"store refused the row: {type(exc.orig).__name__}",
-                                  "usermessages")
+                new = self._insert([row])
+            except Exception as exc:
+                if not _refused(exc):
+                    self._pending = _Pending(pending.rows[i:], pending.messages[i:],
+                                             pending.sources[i:], pending.since)
+                    return exc
+                cause = getattr(exc, "orig", None) or exc
+                self._dead_letter(message, f"store refused the row: {type(cause).__name__}",
+                                  source)
                 continue
             message.ack()
             self._count(1, new)
         self._pending = _Pending()
+        return None
 
     def _count(self, rows: int, new: int) -> None:
         self.stats.stored += new
@@ -272,12 +336,12 @@ class Collector:
 
     def _dead_letter(self, message: Message, reason: str, source: str) -> None:
         assert self._dead_producer is not None
-        body = message.body
+        reason = _printable(reason)
         self._dead_producer.publish(
-            body if isinstance(body, bytes) else str(body).encode("utf-8"),
+            _raw(message.body),
             exchange=bus.EXCHANGE,
             routing_key=bus.DEAD_KEY,
-            headers={"x-reason": reason[:1000], "x-source": source},
+            headers={"x-reason": reason, "x-source": source},
             content_type="application/octet-stream",
             content_encoding="binary",
             delivery_mode=2,

@@ -17,6 +17,20 @@ from typing import Any
 
 from usermessages.errors import ConfigError
 
+# 100 years: longer than any retention anyone asks for, and short enough that
+# created_at + message_ttl stays a representable time (datetime ends in 9999).
+MAX_MESSAGE_TTL = 100 * 366 * 86400
+
+
+def check_ttl(ttl: int) -> int:
+    """``ttl`` if it is a usable ``message_ttl`` (1 s to MAX_MESSAGE_TTL); else ConfigError."""
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= MAX_MESSAGE_TTL:
+        raise ConfigError(
+            f"[DEFAULT] message_ttl must be a whole number of seconds from 1 to "
+            f"{MAX_MESSAGE_TTL} (100 years), not {ttl!r}"
+        )
+    return ttl
+
 
 @dataclass(frozen=True)
 class Option:
@@ -32,7 +46,8 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("DEFAULT", "message_ttl", 2592000,
-           "Seconds a message is kept; shown to users as guaranteed_until."),
+           "Seconds a message is kept; shown to users as guaranteed_until. At most "
+           "3162240000 (100 years)."),
     Option("DEFAULT", "message_reap_interval", 86400,
            "Seconds between reaper passes in `usermessages serve`; -1 disables the reaper."),
     Option("DEFAULT", "message_reap_batch_size", 1000,
@@ -166,6 +181,8 @@ def _convert(option: Option, raw: str) -> Any:
     may_be_zero_or_less = ("message_reap_interval", "metrics_port")
     if option.kind in (int, float) and option.name not in may_be_zero_or_less and value <= 0:
         raise ConfigError(f"[{option.section}] {option.name} must be positive")
+    if option.name == "message_ttl":
+        check_ttl(value)
     if option.name == "message_reap_interval" and value < 1 and value != -1:
         raise ConfigError("[DEFAULT] message_reap_interval must be at least 1, or -1 to disable")
     choices = CHOICES.get(option.name)

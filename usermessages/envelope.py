@@ -6,6 +6,21 @@ collector trusts nothing in an envelope: ``decode`` checks the version, every
 catalog id, every type and size, and says exactly what is wrong, for the
 dead-letter queue. The expiry is not carried: the store's ``message_ttl``
 decides it at insert time.
+
+Whatever the bytes, ``decode`` either returns a row every supported store
+accepts or raises InvalidEnvelope; it never raises anything else (a property
+the fuzz tests check against SQLite and PostgreSQL). In particular:
+
+* the body is at most MAX_BYTES and JSON nested no deeper than the parser
+  allows (deeper is refused, not a RecursionError);
+* every string is valid Unicode (no lone surrogate, no NUL), which the
+  drivers could not store;
+* ``created_at`` is an ISO 8601 time, naive meaning UTC, from EARLIEST
+  (1970-01-01T00:00:00Z) to MAX_CLOCK_SKEW (one day) ahead of the
+  collector's clock: a producer's clock may run a little fast, but a message
+  dated years ahead would top every list and never expire. With
+  ``message_ttl`` bounded by ``config.MAX_MESSAGE_TTL`` the expiry is then
+  always a representable time.
 """
 
 from __future__ import annotations
@@ -40,6 +55,12 @@ _STRINGS = {
 }
 FIELDS = frozenset({"id", "project_id", "created_at", *_STRINGS})
 
+EARLIEST = dt.datetime(1970, 1, 1)
+MAX_CLOCK_SKEW = dt.timedelta(days=1)
+_DAY = dt.timedelta(days=1)
+# Longer than any ISO 8601 time fromisoformat reads ("...T..:..:..,ffffff+hh:mm:ss.ffffff").
+_MAX_TIME_TEXT = 64
+
 
 class InvalidEnvelope(UserMessagesError):
     """Raised when an envelope cannot be accepted; the text is the dead-letter reason."""
@@ -59,18 +80,58 @@ def _expected_event_id(message: Mapping[str, Any]) -> str:
     return f"VOLUME_{resource.value}_{action.id}_{detail.id}"
 
 
-def decode(body: bytes | str, ttl: int) -> dict[str, Any]:
-    """Validate an envelope and return the row to store, with ``expires_at`` set."""
+def _check_text(name: str, value: str) -> None:
+    # PostgreSQL refuses NUL in text and no driver can encode a lone surrogate
+    # (JSON's "\\ud800" decodes to one): refuse both here, not in the store.
+    if "\x00" in value:
+        raise InvalidEnvelope(f"{name} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidEnvelope(f"{name} is not valid Unicode (a lone surrogate)") from exc
+
+
+def _created_at(value: Any, now: dt.datetime) -> dt.datetime:
+    """``created_at`` as naive UTC, within [EARLIEST, now + MAX_CLOCK_SKEW]."""
+    if not isinstance(value, str) or len(value) > _MAX_TIME_TEXT:
+        raise InvalidEnvelope("created_at must be an ISO 8601 time")
+    try:
+        created = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidEnvelope("created_at must be an ISO 8601 time") from exc
+    latest = now + MAX_CLOCK_SKEW
+    # Compare before converting: astimezone overflows at the ends of the
+    # calendar, and an offset is less than a day.
+    local = created.replace(tzinfo=None)
+    if not EARLIEST - _DAY <= local <= latest + _DAY:
+        raise InvalidEnvelope(f"created_at is outside {EARLIEST.isoformat()}Z .. now + 1 day")
+    offset = created.utcoffset()
+    utc = local - offset if offset is not None else local
+    if not EARLIEST <= utc <= latest:
+        raise InvalidEnvelope(f"created_at is outside {EARLIEST.isoformat()}Z .. now + 1 day")
+    return utc
+
+
+def decode(body: bytes | str, ttl: int, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Validate an envelope and return the row to store, with ``expires_at`` set.
+
+    ``now`` (naive UTC, default the clock) bounds ``created_at`` from above.
+    Raises InvalidEnvelope, and nothing else, for any body.
+    """
     if isinstance(body, str):
-        body = body.encode("utf-8", errors="surrogateescape")
+        # surrogatepass: a lone surrogate becomes bytes that are not UTF-8, refused below.
+        body = body.encode("utf-8", errors="surrogatepass")
     if len(body) > MAX_BYTES:
         raise InvalidEnvelope(f"envelope is {len(body)} bytes, more than {MAX_BYTES}")
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidEnvelope(f"not JSON: {exc}") from exc
-    if not isinstance(document, dict) or document.get("v") != VERSION:
-        version = document.get("v") if isinstance(document, dict) else None
+    except RecursionError as exc:
+        raise InvalidEnvelope("not JSON: nested too deeply") from exc
+    version = document.get("v") if isinstance(document, dict) else None
+    # type() as well: JSON's true and 1.0 compare equal to 1.
+    if type(version) is not int or version != VERSION:
         raise InvalidEnvelope(f"unsupported envelope version {version!r}, expected {VERSION}")
     message = document.get("message")
     if not isinstance(message, dict):
@@ -84,15 +145,15 @@ def decode(body: bytes | str, ttl: int) -> dict[str, Any]:
             raise InvalidEnvelope(f"{name} must be a string")
         if len(value) > longest:
             raise InvalidEnvelope(f"{name} is longer than {longest} characters")
+    for name, value in message.items():
+        if isinstance(value, str):
+            _check_text(name, value)
     try:
         canonical = str(uuid.UUID(message["id"]))
     except (TypeError, ValueError, AttributeError) as exc:
         raise InvalidEnvelope("id must be a UUID") from exc
     if canonical != message["id"]:
         raise InvalidEnvelope("id must be a UUID in canonical form")
-    # PostgreSQL refuses NUL in text; refuse it here so it cannot poison a batch.
-    if any("\x00" in value for value in message.values() if isinstance(value, str)):
-        raise InvalidEnvelope("a field contains a NUL character")
     try:
         kind = Kind(message["kind"])
         Level(message["message_level"])
@@ -107,13 +168,16 @@ def decode(body: bytes | str, ttl: int) -> dict[str, Any]:
             raise InvalidEnvelope("an API message needs a project_id of 1 to 255 characters")
     elif project is not None:
         raise InvalidEnvelope(f"a {kind.value} message carries no project_id")
+    created = _created_at(message["created_at"], now or _utcnow())
     try:
-        created = dt.datetime.fromisoformat(message["created_at"])
-    except (TypeError, ValueError) as exc:
-        raise InvalidEnvelope("created_at must be an ISO 8601 time") from exc
-    if created.tzinfo is not None:
-        created = created.astimezone(dt.UTC).replace(tzinfo=None)
+        expires = created + dt.timedelta(seconds=ttl)
+    except OverflowError as exc:  # only with a ttl config.MAX_MESSAGE_TTL refuses
+        raise InvalidEnvelope(f"created_at + message_ttl ({ttl}s) is not a time") from exc
     row = dict(message)
     row["created_at"] = created
-    row["expires_at"] = created + dt.timedelta(seconds=ttl)
+    row["expires_at"] = expires
     return row
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)

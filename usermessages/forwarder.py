@@ -7,19 +7,23 @@ in batches, each an AMQP transaction, and removes an envelope from the spool
 only once the broker has committed its batch. While the broker is down it retries with capped
 back-off and counts what waits (spooled), what gets through afterwards
 (replayed) and what the bounded spool had to give up (dropped).
+
+Shutting down never drops silently: ``flush`` waits (bounded) for the spool
+to empty, and ``stop`` counts, logs and returns what an in-memory spool
+still held (lost); a file spool keeps it for the next start.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from kombu import Connection, Producer
 
 from usermessages import bus, envelope, metrics
+from usermessages.errors import UserMessagesError
 from usermessages.spool import Spool
 
 LOG = logging.getLogger(__name__)
@@ -34,6 +38,11 @@ class ForwarderStats:
     spooled: int = 0
     replayed: int = 0
     dropped: int = 0
+    lost: int = 0  # undelivered at stop, in an in-memory spool
+
+
+class SinkClosed(UserMessagesError):
+    """Raised when a message is created on a messenger that was closed."""
 
 
 class BusSink:
@@ -56,8 +65,11 @@ class BusSink:
         self._connection: Connection | None = None
         self._producer: Producer | None = None
         self._transactional = False
-        self._wake = threading.Event()
+        self._wake = threading.Event()  # something was spooled
+        self._kick = threading.Event()  # cut a back-off short: someone is waiting
         self._stop = threading.Event()
+        self._stopped = False
+        self._drained = threading.Condition()  # notified whenever envelopes leave the spool
         self._down = False  # the broker failed us and has not come back yet
         self._recovering = 0  # envelopes to count as replayed once it is back
         self._lock = threading.Lock()
@@ -69,8 +81,13 @@ class BusSink:
     # --- the caller's side: cheap and never blocking on the network ----------
 
     def deliver(self, record: dict[str, Any]) -> None:
-        dropped = self._spool.append(envelope.encode(record))
+        body = envelope.encode(record)
+        # Under the lock that stop() takes: an envelope is either appended before
+        # stop() counts what is left, or refused (and the caller counts it failed).
         with self._lock:
+            if self._stopped:
+                raise SinkClosed("the messenger is closed")
+            dropped = self._spool.append(body)
             if self._down:
                 self.stats.spooled += 1
                 metrics.SPOOLED.inc()
@@ -86,35 +103,75 @@ class BusSink:
         return len(self._spool)
 
     def flush(self, timeout: float) -> bool:
-        """Wait until the spool is empty (for tests and orderly shutdown)."""
-        deadline = time.monotonic() + timeout
-        while len(self._spool) and time.monotonic() < deadline:
-            self._wake.set()
-            time.sleep(0.01)
-        return not len(self._spool)
+        """Wait up to ``timeout`` seconds until the broker holds every spooled envelope.
+
+        True when the spool is empty. A forwarder backing off after a failure
+        tries again at once rather than at the end of its back-off.
+        """
+        self._kick.set()
+        self._wake.set()
+        with self._drained:
+            return self._drained.wait_for(lambda: not len(self._spool), max(timeout, 0.0))
+
+    def stop(self, timeout: float) -> int:
+        """Stop forwarding, waiting at most ``timeout`` seconds for the step in flight.
+
+        Returns how many undelivered envelopes are lost: those an in-memory
+        spool still holds (counted in ``stats.lost`` and the ``lost`` metric,
+        logged as an error). A file spool keeps them for the next start. If
+        the step in flight outlives ``timeout``, what it then delivers was
+        already counted: the count errs on the side of loss.
+        """
+        with self._lock:
+            if self._stopped:
+                return 0
+            self._stopped = True
+        self._stop.set()
+        self._kick.set()
+        self._wake.set()
+        self._thread.join(max(timeout, 0.0))
+        undelivered = len(self._spool)
+        if not undelivered:
+            return 0
+        if self._spool.durable:
+            LOG.warning("closing with %d user messages undelivered; they stay in the spool "
+                        "file for the next start", undelivered)
+            return 0
+        with self._lock:
+            self.stats.lost += undelivered
+        metrics.LOST.inc(undelivered)
+        LOG.error("closing with %d user messages undelivered: lost with the in-memory "
+                  "spool (set [sdk] spool_path to keep them)", undelivered)
+        return undelivered
 
     def close(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=self._timeout * 3)
-        self._disconnect()
-        self._spool.close()
+        """Stop (see ``stop``, bounded by the broker timeout) and release the spool."""
+        self.stop(self._timeout)
+        # The forwarder releases the connection and the spool as it exits.
 
     # --- the forwarder thread ----------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._forward()
+        finally:
+            self._disconnect()
+            self._spool.close()
+
+    def _forward(self) -> None:
         backoff = 0.1
         while not self._stop.is_set():
+            self._wake.clear()  # before reading: a later append sets it again
             batch = self._spool.oldest(BATCH)
             if not batch:
                 self._wake.wait(1.0)
-                self._wake.clear()
                 continue
             try:
                 self._publish(batch)
             except Exception as exc:  # any broker trouble: keep the spool, retry later
                 self._went_down(exc)
-                self._stop.wait(backoff)
+                self._kick.wait(backoff)  # stop and flush cut it short
+                self._kick.clear()
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
             backoff = 0.1
@@ -138,6 +195,8 @@ class BusSink:
         # A batch that failed stays spooled whole and is published again; the
         # collector ignores the ids that had got through.
         self._spool.remove([seq for seq, _ in batch])
+        with self._drained:
+            self._drained.notify_all()
         self._count_published(len(batch))
         metrics.SPOOL_DEPTH.set(len(self._spool))
 

@@ -7,6 +7,12 @@ home. Two kinds of failure are kept apart on purpose:
   context without a project) raises CatalogError at once, loudly;
 * an operational failure (the database is down) never breaks the caller's
   operation: it is logged and counted in ``Messenger.stats``.
+
+A bus messenger delivers in the background: ``flush(timeout)`` waits for
+what was created so far, and ``close(timeout)`` flushes within its timeout,
+then stops and returns how many messages it lost (an in-memory spool's
+undelivered ones; a file spool keeps them for the next start). Every loss is
+counted, in ``stats`` and in Prometheus, and logged.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ import datetime as dt
 import logging
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from usermessages import metrics
 from usermessages.catalog import (
@@ -29,8 +36,9 @@ from usermessages.catalog import (
     detail_for,
     event_id,
 )
+from usermessages.config import check_ttl
 from usermessages.context import RequestContext
-from usermessages.errors import CatalogError
+from usermessages.errors import CatalogError, UserMessagesError
 
 if TYPE_CHECKING:
     from usermessages.config import Settings
@@ -39,6 +47,8 @@ LOG = logging.getLogger(__name__)
 
 DEFAULT_TTL = 2592000
 MAX_FIELD = 255
+# Seconds close() waits for the bus to take what is spooled before it gives up.
+CLOSE_TIMEOUT = 10.0
 
 
 class Sink(Protocol):
@@ -49,12 +59,24 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class Buffered(Protocol):
+    """A sink that delivers in the background (the bus sink): it can be waited for."""
+
+    def flush(self, timeout: float) -> bool: ...
+
+    def pending(self) -> int: ...
+
+    def stop(self, timeout: float) -> int: ...
+
+
 @dataclass
 class Stats:
     """What the messenger has done, for logs and metrics."""
 
     created: int = 0
-    failed: int = 0
+    failed: int = 0  # could not be recorded nor spooled
+    lost: int = 0  # spooled in memory, still undelivered at close
 
 
 def _utcnow() -> dt.datetime:
@@ -73,7 +95,18 @@ def _bounded(value: str | None, what: str) -> str:
         raise CatalogError(f"{what} must be a string, not {type(value).__name__}")
     if len(value) > MAX_FIELD:
         raise CatalogError(f"{what} is longer than {MAX_FIELD} characters")
+    # The collector would refuse these (no store can hold them): say so here, loudly.
+    if "\x00" in value or (not value.isascii() and _has_surrogate(value)):
+        raise CatalogError(f"{what} is not valid text (NUL or a lone surrogate)")
     return value
+
+
+def _has_surrogate(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _exception_class(exception: BaseException | None) -> str:
@@ -122,9 +155,21 @@ class FanoutSink:
         if len(errors) == len(self._sinks):
             raise errors[0]
 
+    def flush(self, timeout: float) -> bool:
+        return all(sink.flush(timeout) for sink in self._buffered())
+
+    def pending(self) -> int:
+        return sum(sink.pending() for sink in self._buffered())
+
+    def stop(self, timeout: float) -> int:
+        return sum(sink.stop(timeout) for sink in self._buffered())
+
     def close(self) -> None:
         for sink in self._sinks:
             sink.close()
+
+    def _buffered(self) -> list[Buffered]:
+        return [sink for sink in self._sinks if isinstance(sink, Buffered)]
 
 
 SINKS = ("db", "bus", "both")
@@ -135,7 +180,7 @@ class Messenger:
 
     def __init__(self, sink: Sink, *, ttl: int = DEFAULT_TTL, host: str | None = None) -> None:
         self._sink = sink
-        self._ttl = dt.timedelta(seconds=ttl)
+        self._ttl = dt.timedelta(seconds=check_ttl(ttl))
         self._host = host or socket.gethostname()
         self._lock = threading.Lock()
         self._sink_name = type(sink).__name__
@@ -282,8 +327,37 @@ class Messenger:
         )
         return self._deliver(record)
 
-    def close(self) -> None:
+    def flush(self, timeout: float = CLOSE_TIMEOUT) -> int:
+        """Wait up to ``timeout`` seconds until every message created so far is delivered.
+
+        Returns how many are still waiting (0: all delivered; for a bus
+        messenger, the broker holds them). A database messenger delivers
+        synchronously, so it returns 0 at once.
+        """
+        if not isinstance(self._sink, Buffered):
+            return 0
+        self._sink.flush(timeout)
+        return self._sink.pending()
+
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> int:
+        """Flush for at most ``timeout`` seconds, then stop; returns how many messages were lost.
+
+        Lost means created, not yet delivered, and held by an in-memory spool,
+        which dies with the messenger; they are logged and counted in
+        ``stats.lost`` and ``usermessages_sdk_lost``. A file spool
+        (``spool_path``) loses nothing: what it holds is sent at the next start.
+        Returns within ``timeout`` (plus a few milliseconds) whatever the
+        broker does. Creating a message after close counts it as failed.
+        """
+        lost = 0
+        if isinstance(self._sink, Buffered):
+            deadline = time.monotonic() + timeout
+            self._sink.flush(timeout)
+            lost = self._sink.stop(deadline - time.monotonic())
         self._sink.close()
+        with self._lock:
+            self.stats.lost += lost
+        return lost
 
     def _record(
         self,
@@ -328,11 +402,13 @@ class Messenger:
     def _deliver(self, record: dict[str, Any]) -> str | None:
         try:
             self._sink.deliver(record)
-        except Exception:  # an operational failure must not break the caller
+        except Exception as exc:  # an operational failure must not break the caller
             with self._lock:
                 self.stats.failed += 1
             metrics.FAILED.inc()
-            LOG.exception("could not record user message %s (%s)", record["id"], record["event_id"])
+            # Our own errors (the messenger is closed) say it all: no traceback.
+            LOG.error("could not record user message %s (%s): %s", record["id"],
+                      record["event_id"], exc, exc_info=not isinstance(exc, UserMessagesError))
             return None
         with self._lock:
             self.stats.created += 1

@@ -17,6 +17,10 @@ REPLAYED = Counter(
     "usermessages_sdk_replayed", "Spooled messages published after the broker came back"
 )
 DROPPED = Counter("usermessages_sdk_dropped", "Oldest spooled messages dropped: spool full")
+LOST = Counter(
+    "usermessages_sdk_lost",
+    "Undelivered messages an in-memory spool still held when the messenger closed",
+)
 PUBLISHED = Counter("usermessages_sdk_published", "Messages the broker confirmed")
 SPOOL_DEPTH = Gauge("usermessages_sdk_spool_depth", "Messages waiting in the local spool")
 

@@ -38,6 +38,7 @@ class Spool:
             "CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY AUTOINCREMENT, body BLOB)"
         )
         self._max = max_messages
+        self.durable = path is not None  # a file outlives the process; memory does not
         self._lock = threading.Lock()
         self._count = self._db.execute("SELECT count(*) FROM spool").fetchone()[0]
         self.dropped = 0
