@@ -82,12 +82,14 @@ def serve(host: str | None, port: int | None, db: str | None, config_file: str |
         raise click.ClickException(
             "the database schema is not current: run `usermessages db upgrade` first"
         )
+    sock = service.listen(settings.host, settings.port)
+    # Printed once the port is ours: a second server fails above, before any banner.
     console.print(
         f"usermessages API on http://{settings.host}:{settings.port}/v3 "
         f"(store: {engine.url.render_as_string(hide_password=True)}; "
         f"collector: {'embedded on ' + _safe_url(settings.bus_url) if settings.collector_embedded else 'off'})"
     )
-    service.serve(settings, engine)
+    service.serve(settings, engine, sock=sock)
 
 
 def _safe_url(url: str) -> str:
