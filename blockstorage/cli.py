@@ -9,9 +9,14 @@ import threading
 import click
 
 from blockstorage import config as storage_config
-from blockstorage import service
 from usermessages import config as um_config
 from usermessages.errors import UserMessagesError
+
+try:
+    from blockstorage import service
+except ModuleNotFoundError as exc:  # an SDK-only install: say what is missing, once
+    raise SystemExit(f"blockstorage needs the server extra ({exc.name} is not installed): "
+                     "pip install 'usermessages[server]'") from exc
 
 
 @click.group()

@@ -23,6 +23,12 @@ from usermessages.errors import UserMessagesError
 console = Console()
 
 
+# What the [server] extra brings; `pip install usermessages` alone is the SDK.
+SERVER_MODULES = frozenset({"sqlalchemy", "alembic", "psycopg", "fastapi", "starlette",
+                            "uvicorn", "oslo_policy", "oslo_config", "jinja2", "itsdangerous",
+                            "multipart", "python_multipart"})
+
+
 def _edge(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn our errors into ClickException: a clear line, exit code 1, no traceback."""
 
@@ -32,6 +38,12 @@ def _edge(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except UserMessagesError as exc:
             raise click.ClickException(str(exc)) from exc
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in SERVER_MODULES:
+                raise
+            raise click.ClickException(
+                f"this command needs the server extra ({exc.name} is not installed): "
+                "pip install 'usermessages[server]'") from exc
 
     return wrapper
 
