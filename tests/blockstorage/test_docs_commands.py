@@ -9,8 +9,10 @@ a free port), and, when the tests run from a venv other than the checkout's `.ve
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -32,17 +34,26 @@ def run_blocks(blocks: list[str], port: int, home: Path, timeout: float) -> list
     bin_dir = Path(sys.executable).parent
     script = "set -e\n"
     for number, block in enumerate(blocks):
-        block = block.replace("127.0.0.1:8776", f"127.0.0.1:{port}")
+        block = block.replace("127.0.0.1:8776", f"127.0.0.1:{port}").replace(
+            "--port 8776", f"--port {port}")
         if not (ROOT / ".venv" / "bin" / "cinder").exists():
             block = block.replace("$PWD/.venv/bin", str(bin_dir))
         script += f"echo '@@ block {number}'\n{block}\n"
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "LANG": "C.UTF-8"}
-    out = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True, timeout=timeout)
-    outputs = re.split(r"^@@ block \d+\n", out.stdout, flags=re.M)[1:]
-    assert out.returncode == 0 and len(outputs) == len(blocks), (
-        f"exit {out.returncode} after block {len(outputs) - 1}:\n"
-        f"{blocks[len(outputs) - 1] if outputs else ''}\n--- output:\n{out.stdout[-4000:]}")
+    # Its own process group: servers the blocks start in the background go with it.
+    process = subprocess.Popen(["bash", "-c", script], cwd=ROOT, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        stdout, _ = process.communicate(timeout=timeout)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait()
+    outputs = re.split(r"^@@ block \d+\n", stdout, flags=re.M)[1:]
+    assert process.returncode == 0 and len(outputs) == len(blocks), (
+        f"exit {process.returncode} after block {len(outputs) - 1}:\n"
+        f"{blocks[len(outputs) - 1] if outputs else ''}\n--- output:\n{stdout[-4000:]}")
     return outputs
 
 
@@ -54,6 +65,21 @@ def test_every_use_case_command_works_as_written(tmp_path):
     port = servers.free_port()
     with blockstorage_server("", workdir=tmp_path, port=port):
         outputs = run_blocks(blocks, port, tmp_path, timeout=280)
+    for block, output in zip(blocks, outputs, strict=True):
+        assert "Traceback" not in output and "usage: cinder" not in output, output
+        for event_id in EVENT_ID.findall(block):
+            assert event_id in output, f"{event_id} not in the output of\n{block}\n{output}"
+
+
+def test_the_split_shapes_work_as_written(rabbitmq_url, tmp_path):
+    """The split shapes start their own processes; the test gives them its broker and a
+    free port (amqp://guest:guest@127.0.0.1:5672// and 8776 are the only changes)."""
+    text = DOC.read_text(encoding="utf-8")
+    section = text.split("## The split shapes, command by command", 1)[1].split("\n## ", 1)[0]
+    blocks = [b.replace("amqp://guest:guest@127.0.0.1:5672//", rabbitmq_url)
+              for b in shell_blocks(section)]
+    assert len(blocks) == 4
+    outputs = run_blocks(blocks, servers.free_port(), tmp_path, timeout=200)
     for block, output in zip(blocks, outputs, strict=True):
         assert "Traceback" not in output and "usage: cinder" not in output, output
         for event_id in EVENT_ID.findall(block):
