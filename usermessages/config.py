@@ -269,8 +269,11 @@ def markdown() -> str:
         "# Configuration", "",
         "One INI file, passed as `--config FILE` (or `USERMESSAGES_CONFIG`) to every command;",
         "command-line flags (`--db`, `--host`, `--port`) win over it. Unknown sections or",
-        "options are start-up errors. `usermessages config sample` prints a commented file",
-        "with every option at its default; this page is `usermessages config docs`. Names",
+        "options are start-up errors; the sections of programs sharing the file (the",
+        "reference service's `[blockstorage]` and `[backend:NAME]`, see",
+        "[reference-service.md](reference-service.md)) are theirs to check.",
+        "`usermessages config sample` prints a commented file with every option at its",
+        "default, theirs included; this page is `usermessages config docs`. Names",
         "follow Cinder's where Cinder has the option.",
     ]
     section = None
