@@ -191,8 +191,8 @@ def read_ini(path: str | Path, **parser_args: Any) -> configparser.ConfigParser:
         raise ConfigError(f"config file {path}: cannot parse line {lines}: "
                           "expected `name = value` or a [section] header") from exc
     except (configparser.DuplicateOptionError, configparser.DuplicateSectionError) as exc:
-        what = (f"[{exc.section}] {exc.option}" if isinstance(exc, configparser.DuplicateOptionError)
-                else f"section [{exc.section}]")
+        duplicate_option = isinstance(exc, configparser.DuplicateOptionError)
+        what = f"[{exc.section}] {exc.option}" if duplicate_option else f"section [{exc.section}]"
         raise ConfigError(f"config file {path}, line {exc.lineno}: {what} appears twice") from exc
     except configparser.Error as exc:
         raise ConfigError(f"cannot read config file {path}: {' '.join(str(exc).split())}") from exc
