@@ -131,3 +131,12 @@ def test_help_works_without_a_project():
         result = runner.invoke(main, args)
         assert result.exit_code == 0, (args, result.output)
         assert "--project" in result.output
+
+
+def test_a_project_id_the_api_refuses_says_why(api):
+    base, _, _ = api
+    result = run(base, "list", project="demo")
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: The resource could not be found. A project id must match [0-9a-f\\-]+ "
+        "([api] project_id_regex, as Cinder's); 'demo' does not. (HTTP 404 itemNotFound)")
