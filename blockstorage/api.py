@@ -746,6 +746,9 @@ def list_groups_detail(request: Request, project_id: str) -> JSONResponse:
 
 ATTACHMENTS = APIVersion(3, 27)
 ATTACHMENT_COMPLETE = APIVersion(3, 44)
+# A volume in another status holds no live attachment, whatever its row still says (the
+# watchdog puts an abandoned "attaching" back to "available" without clearing the rest).
+ATTACHED_STATUSES = ("reserved", "attaching", "in-use", "detaching")
 
 
 def _attachment_call(request: Request, project_id: str, version: APIVersion) -> Call:
@@ -758,7 +761,8 @@ def _find_attachment(conn: Connection, attachment_id: str, call: Call) -> dict:
     row = conn.execute(
         select(db.volumes).where(db.volumes.c.attachment_id == attachment_id[:36])
     ).mappings().first()
-    if row is None or (_scope(call) is not None and row["project_id"] != _scope(call)):
+    if (row is None or row["status"] not in ATTACHED_STATUSES
+            or (_scope(call) is not None and row["project_id"] != _scope(call))):
         raise NotFound(f"VolumeAttachment {attachment_id[:64]} could not be found.")
     return dict(row)
 
@@ -835,7 +839,8 @@ def list_attachments_detail(request: Request, project_id: str) -> JSONResponse:
 def _attachments(request: Request, project_id: str, *, detail: bool) -> JSONResponse:
     call = begin(request, project_id, ATTACHMENTS)
     with _runtime(request).engine.connect() as conn:
-        rows = [r for r in db.list_rows(conn, db.volumes, _scope(call)) if r["attachment_id"]]
+        rows = [r for r in db.list_rows(conn, db.volumes, _scope(call))
+                if r["attachment_id"] and r["status"] in ATTACHED_STATUSES]
     volume_id = request.query_params.get("volume_id")
     return JSONResponse({"attachments": [
         views.attachment(r, connection=detail) for r in rows
