@@ -214,11 +214,6 @@ def _sharers() -> list[Any]:
         raise ConfigError(f"a usermessages.config entry point does not load: {exc}") from exc
 
 
-def owned_by_another_program(section: str) -> bool:
-    """A section another program sharing the one config file reads."""
-    return any(sharer.owns(section) for sharer in _sharers())
-
-
 def load(path: str | Path | None = None,
          foreign: Callable[[str], bool] | None = None) -> Settings:
     """Read settings from an INI file; no file gives the defaults.
@@ -231,10 +226,11 @@ def load(path: str | Path | None = None,
     if path is None:
         return Settings()
     parser = read_ini(path)
-    foreign = foreign or owned_by_another_program
+    sharers = _sharers() if foreign is None else []  # looked up once per file
+    is_foreign = foreign or (lambda section: any(sharer.owns(section) for sharer in sharers))
     known = {(o.section, o.name): o for o in OPTIONS}
     values: dict[str, Any] = {}
-    for section in ["DEFAULT", *[s for s in parser.sections() if not foreign(s)]]:
+    for section in ["DEFAULT", *[s for s in parser.sections() if not is_foreign(s)]]:
         items = parser.defaults() if section == "DEFAULT" else {
             k: v for k, v in parser.items(section, raw=True) if k not in parser.defaults()
         }
