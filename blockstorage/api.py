@@ -27,7 +27,7 @@ from blockstorage.runtime import Runtime
 from blockstorage.scheduler import TOPIC as SCHEDULER, volume_topic
 from usermessages import Action, Detail, Resource
 from usermessages.api.messages import Call, base_url, begin
-from usermessages.api.microversion import MIN_VERSION
+from usermessages.api.microversion import MIN_VERSION, APIVersion
 from usermessages.errors import BadRequest, Forbidden, HTTPError, NotFound
 
 router = APIRouter(tags=["block storage"])
@@ -703,3 +703,221 @@ def remove_fault(request: Request, project_id: str, fault_id: str) -> Response:
             raise NotFound(f"Fault {fault_id[:64]} could not be found.")
         db.delete_row(conn, db.faults, fault_id[:36])
     return Response(status_code=204)
+
+
+# --- listings cinderclient asks for ----------------------------------------
+# (`cinder snapshot-list`, `backup-list`, `group-list`, `group-show <name>`)
+
+
+def _listed(request: Request, project_id: str, table: Table,
+            version: APIVersion = MIN_VERSION) -> tuple[Call, list[dict]]:
+    call = begin(request, project_id, version)
+    with _runtime(request).engine.connect() as conn:
+        rows = db.list_rows(conn, table, _scope(call))
+    # cinderclient finds a resource by name through ?name=, then filters again itself.
+    name = request.query_params.get("name")
+    return call, [r for r in rows if name is None or r["name"] == name]
+
+
+@router.get("/v3/{project_id}/snapshots/detail")
+def list_snapshots_detail(request: Request, project_id: str) -> JSONResponse:
+    _, rows = _listed(request, project_id, db.snapshots)
+    return JSONResponse({"snapshots": [views.snapshot(r) for r in rows]})
+
+
+@router.get("/v3/{project_id}/backups")
+def list_backups(request: Request, project_id: str) -> JSONResponse:
+    _, rows = _listed(request, project_id, db.backups)
+    base = base_url(request, request.app.state.settings)
+    return JSONResponse({"backups": [
+        {"id": r["id"], "name": r["name"],
+         "links": views.links(base, r["project_id"], "backups", r["id"])} for r in rows]})
+
+
+@router.get("/v3/{project_id}/backups/detail")
+def list_backups_detail(request: Request, project_id: str) -> JSONResponse:
+    _, rows = _listed(request, project_id, db.backups)
+    base = base_url(request, request.app.state.settings)
+    return JSONResponse({"backups": [views.backup(r, base) for r in rows]})
+
+
+GROUPS = APIVersion(3, 13)
+
+
+@router.get("/v3/{project_id}/groups")
+def list_groups(request: Request, project_id: str) -> JSONResponse:
+    _, rows = _listed(request, project_id, db.groups, GROUPS)
+    return JSONResponse({"groups": [{"id": r["id"], "name": r["name"]} for r in rows]})
+
+
+@router.get("/v3/{project_id}/groups/detail")
+def list_groups_detail(request: Request, project_id: str) -> JSONResponse:
+    _, rows = _listed(request, project_id, db.groups, GROUPS)
+    return JSONResponse({"groups": [views.group(r) for r in rows]})
+
+
+# --- attachments (API 3.27; os-complete from 3.44) ---------------------------
+# Cinder's new attach flow, as nova and `cinder attachment-*` drive it: create reserves
+# the volume; update with a connector starts the attach (the volume worker, where the
+# configured faults apply and the user is told why); os-complete confirms; delete detaches.
+# One attachment per volume, kept on the volume row.
+
+ATTACHMENTS = APIVersion(3, 27)
+ATTACHMENT_COMPLETE = APIVersion(3, 44)
+# A volume in another status holds no live attachment, whatever its row still says (the
+# watchdog puts an abandoned "attaching" back to "available" without clearing the rest).
+ATTACHED_STATUSES = ("reserved", "attaching", "in-use", "detaching")
+
+
+def _attachment_call(request: Request, project_id: str, version: APIVersion) -> Call:
+    call = begin(request, project_id, version)
+    _member(call)
+    return call
+
+
+def _find_attachment(conn: Connection, attachment_id: str, call: Call) -> dict:
+    row = conn.execute(
+        select(db.volumes).where(db.volumes.c.attachment_id == attachment_id[:36])
+    ).mappings().first()
+    if (row is None or row["status"] not in ATTACHED_STATUSES
+            or (_scope(call) is not None and row["project_id"] != _scope(call))):
+        raise NotFound(f"VolumeAttachment {attachment_id[:64]} could not be found.")
+    return dict(row)
+
+
+def _connector(section: dict) -> dict | None:
+    connector = section.get("connector")
+    if connector in (None, {}):
+        return None
+    if not isinstance(connector, dict):
+        raise BadRequest("Invalid input received: connector must be an object")
+    return connector
+
+
+def _connect(request: Request, call: Call, row: dict, connector: dict) -> dict:
+    """reserved -> attaching, then cast the attach to the volume's backend."""
+    topic = _placed(request, row)
+    mountpoint = connector.get("mountpoint")
+    rt = _runtime(request)
+    with rt.engine.begin() as conn:
+        if not db.transition(conn, db.volumes, row["id"], ("reserved",), "attaching",
+                             attach_status="attaching", **_task(rt, request)):
+            raise BadRequest(f"Invalid volume: Volume status must be reserved to connect an "
+                             f"attachment; it is {row['status']}.")
+
+    def undo(conn: Connection) -> None:
+        db.transition(conn, db.volumes, row["id"], ("attaching",), "available",
+                      task_deadline=None, attach_status="detached", attachment_id=None,
+                      instance_uuid=None)
+
+    _cast(request, call, topic, "attach_volume", undo=undo, action=Action.ATTACH_VOLUME,
+          resource=Resource.VOLUME, resource_id=row["id"], volume_id=row["id"],
+          instance_uuid=row["instance_uuid"],
+          mountpoint=mountpoint if isinstance(mountpoint, str) else None,
+          attachment_id=row["attachment_id"])
+    with rt.engine.connect() as conn:
+        return db.get(conn, db.volumes, row["id"]) or row
+
+
+@router.post("/v3/{project_id}/attachments")
+def create_attachment(request: Request, project_id: str,
+                      body: dict = Depends(json_body)) -> JSONResponse:
+    call = _attachment_call(request, project_id, ATTACHMENTS)
+    section = _section(body, "attachment")
+    volume_id = _text(section, "volume_uuid", 36)
+    if volume_id is None:
+        raise BadRequest("Invalid input received: volume_uuid is required")
+    instance_uuid = _text(section, "instance_uuid", 36)
+    connector = _connector(section)
+    rt = _runtime(request)
+    with rt.engine.begin() as conn:
+        row = _find(conn, db.volumes, volume_id, call, "Volume")
+        if row["status"] != "available" or not db.transition(
+            conn, db.volumes, row["id"], ("available",), "reserved", attach_status="reserved",
+            attachment_id=str(uuid.uuid4()), instance_uuid=instance_uuid,
+        ):
+            raise BadRequest(f"Invalid volume: Volume status must be available to reserve; "
+                             f"it is {row['status']}.")
+        row = db.get(conn, db.volumes, row["id"]) or row
+    if connector is not None:
+        row = _connect(request, call, row, connector)
+    return JSONResponse({"attachment": views.attachment(row)})
+
+
+@router.get("/v3/{project_id}/attachments")
+def list_attachments(request: Request, project_id: str) -> JSONResponse:
+    return _attachments(request, project_id, detail=False)
+
+
+@router.get("/v3/{project_id}/attachments/detail")
+def list_attachments_detail(request: Request, project_id: str) -> JSONResponse:
+    return _attachments(request, project_id, detail=True)
+
+
+def _attachments(request: Request, project_id: str, *, detail: bool) -> JSONResponse:
+    call = begin(request, project_id, ATTACHMENTS)
+    with _runtime(request).engine.connect() as conn:
+        rows = [r for r in db.list_rows(conn, db.volumes, _scope(call))
+                if r["attachment_id"] and r["status"] in ATTACHED_STATUSES]
+    volume_id = request.query_params.get("volume_id")
+    return JSONResponse({"attachments": [
+        views.attachment(r, connection=detail) for r in rows
+        if volume_id is None or r["id"] == volume_id]})
+
+
+@router.get("/v3/{project_id}/attachments/{attachment_id}")
+def show_attachment(request: Request, project_id: str, attachment_id: str) -> JSONResponse:
+    call = begin(request, project_id, ATTACHMENTS)
+    with _runtime(request).engine.connect() as conn:
+        return JSONResponse({"attachment": views.attachment(
+            _find_attachment(conn, attachment_id, call))})
+
+
+@router.put("/v3/{project_id}/attachments/{attachment_id}")
+def update_attachment(request: Request, project_id: str, attachment_id: str,
+                      body: dict = Depends(json_body)) -> JSONResponse:
+    call = _attachment_call(request, project_id, ATTACHMENTS)
+    connector = _connector(_section(body, "attachment"))
+    if connector is None:
+        raise BadRequest("Invalid input received: an attachment update needs a connector")
+    with _runtime(request).engine.connect() as conn:
+        row = _find_attachment(conn, attachment_id, call)
+    return JSONResponse({"attachment": views.attachment(_connect(request, call, row, connector))})
+
+
+@router.post("/v3/{project_id}/attachments/{attachment_id}/action", status_code=204)
+def attachment_action(request: Request, project_id: str, attachment_id: str,
+                      body: dict = Depends(json_body)) -> Response:
+    call = _attachment_call(request, project_id, ATTACHMENT_COMPLETE)
+    if list(body) != ["os-complete"]:
+        raise BadRequest("Invalid input received: the only attachment action is os-complete")
+    with _runtime(request).engine.connect() as conn:
+        row = _find_attachment(conn, attachment_id, call)
+    # The worker marks the volume in-use when the attach succeeds; until then there is
+    # nothing more to record, and if it fails the user's message says why.
+    if row["status"] not in ("attaching", "in-use"):
+        raise BadRequest(f"Invalid volume: the attachment is not connected (volume status "
+                         f"{row['status']}); update it with a connector first.")
+    return Response(status_code=204)
+
+
+@router.delete("/v3/{project_id}/attachments/{attachment_id}")
+def delete_attachment(request: Request, project_id: str, attachment_id: str) -> JSONResponse:
+    call = _attachment_call(request, project_id, ATTACHMENTS)
+    rt = _runtime(request)
+    with rt.engine.begin() as conn:
+        row = _find_attachment(conn, attachment_id, call)
+        if row["status"] == "reserved":
+            # Never connected: only the reservation to drop.
+            db.transition(conn, db.volumes, row["id"], ("reserved",), "available",
+                          attach_status="detached", attachment_id=None, instance_uuid=None)
+            return JSONResponse({"attachments": []})
+        work = _detach(request, conn, row, {})
+    _cast(request, call, work.topic, work.method, undo=work.undo, action=work.action,
+          resource=Resource.VOLUME, resource_id=row["id"], volume_id=row["id"], **work.args)
+    return JSONResponse({"attachments": []})
+
+
+# The fixed paths above must win over `{id}` routes declared earlier in this file.
+_FIRST = {f"/v3/{{project_id}}/{name}/detail" for name in ("snapshots", "backups", "groups")}
+router.routes.sort(key=lambda route: getattr(route, "path", "") not in _FIRST)

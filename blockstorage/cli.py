@@ -9,9 +9,14 @@ import threading
 import click
 
 from blockstorage import config as storage_config
-from blockstorage import service
 from usermessages import config as um_config
 from usermessages.errors import UserMessagesError
+
+try:
+    from blockstorage import service
+except ModuleNotFoundError as exc:  # an SDK-only install: say what is missing, once
+    raise SystemExit(f"blockstorage needs the server extra ({exc.name} is not installed): "
+                     "pip install 'usermessages[server]'") from exc
 
 
 @click.group()
@@ -55,19 +60,23 @@ def _run(settings: um_config.Settings, storage: storage_config.StorageSettings,
     from usermessages.store import engine as store_engine
     from usermessages.store import migrate
 
-    runtime = service.build_runtime(settings, storage)
+    # An unopenable store is an operator's mistake: one line that names it, no traceback.
+    with store_engine.translated(f"cannot open the state store {_shown(storage.connection)}"):
+        runtime = service.build_runtime(settings, storage)
     parts = service.components(runtime, settings, names)
     if "api" in names:
         engine = store_engine.connect(settings.database_connection)
         if engine.dialect.name == "sqlite":
-            migrate.upgrade(engine)
+            migrate.upgrade(engine)  # raises a one-line StoreError
         elif not migrate.is_at_head(engine):
             raise click.ClickException("the messages schema is not current: run "
                                        "`usermessages db upgrade` first")
+        sock = um_service.listen(settings.host, settings.port)
+        # Printed once the port is ours, never before an "address already in use".
         click.echo(f"block storage + messages API on http://{settings.host}:{settings.port}/v3 "
                    f"(components: {', '.join(names)})")
         um_service.serve(settings, engine, app=service.build_app(settings, engine, runtime),
-                         background=parts)
+                         background=parts, sock=sock)
         return
     # Workers only: run until SIGTERM or Ctrl-C.
     stop = threading.Event()
@@ -81,6 +90,15 @@ def _run(settings: um_config.Settings, storage: storage_config.StorageSettings,
     stop.wait()
     for thread in threads:
         thread.join(timeout=10)
+
+
+def _shown(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL fails later with its own clear error
+        return "(its URL is not valid)"
 
 
 if __name__ == "__main__":

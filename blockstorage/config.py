@@ -19,10 +19,10 @@ and removes faults at run time).
 
 from __future__ import annotations
 
-import configparser
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from usermessages.config import read_ini
 from usermessages.errors import ConfigError
 
 OPERATIONS = (
@@ -95,6 +95,52 @@ _BACKEND_TYPES = {
 }
 
 
+_HELP = {
+    "connection": "SQLAlchemy URL of the service's own state (types, volumes, ...); "
+                  "created on start. Shared (e.g. PostgreSQL) when components run apart.",
+    "report_interval": "Seconds between a service's heartbeats.",
+    "service_down_time": "A service silent this long is down (an admin-only message).",
+    "operation_deadline": "Seconds an operation may stay in a transient state before the "
+                          "watchdog fails it.",
+    "watchdog_interval": "Seconds between watchdog (and heartbeat monitor) passes.",
+    "message_sink": "How the service records messages: db, bus or both.",
+    "storage_protocol": "Capability matched against volume-type extra specs.",
+    "vendor_name": "Capability matched against volume-type extra specs.",
+    "total_capacity_gb": "Pool size in GiB.",
+    "thin_provisioning": "Thin pools promise up to total x max_over_subscription_ratio.",
+    "max_over_subscription_ratio": "Over-subscription allowed on a thin pool.",
+    "reserved_percentage": "Percentage of the pool kept free.",
+    "fail_operations": "Fault injection: operations this backend always fails, from "
+                       + ", ".join(OPERATIONS) + ".",
+}
+
+
+def _sample_value(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, frozenset):
+        return ", ".join(sorted(value))
+    return str(value)
+
+
+def sample() -> str:
+    """The ``[blockstorage]`` section and the backends' options, commented, for
+    ``usermessages config sample`` (which finds this through an entry point)."""
+    defaults = StorageSettings()
+    lines = ["# The reference block-storage service (`blockstorage serve`, `make serve`).",
+             "", "[blockstorage]"]
+    for key in _SETTINGS_TYPES:
+        lines += [f"# {_HELP[key]}", f"#{key} = {_sample_value(getattr(defaults, key))}"]
+    lines += ["", "# One [backend:NAME] section per simulated pool, with these options:"]
+    lines += [f"#   {key}: {_HELP[key]}" for key in _BACKEND_TYPES]
+    lines.append("# Without any [backend:NAME] section, these two pools are used:")
+    for backend in DEFAULT_BACKENDS:
+        values = " ".join(f"{key}={_sample_value(getattr(backend, key))}"
+                          for key in _BACKEND_TYPES if key != "fail_operations")
+        lines.append(f"#   [backend:{backend.name}] {values}")
+    return "\n".join(lines) + "\n"
+
+
 def owns(section: str) -> bool:
     """The sections of a shared config file that belong to this service."""
     return section == "blockstorage" or section.startswith("backend:")
@@ -121,12 +167,8 @@ def load(path: str | Path | None) -> StorageSettings:
     (they belong to usermessages' own settings in the same file)."""
     if path is None:
         return StorageSettings()
-    parser = configparser.ConfigParser(interpolation=None, default_section="__none__")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            parser.read_file(handle)
-    except (OSError, configparser.Error) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    # DEFAULT is usermessages' section here, not one whose values every section inherits.
+    parser = read_ini(path, default_section="__none__")
     values: dict = {}
     if parser.has_section("blockstorage"):
         for key, raw in parser.items("blockstorage"):

@@ -132,3 +132,24 @@ def group(row: dict) -> dict[str, Any]:
         "group_type": row["group_type"],
         "volume_types": list(row["volume_types"]),
     }
+
+
+def attachment(row: dict, *, connection: bool = True) -> dict[str, Any]:
+    """A volume's attachment (API 3.27) from the volume row that holds it: one attachment
+    per volume here (no multiattach). ``status`` is the attachment's attach status."""
+    body: dict[str, Any] = {
+        "id": row["attachment_id"],
+        "status": row["attach_status"],
+        "instance": row["instance_uuid"],
+        "volume_id": row["id"],
+        "attached_at": timestamp(row["attached_at"]),
+        "detached_at": None,
+        "attach_mode": "rw",
+    }
+    if connection:
+        # A simulated target: enough for a client to print, not to connect to.
+        body["connection_info"] = {} if row["attach_status"] == "reserved" else {
+            "driver_volume_type": "simulated",
+            "data": {"volume_id": row["id"], "access_mode": "rw"},
+        }
+    return body

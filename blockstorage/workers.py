@@ -94,15 +94,17 @@ class VolumeWorker:
                                   exception=failure, detail=Detail.DRIVER_FAILED_RETYPE)
 
     def attach_volume(self, ctx: dict, volume_id: str, instance_uuid: str | None,
-                      mountpoint: str | None) -> None:
+                      mountpoint: str | None, attachment_id: str | None = None) -> None:
+        # attachment_id: the attachments API (3.27) reserved it; os-attach has none yet.
         failure = self._attempt("attach_volume")
         if failure:
-            values: dict[str, Any] = {}
+            values: dict[str, Any] = {"attach_status": "detached", "attachment_id": None,
+                                      "instance_uuid": None}
             status = "available"
         else:
             values = {"attach_status": "attached", "instance_uuid": instance_uuid,
                       "mountpoint": mountpoint, "attached_at": db.utcnow(),
-                      "attachment_id": str(uuid.uuid4())}
+                      "attachment_id": attachment_id or str(uuid.uuid4())}
             status = "in-use"
         with self.rt.engine.begin() as conn:
             done = db.transition(conn, db.volumes, volume_id, ("attaching",), status,

@@ -59,7 +59,10 @@ def test_file_values_are_typed(tmp_path):
         ("[sdk]\nsink = kafka\n", "must be one of db, bus, both"),
         ("[DEFAULT]\nmessage_reap_interval = -5\n", "or -1 to disable"),
         ("[nosuch]\nx = 1\n", "unknown option [nosuch] x"),
-        ("garbage", "cannot read config file"),
+        ("garbage", "line 1: 'garbage' comes before any [section] header"),
+        ("message_ttl = 5\n", "line 1: 'message_ttl = 5' comes before any [section] header"),
+        ("[api]\nport = 1\nport = 2\n", "line 3: [api] port appears twice"),
+        ("[api]\n[api]\n", "line 2: section [api] appears twice"),
     ],
 )
 def test_bad_files_fail_clearly(tmp_path, content, complaint):
@@ -72,3 +75,67 @@ def test_bad_files_fail_clearly(tmp_path, content, complaint):
 def test_flags_override_the_file():
     settings = config.Settings().replace(port=1234, host=None)
     assert settings.port == 1234 and settings.host == "127.0.0.1"
+
+
+def test_config_errors_are_one_line(tmp_path):
+    path = tmp_path / "bad.conf"
+    path.write_text("message_ttl = 5\n")
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    assert "\n" not in str(caught.value)
+
+
+SHARED = """\
+[DEFAULT]
+message_ttl = 60
+[database]
+connection = sqlite:///{tmp}/um.sqlite
+[blockstorage]
+connection = sqlite:///{tmp}/bs.sqlite
+operation_deadline = 30
+[backend:gold]
+total_capacity_gb = 10
+fail_operations = attach_volume
+"""
+
+
+def test_one_file_for_every_component(tmp_path):
+    """The reference service's sections are another program's: every usermessages
+    command reads the same file, and still refuses a misspelt section of its own."""
+    from blockstorage import config as storage_config
+
+    path = tmp_path / "shared.conf"
+    path.write_text(SHARED.format(tmp=tmp_path))
+    assert config.load(path).message_ttl == 60
+    assert storage_config.load(path).operation_deadline == 30
+    path.write_text(SHARED.format(tmp=tmp_path) + "[databse]\nconnection = x\n")
+    with pytest.raises(ConfigError, match=r"unknown option \[databse\] connection"):
+        config.load(path)
+
+
+@pytest.mark.parametrize("command", [["reap"], ["db", "upgrade"], ["catalog", "list"]])
+def test_commands_accept_the_shared_file(tmp_path, command):
+    from click.testing import CliRunner
+
+    from usermessages.cli.main import main
+
+    path = tmp_path / "shared.conf"
+    path.write_text(SHARED.format(tmp=tmp_path))
+    if command == ["reap"]:
+        assert CliRunner().invoke(main, ["db", "upgrade", "--config", str(path)]).exit_code == 0
+    result = CliRunner().invoke(main, [*command, "--config", str(path)])
+    assert result.exit_code == 0, result.output
+
+
+def test_sample_shows_the_shared_sections_and_they_load(tmp_path):
+    from blockstorage import config as storage_config
+
+    sample = config.sample()
+    assert "[blockstorage]" in sample and "[backend:NAME]" in sample
+    assert "#operation_deadline = 120.0" in sample and "fail_operations" in sample
+    path = tmp_path / "sample.conf"
+    path.write_text("\n".join(
+        line[1:] if line.startswith("#") and " = " in line else line
+        for line in sample.splitlines()
+    ))
+    assert storage_config.load(path) == storage_config.StorageSettings()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +160,19 @@ class Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
+def project_id_problem(settings: Settings, project_id: str) -> str | None:
+    """Why a project id can never be in a URL of the API (None if it can).
+
+    Every front end (API, viewer, CLI) gives this same reason, so a newcomer who
+    picks ``demo`` learns the rule instead of meeting a bare 404.
+    """
+    if re.fullmatch(settings.project_id_regex, project_id):
+        return None
+    shown = project_id if len(project_id) <= 64 and project_id.isprintable() else "this one"
+    return (f"a project id must match {settings.project_id_regex} "
+            f"([api] project_id_regex, as Cinder's); {shown!r} does not")
+
+
 _BOOLS = {"true": True, "yes": True, "1": True, "on": True,
           "false": False, "no": False, "0": False, "off": False}
 
@@ -194,24 +208,62 @@ def _convert(option: Option, raw: str) -> Any:
 CHOICES = {"sink": ("db", "bus", "both"), "queue_type": ("classic", "quorum")}
 
 
-def load(path: str | Path | None = None, foreign: Callable[[str], bool] = lambda _: False) -> Settings:
+def read_ini(path: str | Path, **parser_args: Any) -> configparser.ConfigParser:
+    """Parse an INI file, turning configparser's multi-line errors into one clear line."""
+    parser = configparser.ConfigParser(interpolation=None, **parser_args)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except configparser.MissingSectionHeaderError as exc:
+        raise ConfigError(
+            f"config file {path}, line {exc.lineno}: {exc.line.strip()[:80]!r} comes before "
+            "any [section] header; options go under [DEFAULT], [database], [api]... "
+            "(see `usermessages config sample`)") from exc
+    except configparser.ParsingError as exc:
+        lines = ", ".join(str(lineno) for lineno, _ in exc.errors[:5])
+        raise ConfigError(f"config file {path}: cannot parse line {lines}: "
+                          "expected `name = value` or a [section] header") from exc
+    except (configparser.DuplicateOptionError, configparser.DuplicateSectionError) as exc:
+        duplicate_option = isinstance(exc, configparser.DuplicateOptionError)
+        what = f"[{exc.section}] {exc.option}" if duplicate_option else f"section [{exc.section}]"
+        raise ConfigError(f"config file {path}, line {exc.lineno}: {what} appears twice") from exc
+    except configparser.Error as exc:
+        raise ConfigError(f"cannot read config file {path}: {' '.join(str(exc).split())}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    return parser
+
+
+def _sharers() -> list[Any]:
+    """Programs sharing the config file, registered under the ``usermessages.config``
+    entry point group: each has ``owns(section) -> bool`` and ``sample() -> str``.
+    (The reference block-storage service registers its ``[blockstorage]`` and
+    ``[backend:NAME]`` sections there; usermessages never imports it by name.)"""
+    from importlib.metadata import entry_points
+
+    try:
+        return [ep.load() for ep in entry_points(group="usermessages.config")]
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"a usermessages.config entry point does not load: {exc}") from exc
+
+
+def load(path: str | Path | None = None,
+         foreign: Callable[[str], bool] | None = None) -> Settings:
     """Read settings from an INI file; no file gives the defaults.
 
     Unknown sections or options are errors: a misspelt option silently
     ignored is an outage waiting to happen. ``foreign`` names the sections
-    that another program sharing the file reads (they are skipped here).
+    that another program sharing the file reads (they are skipped here); by
+    default, those registered under the ``usermessages.config`` entry points.
     """
     if path is None:
         return Settings()
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            parser.read_file(handle)
-    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    parser = read_ini(path)
+    sharers = _sharers() if foreign is None else []  # looked up once per file
+    is_foreign = foreign or (lambda section: any(sharer.owns(section) for sharer in sharers))
     known = {(o.section, o.name): o for o in OPTIONS}
     values: dict[str, Any] = {}
-    for section in ["DEFAULT", *[s for s in parser.sections() if not foreign(s)]]:
+    for section in ["DEFAULT", *[s for s in parser.sections() if not is_foreign(s)]]:
         items = parser.defaults() if section == "DEFAULT" else {
             k: v for k, v in parser.items(section, raw=True) if k not in parser.defaults()
         }
@@ -224,7 +276,8 @@ def load(path: str | Path | None = None, foreign: Callable[[str], bool] = lambda
 
 
 def sample() -> str:
-    """A commented config file with every option at its default."""
+    """A commented config file with every option at its default, then the sections of
+    the programs that share the file (the reference block-storage service)."""
     lines = ["# usermessages configuration. Every option is shown at its default."]
     section = None
     for option in OPTIONS:
@@ -233,7 +286,10 @@ def sample() -> str:
             lines += ["", f"[{section}]"]
         default = str(option.default).lower() if option.kind is bool else option.default
         lines += [f"# {option.help}", f"#{option.name} = {default}"]
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    for sharer in _sharers():
+        text += "\n" + sharer.sample()
+    return text
 
 
 def markdown() -> str:
@@ -242,8 +298,11 @@ def markdown() -> str:
         "# Configuration", "",
         "One INI file, passed as `--config FILE` (or `USERMESSAGES_CONFIG`) to every command;",
         "command-line flags (`--db`, `--host`, `--port`) win over it. Unknown sections or",
-        "options are start-up errors. `usermessages config sample` prints a commented file",
-        "with every option at its default; this page is `usermessages config docs`. Names",
+        "options are start-up errors; the sections of programs sharing the file (the",
+        "reference service's `[blockstorage]` and `[backend:NAME]`, see",
+        "[reference-service.md](reference-service.md)) are theirs to check.",
+        "`usermessages config sample` prints a commented file with every option at its",
+        "default, theirs included; this page is `usermessages config docs`. Names",
         "follow Cinder's where Cinder has the option.",
     ]
     section = None

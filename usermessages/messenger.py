@@ -38,7 +38,7 @@ from usermessages.catalog import (
 )
 from usermessages.config import check_ttl
 from usermessages.context import RequestContext
-from usermessages.errors import CatalogError, UserMessagesError
+from usermessages.errors import CatalogError, ConfigError, UserMessagesError
 
 if TYPE_CHECKING:
     from usermessages.config import Settings
@@ -121,7 +121,12 @@ class DatabaseSink:
 
     def __init__(self, url: str) -> None:
         # Imported here so that a bus-only producer never loads SQLAlchemy.
-        from usermessages.store import engine as store_engine
+        try:
+            from usermessages.store import engine as store_engine
+        except ModuleNotFoundError as exc:
+            raise ConfigError(
+                f"a database URL needs the server extra ({exc.name} is not installed): "
+                "pip install 'usermessages[server]', or give a bus URL") from exc
 
         self._engine = store_engine.connect(url)
 

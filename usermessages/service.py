@@ -8,7 +8,9 @@ side.
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import threading
 from collections.abc import Callable, Sequence
 
@@ -19,6 +21,7 @@ from sqlalchemy import Engine
 from usermessages.api.app import create_app
 from usermessages.collector import Collector
 from usermessages.config import Settings
+from usermessages.errors import UserMessagesError
 from usermessages.notifications import sources_from_settings
 from usermessages.reaper import PeriodicReaper
 
@@ -27,17 +30,44 @@ LOG = logging.getLogger(__name__)
 Background = Callable[[threading.Event], None]
 
 
+class ListenError(UserMessagesError):
+    """The API's address cannot be bound (in use, not ours, no such address)."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind and listen before saying "serving", so the banner is never a lie."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            hint = (": the address is already in use (is another server running? "
+                    "choose another with --port)")
+        elif exc.errno == errno.EACCES:
+            hint = ": permission denied (ports below 1024 need privileges)"
+        raise ListenError(f"cannot listen on {host}:{port}{hint or f': {exc}'}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve(
     settings: Settings,
     engine: Engine,
     *,
     app: FastAPI | None = None,
     background: Sequence[tuple[str, Background]] = (),
+    sock: socket.socket | None = None,
 ) -> None:
     """Run until interrupted (Ctrl-C or SIGTERM, handled by uvicorn), then stop every part.
 
-    ``background`` are extra ``(name, run(stop))`` components run in threads.
+    ``background`` are extra ``(name, run(stop))`` components run in threads;
+    ``sock`` is the already bound socket from ``listen`` (else one is bound here).
     """
+    sock = sock or listen(settings.host, settings.port)
     stop = threading.Event()
     parts = list(background)
     if settings.collector_embedded:
@@ -51,8 +81,9 @@ def serve(
         thread.start()
     reaper.start()
     try:
-        uvicorn.run(app or create_app(settings, engine=engine), host=settings.host,
-                    port=settings.port, log_level="warning")
+        config = uvicorn.Config(app or create_app(settings, engine=engine),
+                                host=settings.host, port=settings.port, log_level="warning")
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
         stop.set()
         reaper.stop()

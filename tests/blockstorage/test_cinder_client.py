@@ -34,3 +34,27 @@ def test_a_volume_that_fits_becomes_available(aio, tmp_path):
     result = _cinder(aio, "c2c2c2c2", "create", "1", "--poll", home=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "available" in result.stdout
+
+
+def test_a_project_that_is_not_a_project_id_gets_the_reason(aio, tmp_path):
+    result = _cinder(aio, "demo", "create", "1", home=tmp_path)
+    assert result.returncode == 1
+    assert ("ERROR: The resource could not be found. A project id must match [0-9a-f\\-]+ "
+            "([api] project_id_regex, as Cinder's); 'demo' does not. (HTTP 404)") in result.stderr
+
+
+def test_listings_and_lookup_by_name(aio, tmp_path):
+    """What `cinder snapshot-list`, `backup-list`, `group-list` and `group-show <name>`
+    call (/detail routes, GET /groups, ?name=)."""
+    project = "c3c3c3c3"
+    assert _cinder(aio, project, "create", "1", "--name", "v", "--poll",
+                   home=tmp_path).returncode == 0
+    for command in (["snapshot-list"], ["backup-list"],
+                    ["--os-volume-api-version", "3.13", "group-list"]):
+        result = _cinder(aio, project, *command, home=tmp_path)
+        assert result.returncode == 0, (command, result.stderr)
+        assert result.stdout.startswith("+"), result.stdout
+    result = _cinder(aio, project, "--os-volume-api-version", "3.13", "group-show", "nope",
+                     home=tmp_path)
+    assert result.returncode == 1
+    assert "No group with a name or ID of 'nope' exists." in result.stderr, result.stderr

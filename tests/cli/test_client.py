@@ -107,3 +107,36 @@ def test_errors_are_one_line_and_never_a_traceback(api):
     assert "Traceback" not in result.output
     result = CliRunner().invoke(main, ["message", "--url", base, "list"], env={"OS_PROJECT_ID": ""})
     assert result.exit_code == 2 and "--project" in result.output
+
+
+def test_options_work_where_users_type_them(api):
+    """README's form: the options after the command name, as well as before it."""
+    base, ids, _ = api
+    runner = CliRunner(env={"COLUMNS": "400", "OS_PROJECT_ID": "", "OS_USER_ID": ""})
+    after = runner.invoke(main, ["message", "list", "--url", base, "--project", PROJECT,
+                                 "--user", "alice", "--format", "json"])
+    assert after.exit_code == 0, after.output
+    assert [m["id"] for m in json.loads(after.output)][-1] == ids[0]
+    # Mixed: the command's value wins over the group's.
+    mixed = runner.invoke(main, ["message", "--url", base, "--project", OTHER, "show", ids[0],
+                                 "--project", PROJECT, "--format", "json"])
+    assert mixed.exit_code == 0, mixed.output
+    assert json.loads(mixed.output)["id"] == ids[0]
+
+
+def test_help_works_without_a_project():
+    runner = CliRunner(env={"OS_PROJECT_ID": ""})
+    for args in (["message", "--help"], ["message", "list", "--help"],
+                 ["message", "show", "--help"], ["message", "delete", "--help"]):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 0, (args, result.output)
+        assert "--project" in result.output
+
+
+def test_a_project_id_the_api_refuses_says_why(api):
+    base, _, _ = api
+    result = run(base, "list", project="demo")
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: The resource could not be found. A project id must match [0-9a-f\\-]+ "
+        "([api] project_id_regex, as Cinder's); 'demo' does not. (HTTP 404 itemNotFound)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request, Response
@@ -15,7 +14,7 @@ from usermessages.api.faults import NOT_FOUND_TEXT
 from usermessages.api.microversion import MESSAGES, RESOURCE_FILTER_CONFIG, APIVersion
 from usermessages.api.params import USER_FILTERS, parse_list_query
 from usermessages.api.views import MessageView
-from usermessages.config import Settings
+from usermessages.config import Settings, project_id_problem
 from usermessages.errors import BadRequest, MessageNotFound, NotFound
 from usermessages.store import messages as store
 
@@ -56,10 +55,14 @@ def begin(request: Request, project_id: str | None, min_version: APIVersion = ME
         trust_roles_header=settings.trust_roles_header,
     )
     if project_id is not None:
-        if not re.fullmatch(settings.project_id_regex, project_id):
-            raise NotFound(NOT_FOUND_TEXT)
+        problem = project_id_problem(settings, project_id)
+        if problem:
+            # Cinder's text first (clients may match it), then the reason.
+            raise NotFound(f"{NOT_FOUND_TEXT} {problem[0].upper()}{problem[1:]}.")
         if project_id != caller.project_id:
-            raise BadRequest("Malformed request url")
+            raise BadRequest(
+                f"Malformed request url: the project in the URL ({project_id[:64]}) is not "
+                f"the token's ({caller.project_id[:64]})")
     version: APIVersion = request.state.api_version
     if version < min_version:
         raise NotFound(NOT_FOUND_TEXT)

@@ -36,6 +36,14 @@ class APIVersion:
         return f"{self.major}.{self.minor}"
 
 
+class VersionNotAcceptable(NotAcceptable):
+    """A well-formed version out of range; Cinder echoes it on the 406."""
+
+    def __init__(self, message: str, requested: APIVersion) -> None:
+        super().__init__(message)
+        self.requested = requested
+
+
 MIN_VERSION = APIVersion(3, 0)
 MAX_VERSION = APIVersion(3, 71)
 # The versions at which message features appear (cinder/api/microversions.py).
@@ -48,7 +56,11 @@ UPDATED = "2023-08-31T00:00:00Z"
 
 
 def negotiate(header: str | None) -> APIVersion:
-    """The version a request asks for; no header means the minimum, as in Cinder."""
+    """The version a request asks for; no header means the minimum, as in Cinder.
+
+    Raises BadRequest for a malformed header (Cinder then echoes no version),
+    VersionNotAcceptable for one out of range (Cinder echoes the one asked for).
+    """
     if header is None:
         return MIN_VERSION
     wanted = None
@@ -66,8 +78,9 @@ def negotiate(header: str | None) -> APIVersion:
         return MAX_VERSION
     version = APIVersion.parse(wanted)
     if not MIN_VERSION <= version <= MAX_VERSION:
-        raise NotAcceptable(
+        raise VersionNotAcceptable(
             f"Version {version} is not supported by the API. Minimum is {MIN_VERSION} "
-            f"and maximum is {MAX_VERSION}."
+            f"and maximum is {MAX_VERSION}.",
+            version,
         )
     return version

@@ -14,7 +14,13 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from usermessages.api.faults import INTERNAL_ERROR_TEXT, fault_body
-from usermessages.api.microversion import HEADER, MIN_VERSION, negotiate
+from usermessages.api.microversion import (
+    HEADER,
+    MIN_VERSION,
+    APIVersion,
+    VersionNotAcceptable,
+    negotiate,
+)
 from usermessages.context import new_request_id
 from usermessages.errors import BadRequest, HTTPError
 
@@ -55,14 +61,21 @@ class OpenStackMiddleware:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         versioned = is_versioned(scope["path"])
-        version = MIN_VERSION
+        version: APIVersion | None = MIN_VERSION
         error: HTTPError | None = None
         try:
             _check_query_string(scope.get("query_string", b""))
-            if versioned:
-                version = negotiate(Headers(scope=scope).get(HEADER))
         except HTTPError as exc:
             error = exc
+        if versioned and error is None:
+            try:
+                version = negotiate(Headers(scope=scope).get(HEADER))
+            except VersionNotAcceptable as exc:
+                # As Cinder: a 406 echoes the version asked for ...
+                error, version = exc, exc.requested
+            except HTTPError as exc:
+                # ... and a malformed header gets no version header and no Vary.
+                error, version = exc, None
         state["api_version"] = version
         started = False
 
@@ -74,7 +87,7 @@ class OpenStackMiddleware:
                 headers["X-OpenStack-Request-Id"] = request_id
                 if headers.get("content-type", "").startswith("application/json"):
                     headers["X-Compute-Request-Id"] = request_id
-                if versioned:
+                if versioned and version is not None:
                     headers["OpenStack-API-Version"] = f"volume {version}"
                     headers["Vary"] = "OpenStack-API-Version"
             await send(message)

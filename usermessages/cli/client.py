@@ -6,6 +6,7 @@ one-line error and a non-zero exit; so does an API that cannot be reached.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -50,25 +51,64 @@ def _fault_text(response: httpx.Response) -> str:
         return f"HTTP {response.status_code} from the API"
 
 
-pass_client = click.make_pass_decorator(Client)
+# The connection options are accepted on the group (`message --project P list`)
+# and on each command (`message list --project P`), where users type them; the
+# command's value wins. None is required at parse time, so `--help` always works.
+_OPTIONS = (
+    click.option("--url", envvar="USERMESSAGES_URL", default=None,
+                 help="Base URL of the API (env USERMESSAGES_URL) "
+                      "[default: http://127.0.0.1:8776]."),
+    click.option("--project", envvar="OS_PROJECT_ID", default=None,
+                 help="Project id, hex digits and dashes (env OS_PROJECT_ID); required."),
+    click.option("--user", envvar="OS_USER_ID", default=None,
+                 help="User id (env OS_USER_ID) [default: user]; `admin` is the admin "
+                      "in noauth mode."),
+    click.option("--token", envvar="OS_AUTH_TOKEN", default=None,
+                 help="Token to send (env OS_AUTH_TOKEN); default `<user>:<project>`."),
+    click.option("--timeout", type=click.FloatRange(0.1, 300), default=None,
+                 help="Seconds to wait for each answer [default: 10]."),
+)
+_DEFAULTS = {"url": "http://127.0.0.1:8776", "user": "user", "timeout": 10.0}
+_NAMES = ("url", "project", "user", "token", "timeout")
+
+
+def connection_options(func: Any) -> Any:
+    for option in reversed(_OPTIONS):
+        func = option(func)
+    return func
+
+
+def pass_client(func: Any) -> Any:
+    """Build the Client from the command's options, falling back to the group's."""
+
+    @connection_options
+    @click.pass_context
+    @functools.wraps(func)
+    def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name) for name in _NAMES}
+        group = ctx.find_object(dict) or {}
+        values = {name: given[name] if given[name] is not None else group.get(name)
+                  for name in _NAMES}
+        values = {k: v if v is not None else _DEFAULTS.get(k) for k, v in values.items()}
+        if not values["project"]:
+            raise click.UsageError(
+                "Missing option '--project' (or set OS_PROJECT_ID).", ctx)
+        client = Client(values["url"], values["project"], values["user"], values["token"],
+                        values["timeout"])
+        return func(client, *args, **kwargs)
+
+    return wrapper
 
 
 @click.group()
-@click.option("--url", envvar="USERMESSAGES_URL", default="http://127.0.0.1:8776",
-              show_default=True, help="Base URL of the API (env USERMESSAGES_URL).")
-@click.option("--project", envvar="OS_PROJECT_ID", required=True,
-              help="Project id (env OS_PROJECT_ID).")
-@click.option("--user", envvar="OS_USER_ID", default="user", show_default=True,
-              help="User id (env OS_USER_ID); `admin` is the admin in noauth mode.")
-@click.option("--token", envvar="OS_AUTH_TOKEN", default=None,
-              help="Token to send (env OS_AUTH_TOKEN); default `<user>:<project>`.")
-@click.option("--timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True,
-              help="Seconds to wait for each answer.")
+@connection_options
 @click.pass_context
-def message(ctx: click.Context, url: str, project: str, user: str, token: str | None,
-            timeout: float) -> None:
-    """Read and delete messages through a running API."""
-    ctx.obj = Client(url, project, user, token, timeout)
+def message(ctx: click.Context, **options: Any) -> None:
+    """Read and delete messages through a running API.
+
+    The connection options may come before or after the command name.
+    """
+    ctx.obj = options
 
 
 @message.command("list")

@@ -23,6 +23,12 @@ from usermessages.errors import UserMessagesError
 console = Console()
 
 
+# What the [server] extra brings; `pip install usermessages` alone is the SDK.
+SERVER_MODULES = frozenset({"sqlalchemy", "alembic", "psycopg", "fastapi", "starlette",
+                            "uvicorn", "oslo_policy", "oslo_config", "jinja2", "itsdangerous",
+                            "multipart", "python_multipart"})
+
+
 def _edge(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn our errors into ClickException: a clear line, exit code 1, no traceback."""
 
@@ -32,6 +38,12 @@ def _edge(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except UserMessagesError as exc:
             raise click.ClickException(str(exc)) from exc
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in SERVER_MODULES:
+                raise
+            raise click.ClickException(
+                f"this command needs the server extra ({exc.name} is not installed): "
+                "pip install 'usermessages[server]'") from exc
 
     return wrapper
 
@@ -82,12 +94,14 @@ def serve(host: str | None, port: int | None, db: str | None, config_file: str |
         raise click.ClickException(
             "the database schema is not current: run `usermessages db upgrade` first"
         )
+    sock = service.listen(settings.host, settings.port)
+    # Printed once the port is ours: a second server fails above, before any banner.
     console.print(
         f"usermessages API on http://{settings.host}:{settings.port}/v3 "
         f"(store: {engine.url.render_as_string(hide_password=True)}; "
         f"collector: {'embedded on ' + _safe_url(settings.bus_url) if settings.collector_embedded else 'off'})"
     )
-    service.serve(settings, engine)
+    service.serve(settings, engine, sock=sock)
 
 
 def _safe_url(url: str) -> str:

@@ -26,6 +26,7 @@ from usermessages.api.auth import Caller, authenticate
 from usermessages.api.microversion import MAX_VERSION
 from usermessages.api.params import parse_list_query
 from usermessages.api.views import user_message
+from usermessages.config import project_id_problem
 from usermessages.errors import BadRequest, HTTPError, MessageNotFound, Unauthorized
 from usermessages.store import messages as store
 
@@ -164,6 +165,10 @@ def login(request: Request, user: str = Form(""), project: str = Form("")) -> Re
     for name, value in (("User", user), ("Project", project)):
         if len(value) > 64 or not value.isprintable() or ":" in value:
             problems.append(f"{name} must be up to 64 printable characters, without ':'")
+    # Refuse what the API would refuse, with the same reason.
+    problem = project and project_id_problem(request.app.state.settings, project)
+    if problem and not problems:
+        problems.append(f"Project: {problem}")
     if problems:
         return _render(request, "login.html", status=400, auth_mode="noauth",
                        problems=problems, user=user[:64], project=project[:64])

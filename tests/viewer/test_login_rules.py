@@ -1,0 +1,22 @@
+"""The viewer's sign-in refuses what the API would refuse, and says why."""
+
+from __future__ import annotations
+
+
+def test_a_project_the_api_would_refuse_is_refused_with_the_reason(client):
+    response = client.post("/viewer/login", data={"user": "alice", "project": "demo"},
+                           follow_redirects=False)
+    assert response.status_code == 400
+    assert "a project id must match [0-9a-f\\-]+" in response.text
+    assert "&#39;demo&#39; does not" in response.text
+    # The API gives the same reason for the same project.
+    api = client.get("/v3/demo/messages", headers={
+        "X-Auth-Token": "alice:demo", "OpenStack-API-Version": "volume 3.5"})
+    assert api.status_code == 404
+    assert "A project id must match [0-9a-f\\-]+" in api.json()["itemNotFound"]["message"]
+
+
+def test_a_valid_project_signs_in(client):
+    response = client.post("/viewer/login", data={"user": "alice", "project": "aaaa1111"},
+                           follow_redirects=False)
+    assert response.status_code == 303
