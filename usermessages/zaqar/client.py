@@ -22,7 +22,17 @@ MIN_TTL = 60  # Zaqar refuses message TTLs, claim TTLs and graces below this
 
 
 class ZaqarError(UserMessagesError):
-    """Zaqar is unreachable, or refused a request (the text says which and why)."""
+    """Zaqar is unreachable (``status`` None), or refused a request with ``status``."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def permanent(self) -> bool:
+        """Zaqar refused this request itself (4xx): sending it again cannot help."""
+        return self.status is not None and 400 <= self.status < 500 and self.status not in (
+            408, 429)
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,8 @@ class ZaqarClient:
                              f"{type(exc).__name__}: {exc}") from exc
         if response.status_code not in expect:
             raise ZaqarError(f"Zaqar refused {method} {path} for project {project}: "
-                             f"{response.status_code} {_description(response)}")
+                             f"{response.status_code} {_description(response)}",
+                             response.status_code)
         return response
 
     # --- health -----------------------------------------------------------------
@@ -126,6 +137,22 @@ class ZaqarClient:
             if link.get("rel") == "next" and "marker=" in link.get("href", ""):
                 following = httpx.URL(link["href"]).params.get("marker")
         return messages, following if messages else None
+
+    def read_all(self, project: str, queue: str, *, most: int = 10_000) -> list[QueuedMessage]:
+        """Every unclaimed message of a queue (up to ``most``), without consuming them.
+
+        Stops when a page brings nothing new: Zaqar's Redis driver answers the
+        same page again for a marker at the head of the queue.
+        """
+        found: dict[str, QueuedMessage] = {}
+        marker = None
+        while len(found) < most:
+            page, marker = self.list(project, queue, marker=marker)
+            fresh = [m for m in page if m.id not in found]
+            found.update((m.id, m) for m in fresh)
+            if not fresh or marker is None:
+                break
+        return list(found.values())
 
     def claim(self, project: str, queue: str, *, ttl: int, grace: int,
               limit: int = MAX_PER_CALL) -> Claim | None:
