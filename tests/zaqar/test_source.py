@@ -1,0 +1,178 @@
+"""The Zaqar collector against a real Zaqar and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, text
+
+from tests.zaqar.conftest import read_queue, wait_for
+from usermessages import Action, Detail, Messenger, RequestContext, envelope
+from usermessages.spool import Spool
+from usermessages.store import engine as store_engine
+from usermessages.store import migrate
+from usermessages.zaqar.sink import Layout, ZaqarSink
+from usermessages.zaqar.source import ZaqarCollector
+
+
+@pytest.fixture
+def pg_engine(postgresql_url: str) -> Iterator[Engine]:
+    eng = store_engine.connect(postgresql_url)
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def layout(new_project) -> Layout:
+    """Queues of this test only (the session's Zaqar is shared)."""
+    tag = new_project()[:8]
+    return Layout(queue=f"um_{tag}", admin_project=f"admin_{tag}", index_queue=f"idx_{tag}",
+                  dead_letter_queue=f"dead_{tag}")
+
+
+def _rows(engine: Engine) -> dict[str, str]:
+    with engine.connect() as conn:
+        return dict(conn.execute(text("SELECT id, project_id FROM messages")).all())
+
+
+def _produce(zaqar_url: str, layout: Layout, projects: list[str], each: int,
+             tmp_path) -> list[str]:
+    sink = ZaqarSink(zaqar_url, Spool(tmp_path / f"spool-{time.monotonic_ns()}.sqlite"),
+                     ttl=3600, layout=layout, timeout=5)
+    messenger = Messenger(sink)
+    ids = []
+    for n in range(each):
+        for project in projects:
+            context = RequestContext(project_id=project, user_id="u", request_id=f"req-{n}")
+            ids.append(messenger.create(context, Action.SCHEDULE_ALLOCATE_VOLUME,
+                                        detail=Detail.NO_BACKEND_AVAILABLE))
+    assert sink.flush(60), f"{sink.pending()} still spooled"
+    messenger.close()
+    return ids
+
+
+def test_collector_finds_projects_by_the_index_and_stores_each_message_once(
+        zaqar, zaqar_client, layout, new_project, pg_engine, tmp_path):
+    projects = [new_project() for _ in range(3)]
+    ids = _produce(zaqar.url, layout, projects, 40, tmp_path)
+    # A copy posted again (as when a producer's 201 was lost) is stored once.
+    again = read_queue(zaqar_client, projects[0], layout.queue)[:5]
+    zaqar_client.post(projects[0], layout.queue, [{"ttl": 3600, "body": m.body} for m in again])
+    collector = ZaqarCollector(zaqar.url, pg_engine, ttl=3600, layout=layout, batch_size=50,
+                               poll_interval=0.1, refresh_interval=0.2, timeout=5)
+    stop = threading.Event()
+    thread = threading.Thread(target=collector.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: len(_rows(pg_engine)) >= len(ids), 60, "every message stored")
+        wait_for(lambda: collector.stats.duplicates >= 5, 30, "the copies seen")
+    finally:
+        stop.set()
+        thread.join(30)
+        collector.close()
+    rows = _rows(pg_engine)
+    assert sorted(rows) == sorted(ids)
+    assert {rows[i] for i in ids} == set(projects)
+    assert collector.stats.stored == len(ids) and collector.stats.duplicates == 5
+    for project in projects:  # stored, then deleted from Zaqar
+        assert read_queue(zaqar_client, project, layout.queue) == []
+
+
+def _envelope_for(project: str | None, kind: str = "API") -> dict:
+    record = {
+        "id": str(uuid.uuid4()),
+        "kind": kind, "project_id": project, "user_id": "", "request_id": "",
+        "resource_type": "VOLUME", "resource_uuid": "", "event_id": "VOLUME_VOLUME_001_006",
+        "message_level": "ERROR", "action_id": "001", "detail_id": "006", "host": "h",
+        "exception_class": "", "created_at": dt.datetime(2026, 1, 1),
+    }
+    return json.loads(envelope.encode(record))
+
+
+def test_crafted_envelopes_go_to_the_projects_dead_letter_queue(
+        zaqar, zaqar_client, layout, new_project, pg_engine):
+    alice, bob = new_project(), new_project()
+    good = _envelope_for(alice)
+    envelope.decode(json.dumps(good), 60)  # a valid envelope, so the others differ by one thing
+    forged_project = _envelope_for(bob)
+    forged_system = _envelope_for(None, kind="SYSTEM")
+    zaqar_client.post(alice, layout.queue, [{"ttl": 600, "body": b} for b in (
+        good, forged_project, forged_system, {"v": 9}, "just text")])
+    collector = ZaqarCollector(zaqar.url, pg_engine, ttl=3600, layout=layout,
+                               projects=(alice,), timeout=5)
+    try:
+        assert collector.collect_once() == 5
+    finally:
+        collector.close()
+    assert _rows(pg_engine) == {good["message"]["id"]: alice}  # nothing lands in bob's list
+    letters = read_queue(zaqar_client, alice, layout.dead_letter_queue)
+    reasons = sorted(letter.body["reason"] for letter in letters)
+    assert len(reasons) == 4 and collector.stats.dead_lettered == 4
+    assert any("names project" in r and bob in r for r in reasons)
+    assert any("only come from the admin project" in r for r in reasons)
+    assert any("version" in r for r in reasons)
+    assert {json.dumps(letter.body["envelope"], sort_keys=True) for letter in letters} >= {
+        json.dumps(forged_project, sort_keys=True)}
+    assert read_queue(zaqar_client, alice, layout.queue) == []
+    assert read_queue(zaqar_client, bob, layout.dead_letter_queue) == []
+
+
+CRASHING_COLLECTOR = textwrap.dedent("""
+    import os, signal, sys
+    from usermessages.store import engine as store_engine
+    from usermessages.zaqar.sink import Layout
+    from usermessages.zaqar.source import ZaqarCollector
+
+    class DiesBeforeDeleting(ZaqarCollector):
+        def _delete(self, claims):
+            # The rows are committed; the claims are not deleted: die as a kill -9 would.
+            print("stored", self.stats.stored, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    url, db, queue, admin, project = sys.argv[1:]
+    layout = Layout(queue=queue, admin_project=admin, index_queue="")
+    collector = DiesBeforeDeleting(url, store_engine.connect(db), ttl=3600, layout=layout,
+                                   projects=(project,), batch_size=1000, timeout=5)
+    while True:
+        collector.collect_once()
+""")
+
+
+def test_a_collector_killed_between_store_and_delete_stores_nothing_twice(
+        zaqar, zaqar_client, layout, new_project, pg_engine, postgresql_url, tmp_path):
+    project = new_project()
+    ids = _produce(zaqar.url, Layout(queue=layout.queue, admin_project=layout.admin_project,
+                                     index_queue=""), [project], 60, tmp_path)
+    died = subprocess.run(
+        [sys.executable, "-c", CRASHING_COLLECTOR, zaqar.url, postgresql_url, layout.queue,
+         layout.admin_project, project], capture_output=True, text=True, timeout=120)
+    assert died.returncode == -9, died.stderr
+    assert died.stdout.split() == ["stored", "60"]
+    assert sorted(_rows(pg_engine)) == sorted(ids)
+    # Still claimed: nothing to read until the claim expires.
+    assert read_queue(zaqar_client, project, layout.queue) == []
+    collector = ZaqarCollector(zaqar.url, pg_engine, ttl=3600, layout=layout,
+                               projects=(project,), poll_interval=0.5, timeout=5)
+    stop = threading.Event()
+    thread = threading.Thread(target=collector.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        # Zaqar's minimum claim TTL is 60 s: the redelivery comes after it.
+        wait_for(lambda: collector.stats.duplicates >= 60, 90, "the claim to expire")
+    finally:
+        stop.set()
+        thread.join(30)
+        collector.close()
+    assert collector.stats.stored == 0 and collector.stats.duplicates == 60
+    assert sorted(_rows(pg_engine)) == sorted(ids)  # exactly once
+    assert read_queue(zaqar_client, project, layout.queue) == []
