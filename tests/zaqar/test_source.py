@@ -176,3 +176,42 @@ def test_a_collector_killed_between_store_and_delete_stores_nothing_twice(
     assert collector.stats.stored == 0 and collector.stats.duplicates == 60
     assert sorted(_rows(pg_engine)) == sorted(ids)  # exactly once
     assert read_queue(zaqar_client, project, layout.queue) == []
+
+
+def test_db_plus_zaqar_from_settings_and_the_zaqar_collector_command(
+        zaqar, zaqar_client, new_project, pg_engine, postgresql_url, tmp_path):
+    from usermessages.config import Settings
+
+    project = new_project()
+    tag = new_project()[:8]
+    settings = Settings(sdk_sink="db+zaqar", zaqar_url=zaqar.url, zaqar_queue=f"um_{tag}",
+                        zaqar_admin_project=f"admin_{tag}", zaqar_index_queue=f"idx_{tag}",
+                        database_connection=postgresql_url, message_ttl=3600)
+    messenger = Messenger.from_settings(settings)
+    try:
+        ids = [messenger.create(RequestContext(project_id=project, user_id="u", request_id="r"),
+                                Action.SCHEDULE_ALLOCATE_VOLUME,
+                                detail=Detail.NO_BACKEND_AVAILABLE) for _ in range(5)]
+        # db+zaqar: in the store at once, and in the project's Zaqar queue.
+        assert sorted(_rows(pg_engine)) == sorted(ids)
+        assert messenger.sink._sinks[1].flush(10)  # the zaqar half of the fanout
+    finally:
+        messenger.close()
+    assert len(read_queue(zaqar_client, project, settings.zaqar_queue)) == 5
+    config = tmp_path / "usermessages.conf"
+    config.write_text(f"[zaqar]\nqueue = um_{tag}\nadmin_project = admin_{tag}\n"
+                      f"index_queue = idx_{tag}\npoll_interval = 0.2\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "usermessages.cli.main", "zaqar-collector", "--zaqar", zaqar.url,
+         "--db", postgresql_url, "--config", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        # Found through the index; already stored, so taken off the queue and nothing added.
+        wait_for(lambda: read_queue(zaqar_client, project, settings.zaqar_queue) == [], 30,
+                 "the command to drain the queue")
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+    assert process.returncode == 0, output
+    assert "Traceback" not in output
+    assert sorted(_rows(pg_engine)) == sorted(ids)
