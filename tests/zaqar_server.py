@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -66,7 +66,8 @@ def ensure_venv() -> Path:
     return VENV / "bin"
 
 
-def _wait(what: str, ready, process: subprocess.Popen, log: Path, timeout: float) -> None:  # type: ignore[no-untyped-def]
+def _wait(what: str, ready: Callable[[], bool], process: subprocess.Popen, log: Path,
+          timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         if process.poll() is not None:

@@ -1,8 +1,9 @@
 """The Zaqar collector (phase 3): claim from the project queues, store, then delete.
 
 Each round claims up to ``batch_size`` messages across the project queues
-(20 per claim, Zaqar's limit; projects taken in turn, so a busy project does
-not starve the others), decodes them with ``envelope.decode``, inserts them
+(20 per claim, Zaqar's limit; a few projects at a time in parallel, starting
+one project further each round, so a busy project does not starve the
+others), decodes them with ``envelope.decode``, inserts them
 in one transaction with "on conflict do nothing" on the producer's id, and
 only then deletes the claimed messages. So:
 
@@ -29,6 +30,7 @@ import json
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +104,7 @@ class ZaqarCollector:
         max_backoff: float = 30.0,
         dead_letter_ttl: int = ZAQAR_MAX_TTL,
         auth_token: str = "",
+        concurrency: int = 4,
     ) -> None:
         self._client = ZaqarClient(url, timeout=timeout, auth_token=auth_token)
         self._engine = engine
@@ -117,6 +120,8 @@ class ZaqarCollector:
         self._max_backoff = max_backoff
         self._dead_letter_ttl = dead_letter_ttl
         self._turn = 0
+        self._concurrency = concurrency
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="usermessages-zaqar")
         self.stats = ZaqarCollectorStats()
         self.ready = threading.Event()  # a round has completed (for tests and health checks)
 
@@ -133,6 +138,7 @@ class ZaqarCollector:
         )
 
     def close(self) -> None:
+        self._pool.shutdown()
         self._client.close()
 
     # --- the loop ---------------------------------------------------------------
@@ -184,20 +190,34 @@ class ZaqarCollector:
         work = _Round()
         projects = self.projects()
         self._turn = (self._turn + 1) % len(projects)
-        for project in projects[self._turn:] + projects[:self._turn]:
-            while len(work.rows) < self._batch_size:
-                claim = self._client.claim(project, self._layout.queue, ttl=self._claim_ttl,
-                                           grace=self._claim_ttl, limit=MAX_PER_CALL)
-                if claim is None:
-                    break
-                work.claims.append((project, claim))
-                for message in claim.messages:
-                    self._decide(project, message, work)
-                if len(claim.messages) < MAX_PER_CALL:
-                    break
+        order = projects[self._turn:] + projects[:self._turn]
+        # Claims are HTTP round trips: a few projects at a time, in parallel.
+        want = max(MAX_PER_CALL, self._batch_size // self._concurrency)
+        for start in range(0, len(order), self._concurrency):
+            window = order[start:start + self._concurrency]
+            for project, claims in zip(window, self._pool.map(
+                    lambda p: self._claim_project(p, want), window)):
+                for claim in claims:
+                    work.claims.append((project, claim))
+                    for message in claim.messages:
+                        self._decide(project, message, work)
             if len(work.rows) >= self._batch_size:
                 break
         return work
+
+    def _claim_project(self, project: str, want: int) -> list[Claim]:
+        claims: list[Claim] = []
+        got = 0
+        while got < want:
+            claim = self._client.claim(project, self._layout.queue, ttl=self._claim_ttl,
+                                       grace=self._claim_ttl, limit=MAX_PER_CALL)
+            if claim is None:
+                break
+            claims.append(claim)
+            got += len(claim.messages)
+            if len(claim.messages) < MAX_PER_CALL:
+                break
+        return claims
 
     def _decide(self, project: str, message: QueuedMessage, work: _Round) -> None:
         raw = json.dumps(message.body, separators=(",", ":"))
@@ -238,9 +258,8 @@ class ZaqarCollector:
 
     def _delete(self, claims: list[tuple[str, Claim]]) -> None:
         """Only now, with the rows committed, take the messages off their queues."""
-        for project, claim in claims:
-            self._client.delete(project, self._layout.queue,
-                                [m.id for m in claim.messages], claim.id)
+        list(self._pool.map(lambda item: self._client.delete(
+            item[0], self._layout.queue, [m.id for m in item[1].messages], item[1].id), claims))
 
     def _release(self, claims: list[tuple[str, Claim]]) -> None:
         for project, claim in claims:
