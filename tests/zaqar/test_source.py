@@ -215,3 +215,34 @@ def test_db_plus_zaqar_from_settings_and_the_zaqar_collector_command(
     assert process.returncode == 0, output
     assert "Traceback" not in output
     assert sorted(_rows(pg_engine)) == sorted(ids)
+
+
+def test_store_down_releases_the_claims_at_once_and_loses_nothing(
+        zaqar, zaqar_client, layout, new_project, pg_engine, tmp_path):
+    from tests.servers import free_port
+    from usermessages.zaqar.source import StoreUnavailable
+
+    project = new_project()
+    ids = _produce(zaqar.url, Layout(queue=layout.queue, admin_project=layout.admin_project,
+                                     index_queue=""), [project], 30, tmp_path)
+    down = store_engine.connect(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+    collector = ZaqarCollector(zaqar.url, down, ttl=3600, layout=layout, projects=(project,),
+                               timeout=5)
+    try:
+        with pytest.raises(StoreUnavailable):
+            collector.collect_once()
+    finally:
+        collector.close()
+        down.dispose()
+    assert collector.stats.db_retries == 1
+    # Released, not left to expire: claimable again at once.
+    assert len(read_queue(zaqar_client, project, layout.queue)) == 30
+    collector = ZaqarCollector(zaqar.url, pg_engine, ttl=3600, layout=layout,
+                               projects=(project,), timeout=5)
+    try:
+        while collector.collect_once():
+            pass
+    finally:
+        collector.close()
+    assert sorted(_rows(pg_engine)) == sorted(ids)
+    assert read_queue(zaqar_client, project, layout.queue) == []
