@@ -98,3 +98,52 @@ def test_create_keeps_its_bound_while_zaqar_is_down_and_everything_arrives_once_
     assert sink.stats.spooled >= 1 and sink.stats.replayed >= sink.stats.spooled
     assert sink.stats.dropped == 0
     assert sink.stats.published == len(created)
+
+
+def test_create_keeps_its_bound_when_zaqar_accepts_and_never_answers(new_project, tmp_path):
+    import socket
+    import threading
+
+    from usermessages.spool import Spool
+
+    # A Zaqar that hangs: the port accepts connections and never says a word.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    threading.Thread(target=accept, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    sink = ZaqarSink(url, Spool(tmp_path / "spool.sqlite"), ttl=3600,
+                     layout=Layout(index_queue=""), timeout=0.5, max_backoff=0.5)
+    messenger = Messenger(sink)
+    try:
+        timings = []
+        for n in range(200):
+            started = time.perf_counter()
+            _create(messenger, new_project(), n)
+            timings.append(time.perf_counter() - started)
+        # The forwarder is stuck on the network; the callers are not.
+        deadline = time.monotonic() + 10
+        while sink.stats.spooled == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sink.stats.spooled > 0 and sink.pending() == 200
+    finally:
+        started = time.perf_counter()
+        messenger.close()  # bounded too: the forwarder's request times out
+        closing = time.perf_counter() - started
+        stop.set()
+        for conn in held:
+            conn.close()
+        listener.close()
+    assert max(timings) < 0.5, f"max {max(timings):.3f}s"
+    assert closing < 3 * 0.5 + 1
