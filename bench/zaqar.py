@@ -74,6 +74,7 @@ def drain_into_postgresql(zaqar, messages: int, projects: int,  # type: ignore[n
         _create(messenger, names[n % projects])
     assert sink.flush(600)
     messenger.close()
+    print(f"posted {messages} messages: {sink.stats}")
     with servers.postgresql_server() as url:
         engine = store_engine.connect(url)
         migrate.upgrade(engine)

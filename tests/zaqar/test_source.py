@@ -86,6 +86,15 @@ def test_collector_finds_projects_by_the_index_and_stores_each_message_once(
     assert collector.stats.stored == len(ids) and collector.stats.duplicates == 5
     for project in projects:  # stored, then deleted from Zaqar
         assert read_queue(zaqar_client, project, layout.queue) == []
+    # The announcements were consumed once their queues were drained: the index stays small.
+    wait_for(lambda: zaqar_client.claim(layout.admin_project, layout.index_queue, ttl=60,
+                                        grace=60) is None, 5, "an empty index")
+    # Another collector (nothing left in the index) finds the projects through the store.
+    other = ZaqarCollector(zaqar.url, pg_engine, ttl=3600, layout=layout, timeout=5)
+    try:
+        assert set(projects) <= set(other.projects())
+    finally:
+        other.close()
 
 
 def _envelope_for(project: str | None, kind: str = "API") -> dict:

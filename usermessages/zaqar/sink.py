@@ -12,7 +12,8 @@ spool had to give up, or Zaqar refused for good (dropped).
 
 Collectors learn which projects have queues from an index queue in the admin
 project: the sink announces each project there before its first post, and
-again before the announcement expires (see docs/zaqar.md).
+again every ``announce_interval`` seconds while it keeps posting for it;
+collectors consume the announcements (see source.py and docs/zaqar.md).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ LOG = logging.getLogger(__name__)
 
 BATCH = 200
 MAX_BACKOFF = 30.0
+ANNOUNCE_INTERVAL = 600.0
 ZAQAR_MAX_TTL = 1209600  # Zaqar's default max_message_ttl (14 days)
 
 
@@ -90,12 +92,14 @@ class ZaqarSink:
         max_ttl: int = ZAQAR_MAX_TTL,
         max_backoff: float = MAX_BACKOFF,
         auth_token: str = "",
+        announce_interval: float = ANNOUNCE_INTERVAL,
     ) -> None:
         self._client = ZaqarClient(url, timeout=timeout, auth_token=auth_token)
         self._spool = spool
         self._layout = layout
         self._ttl = zaqar_ttl(ttl, max_ttl)
-        self._index_ttl = max_ttl
+        self._index_ttl = max_ttl  # an announcement outlives the messages it points to
+        self._announce_interval = announce_interval
         self._announced: dict[str, float] = {}  # project -> monotonic time announced
         self._timeout = timeout
         self._max_backoff = max_backoff
@@ -190,11 +194,11 @@ class ZaqarSink:
         metrics.SPOOL_DEPTH.set(len(self._spool))
 
     def _announce(self, project: str) -> None:
-        """Put ``project`` in the index queue, once per half index TTL."""
-        if not self._layout.index_queue:  # discovery by the index is off
-            return
+        """Put ``project`` in the index queue, at most once per announce interval."""
+        if not self._layout.index_queue or project == self._layout.admin_project:
+            return  # the index is off, or collectors always read the admin project
         last = self._announced.get(project)
-        if last is not None and time.monotonic() - last < self._index_ttl / 2:
+        if last is not None and time.monotonic() - last < self._announce_interval:
             return
         self._client.post(self._layout.admin_project, self._layout.index_queue,
                           [{"ttl": self._index_ttl, "body": {"project": project}}])

@@ -19,9 +19,13 @@ only then deletes the claimed messages. So:
   can post to their own queue, so the queue, not the envelope, says whose
   message it is, and admin-only kinds are only taken from the admin project.
 
-Which projects: the ``[zaqar] projects`` list, the admin project, and every
-project the producers announced on the index queue (re-read every
-``refresh_interval`` seconds). See docs/zaqar.md.
+Which projects (Zaqar v2 cannot list queues across projects): the
+``[zaqar] projects`` list, the admin project, every project that has messages
+in the store (shared by all collectors), and the projects producers announce
+on the index queue. Every ``refresh_interval`` seconds a collector claims the
+announcements, and deletes them once it has drained the project's queue in a
+successful round (a collector dying before that leaves them to be claimed
+again), so the index stays small. See docs/zaqar.md.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from usermessages import envelope, metrics
@@ -48,6 +52,19 @@ from usermessages.zaqar.sink import ZAQAR_MAX_TTL, Layout, layout_from_settings
 LOG = logging.getLogger(__name__)
 
 MAX_PROJECT = 255
+MAX_INDEX_CLAIMS = 50  # announcements claimed per refresh: 1,000
+
+# The distinct projects of the messages table as a loose index scan on
+# ix_messages_project_id: one index probe per project, not a scan of every row.
+_STORED_PROJECTS = text("""
+    WITH RECURSIVE p(id) AS (
+        SELECT min(project_id) FROM messages
+        UNION ALL
+        SELECT (SELECT min(project_id) FROM messages WHERE project_id > p.id)
+        FROM p WHERE p.id IS NOT NULL
+    )
+    SELECT id FROM p WHERE id IS NOT NULL
+""")
 
 
 class StoreUnavailable(UserMessagesError):
@@ -71,6 +88,7 @@ class _Round:
     claims: list[tuple[str, Claim]] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     origins: list[tuple[str, QueuedMessage]] = field(default_factory=list)  # per row
+    visited: list[str] = field(default_factory=list)  # projects whose queue was read
 
 
 def check_origin(row: dict[str, Any], project: str, admin_project: str) -> None:
@@ -112,6 +130,10 @@ class ZaqarCollector:
         self._layout = layout
         self._static = tuple(dict.fromkeys((*projects, layout.admin_project)))
         self._known: tuple[str, ...] = self._static
+        self._stored: set[str] = set()  # projects with messages in the store
+        self._announced: set[str] = set()  # projects learnt from the index
+        # Index announcements claimed and not yet deleted: project -> [(claim, message)].
+        self._index_claims: dict[str, list[tuple[str, str]]] = {}
         self._refreshed = float("-inf")
         self._refresh_interval = refresh_interval
         self._batch_size = batch_size
@@ -164,27 +186,62 @@ class ZaqarCollector:
         """One round: claim, store, delete. Returns how many messages it took off the queues."""
         self.stats.rounds += 1
         work = self._claim_round()
-        if not work.claims:
-            return 0
-        self._store(work)
-        self._delete(work.claims)
+        if work.claims:
+            self._store(work)
+            self._delete(work.claims)
+        self._forget_announcements(work.visited)
         return sum(len(claim.messages) for _, claim in work.claims)
 
     # --- the steps --------------------------------------------------------------
 
     def projects(self) -> tuple[str, ...]:
-        """The projects whose queues are read: configured, admin, and announced."""
+        """The projects whose queues are read: configured, admin, stored, announced."""
         now = time.monotonic()
-        if self._layout.index_queue and now - self._refreshed >= self._refresh_interval:
-            announced = []
-            for item in self._client.read_all(self._layout.admin_project,
-                                              self._layout.index_queue):
-                name = item.body.get("project") if isinstance(item.body, dict) else None
-                if isinstance(name, str) and 0 < len(name) <= MAX_PROJECT:
-                    announced.append(name)
-            self._known = tuple(dict.fromkeys((*self._static, *sorted(announced))))
+        if now - self._refreshed >= self._refresh_interval:
+            self._refresh_stored()
+            if self._layout.index_queue:
+                self._claim_announcements()
+            self._known = tuple(dict.fromkeys(
+                (*self._static, *sorted(self._stored | self._announced))))
             self._refreshed = now
         return self._known
+
+    def _refresh_stored(self) -> None:
+        try:
+            with self._engine.connect() as conn:
+                self._stored = {row[0] for row in conn.execute(_STORED_PROJECTS)}
+        except DBAPIError as exc:  # keep the last known set; the store's trouble shows later
+            LOG.warning("could not read the store's projects: %s", type(exc.orig).__name__)
+
+    def _claim_announcements(self) -> None:
+        for _ in range(MAX_INDEX_CLAIMS):
+            claim = self._client.claim(self._layout.admin_project, self._layout.index_queue,
+                                       ttl=self._claim_ttl, grace=self._claim_ttl)
+            if claim is None:
+                return
+            for item in claim.messages:
+                name = item.body.get("project") if isinstance(item.body, dict) else None
+                if isinstance(name, str) and 0 < len(name) <= MAX_PROJECT:
+                    self._announced.add(name)
+                    self._index_claims.setdefault(name, []).append((claim.id, item.id))
+                else:  # not an announcement: delete it with the others
+                    self._index_claims.setdefault("", []).append((claim.id, item.id))
+            if len(claim.messages) < MAX_PER_CALL:
+                return
+
+    def _forget_announcements(self, visited: list[str]) -> None:
+        """Delete the announcements of projects whose queue a successful round has read."""
+        done = [(claim_id, item_id) for project in ("", *visited)
+                for claim_id, item_id in self._index_claims.pop(project, [])]
+        by_claim: dict[str, list[str]] = {}
+        for claim_id, item_id in done:
+            by_claim.setdefault(claim_id, []).append(item_id)
+        for claim_id, ids in by_claim.items():
+            try:
+                self._client.delete(self._layout.admin_project, self._layout.index_queue, ids,
+                                    claim_id)
+            except ZaqarError:  # the claim expired: they are claimed again, harmlessly
+                LOG.debug("could not delete announcements", exc_info=True)
 
     def _claim_round(self) -> _Round:
         work = _Round()
@@ -195,6 +252,7 @@ class ZaqarCollector:
         want = max(MAX_PER_CALL, self._batch_size // self._concurrency)
         for start in range(0, len(order), self._concurrency):
             window = order[start:start + self._concurrency]
+            work.visited += window
             for project, claims in zip(window, self._pool.map(
                     lambda p: self._claim_project(p, want), window)):
                 for claim in claims:
