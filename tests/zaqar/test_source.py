@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 import uuid
@@ -136,55 +135,32 @@ def test_crafted_envelopes_go_to_the_projects_dead_letter_queue(
     assert read_queue(zaqar_client, bob, layout.dead_letter_queue) == []
 
 
-CRASHING_COLLECTOR = textwrap.dedent("""
-    import os, signal, sys
-    from usermessages.store import engine as store_engine
-    from usermessages.zaqar.sink import Layout
-    from usermessages.zaqar.source import ZaqarCollector
-
-    class DiesBeforeDeleting(ZaqarCollector):
-        def _delete(self, claims):
-            # The rows are committed; the claims are not deleted: die as a kill -9 would.
-            print("stored", self.stats.stored, flush=True)
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    url, db, queue, admin, project = sys.argv[1:]
-    layout = Layout(queue=queue, admin_project=admin, index_queue="")
-    collector = DiesBeforeDeleting(url, store_engine.connect(db), ttl=3600, layout=layout,
-                                   projects=(project,), batch_size=1000, timeout=5)
-    while True:
-        collector.collect_once()
-""")
-
-
 def test_a_collector_killed_between_store_and_delete_stores_nothing_twice(
-        zaqar, zaqar_client, layout, new_project, pg_engine, postgresql_url, tmp_path):
-    project = new_project()
-    ids = _produce(zaqar.url, Layout(queue=layout.queue, admin_project=layout.admin_project,
-                                     index_queue=""), [project], 60, tmp_path)
-    died = subprocess.run(
-        [sys.executable, "-c", CRASHING_COLLECTOR, zaqar.url, postgresql_url, layout.queue,
-         layout.admin_project, project], capture_output=True, text=True, timeout=120)
-    assert died.returncode == -9, died.stderr
-    assert died.stdout.split() == ["stored", "60"]
-    assert sorted(_rows(pg_engine)) == sorted(ids)
-    # Still claimed: nothing to read until the claim expires.
-    assert read_queue(zaqar_client, project, layout.queue) == []
-    collector = ZaqarCollector(zaqar.url, pg_engine, ttl=3600, layout=layout,
-                               projects=(project,), poll_interval=0.5, timeout=5)
+        collector_killed_after_store, zaqar, zaqar_client):
+    crash = collector_killed_after_store  # killed at the session's start (see conftest)
+    engine = store_engine.connect(crash.db_url)
+    layout = crash.layout
+    collector = ZaqarCollector(zaqar.url, engine, ttl=3600, layout=layout,
+                               projects=(crash.project,), poll_interval=0.5, timeout=5)
     stop = threading.Event()
     thread = threading.Thread(target=collector.run, args=(stop,), daemon=True)
     thread.start()
     try:
         # Zaqar's minimum claim TTL is 60 s: the redelivery comes after it.
-        wait_for(lambda: collector.stats.duplicates >= 60, 90, "the claim to expire")
+        left = 60 - (time.monotonic() - crash.killed_at)
+        wait_for(lambda: collector.stats.duplicates >= len(crash.ids), max(left, 0) + 30,
+                 "the claim to expire")
+        assert time.monotonic() - crash.killed_at >= 60 - 1  # not before the claim expired
     finally:
         stop.set()
         thread.join(30)
         collector.close()
-    assert collector.stats.stored == 0 and collector.stats.duplicates == 60
-    assert sorted(_rows(pg_engine)) == sorted(ids)  # exactly once
-    assert read_queue(zaqar_client, project, layout.queue) == []
+    try:
+        assert collector.stats.stored == 0 and collector.stats.duplicates == len(crash.ids)
+        assert sorted(_rows(engine)) == sorted(crash.ids)  # exactly once
+        assert read_queue(zaqar_client, crash.project, layout.queue) == []
+    finally:
+        engine.dispose()
 
 
 def test_db_plus_zaqar_from_settings_and_the_zaqar_collector_command(
