@@ -231,3 +231,20 @@ def test_store_down_releases_the_claims_at_once_and_loses_nothing(
         collector.close()
     assert sorted(_rows(pg_engine)) == sorted(ids)
     assert read_queue(zaqar_client, project, layout.queue) == []
+
+
+def test_busy_projects_do_not_starve_the_others(zaqar, layout, new_project, pg_engine,
+                                                tmp_path):
+    projects = [new_project() for _ in range(12)]
+    quiet = Layout(queue=layout.queue, admin_project=layout.admin_project, index_queue="")
+    _produce(zaqar.url, quiet, projects, 30, tmp_path)
+    # Each round fills its batch from the first window of 4 projects.
+    collector = ZaqarCollector(zaqar.url, pg_engine, ttl=3600, layout=quiet,
+                               projects=tuple(projects), batch_size=40, concurrency=4,
+                               timeout=5)
+    try:
+        for _ in range(4):  # 13 projects (with the admin one): 4 windows of 4
+            collector.collect_once()
+    finally:
+        collector.close()
+    assert set(_rows(pg_engine).values()) == set(projects)

@@ -1,9 +1,9 @@
 """The Zaqar collector (phase 3): claim from the project queues, store, then delete.
 
 Each round claims up to ``batch_size`` messages across the project queues
-(20 per claim, Zaqar's limit; a few projects at a time in parallel, starting
-one project further each round, so a busy project does not starve the
-others), decodes them with ``envelope.decode``, inserts them
+(20 per claim, Zaqar's limit; a few projects at a time in parallel, each
+round starting where the last one stopped, so busy projects do not starve
+the others), decodes them with ``envelope.decode``, inserts them
 in one transaction with "on conflict do nothing" on the producer's id, and
 only then deletes the claimed messages. So:
 
@@ -246,13 +246,15 @@ class ZaqarCollector:
     def _claim_round(self) -> _Round:
         work = _Round()
         projects = self.projects()
-        self._turn = (self._turn + 1) % len(projects)
-        order = projects[self._turn:] + projects[:self._turn]
+        # Start where the last round stopped, so every project gets its turn.
+        first = self._turn % len(projects)
+        order = projects[first:] + projects[:first]
         # Claims are HTTP round trips: a few projects at a time, in parallel.
         want = max(MAX_PER_CALL, self._batch_size // self._concurrency)
         for start in range(0, len(order), self._concurrency):
             window = order[start:start + self._concurrency]
             work.visited += window
+            self._turn = first + start + len(window)
             for project, claims in zip(window, self._pool.map(
                     lambda p: self._claim_project(p, want), window)):
                 for claim in claims:
