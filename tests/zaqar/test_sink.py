@@ -13,6 +13,12 @@ from usermessages.zaqar.client import MIN_TTL
 from usermessages.zaqar.sink import Layout, ZaqarSink
 
 
+def _metric(name: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(f"usermessages_sdk_{name}_total") or 0.0
+
+
 def _context(project: str, n: int = 0) -> RequestContext:
     return RequestContext(project_id=project, user_id="alice", request_id=f"req-{n}")
 
@@ -69,6 +75,7 @@ def test_create_keeps_its_bound_while_zaqar_is_down_and_everything_arrives_once_
                      timeout=1.0, max_backoff=0.5)
     messenger = Messenger(sink)
     created, timings = [], []
+    before = {name: _metric(name) for name in ("spooled", "replayed", "published")}
     try:
         created += [_create(messenger, project, n) for n in range(20)]
         assert sink.flush(10)
@@ -98,6 +105,10 @@ def test_create_keeps_its_bound_while_zaqar_is_down_and_everything_arrives_once_
     assert sink.stats.spooled >= 1 and sink.stats.replayed >= sink.stats.spooled
     assert sink.stats.dropped == 0
     assert sink.stats.published == len(created)
+    # The same counters as the bus sink's, on /metrics.
+    assert _metric("spooled") - before["spooled"] == sink.stats.spooled
+    assert _metric("replayed") - before["replayed"] == sink.stats.replayed
+    assert _metric("published") - before["published"] == len(created)
 
 
 def test_create_keeps_its_bound_when_zaqar_accepts_and_never_answers(new_project, tmp_path):
