@@ -86,7 +86,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("bus", "timeout", 2.0,
            "Seconds any one broker step (connect, publish confirm) may take before it fails."),
     Option("sdk", "sink", "bus",
-           "Where Messenger.from_settings sends messages: db (insert directly), bus, or both."),
+           "Where Messenger.from_settings sends messages: db (insert directly), bus, both "
+           "(db and bus), zaqar, or db+zaqar (see docs/zaqar.md)."),
     Option("sdk", "spool_path", "",
            "SQLite file spooling messages while the broker is unreachable; empty keeps the "
            "spool in memory (lost if the producer dies). One file per producer process."),
@@ -115,6 +116,31 @@ OPTIONS: tuple[Option, ...] = (
            "Address of `usermessages collector`'s Prometheus listener."),
     Option("collector", "metrics_port", 0,
            "Port of `usermessages collector`'s Prometheus listener (GET /metrics); 0: off."),
+    # --- Zaqar as a store and a source (docs/zaqar.md) ---
+    Option("zaqar", "url", "http://127.0.0.1:8888",
+           "Zaqar v2 endpoint, for the zaqar sinks, `usermessages zaqar-collector` and "
+           "`usermessages subscription`."),
+    Option("zaqar", "queue", "user_messages",
+           "Queue holding each project's user messages (one per project, in that project)."),
+    Option("zaqar", "admin_project", "admin",
+           "Zaqar project of admin-only (service, system) messages and of the index queue."),
+    Option("zaqar", "index_queue", "user_messages_projects",
+           "Queue in admin_project where producers announce each project they post to, "
+           "so collectors find the project queues; empty turns the index off."),
+    Option("zaqar", "projects", "",
+           "Comma-separated projects the Zaqar collector always reads, besides the index."),
+    Option("zaqar", "dead_letter_queue", "user_messages_dead",
+           "Queue, in the same project, receiving envelopes the collector cannot accept."),
+    Option("zaqar", "timeout", 2.0, "Seconds any one Zaqar request may take."),
+    Option("zaqar", "max_message_ttl", 1209600,
+           "Zaqar's max_message_ttl: message_ttl is capped to it (and raised to 60 s)."),
+    Option("zaqar", "claim_ttl", 60,
+           "Seconds a collector's claim holds messages; a collector dying after its claim "
+           "gets them redelivered after this (at least 60)."),
+    Option("zaqar", "poll_interval", 1.0,
+           "Seconds the Zaqar collector waits when every project queue was empty."),
+    Option("zaqar", "auth_token", "",
+           "X-Auth-Token sent to a Keystone-protected Zaqar; empty for a Zaqar without auth."),
 )
 
 
@@ -154,6 +180,17 @@ class Settings:
     collector_notifications_topics: str = "notifications"
     collector_metrics_host: str = "127.0.0.1"
     collector_metrics_port: int = 0
+    zaqar_url: str = "http://127.0.0.1:8888"
+    zaqar_queue: str = "user_messages"
+    zaqar_admin_project: str = "admin"
+    zaqar_index_queue: str = "user_messages_projects"
+    zaqar_projects: str = ""
+    zaqar_dead_letter_queue: str = "user_messages_dead"
+    zaqar_timeout: float = 2.0
+    zaqar_max_message_ttl: int = 1209600
+    zaqar_claim_ttl: int = 60
+    zaqar_poll_interval: float = 1.0
+    zaqar_auth_token: str = ""
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed (command-line flags win over the file)."""
@@ -205,7 +242,8 @@ def _convert(option: Option, raw: str) -> Any:
     return value
 
 
-CHOICES = {"sink": ("db", "bus", "both"), "queue_type": ("classic", "quorum")}
+CHOICES = {"sink": ("db", "bus", "both", "zaqar", "db+zaqar"),
+           "queue_type": ("classic", "quorum")}
 
 
 def read_ini(path: str | Path, **parser_args: Any) -> configparser.ConfigParser:

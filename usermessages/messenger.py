@@ -177,7 +177,7 @@ class FanoutSink:
         return [sink for sink in self._sinks if isinstance(sink, Buffered)]
 
 
-SINKS = ("db", "bus", "both")
+SINKS = ("db", "bus", "both", "zaqar", "db+zaqar")
 
 
 class Messenger:
@@ -203,6 +203,7 @@ class Messenger:
         timeout: float = 2.0,
         ttl: int = DEFAULT_TTL,
         host: str | None = None,
+        zaqar_options: dict[str, Any] | None = None,
     ) -> Messenger:
         """A messenger for a database URL or a bus URL.
 
@@ -210,13 +211,25 @@ class Messenger:
         ``amqp://...`` (RabbitMQ) or ``memory://`` (in-process) goes through a
         local spool to the bus (sink ``bus``); ``spool_path`` makes the spool a
         file that survives a crash (None keeps it in memory). Sink ``both``
-        takes the bus URL and ``db_url``.
+        takes the bus URL and ``db_url``. Sinks ``zaqar`` and ``db+zaqar`` take
+        Zaqar's URL (and ``db_url``), with ``zaqar_options`` for ZaqarSink.
         """
         from usermessages.bus import is_bus_url
 
         chosen = sink or ("bus" if is_bus_url(url) else "db")
         if chosen not in SINKS:
             raise CatalogError(f"sink must be one of {', '.join(SINKS)}, not {chosen!r}")
+        if chosen in ("zaqar", "db+zaqar"):  # Zaqar: see usermessages/zaqar/
+            from usermessages.spool import Spool
+            from usermessages.zaqar.sink import ZaqarSink
+
+            if chosen == "db+zaqar" and not db_url:
+                raise CatalogError("sink 'db+zaqar' needs db_url as well as Zaqar's URL")
+            zaqar_sink = ZaqarSink(url, Spool(spool_path, spool_max_messages), ttl=ttl,
+                                   timeout=timeout, **(zaqar_options or {}))
+            if chosen == "zaqar":
+                return cls(zaqar_sink, ttl=ttl, host=host)
+            return cls(FanoutSink(DatabaseSink(db_url), zaqar_sink), ttl=ttl, host=host)
         if chosen == "db":
             return cls(DatabaseSink(url), ttl=ttl, host=host)
         if not is_bus_url(url):
@@ -235,6 +248,16 @@ class Messenger:
     def from_settings(cls, settings: Settings, *, host: str | None = None) -> Messenger:
         """A messenger as the config file says (``[sdk]``, ``[bus]``, ``[database]``)."""
         sink = settings.sdk_sink
+        if sink in ("zaqar", "db+zaqar"):
+            from usermessages.zaqar.sink import options_from_settings
+
+            return cls.from_url(
+                settings.zaqar_url, sink=sink, db_url=settings.database_connection,
+                spool_path=settings.sdk_spool_path or None,
+                spool_max_messages=settings.sdk_spool_max_messages,
+                timeout=settings.zaqar_timeout, ttl=settings.message_ttl, host=host,
+                zaqar_options=options_from_settings(settings),
+            )
         return cls.from_url(
             settings.database_connection if sink == "db" else settings.bus_url,
             sink=sink,

@@ -282,6 +282,8 @@ def _register_client() -> None:
 
 
 _register_client()
+from usermessages.cli import zaqar as _zaqar_cli  # noqa: E402  (zaqar-collector, subscription)
+_zaqar_cli.register(main)
 
 
 if __name__ == "__main__":

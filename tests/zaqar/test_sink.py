@@ -1,0 +1,160 @@
+"""The SDK's zaqar sink against a real Zaqar: queues, envelope, TTL, outages."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+from tests.zaqar.conftest import read_queue
+from usermessages import Action, Detail, Messenger, RequestContext, envelope
+from usermessages.catalog import Level
+from usermessages.zaqar.client import MIN_TTL
+from usermessages.zaqar.sink import Layout, ZaqarSink
+
+
+def _metric(name: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(f"usermessages_sdk_{name}_total") or 0.0
+
+
+def _context(project: str, n: int = 0) -> RequestContext:
+    return RequestContext(project_id=project, user_id="alice", request_id=f"req-{n}")
+
+
+def _create(messenger: Messenger, project: str, n: int = 0) -> str:
+    message_id = messenger.create(_context(project, n), Action.SCHEDULE_ALLOCATE_VOLUME,
+                                  detail=Detail.NO_BACKEND_AVAILABLE)
+    assert message_id is not None
+    return message_id
+
+
+def test_each_project_gets_its_own_queue_with_the_envelope_and_a_zaqar_ttl(
+        zaqar, zaqar_client, new_project):
+    alice, bob = new_project(), new_project()
+    queue = f"um_{new_project()[:8]}"
+    layout = Layout(queue=queue, index_queue=f"idx_{queue}", admin_project=new_project())
+    messenger = Messenger.from_url(zaqar.url, sink="zaqar", ttl=5,
+                                   zaqar_options={"layout": layout})
+    try:
+        ids_a = {_create(messenger, alice, n) for n in range(3)}
+        id_b = _create(messenger, bob)
+        admin_id = messenger.create_system_message(Action.SCHEDULE_ALLOCATE_VOLUME,
+                                                   Detail.NO_BACKEND_AVAILABLE)
+        assert messenger.sink.flush(10)
+    finally:
+        messenger.close()
+    in_a = read_queue(zaqar_client, alice, queue)
+    in_b = read_queue(zaqar_client, bob, queue)
+    # One queue per project, each holding only its own project's messages.
+    assert {m.body["message"]["id"] for m in in_a} == ids_a
+    assert [m.body["message"]["id"] for m in in_b] == [id_b]
+    assert [m.body["message"]["id"] for m in read_queue(zaqar_client, layout.admin_project,
+                                                          queue)] == [admin_id]
+    # The body is the versioned envelope the collector decodes as it is.
+    row = envelope.decode(json.dumps(in_b[0].body), ttl=60)
+    assert row["id"] == id_b and row["project_id"] == bob
+    assert row["message_level"] == Level.ERROR.value
+    # message_ttl of 5 s is raised to Zaqar's minimum.
+    assert {m.ttl for m in in_a + in_b} == {MIN_TTL}
+    # Producers announce the projects they post to, for collectors to find.
+    announced = {m.body["project"] for m in read_queue(zaqar_client, layout.admin_project,
+                                                         layout.index_queue)}
+    assert announced == {alice, bob}  # collectors always read the admin project
+
+
+def test_create_keeps_its_bound_while_zaqar_is_down_and_everything_arrives_once_after(
+        zaqar, zaqar_client, new_project, tmp_path):
+    from usermessages.spool import Spool
+
+    project = new_project()
+    queue = f"um_{new_project()[:8]}"
+    layout = Layout(queue=queue, index_queue="", admin_project=new_project())
+    sink = ZaqarSink(zaqar.url, Spool(tmp_path / "spool.sqlite"), ttl=3600, layout=layout,
+                     timeout=1.0, max_backoff=0.5)
+    messenger = Messenger(sink)
+    created, timings = [], []
+    before = {name: _metric(name) for name in ("spooled", "replayed", "published")}
+    try:
+        created += [_create(messenger, project, n) for n in range(20)]
+        assert sink.flush(10)
+        zaqar.stop()  # under the producer: the port closes
+        try:
+            for n in range(300):
+                started = time.perf_counter()
+                created.append(_create(messenger, project, n))
+                timings.append(time.perf_counter() - started)
+            assert sink.pending() > 0
+        finally:
+            zaqar.start()
+        created += [_create(messenger, project, n) for n in range(20)]
+        assert sink.flush(30), f"{sink.pending()} messages still spooled"
+    finally:
+        messenger.close()
+    timings.sort()
+    p99 = timings[int(len(timings) * 0.99) - 1]
+    # One local SQLite insert each: far below one Zaqar timeout (1 s) even on a busy machine.
+    assert timings[-1] < 0.5, f"max {timings[-1]:.3f}s p99 {p99:.4f}s"
+    assert statistics.median(timings) < 0.05
+    stored = [m.body["message"]["id"] for m in read_queue(zaqar_client, project, queue)]
+    # Every message got through. A post whose answer was lost (a cold gunicorn worker
+    # answering after the 1 s timeout) is posted again: Zaqar may hold a copy, which
+    # the collector, inserting on the producer's id, stores once (test_source.py).
+    assert set(stored) == set(created)
+    assert sink.stats.spooled >= 1 and sink.stats.replayed >= sink.stats.spooled
+    assert sink.stats.dropped == 0
+    assert sink.stats.published == len(created)
+    # The same counters as the bus sink's, on /metrics.
+    assert _metric("spooled") - before["spooled"] == sink.stats.spooled
+    assert _metric("replayed") - before["replayed"] == sink.stats.replayed
+    assert _metric("published") - before["published"] == len(created)
+
+
+def test_create_keeps_its_bound_when_zaqar_accepts_and_never_answers(new_project, tmp_path):
+    import socket
+    import threading
+
+    from usermessages.spool import Spool
+
+    # A Zaqar that hangs: the port accepts connections and never says a word.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    threading.Thread(target=accept, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    sink = ZaqarSink(url, Spool(tmp_path / "spool.sqlite"), ttl=3600,
+                     layout=Layout(index_queue=""), timeout=0.5, max_backoff=0.5)
+    messenger = Messenger(sink)
+    try:
+        timings = []
+        for n in range(200):
+            started = time.perf_counter()
+            _create(messenger, new_project(), n)
+            timings.append(time.perf_counter() - started)
+        # The forwarder is stuck on the network; the callers are not.
+        deadline = time.monotonic() + 10
+        while sink.stats.spooled == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sink.stats.spooled > 0 and sink.pending() == 200
+    finally:
+        started = time.perf_counter()
+        messenger.close()  # bounded too: the forwarder's request times out
+        closing = time.perf_counter() - started
+        stop.set()
+        for conn in held:
+            conn.close()
+        listener.close()
+    assert max(timings) < 0.5, f"max {max(timings):.3f}s"
+    assert closing < 3 * 0.5 + 1
