@@ -1,0 +1,140 @@
+"""Keystone identity: keystonemiddleware's ``auth_token`` in front of the ASGI app.
+
+``auth_token`` is a WSGI middleware. Rather than re-implement token validation,
+each request's headers are handed to the real ``AuthProtocol`` as a WSGI
+environ, in a worker thread (it makes blocking calls to Keystone). If it lets
+the request through, the identity headers it wrote (after stripping every one
+the caller sent) become the request's Caller; if it answers itself (401 for a
+bad token, 503 when Keystone cannot be asked), that answer goes to the client
+unchanged, as Cinder's does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import anyio
+from keystonemiddleware import auth_token
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from usermessages.api.auth import Caller
+
+LOG = logging.getLogger(__name__)
+
+# What keystonemiddleware puts in the environ after a successful validation.
+_USER, _PROJECT, _ROLES = "HTTP_X_USER_ID", "HTTP_X_PROJECT_ID", "HTTP_X_ROLES"
+_SYSTEM, _DOMAIN = "HTTP_OPENSTACK_SYSTEM_SCOPE", "HTTP_X_DOMAIN_ID"
+_PASSED = "usermessages.keystone.passed"
+# Without a bound, a Keystone that accepts connections but never answers would
+# hold every API request (and a worker thread) forever.
+DEFAULT_HTTP_TIMEOUT = "5"
+MAX_TOKEN_BYTES = 16384  # fernet tokens are ~200 bytes; refuse junk before Keystone sees it
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """auth_token's own answer (401, 503...), passed to the client as it is."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+def _value(environ: Mapping[str, object], key: str) -> str | None:
+    # keystonemiddleware writes the literal None for headers that do not apply.
+    value = environ.get(key)
+    return str(value) if value not in (None, "", "None") else None
+
+
+def caller_from_environ(environ: Mapping[str, object]) -> Caller:
+    """The Caller from the headers auth_token set on a validated request."""
+    roles = tuple(r.strip().lower() for r in (_value(environ, _ROLES) or "").split(",")
+                  if r.strip())
+    return Caller(
+        user_id=_value(environ, _USER) or "",
+        project_id=_value(environ, _PROJECT) or "",
+        roles=roles,
+        system_scope=_value(environ, _SYSTEM),
+        domain_id=_value(environ, _DOMAIN),
+    )
+
+
+def _passed(environ: dict, start_response: Callable) -> Iterable[bytes]:
+    environ[_PASSED] = True
+    start_response("204 No Content", [])
+    return [b""]
+
+
+class TokenValidator:
+    """Validates an X-Auth-Token through a real keystonemiddleware AuthProtocol."""
+
+    def __init__(self, options: Mapping[str, str]) -> None:
+        conf = {"http_connect_timeout": DEFAULT_HTTP_TIMEOUT, **options}
+        # delay_auth_decision would let unauthenticated requests through: never here.
+        conf["delay_auth_decision"] = "false"
+        self._protocol = auth_token.AuthProtocol(_passed, conf)
+
+    def validate(self, headers: Iterable[tuple[bytes, bytes]]) -> Caller | Refusal:
+        """Blocking: run auth_token on these request headers."""
+        environ: dict = {
+            "REQUEST_METHOD": "GET", "PATH_INFO": "/", "SCRIPT_NAME": "",
+            "SERVER_NAME": "usermessages", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+            "wsgi.url_scheme": "http", "wsgi.input": None, "wsgi.errors": None,
+        }
+        for raw_name, raw_value in headers:
+            name = raw_name.decode("latin-1").upper().replace("-", "_")
+            if name in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                continue
+            key = f"HTTP_{name}"
+            value = raw_value.decode("latin-1")
+            environ[key] = f"{environ[key]},{value}" if key in environ else value
+        token = environ.get("HTTP_X_AUTH_TOKEN", "")
+        if len(token) > MAX_TOKEN_BYTES or not token.isprintable():
+            environ.pop("HTTP_X_AUTH_TOKEN", None)  # answered as "no token": 401
+        status: list[str] = []
+        response_headers: list[tuple[str, str]] = []
+
+        def start_response(line: str, out_headers: list, exc_info: object = None) -> None:
+            status.append(line)
+            response_headers.extend(out_headers)
+
+        body = b"".join(self._protocol(environ, start_response))
+        if environ.get(_PASSED):
+            return caller_from_environ(environ)
+        code = int(status[0].split(" ", 1)[0]) if status else 500
+        headers_out = [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                       for k, v in response_headers]
+        return Refusal(code, headers_out, body)
+
+    async def validate_async(self, headers: Iterable[tuple[bytes, bytes]]) -> Caller | Refusal:
+        return await anyio.to_thread.run_sync(self.validate, list(headers))
+
+
+def is_protected(path: str) -> bool:
+    """Every versioned path, except the version document keystoneauth discovers."""
+    return path.startswith("/v3/") and path != "/v3/"
+
+
+class KeystoneMiddleware:
+    """Puts the validated Caller in scope["state"]["caller"], or answers auth_token's refusal."""
+
+    def __init__(self, app: ASGIApp, validator: TokenValidator,
+                 protected: Callable[[str], bool] = is_protected) -> None:
+        self.app = app
+        self.validator = validator
+        self.protected = protected
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.protected(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        result = await self.validator.validate_async(scope["headers"])
+        if isinstance(result, Refusal):
+            await send({"type": "http.response.start", "status": result.status,
+                        "headers": result.headers})
+            await send({"type": "http.response.body", "body": result.body})
+            return
+        scope.setdefault("state", {})["caller"] = result
+        await self.app(scope, receive, send)
