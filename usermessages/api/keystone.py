@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import anyio
+import webob.exc
+from keystoneauth1 import exceptions as ksa_exceptions
 from keystonemiddleware import auth_token
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -100,7 +102,17 @@ class TokenValidator:
             status.append(line)
             response_headers.extend(out_headers)
 
-        body = b"".join(self._protocol(environ, start_response))
+        try:
+            body = b"".join(self._protocol(environ, start_response))
+        except ksa_exceptions.ConnectionError as exc:
+            # auth_token 13.0.1 turns a refused connection into 503 but lets a
+            # timed-out one (a hung Keystone) escape: answer it the same way.
+            LOG.critical("Unable to validate token: %s", exc)
+            unavailable = webob.exc.HTTPServiceUnavailable(
+                "The Keystone service is temporarily unavailable.")
+            status.clear()
+            response_headers.clear()
+            body = b"".join(unavailable(environ, start_response))
         if environ.get(_PASSED):
             return caller_from_environ(environ)
         code = int(status[0].split(" ", 1)[0]) if status else 500
