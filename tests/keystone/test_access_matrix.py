@@ -8,8 +8,14 @@ even an admin's, stays in its project.
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+import uuid
+
 import pytest
 from fastapi.testclient import TestClient
+from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import v3
 from sqlalchemy import Engine
 
 from tests.api.conftest import row
@@ -162,11 +168,29 @@ def test_a_token_restricted_to_another_service_is_refused(ks_client, cloud, seed
     credential = conn.identity.create_application_credential(
         user.id, "compute-only", access_rules=[
             {"service": "compute", "method": "GET", "path": "/v2.1/servers"}])
-    from keystoneauth1 import session as ks_session
-    from keystoneauth1.identity import v3
-
     token = ks_session.Session(auth=v3.ApplicationCredential(
         auth_url=cloud.auth_url, application_credential_id=credential.id,
         application_credential_secret=credential.secret)).get_token()
+    response = _get(ks_client, "/v3/messages", token)
+    assert response.status_code == 401 and seeded["alpha"] not in response.text
+
+
+def test_an_expired_token_is_refused(ks_client, cloud, seeded):
+    """Keystone cuts a token at its application credential's expiry: a real expired token."""
+    conn = cloud.admin.connect_as(username="member", password="a-user-password",
+                                  project_name="alpha", user_domain_id="default",
+                                  project_domain_id="default")
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=4)
+    credential = conn.identity.create_application_credential(
+        cloud.users["member"], f"short-{uuid.uuid4().hex[:8]}",
+        expires_at=expires.strftime("%Y-%m-%dT%H:%M:%S"))
+    token = ks_session.Session(auth=v3.ApplicationCredential(
+        auth_url=cloud.auth_url, application_credential_id=credential.id,
+        application_credential_secret=credential.secret)).get_token()
+    assert _ids(_get(ks_client, "/v3/messages", token)) == {seeded["alpha"]}
+    deadline = time.monotonic() + 30
+    while dt.datetime.now(dt.UTC) < expires + dt.timedelta(seconds=1):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)  # waiting for the clock itself, not for a process
     response = _get(ks_client, "/v3/messages", token)
     assert response.status_code == 401 and seeded["alpha"] not in response.text
