@@ -230,6 +230,7 @@ def login(request: Request, user: str = Form(""), project: str = Form(""),
                            user=user[:64], project=project[:64], domain=domain[:64],
                            csrf=request.session["csrf"])
         _keep(request, signed)
+        request.session["root_token"] = signed.token
     else:
         request.session["token"] = f"{user}:{project}"
     request.session["csrf"] = secrets.token_urlsafe(24)
@@ -245,7 +246,12 @@ def _keep(request: Request, signed: signin.SignIn) -> None:
 
 @router.post("/project")
 def switch_project(request: Request, project_id: str = Form(""), csrf: str = Form("")) -> Response:
-    """Keystone: a token for another of the user's projects; the old one is revoked."""
+    """Keystone: a token for another of the user's projects, rescoped from the current one.
+
+    The old token is not revoked here: Keystone revokes every token rescoped from
+    a revoked one, so that would end the new token too. Sign-out revokes the
+    token signed in with, and with it every token of the session.
+    """
     _caller(request)
     _check_form_token(request, csrf)
     settings = request.app.state.settings
@@ -253,21 +259,20 @@ def switch_project(request: Request, project_id: str = Form(""), csrf: str = For
         raise NotFound("The resource could not be found.")
     if project_id not in {pid for pid, _ in request.session.get("projects", [])}:
         raise BadRequest("Choose one of your projects.")
-    old = request.session["token"]
-    signed = signin.switch_project(settings, old, project_id)
+    signed = signin.switch_project(settings, request.session["token"], project_id)
     _keep(request, signed)
-    signin.revoke(settings, old)
     return RedirectResponse("/viewer/messages", status_code=303)
 
 
 @router.post("/logout")
 def logout(request: Request, csrf: str = Form("")) -> Response:
     if csrf and secrets.compare_digest(csrf, request.session.get("csrf", "")):
-        token = request.session.get("token")
+        tokens = {request.session.get("root_token"), request.session.get("token")} - {None}
         settings = request.app.state.settings
         request.session.clear()
-        if token and settings.auth_strategy == "keystone":
-            signin.revoke(settings, token)
+        if settings.auth_strategy == "keystone":
+            for token in tokens:
+                signin.revoke(settings, token)
     return RedirectResponse("/viewer/login", status_code=303)
 
 
