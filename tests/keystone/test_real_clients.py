@@ -9,6 +9,8 @@ KeystoneV3AuthProvider with its MessagesClient.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,7 @@ from tempest.lib.services.volume.v3 import messages_client
 
 from tests import servers
 from tests.keystone.cloud import PASSWORD, Cloud
-from tests.peers.harness import parse_table, run
+from tests.peers.harness import BIN, TIMEOUT, parse_table, run
 from usermessages import Action, Detail, Messenger, RequestContext, Resource
 
 
@@ -64,30 +66,53 @@ def _password_options(cloud: Cloud, user: str, project: str | None) -> list[str]
             "--os-user-domain-id", "default", *scope]
 
 
-def openstack(cloud: Cloud, home: Path, user: str, project: str | None, *args: str):
-    return run("openstack", [*_password_options(cloud, user, project), "--os-region-name",
-                             "RegionOne",
-                             "--os-volume-api-version", "3.5", "volume", "message", *args], home)
+def openstack(cloud: Cloud, home: Path, user: str, project: str | None, *args: str,
+              stdin: str | None = None):
+    options = [*_password_options(cloud, user, project), "--os-region-name", "RegionOne",
+               "--os-volume-api-version", "3.5"]
+    if stdin is not None:
+        # Interactive mode takes no options on its command line: the same ones, as OS_*.
+        pairs = dict(zip(options[::2], options[1::2], strict=True))
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "LANG": "C.UTF-8",
+               **{flag[2:].upper().replace("-", "_"): value for flag, value in pairs.items()}}
+        return subprocess.run([str(BIN / "openstack")], input=stdin, env=env,
+                              capture_output=True, text=True, timeout=TIMEOUT, cwd=home)
+    return run("openstack", [*options, "volume", "message", *args], home)
 
 
 def test_openstackclient_list_show_delete(cloud, deployed, tmp_path):
-    listed = openstack(cloud, tmp_path, "member", "alpha", "list", "-f", "json")
-    assert listed.returncode == 0, listed.stderr
-    assert [row["ID"] for row in json.loads(listed.stdout)] == [deployed.ids["alpha"]]
-    shown = openstack(cloud, tmp_path, "member", "alpha", "show", deployed.ids["alpha"])
-    assert shown.returncode == 0, shown.stderr
-    # Another project's message: not found, and its text never printed.
-    other = openstack(cloud, tmp_path, "member", "alpha", "show", deployed.ids["beta"])
-    assert other.returncode != 0 and "could not be found" in other.stderr
-    refused = openstack(cloud, tmp_path, "reader", "alpha", "delete", deployed.ids["alpha"])
+    # One process reads several commands from stdin (each `openstack` run costs ~1 s).
+    alpha, beta = deployed.ids["alpha"], deployed.ids["beta"]
+    batch = openstack(cloud, tmp_path, "member", "alpha", stdin=(
+        f"volume message list -f json\nvolume message show {alpha} -f json\n"
+        f"volume message show {beta}\n"))
+    listed, shown = _json_documents(batch.stdout)
+    assert [row["ID"] for row in listed] == [alpha]
+    assert shown["ID"] == alpha
+    # Another project's message: not found, and nothing of it printed.
+    assert f"No Message found for {beta}" in batch.stderr
+    assert "could not be found" in batch.stderr and beta not in batch.stdout
+    refused = openstack(cloud, tmp_path, "reader", "alpha", "delete", alpha)
     assert refused.returncode != 0 and "Failed to delete 1 of 1" in refused.stderr
-    still = httpx.get(f"{deployed.base}/v3/messages/{deployed.ids['alpha']}", headers={
+    still = httpx.get(f"{deployed.base}/v3/messages/{alpha}", headers={
         "X-Auth-Token": cloud.token("reader", "alpha"), "OpenStack-API-Version": "volume 3.5"})
     assert still.status_code == 200
-    other_list = openstack(cloud, tmp_path, "other", "beta", "list", "-f", "json")
-    assert [row["ID"] for row in json.loads(other_list.stdout)] == [deployed.ids["beta"]]
-    deleted = openstack(cloud, tmp_path, "other", "beta", "delete", deployed.ids["beta"])
+    deleted = openstack(cloud, tmp_path, "other", "beta", "delete", beta)
     assert deleted.returncode == 0, deleted.stderr
+    gone = httpx.get(f"{deployed.base}/v3/messages", headers={
+        "X-Auth-Token": cloud.token("other", "beta"), "OpenStack-API-Version": "volume 3.5"})
+    assert gone.json()["messages"] == []
+
+
+def _json_documents(text: str) -> list:
+    decoder, documents, index = json.JSONDecoder(), [], 0
+    while index < len(text):
+        if text[index].isspace():
+            index += 1
+            continue
+        document, index = decoder.raw_decode(text, index)
+        documents.append(document)
+    return documents
 
 
 def test_cinderclient_with_keystone(cloud, deployed, tmp_path):
