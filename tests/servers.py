@@ -259,3 +259,137 @@ class RabbitMQ:
                 os.kill(pid, 9)
             except ProcessLookupError:
                 pass
+
+
+KEYSTONE_CONF = """[DEFAULT]
+log_file = {root}/log/keystone.log
+[database]
+connection = sqlite:///{root}/keystone.sqlite
+[token]
+provider = fernet
+expiration = {expiration}
+[fernet_tokens]
+key_repository = {root}/fernet
+[fernet_receipts]
+key_repository = {root}/fernet
+[credential]
+key_repository = {root}/cred
+[identity]
+# bcrypt at 4 rounds: each password auth costs 45 ms of CPU instead of 240 ms.
+password_hash_rounds = 4
+"""
+# Keystone's app calls oslo.config's CONF(), which parses sys.argv: under gunicorn
+# that list holds gunicorn's own flags, and the worker dies in a respawn loop.
+KEYSTONE_WSGI = "import sys\nsys.argv = sys.argv[:1]\nfrom keystone.wsgi.api import application\n"
+KEYSTONE_ADMIN_PASSWORD = "secret-admin-password"
+
+
+class Keystone:
+    """A throwaway Keystone 30 (own venv, SQLite, fernet) under gunicorn on 127.0.0.1."""
+
+    def __init__(self, venv: Path, *, token_expiration: int = 3600) -> None:
+        self.venv = venv
+        self.root = Path(tempfile.mkdtemp(prefix="um-ks-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v3"
+        self.process: subprocess.Popen | None = None
+        for sub in ("etc", "fernet", "cred", "log"):
+            (self.root / sub).mkdir()
+        (self.root / "etc" / "keystone.conf").write_text(
+            KEYSTONE_CONF.format(root=self.root, expiration=token_expiration))
+        (self.root / "ks_wsgi.py").write_text(KEYSTONE_WSGI)
+
+    def _manage(self, *args: str) -> None:
+        command = [str(self.venv / "bin" / "keystone-manage"), "--config-file",
+                   str(self.root / "etc" / "keystone.conf"), *args]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"keystone-manage {args[0]} failed: {result.stderr[-2000:]}")
+
+    def bootstrap(self) -> None:
+        owner = ["--keystone-user", _user(), "--keystone-group", _group()]
+        self._manage("db_sync")
+        self._manage("fernet_setup", *owner)
+        self._manage("credential_setup", *owner)
+        # The port is baked into the catalog here, so it was chosen before.
+        self._manage("bootstrap", "--bootstrap-password", KEYSTONE_ADMIN_PASSWORD,
+                     "--bootstrap-region-id", "RegionOne",
+                     "--bootstrap-admin-url", self.url, "--bootstrap-internal-url", self.url,
+                     "--bootstrap-public-url", self.url)
+
+    def start(self, timeout: float = 60) -> None:
+        log = open(self.root / "log" / "gunicorn.out", "wb")
+        env = {**os.environ, "OS_KEYSTONE_CONFIG_DIR": str(self.root / "etc")}
+        # --no-control-socket: gunicorn 27 otherwise shares one control socket per
+        # user, and another gunicorn exiting removes ours.
+        self.process = subprocess.Popen(
+            [str(self.venv / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{self.port}",
+             "--workers", "1", "--threads", "4", "--no-control-socket",
+             "--chdir", str(self.root), "--error-logfile", str(self.root / "log" / "gunicorn.log"),
+             "ks_wsgi:application"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"keystone exited: {self.logs()}")
+            try:
+                if httpx.get(self.url, timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"keystone did not start: {self.logs()}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, 15)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+                self.process.wait()
+        self.process = None
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-3000:]
+                         for p in sorted((self.root / "log").iterdir()))
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _user() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def _group() -> str:
+    import grp
+
+    return grp.getgrgid(os.getegid()).gr_name
+
+
+def keystone_venv() -> Path:
+    """The Keystone venv, created by scripts/venv-keystone on first use."""
+    repo = Path(__file__).resolve().parent.parent
+    venv = Path(os.environ.get("KEYSTONE_VENV", repo / ".venv-keystone"))
+    subprocess.run([str(repo / "scripts" / "venv-keystone")], check=True,
+                   env={**os.environ, "KEYSTONE_VENV": str(venv)})
+    return venv
+
+
+@contextlib.contextmanager
+def keystone_server(token_expiration: int = 3600) -> Iterator[Keystone]:
+    """Bootstrap and serve a throwaway Keystone; yield its handle; stop and remove it."""
+    keystone = Keystone(keystone_venv(), token_expiration=token_expiration)
+    try:
+        keystone.bootstrap()
+        keystone.start()
+        yield keystone
+    finally:
+        keystone.remove()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
 
 def test_every_option_has_a_settings_field_with_the_same_default():
-    defaults = {f.name: f.default for f in dataclasses.fields(config.Settings)}
+    defaults = {f.name: f.default for f in dataclasses.fields(config.Settings)
+                if f.name not in config.PASSTHROUGH}
     declared = {config._attr(o): o.default for o in config.OPTIONS}
     assert declared == defaults
 
@@ -139,3 +141,30 @@ def test_sample_shows_the_shared_sections_and_they_load(tmp_path):
         for line in sample.splitlines()
     ))
     assert storage_config.load(path) == storage_config.StorageSettings()
+
+
+def test_keystone_sections_pass_through_to_their_libraries(tmp_path):
+    path = tmp_path / "u.conf"
+    path.write_text("[api]\nauth_strategy = keystone\n\n[keystone_authtoken]\n"
+                    "www_authenticate_uri = http://ks:5000/v3\nauth_type = password\n"
+                    "token_cache_time = -1\n\n[oslo_policy]\nenforce_new_defaults = false\n\n"
+                    "[viewer]\nsecure_cookie = true\n")
+    settings = config.load(path)
+    assert settings.auth_strategy == "keystone" and settings.viewer_secure_cookie is True
+    assert dict(settings.keystone_authtoken) == {
+        "www_authenticate_uri": "http://ks:5000/v3", "auth_type": "password",
+        "token_cache_time": "-1"}
+    assert settings.oslo_policy == (("enforce_new_defaults", "false"),)
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("[api]\nauth_strategy = keystone\n", "needs a [keystone_authtoken] section"),
+    ("[api]\nauth_strategy = ldap\n", "auth_strategy must be one of noauth, keystone"),
+    ("[api]\nmetrics = everyone\n", "metrics must be one of public, admin, off"),
+    ("[api]\nmetrics_port = 70000\n", "metrics_port must be 0"),
+])
+def test_bad_auth_and_metrics_options(tmp_path, text, error):
+    path = tmp_path / "u.conf"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(error)):
+        config.load(path)

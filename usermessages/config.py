@@ -62,6 +62,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("api", "public_endpoint", "",
            "Base URL for links and the versions document, when behind a proxy; "
            "empty uses the request's own URL."),
+    Option("api", "auth_strategy", "noauth",
+           "noauth: Cinder's noauth token `user:project` (anyone can be anyone: the embedded "
+           "demo). keystone: keystonemiddleware's auth_token validates every /v3 request "
+           "against Keystone, configured by the [keystone_authtoken] section of this file."),
+    Option("api", "metrics", "public",
+           "Who may read /metrics on the API port: public (anyone), admin (a caller the "
+           "context_is_admin rule passes), or off (then serve it with `metrics_port`)."),
+    Option("api", "metrics_port", 0,
+           "Non-zero: `usermessages serve` also serves /metrics alone on this port, on "
+           "`metrics_host`, for a scraper on a private network."),
+    Option("api", "metrics_host", "127.0.0.1", "Address of the /metrics listener."),
     Option("api", "admin_user", "admin",
            "In noauth mode, the user id whose token `user:project` makes an admin."),
     Option("api", "trust_roles_header", False,
@@ -78,6 +89,9 @@ OPTIONS: tuple[Option, ...] = (
            "Key signing the Event Viewer's session cookie; empty makes a random one at each "
            "start (sign-ins then end with the process). Set it when several API processes "
            "serve the viewer."),
+    Option("viewer", "secure_cookie", False,
+           "Mark the viewer's session cookie Secure (sent over HTTPS only). Turn on whenever "
+           "the viewer is reached over HTTPS."),
     Option("bus", "url", "memory://",
            "Broker URL: memory:// is in-process (the embedded default, for `serve` alone); "
            "amqp://USER:PASS@HOST:5672// is RabbitMQ, for separate producers and collectors."),
@@ -160,12 +174,17 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8776
     public_endpoint: str = ""
+    auth_strategy: str = "noauth"
+    metrics: str = "public"
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
     admin_user: str = "admin"
     trust_roles_header: bool = False
     policy_file: str = ""
     project_id_regex: str = r"[0-9a-f\-]+"
     catalog_overrides_file: str = ""
     viewer_secret_key: str = ""
+    viewer_secure_cookie: bool = False
     bus_url: str = "memory://"
     bus_queue_type: str = "classic"
     bus_timeout: float = 2.0
@@ -191,6 +210,9 @@ class Settings:
     zaqar_claim_ttl: int = 60
     zaqar_poll_interval: float = 1.0
     zaqar_auth_token: str = ""
+    # Passed through as they are: keystonemiddleware's and oslo.policy's own options.
+    keystone_authtoken: tuple[tuple[str, str], ...] = ()
+    oslo_policy: tuple[tuple[str, str], ...] = ()
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed (command-line flags win over the file)."""
@@ -228,9 +250,8 @@ def _convert(option: Option, raw: str) -> Any:
             f"[{option.section}] {option.name}: {raw!r} is not a valid {option.kind.__name__}"
         ) from exc
     if option.name == "metrics_port" and not 0 <= value <= 65535:
-        raise ConfigError(f"[{option.section}] {option.name} must be 0 (off) to 65535")
-    may_be_zero_or_less = ("message_reap_interval", "metrics_port")
-    if option.kind in (int, float) and option.name not in may_be_zero_or_less and value <= 0:
+        raise ConfigError(f"[{option.section}] {option.name} must be 0 (off) or a port number")
+    if option.kind in (int, float) and option.name not in NON_NEGATIVE and value <= 0:
         raise ConfigError(f"[{option.section}] {option.name} must be positive")
     if option.name == "message_ttl":
         check_ttl(value)
@@ -243,7 +264,11 @@ def _convert(option: Option, raw: str) -> Any:
 
 
 CHOICES = {"sink": ("db", "bus", "both", "zaqar", "db+zaqar"),
-           "queue_type": ("classic", "quorum")}
+           "queue_type": ("classic", "quorum"),
+           "auth_strategy": ("noauth", "keystone"), "metrics": ("public", "admin", "off")}
+NON_NEGATIVE = ("message_reap_interval", "metrics_port")
+# Sections read by the libraries they belong to, with their own option sets.
+PASSTHROUGH = ("keystone_authtoken", "oslo_policy")
 
 
 def read_ini(path: str | Path, **parser_args: Any) -> configparser.ConfigParser:
@@ -301,7 +326,13 @@ def load(path: str | Path | None = None,
     is_foreign = foreign or (lambda section: any(sharer.owns(section) for sharer in sharers))
     known = {(o.section, o.name): o for o in OPTIONS}
     values: dict[str, Any] = {}
-    for section in ["DEFAULT", *[s for s in parser.sections() if not is_foreign(s)]]:
+    for section in PASSTHROUGH:
+        if parser.has_section(section):
+            values[section] = tuple(
+                (k, v.strip()) for k, v in parser.items(section, raw=True)
+                if k not in parser.defaults())
+    regular = [s for s in parser.sections() if not is_foreign(s) and s not in PASSTHROUGH]
+    for section in ["DEFAULT", *regular]:
         items = parser.defaults() if section == "DEFAULT" else {
             k: v for k, v in parser.items(section, raw=True) if k not in parser.defaults()
         }
@@ -310,7 +341,11 @@ def load(path: str | Path | None = None,
             if option is None:
                 raise ConfigError(f"{path}: unknown option [{section}] {name}")
             values[_attr(option)] = _convert(option, raw)
-    return Settings(**values)
+    settings = Settings(**values)
+    if settings.auth_strategy == "keystone" and not settings.keystone_authtoken:
+        raise ConfigError(f"{path}: [api] auth_strategy = keystone needs a "
+                          "[keystone_authtoken] section")
+    return settings
 
 
 def sample() -> str:

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from usermessages.api.app import create_app
+from usermessages.api.metrics import start_listener as start_metrics_listener
 from usermessages.collector import Collector
 from usermessages.config import Settings
 from usermessages.errors import UserMessagesError
@@ -80,6 +81,7 @@ def serve(
     for thread in threads:
         thread.start()
     reaper.start()
+    start_metrics_listener(settings)
     try:
         config = uvicorn.Config(app or create_app(settings, engine=engine),
                                 host=settings.host, port=settings.port, log_level="warning")

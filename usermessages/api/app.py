@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from usermessages.api import messages
+from usermessages.api.keystone import KeystoneMiddleware, TokenValidator
+from usermessages.api.metrics import keystone_protected, metrics_route
+from usermessages.api.security import SecurityHeaders
 from usermessages.api.faults import NOT_FOUND_TEXT, fault_body
 from usermessages.api.middleware import OpenStackMiddleware
 from usermessages.api.policy import Policy
@@ -58,10 +60,16 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.catalog = catalog
-    app.state.policy = Policy(settings.policy_file)
+    app.state.policy = Policy(settings.policy_file, settings.oslo_policy)
     app.add_exception_handler(HTTPError, _http_error)
     app.add_exception_handler(StarletteHTTPException, _routing_error)
+    if settings.auth_strategy == "keystone":
+        # Inside OpenStackMiddleware, so auth_token's 401/503 carry request ids too.
+        app.state.token_validator = TokenValidator(dict(settings.keystone_authtoken))
+        app.add_middleware(KeystoneMiddleware, validator=app.state.token_validator,
+                           protected=keystone_protected(settings))
     app.add_middleware(OpenStackMiddleware)
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/", status_code=300, include_in_schema=False)
     def root(request: Request) -> JSONResponse:
@@ -73,10 +81,8 @@ def create_app(
     def v3(request: Request) -> JSONResponse:
         return JSONResponse(version_document(messages.base_url(request, settings)))
 
-    @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
-        # Counters of this process (SDK, collector) only; never message data.
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    if settings.metrics != "off":
+        app.add_api_route("/metrics", metrics_route(settings), include_in_schema=False)
 
     app.include_router(messages.router)
     # Imported here: the viewer is a skin for a browser, the API does not need it.

@@ -1,4 +1,4 @@
-"""Who is calling: Cinder's noauth token, without Keystone.
+"""Who is calling: Cinder's noauth token, or (api/keystone.py) a Keystone token.
 
 ``X-Auth-Token: <user>:<project>`` (what ``cinder --os-auth-type noauth``
 sends) makes the caller a member and reader of that project; a token with no
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from usermessages.config import Settings
 from usermessages.errors import BadRequest, Unauthorized
 
 MAX_ID = 255
@@ -24,11 +25,28 @@ class Caller:
     user_id: str
     project_id: str
     roles: tuple[str, ...]
+    # Keystone only: "all" for a system-scoped token; a domain-scoped token's domain.
+    system_scope: str | None = None
+    domain_id: str | None = None
 
     @property
     def credentials(self) -> dict:
-        """What oslo.policy checks rules against."""
-        return {"user_id": self.user_id, "project_id": self.project_id, "roles": list(self.roles)}
+        """What oslo.policy checks rules against (oslo.context's names)."""
+        return {"user_id": self.user_id, "project_id": self.project_id or None,
+                "roles": list(self.roles), "system_scope": self.system_scope,
+                "domain_id": self.domain_id}
+
+
+def identify(headers: Mapping[str, str], state: object, settings: Settings) -> Caller:
+    """The caller of a request: Keystone's validated identity, or the noauth token."""
+    if settings.auth_strategy == "keystone":
+        caller = getattr(state, "caller", None)
+        if not isinstance(caller, Caller):
+            # Only reachable if a route escaped the Keystone middleware: fail closed.
+            raise Unauthorized("Authentication required.")
+        return caller
+    return authenticate(headers, admin_user=settings.admin_user,
+                        trust_roles_header=settings.trust_roles_header)
 
 
 def authenticate(

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
 from usermessages.api import policy
-from usermessages.api.auth import Caller, authenticate
+from usermessages.api.auth import Caller, identify
 from usermessages.api.faults import NOT_FOUND_TEXT
 from usermessages.api.microversion import MESSAGES, RESOURCE_FILTER_CONFIG, APIVersion
 from usermessages.api.params import USER_FILTERS, parse_list_query
@@ -49,11 +49,7 @@ def begin(request: Request, project_id: str | None, min_version: APIVersion = ME
     """Authenticate, check the URL's project, and gate on the microversion (Cinder's order)."""
     state = request.app.state
     settings: Settings = state.settings
-    caller = authenticate(
-        request.headers,
-        admin_user=settings.admin_user,
-        trust_roles_header=settings.trust_roles_header,
-    )
+    caller = identify(request.headers, request.state, settings)
     if project_id is not None:
         problem = project_id_problem(settings, project_id)
         if problem:
@@ -67,7 +63,8 @@ def begin(request: Request, project_id: str | None, min_version: APIVersion = ME
     if version < min_version:
         raise NotFound(NOT_FOUND_TEXT)
     view = MessageView(base_url(request, settings), project_id, state.catalog)
-    return Call(caller, state.policy.is_admin(caller), version, view)
+    all_projects = state.policy.sees_all_projects(caller, settings.auth_strategy)
+    return Call(caller, all_projects, version, view)
 
 
 def _engine(request: Request) -> Engine:

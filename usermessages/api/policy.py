@@ -1,10 +1,18 @@
-"""Authorization with oslo.policy, using Cinder's rule names and current defaults.
+"""Authorization with oslo.policy: Cinder 29's rule names, defaults and deprecations.
 
-A deployer's Cinder policy file for ``message:*`` works here unchanged.
+The defaults are copied from Cinder 29's ``cinder/policies/base.py`` and
+``messages.py``: the active rules are the "Xena" ones (the ``admin`` role in
+any scope, or a reader/member of the target project), each with its deprecated
+``rule:admin_or_owner`` that oslo.policy ORs in only when a deployer sets
+``[oslo_policy] enforce_new_defaults = false``. Cinder's newer "Yoga" personas
+(``system_reader_or_project_reader``...) are registered too, so a policy file
+that switches ``message:*`` to them works; a deployer's Cinder policy file for
+``message:*`` works unchanged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from oslo_config import cfg
@@ -17,24 +25,81 @@ GET_ALL = "message:get_all"
 GET = "message:get"
 DELETE = "message:delete"
 
-_READER = "(role:admin) or (role:reader and project_id:%(project_id)s)"
-_MEMBER = "(role:admin) or (role:member and project_id:%(project_id)s)"
+# cinder/policies/base.py, Cinder 29.
+_SYSTEM_ADMIN = "role:admin and system_scope:all"
+_LEGACY_SYSTEM_ADMIN = "role:admin"
+_SYSTEM_READER = "role:reader and system_scope:all"
+_PROJECT_ADMIN = "role:admin and project_id:%(project_id)s"
+_PROJECT_MEMBER = "role:member and project_id:%(project_id)s"
+_PROJECT_READER = "role:reader and project_id:%(project_id)s"
+RULE_ADMIN_OR_OWNER = "rule:admin_or_owner"
 
-DEFAULT_RULES = (
+BASE_RULES = (
+    # legacy_rule_defaults
+    policy.RuleDefault("admin_or_owner",
+                       "is_admin:True or (role:admin and is_admin_project:True) or "
+                       "project_id:%(project_id)s"),
+    policy.RuleDefault("system_or_domain_or_project_admin",
+                       "(role:admin and system_scope:all) or "
+                       "(role:admin and domain_id:%(domain_id)s) or "
+                       "(role:admin and project_id:%(project_id)s)"),
+    # xena_rule_defaults
     policy.RuleDefault("context_is_admin", "role:admin", "Decides who is an admin."),
-    policy.RuleDefault("admin_api", "rule:context_is_admin"),
-    policy.RuleDefault("xena_system_admin_or_project_reader", _READER),
-    policy.RuleDefault("xena_system_admin_or_project_member", _MEMBER),
-    policy.RuleDefault(GET_ALL, "rule:xena_system_admin_or_project_reader", "List messages."),
-    policy.RuleDefault(GET, "rule:xena_system_admin_or_project_reader", "Show a message."),
-    policy.RuleDefault(DELETE, "rule:xena_system_admin_or_project_member", "Delete a message."),
+    policy.RuleDefault("admin_api", "is_admin:True or (role:admin and is_admin_project:True)"),
+    policy.RuleDefault("xena_system_admin_or_project_reader",
+                       f"({_LEGACY_SYSTEM_ADMIN}) or ({_PROJECT_READER})"),
+    policy.RuleDefault("xena_system_admin_or_project_member",
+                       f"({_LEGACY_SYSTEM_ADMIN}) or ({_PROJECT_MEMBER})"),
+    # yoga_rule_defaults: not used by Cinder 29's defaults, there for policy files.
+    policy.RuleDefault("system_reader_or_project_reader",
+                       f"({_SYSTEM_READER}) or ({_PROJECT_READER})"),
+    policy.RuleDefault("system_admin_or_project_member",
+                       f"({_SYSTEM_ADMIN}) or ({_PROJECT_MEMBER})"),
+    policy.RuleDefault("system_admin_or_project_admin",
+                       f"({_SYSTEM_ADMIN}) or ({_PROJECT_ADMIN})"),
+    policy.RuleDefault("system_admin_only", f"({_SYSTEM_ADMIN})"),
 )
+
+
+def _deprecated(name: str) -> policy.DeprecatedRule:
+    return policy.DeprecatedRule(name, RULE_ADMIN_OR_OWNER, deprecated_reason=(
+        "Default policies now support the three Keystone default roles."),
+        deprecated_since="X")
+
+
+MESSAGE_RULES = (
+    policy.DocumentedRuleDefault(GET_ALL, "rule:xena_system_admin_or_project_reader",
+                                 "List messages.", [{"method": "GET", "path": "/messages"}],
+                                 deprecated_rule=_deprecated(GET_ALL)),
+    policy.DocumentedRuleDefault(GET, "rule:xena_system_admin_or_project_reader",
+                                 "Show message.",
+                                 [{"method": "GET", "path": "/messages/{message_id}"}],
+                                 deprecated_rule=_deprecated(GET)),
+    policy.DocumentedRuleDefault(DELETE, "rule:xena_system_admin_or_project_member",
+                                 "Delete message.",
+                                 [{"method": "DELETE", "path": "/messages/{message_id}"}],
+                                 deprecated_rule=_deprecated(DELETE)),
+)
+DEFAULT_RULES = BASE_RULES + MESSAGE_RULES
+# oslo.policy 6 dropped enforce_scope (scope_types are always enforced, and
+# Cinder's message rules have none); accepted so a Cinder [oslo_policy] carries over.
+IGNORED_OPTIONS = ("enforce_scope",)
+
+
+def _target(project_id: str | None, caller: Caller) -> dict:
+    # No project means no project key: oslo.policy would otherwise compare the
+    # string "None" with a system-scoped caller's project (None) and match.
+    target: dict = {"user_id": caller.user_id}
+    if project_id:
+        target["project_id"] = project_id
+    return target
 
 
 class Policy:
     """Checks a caller against the rules; a denial raises Forbidden with Cinder's text."""
 
-    def __init__(self, policy_file: str = "") -> None:
+    def __init__(self, policy_file: str = "",
+                 options: Iterable[tuple[str, str]] = ()) -> None:
         if policy_file and not Path(policy_file).is_file():
             raise ConfigError(f"policy file {policy_file} does not exist")
         conf = cfg.ConfigOpts()
@@ -42,6 +107,14 @@ class Policy:
         self._enforcer = policy.Enforcer(
             conf, policy_file=policy_file or "/nonexistent/usermessages-policy.yaml"
         )
+        for name, value in options:
+            if name in IGNORED_OPTIONS:
+                continue
+            try:
+                conf.set_override(name, value, group="oslo_policy")
+            except (cfg.NoSuchOptError, ValueError) as exc:
+                raise ConfigError(f"[oslo_policy] {name}: {exc}") from exc
+        self._enforcer.suppress_deprecation_warnings = True
         self._enforcer.register_defaults(DEFAULT_RULES)
         try:
             self._enforcer.load_rules()
@@ -51,7 +124,16 @@ class Policy:
     def is_admin(self, caller: Caller) -> bool:
         return bool(self._enforcer.enforce("context_is_admin", {}, caller.credentials))
 
+    def sees_all_projects(self, caller: Caller, auth_strategy: str) -> bool:
+        """Who reads across projects (the rules still decide whether they read at all).
+
+        With Keystone, only a system-scoped token: a project token, even an
+        admin's, stays in its project. With noauth, Cinder's admin.
+        """
+        if auth_strategy == "keystone":
+            return caller.system_scope == "all"
+        return self.is_admin(caller)
+
     def authorize(self, rule: str, caller: Caller, target_project: str | None) -> None:
-        target = {"project_id": target_project, "user_id": caller.user_id}
-        if not self._enforcer.enforce(rule, target, caller.credentials):
+        if not self._enforcer.enforce(rule, _target(target_project, caller), caller.credentials):
             raise Forbidden(f"Policy doesn't allow {rule} to be performed.")

@@ -11,16 +11,29 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from usermessages.errors import HTTPError
 from usermessages.viewer import routes
+from usermessages.viewer.origin import SameOriginPosts
+from usermessages.viewer.sessions import ServerSessionMiddleware, SessionStore
+
+SESSION_SECONDS = 8 * 3600
 
 
 def create_viewer(state: State, secret_key: str) -> FastAPI:
     """A sub-application sharing the API's state (store, catalog, policy, settings)."""
     viewer = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     viewer.state = state
-    # Without a configured key, sessions last as long as the process.
-    viewer.add_middleware(SessionMiddleware, secret_key=secret_key or secrets.token_hex(32),
-                          session_cookie="usermessages_viewer", same_site="strict",
-                          https_only=False, max_age=8 * 3600)
+    settings = state.settings
+    if settings.auth_strategy == "keystone":
+        # A Keystone token never leaves the server: the cookie is a random id.
+        viewer.add_middleware(ServerSessionMiddleware, store=SessionStore(SESSION_SECONDS),
+                              cookie="usermessages_viewer",
+                              secure=settings.viewer_secure_cookie)
+    else:
+        # noauth holds nothing secret; without a configured key, sessions end with the process.
+        viewer.add_middleware(SessionMiddleware, secret_key=secret_key or secrets.token_hex(32),
+                              session_cookie="usermessages_viewer", same_site="strict",
+                              https_only=settings.viewer_secure_cookie,
+                              max_age=SESSION_SECONDS)
+    viewer.add_middleware(SameOriginPosts)
     viewer.add_exception_handler(routes.SignedOut, routes.signed_out)
     viewer.add_exception_handler(HTTPError, routes.http_error)
     viewer.mount("/static", StaticFiles(directory=routes.HERE / "static"), name="static")

@@ -23,11 +23,19 @@ from starlette.concurrency import run_in_threadpool
 
 from usermessages.api import policy
 from usermessages.api.auth import Caller, authenticate
+from usermessages.api.keystone import Refusal
 from usermessages.api.microversion import MAX_VERSION
 from usermessages.api.params import parse_list_query
 from usermessages.api.views import user_message
 from usermessages.config import project_id_problem
-from usermessages.errors import BadRequest, HTTPError, MessageNotFound, Unauthorized
+from usermessages.errors import (
+    BadRequest,
+    HTTPError,
+    MessageNotFound,
+    NotFound,
+    Unauthorized,
+)
+from usermessages.viewer import signin
 from usermessages.store import messages as store
 
 HERE = Path(__file__).parent
@@ -54,26 +62,50 @@ class SignedOut(Exception):
 
 
 def _caller(request: Request) -> Caller:
+    cached = getattr(request.state, "viewer_caller", None)
+    if cached is not None:
+        return cached
     token = request.session.get("token")
     if not token:
         raise SignedOut()
     settings = request.app.state.settings
-    try:
-        return authenticate({"x-auth-token": token}, admin_user=settings.admin_user,
-                            trust_roles_header=False)
-    except Unauthorized as exc:
-        raise SignedOut() from exc
+    if settings.auth_strategy == "keystone":
+        caller = _keystone_caller(request, token)
+    else:
+        try:
+            caller = authenticate({"x-auth-token": token}, admin_user=settings.admin_user,
+                                  trust_roles_header=False)
+        except Unauthorized as exc:
+            raise SignedOut() from exc
+    request.state.viewer_caller = caller
+    return caller
+
+
+def _keystone_caller(request: Request, token: str) -> Caller:
+    """Every page re-validates the session's token: a revoked or expired one signs out."""
+    result = request.app.state.token_validator.validate([(b"x-auth-token", token.encode())])
+    if isinstance(result, Refusal):
+        if result.status == 401:
+            request.session.clear()
+            raise SignedOut()
+        raise signin.KeystoneUnavailable("Keystone cannot be reached; try again later.")
+    return result
 
 
 def _render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     caller = None
     try:
         caller = _caller(request)
-    except SignedOut:
+    except (SignedOut, HTTPError):
         pass
+    settings = request.app.state.settings
     context.setdefault("caller", caller)
-    context.setdefault("is_admin", bool(caller) and request.app.state.policy.is_admin(caller))
+    context.setdefault("is_admin", bool(caller) and request.app.state.policy.sees_all_projects(
+        caller, settings.auth_strategy))
     context.setdefault("csrf", request.session.get("csrf", ""))
+    context.setdefault("auth_mode", settings.auth_strategy)
+    context.setdefault("names", request.session.get("names", {}))
+    context.setdefault("projects", request.session.get("projects", []))
     return templates.TemplateResponse(request, template, context, status_code=status)
 
 
@@ -144,7 +176,8 @@ def _lookup(request: Request, caller: Caller, is_admin: bool, message_id: str) -
 
 def _guard(request: Request) -> tuple[Caller, bool]:
     caller = _caller(request)
-    return caller, request.app.state.policy.is_admin(caller)
+    settings = request.app.state.settings
+    return caller, request.app.state.policy.sees_all_projects(caller, settings.auth_strategy)
 
 
 @router.get("/")
@@ -152,36 +185,100 @@ def home(request: Request) -> Response:
     return RedirectResponse("/viewer/messages", status_code=303)
 
 
+def _form_token(request: Request) -> str:
+    # Issued before sign-in too: the login form is CSRF-protected like every other.
+    if not request.session.get("csrf"):
+        request.session["csrf"] = secrets.token_urlsafe(24)
+    return request.session["csrf"]
+
+
+def _check_form_token(request: Request, csrf: str) -> None:
+    if not csrf or not secrets.compare_digest(csrf, request.session.get("csrf", "")):
+        raise BadRequest("The form expired; reload the page and try again.")
+
+
 @router.get("/login")
 def login_form(request: Request) -> HTMLResponse:
-    return _render(request, "login.html", auth_mode="noauth")
+    return _render(request, "login.html", csrf=_form_token(request))
 
 
 @router.post("/login")
-def login(request: Request, user: str = Form(""), project: str = Form("")) -> Response:
-    user, project = user.strip(), project.strip()
-    problems = [f"{name} is required" for name, value in (("User", user), ("Project", project))
-                if not value]
-    for name, value in (("User", user), ("Project", project)):
+def login(request: Request, user: str = Form(""), project: str = Form(""),
+          password: str = Form(""), domain: str = Form("Default"),
+          csrf: str = Form("")) -> Response:
+    _check_form_token(request, csrf)
+    user, project, domain = user.strip(), project.strip(), domain.strip() or "Default"
+    keystone = request.app.state.settings.auth_strategy == "keystone"
+    fields = [("User", user), ("Project", project)] + ([("Domain", domain)] if keystone else [])
+    problems = [f"{name} is required" for name, value in fields if not value]
+    for name, value in fields:
         if len(value) > 64 or not value.isprintable() or ":" in value:
             problems.append(f"{name} must be up to 64 printable characters, without ':'")
-    # Refuse what the API would refuse, with the same reason.
-    problem = project and project_id_problem(request.app.state.settings, project)
+    # Refuse what the API would refuse, with the same reason (noauth: the project is
+    # an id in the URL; Keystone resolves names itself).
+    problem = not keystone and project and project_id_problem(request.app.state.settings, project)
     if problem and not problems:
         problems.append(f"Project: {problem}")
+    if keystone and not password:
+        problems.append("Password is required")
+    if len(password) > 4096:
+        problems.append("Password is too long")
     if problems:
-        return _render(request, "login.html", status=400, auth_mode="noauth",
-                       problems=problems, user=user[:64], project=project[:64])
+        return _render(request, "login.html", status=400, problems=problems,
+                       user=user[:64], project=project[:64], domain=domain[:64])
     request.session.clear()
-    request.session["token"] = f"{user}:{project}"
+    if keystone:
+        try:
+            signed = signin.sign_in(request.app.state.settings, user, password, domain, project)
+        except HTTPError as exc:
+            request.session["csrf"] = secrets.token_urlsafe(24)
+            return _render(request, "login.html", status=exc.status, problems=[exc.message],
+                           user=user[:64], project=project[:64], domain=domain[:64],
+                           csrf=request.session["csrf"])
+        _keep(request, signed)
+        request.session["root_token"] = signed.token
+    else:
+        request.session["token"] = f"{user}:{project}"
     request.session["csrf"] = secrets.token_urlsafe(24)
+    return RedirectResponse("/viewer/messages", status_code=303)
+
+
+def _keep(request: Request, signed: signin.SignIn) -> None:
+    """The session of a Keystone sign-in: its token, names to show, projects to switch to."""
+    request.session["token"] = signed.token
+    request.session["names"] = {"user": signed.user_name, "project": signed.project_name}
+    request.session["projects"] = signin.projects(request.app.state.settings, signed.token)
+
+
+@router.post("/project")
+def switch_project(request: Request, project_id: str = Form(""), csrf: str = Form("")) -> Response:
+    """Keystone: a token for another of the user's projects, rescoped from the current one.
+
+    The old token is not revoked here: Keystone revokes every token rescoped from
+    a revoked one, so that would end the new token too. Sign-out revokes the
+    token signed in with, and with it every token of the session.
+    """
+    _caller(request)
+    _check_form_token(request, csrf)
+    settings = request.app.state.settings
+    if settings.auth_strategy != "keystone":
+        raise NotFound("The resource could not be found.")
+    if project_id not in {pid for pid, _ in request.session.get("projects", [])}:
+        raise BadRequest("Choose one of your projects.")
+    signed = signin.switch_project(settings, request.session["token"], project_id)
+    _keep(request, signed)
     return RedirectResponse("/viewer/messages", status_code=303)
 
 
 @router.post("/logout")
 def logout(request: Request, csrf: str = Form("")) -> Response:
-    if secrets.compare_digest(csrf, request.session.get("csrf", "")):
+    if csrf and secrets.compare_digest(csrf, request.session.get("csrf", "")):
+        tokens = {request.session.get("root_token"), request.session.get("token")} - {None}
+        settings = request.app.state.settings
         request.session.clear()
+        if settings.auth_strategy == "keystone":
+            for token in tokens:
+                signin.revoke(settings, token)
     return RedirectResponse("/viewer/login", status_code=303)
 
 
