@@ -44,7 +44,8 @@ def create_app(
     catalog: Catalog | None = None,
 ) -> FastAPI:
     """Build the app. Loading the catalog and policy here makes a bad file a start-up error."""
-    engine = engine or store_engine.connect(settings.database_connection)
+    engine = engine or store_engine.connect(settings.database_connection,
+                                            timeout=settings.database_timeout)
     catalog = catalog or Catalog.from_file(settings.catalog_overrides_file or None)
     app = FastAPI(
         title="usermessages",
@@ -61,7 +62,7 @@ def create_app(
     app.state.policy = Policy(settings.policy_file)
     app.add_exception_handler(HTTPError, _http_error)
     app.add_exception_handler(StarletteHTTPException, _routing_error)
-    app.add_middleware(OpenStackMiddleware)
+    app.add_middleware(OpenStackMiddleware, store_timeout=settings.database_timeout)
 
     @app.get("/", status_code=300, include_in_schema=False)
     def root(request: Request) -> JSONResponse:

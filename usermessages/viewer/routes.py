@@ -29,8 +29,11 @@ from usermessages.api.auth import Caller, authenticate
 from usermessages.api.microversion import MAX_VERSION
 from usermessages.api.params import parse_list_query
 from usermessages.api.views import user_message
+from usermessages.api.faults import UNAVAILABLE_TEXT
 from usermessages.errors import BadRequest, HTTPError, MessageNotFound, Unauthorized
+from usermessages.store import deadline
 from usermessages.store import messages as store
+from usermessages.store.engine import UNAVAILABLE, is_unavailable
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -157,6 +160,7 @@ def _poll(request: Request, caller: Caller, is_admin: bool, params: dict[str, st
     no row matched the filters, and the next poll never rescans those rows.
     """
     query = dataclasses.replace(_parse(params, is_admin, STREAM_BATCH), after_seq=cursor)
+    deadline.begin(deadline.budget.get())  # each poll is new store work, as a request is
     with request.app.state.engine.connect() as conn:
         newest = store.last_seq(conn)
         rows = _run(conn, caller, is_admin, query)
@@ -329,8 +333,15 @@ async def stream(request: Request) -> StreamingResponse:
         while asyncio.get_running_loop().time() - started < STREAM_MAX_SECONDS:
             if await request.is_disconnected():
                 return
-            rows, cursor = await run_in_threadpool(_poll, request, caller, is_admin, params,
-                                                   cursor)
+            try:
+                rows, cursor = await run_in_threadpool(_poll, request, caller, is_admin,
+                                                       params, cursor)
+            except UNAVAILABLE:
+                # Keep the stream (a browser does not reopen one that answered 503):
+                # say so, and poll again; the cursor has not moved, nothing is lost.
+                yield "event: unavailable\ndata: The database is not answering.\n\n"
+                await asyncio.sleep(STREAM_POLL_SECONDS)
+                continue
             for row in rows:
                 html = templates.get_template("_row.html").render(
                     row=_row(request, row, is_admin), is_admin=is_admin)
@@ -348,6 +359,16 @@ async def signed_out(request: Request, exc: Exception) -> Response:
     if request.url.path.endswith("/stream"):
         return Response(status_code=401)
     return RedirectResponse("/viewer/login", status_code=303)
+
+
+async def store_unavailable(request: Request, exc: Exception) -> Response:
+    """The database did not answer in time: a page saying so (the stream: a bare 503)."""
+    if not is_unavailable(exc):
+        raise exc  # a bug, not an outage: the 500 path, logged with its cause
+    if request.url.path.endswith("/stream"):
+        return Response(status_code=503)
+    return _render(request, "error.html", status=503, status_code=503,
+                   message=UNAVAILABLE_TEXT + " (The message store is not answering.)")
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
