@@ -19,6 +19,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 LOG = logging.getLogger(__name__)
@@ -82,23 +83,22 @@ class Breaker:
                 self._open = True
 
 
-BREAKER = Breaker()
-
 
 class Watchdog:
     """One thread for the process, waking at the earliest armed deadline."""
 
     def __init__(self) -> None:
-        self._armed: dict[Any, tuple[float, int]] = {}  # connection record -> (deadline, fd)
+        # connection record -> (deadline, fd, what to call when it expires)
+        self._armed: dict[Any, tuple[float, int, Callable[[], None]]] = {}
         self._heap: list[tuple[float, int, Any]] = []
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def arm(self, record: Any, fd: int, seconds: float) -> None:
+    def arm(self, record: Any, fd: int, seconds: float, on_expiry: Callable[[], None]) -> None:
         deadline = time.monotonic() + seconds
         with self._wake:
             record.info[EXPIRED] = False
-            self._armed[record] = (deadline, fd)
+            self._armed[record] = (deadline, fd, on_expiry)
             heapq.heappush(self._heap, (deadline, id(record), record))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="store-deadline",
@@ -129,7 +129,7 @@ class Watchdog:
                 del self._armed[record]
                 record.info[EXPIRED] = True
                 _shut_down(armed[1])
-                BREAKER.trip()
+                armed[2]()
 
 
 def _shut_down(fd: int) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from usermessages.errors import ConfigError, StoreError, StoreUnavailable
-from usermessages.store.deadline import BREAKER, EXPIRED, WATCHDOG, budget, started
+from usermessages.store.deadline import EXPIRED, WATCHDOG, Breaker, budget, started
 
 # The errors that may mean "the database is not answering" (is_unavailable decides).
 UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout,
@@ -107,22 +107,24 @@ def _bounded_checkouts(engine: Engine) -> None:
     and the others fail fast.
     """
 
+    breaker = Breaker()
+
     @event.listens_for(engine, "do_connect")
     def _connect_within_budget(dialect, _record, cargs, cparams) -> Any:  # type: ignore[no-untyped-def]
         seconds = budget.get()
         if seconds is None:
             return None  # the default connect
         fresh = time.monotonic() - started.get() < seconds / 4
-        if not BREAKER.begin_connect(fresh):
+        if not breaker.begin_connect(fresh):
             raise StoreUnavailable("the database is not answering (another request is probing)")
         # libpq's smallest connect timeout is 2 s.
         cparams["connect_timeout"] = min(cparams["connect_timeout"], max(2, math.ceil(seconds)))
         try:
             connection = dialect.connect(*cargs, **cparams)
         except BaseException:
-            BREAKER.end_connect(ok=False)
+            breaker.end_connect(ok=False)
             raise
-        BREAKER.end_connect(ok=True)
+        breaker.end_connect(ok=True)
         return connection
 
     @event.listens_for(engine, "checkout")
@@ -130,10 +132,10 @@ def _bounded_checkouts(engine: Engine) -> None:
         seconds = budget.get()
         setting = "DEFAULT" if seconds is None else f"{max(1, int(seconds * 1000))}"
         if seconds is not None:
-            WATCHDOG.arm(record, dbapi_connection.pgconn.socket, seconds)
+            WATCHDOG.arm(record, dbapi_connection.pgconn.socket, seconds, breaker.trip)
         try:
             autocommit = dbapi_connection.autocommit
-            dbapi_connection.autocommit = True  # the SET outlives no transaction
+            dbapi_connection.autocommit = True  # a session setting, in no transaction
             try:
                 dbapi_connection.execute(f"SET statement_timeout TO {setting}")
             finally:
