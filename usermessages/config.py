@@ -44,7 +44,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("database", "timeout", 2.0,
            "PostgreSQL: seconds an API or viewer request may wait for a pooled connection, "
            "and then use it (a client-side deadline that holds even when the server is "
-           "frozen, and the server's statement_timeout). Past it the request answers 503 "
+           "frozen; the server's statement_timeout is 3/4 of it). Past it the request answers 503 "
            "serviceUnavailable: within 2 x timeout whatever the concurrency (timeout + 2 s "
            "if timeout is under 2 s: libpq's shortest connect), in milliseconds once the "
            "database is known down. The collector and reaper are not bounded by it."),

@@ -6,6 +6,7 @@ PostgreSQL (its own cluster: this test freezes and stops it)."""
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import statistics
 import time
@@ -18,6 +19,7 @@ import pytest
 
 from tests import servers
 from tests.api.conftest import row
+from tests.viewer.test_stream import Stream
 from usermessages.config import Settings
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
@@ -33,7 +35,7 @@ HEADERS = {"X-Auth-Token": f"alice:{PROJECT}", "OpenStack-API-Version": "volume 
 
 
 @pytest.fixture
-def site() -> Iterator[tuple[servers.PostgreSQL, str]]:
+def site() -> Iterator[tuple[servers.PostgreSQL, str, str]]:
     with servers.postgresql_cluster() as cluster:
         url = servers.create_database(cluster.url, "frozen")
         engine = store_engine.connect(url)
@@ -42,7 +44,7 @@ def site() -> Iterator[tuple[servers.PostgreSQL, str]]:
             store.insert_messages(conn, [row(PROJECT)])
         engine.dispose()
         with servers.api_server(url) as base:
-            yield cluster, base
+            yield cluster, base, url
 
 
 def _server_pids(cluster: servers.PostgreSQL) -> list[int]:
@@ -105,8 +107,9 @@ def _assert_viewer_unavailable(client: httpx.Client) -> None:
     assert "Temporarily unavailable" in page.text and "Traceback" not in page.text
 
 
-def _assert_recovers(base: str) -> None:
-    """Without any help, the API answers again once the database is back."""
+def _assert_recovers(base: str, url: str, stream: Stream) -> None:
+    """Without any help, the API answers again once the database is back, and the live
+    stream, open through the outage, shows a row stored after it."""
     deadline = time.monotonic() + 30
     while httpx.get(f"{base}/v3/{PROJECT}/messages", headers=HEADERS, timeout=60).status_code != 200:
         assert time.monotonic() < deadline, "the API did not recover"
@@ -114,11 +117,31 @@ def _assert_recovers(base: str) -> None:
     results = _burst(base)
     assert [status for status, _, _ in results] == [200] * CONCURRENCY
     assert all(len(answer.json()["messages"]) == 1 for _, _, answer in results)
+    engine = store_engine.connect(url)
+    with engine.begin() as conn:
+        store.insert_messages(conn, [row(PROJECT, message_id="after-the-outage")])
+    engine.dispose()
+    while stream.next_event()[1] != "after-the-outage":
+        pass
+
+
+def _open_stream(viewer: httpx.Client) -> Stream:
+    stream = Stream(viewer, "/viewer/stream")
+    assert stream.status.get(timeout=10) == 200
+    return stream
+
+
+def _assert_stream_says_unavailable(stream: Stream) -> None:
+    try:
+        assert stream.notices.get(timeout=BOUND + 2) == "unavailable"
+    except queue.Empty:
+        raise AssertionError("the open stream never said the store is unavailable") from None
 
 
 def test_a_frozen_database_answers_503_within_the_bound_then_recovers(site):
-    cluster, base = site
+    cluster, base, url = site
     viewer = _viewer(base)
+    stream = _open_stream(viewer)
     assert _burst(base, 5)[0][0] == 200  # the pool holds live connections before the freeze
     pids = _server_pids(cluster)
     _signal(pids, signal.SIGSTOP)
@@ -126,21 +149,24 @@ def test_a_frozen_database_answers_503_within_the_bound_then_recovers(site):
         _assert_all_unavailable(_burst(base), "frozen (SIGSTOP)")
         _assert_all_unavailable(_burst(base), "frozen (SIGSTOP), second burst")
         _assert_viewer_unavailable(viewer)
+        _assert_stream_says_unavailable(stream)
     finally:
         _signal(pids, signal.SIGCONT)
-    _assert_recovers(base)
+    _assert_recovers(base, url, stream)
     assert viewer.get("/viewer/messages").status_code == 200
 
 
 def test_a_stopped_database_answers_503_within_the_bound_then_recovers(site):
-    cluster, base = site
+    cluster, base, url = site
     viewer = _viewer(base)
+    stream = _open_stream(viewer)
     assert _burst(base, 5)[0][0] == 200
     cluster.stop()
     try:
         _assert_all_unavailable(_burst(base), "stopped")
         _assert_viewer_unavailable(viewer)
+        _assert_stream_says_unavailable(stream)
     finally:
         cluster.start()
-    _assert_recovers(base)
+    _assert_recovers(base, url, stream)
     assert viewer.get("/viewer/messages").status_code == 200

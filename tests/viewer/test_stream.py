@@ -64,6 +64,7 @@ class Stream:
     def __init__(self, client: httpx.Client, url: str, headers: dict | None = None) -> None:
         self.events: queue.Queue[tuple[str, str]] = queue.Queue()
         self.status: queue.Queue[int] = queue.Queue()
+        self.notices: queue.Queue[str] = queue.Queue()  # events other than rows
         self._client, self._url, self._headers = client, url, headers or {}
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -77,15 +78,20 @@ class Stream:
     def _read_events(self) -> None:
         with self._client.stream("GET", self._url, headers=self._headers, timeout=httpx.Timeout(10, read=30)) as answer:
             self.status.put(answer.status_code)
-            event_id, data = "", []
+            event_id, name, data = "", "message", []
             for line in answer.iter_lines():
                 if line.startswith("id: "):
                     event_id = line[4:]
+                elif line.startswith("event: "):
+                    name = line[7:]
                 elif line.startswith("data: "):
                     data.append(line[6:])
                 elif line == "" and data:
-                    self.events.put((event_id, "\n".join(data)))
-                    data = []
+                    if name == "message":
+                        self.events.put((event_id, "\n".join(data)))
+                    else:
+                        self.notices.put(name)
+                    name, data = "message", []
 
     def next_event(self, timeout: float = 30) -> tuple[str, str]:
         """The next (SSE id, message id) on the stream; fails at the deadline."""
