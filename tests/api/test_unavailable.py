@@ -95,7 +95,8 @@ def _assert_all_unavailable(results, what: str) -> None:  # type: ignore[no-unty
 
 def _viewer(base: str) -> httpx.Client:
     client = httpx.Client(base_url=base, timeout=60)
-    assert client.post("/viewer/login", data={"user": "alice", "project": PROJECT}).status_code == 303
+    signed_in = client.post("/viewer/login", data={"user": "alice", "project": PROJECT})
+    assert signed_in.status_code == 303
     return client
 
 
@@ -111,7 +112,8 @@ def _assert_recovers(base: str, url: str, stream: Stream) -> None:
     """Without any help, the API answers again once the database is back, and the live
     stream, open through the outage, shows a row stored after it."""
     deadline = time.monotonic() + 30
-    while httpx.get(f"{base}/v3/{PROJECT}/messages", headers=HEADERS, timeout=60).status_code != 200:
+    url_list = f"{base}/v3/{PROJECT}/messages"
+    while httpx.get(url_list, headers=HEADERS, timeout=60).status_code != 200:
         assert time.monotonic() < deadline, "the API did not recover"
         time.sleep(0.2)
     results = _burst(base)

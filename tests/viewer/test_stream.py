@@ -76,7 +76,9 @@ class Stream:
             pass  # the server went away at the end of the test
 
     def _read_events(self) -> None:
-        with self._client.stream("GET", self._url, headers=self._headers, timeout=httpx.Timeout(10, read=30)) as answer:
+        timeout = httpx.Timeout(10, read=30)
+        with self._client.stream("GET", self._url, headers=self._headers,
+                                 timeout=timeout) as answer:
             self.status.put(answer.status_code)
             event_id, name, data = "", "message", []
             for line in answer.iter_lines():

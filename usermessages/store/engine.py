@@ -110,7 +110,7 @@ def _bounded_checkouts(engine: Engine) -> None:
     breaker = Breaker()
 
     @event.listens_for(engine, "do_connect")
-    def _connect_within_budget(dialect, _record, cargs, cparams) -> Any:  # type: ignore[no-untyped-def]
+    def _connect_within_budget(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
         seconds = budget.get()
         if seconds is None:
             return None  # the default connect
