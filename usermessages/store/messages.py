@@ -131,15 +131,15 @@ def _list(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery,
         conditions.append(messages.c.created_at >= query.created_since)
     if query.created_before is not None:
         conditions.append(messages.c.created_at < query.created_before)
-    # A key every row shares (the scope's project, an exact filter) orders
-    # nothing; left in, it would keep the planner from the index the other
-    # keys match (project_id is sorted as coalesce(), which it cannot see is fixed).
     if query.after_seq is not None:
         statement = (select(messages).where(*conditions, messages.c.seq > query.after_seq)
                      .order_by(messages.c.seq))
         if query.limit is not None:
             statement = statement.limit(query.limit)
         return [dict(row) for row in conn.execute(statement).mappings()]
+    # A key every row shares (the scope's project, an exact filter) orders
+    # nothing; left in, it would keep the planner from the index the other
+    # keys match (project_id is sorted as coalesce(), which it cannot see is fixed).
     fixed = scoped_keys | query.filters.keys()
     sort = [(key, direction) for key, direction in full_sort(query.sort) if key not in fixed]
     if query.marker is not None:
