@@ -57,6 +57,13 @@ OPTIONS: tuple[Option, ...] = (
            "Largest page a list returns; also the default page size."),
     Option("database", "connection", "sqlite:///usermessages.sqlite",
            "SQLAlchemy URL of the store: sqlite:///PATH or postgresql://USER@HOST:PORT/DB."),
+    Option("database", "timeout", 2.0,
+           "PostgreSQL: seconds an API or viewer request may wait for a pooled connection, "
+           "and then use it (a client-side deadline that holds even when the server is "
+           "frozen; the server's statement_timeout is 3/4 of it). Past it the request answers 503 "
+           "serviceUnavailable: within 2 x timeout whatever the concurrency (timeout + 2 s "
+           "if timeout is under 2 s: libpq's shortest connect), in milliseconds once the "
+           "database is known down. The collector and reaper are not bounded by it."),
     Option("api", "host", "127.0.0.1", "Address `usermessages serve` listens on."),
     Option("api", "port", 8776, "Port `usermessages serve` listens on (Cinder's is 8776)."),
     Option("api", "public_endpoint", "",
@@ -171,6 +178,7 @@ class Settings:
     message_reap_batch_size: int = 1000
     osapi_max_limit: int = 1000
     database_connection: str = "sqlite:///usermessages.sqlite"
+    database_timeout: float = 2.0
     host: str = "127.0.0.1"
     port: int = 8776
     public_endpoint: str = ""

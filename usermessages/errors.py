@@ -22,6 +22,10 @@ class StoreError(UserMessagesError):
     """Raised when the store cannot be reached or is not at the expected schema."""
 
 
+class StoreUnavailable(StoreError):
+    """Raised when the database does not answer within the request's deadline."""
+
+
 class HTTPError(UserMessagesError):
     """An error with an HTTP status, rendered by the API as a Cinder fault body."""
 

@@ -68,7 +68,7 @@ def _seed_postgresql(engine: Engine) -> None:
         conn.execute(text(
             "INSERT INTO messages (id, kind, project_id, request_id, resource_type, "
             "resource_uuid, event_id, message_level, action_id, detail_id, host, created_at, "
-            "expires_at, deleted) "
+            "expires_at, deleted, seq) "
             "SELECT md5(i::text)::uuid::text, 'API', 'p' || (i % 100), 'req-' || (i % 10000), "
             "(ARRAY['VOLUME', 'VOLUME_SNAPSHOT'])[1 + (i / 100) % 2], 'vol-' || (i % 2000), "
             "'VOLUME_VOLUME_00' || (1 + (i / 100) % 7) || '_003', "
@@ -76,13 +76,14 @@ def _seed_postgresql(engine: Engine) -> None:
             "CASE WHEN i % 11 = 0 THEN NULL ELSE '00' || (1 + i % 9) END, "
             "CASE WHEN i % 13 = 0 THEN NULL ELSE '0' || (10 + i % 20) END, 'node-1', "
             ":base + (i / 1000) * interval '1 second', :base + (i / 3000) * interval '1 day', "
-            "i % 17 = 0 FROM generate_series(1, 20000) i"), {"base": base})
+            "i % 17 = 0, i FROM generate_series(1, 20000) i"), {"base": base})
         conn.execute(text(
             "INSERT INTO messages (id, kind, project_id, event_id, message_level, action_id, "
-            "detail_id, created_at, expires_at) SELECT md5('s' || i)::uuid::text, 'SERVICE', "
+            "detail_id, created_at, expires_at, seq) SELECT md5('s' || i)::uuid::text, 'SERVICE', "
             "NULL, 'SERVICE_SERVICE_101_101', 'WARNING', '101', '101', "
-            ":base + i * interval '1 second', :base + interval '30 days' "
+            ":base + i * interval '1 second', :base + interval '30 days', 20000 + i "
             "FROM generate_series(1, 500) i"), {"base": base})
+        conn.execute(text("UPDATE message_seq SET value = 20500"))
         conn.execute(text("ANALYZE messages"))
 
 
@@ -186,6 +187,18 @@ def test_each_user_filter_is_read_from_its_index(planned, key):
             ordered = _plan(conn, query, sorts=False)
             assert not _sorts(ordered), (page, _show(ordered))
             assert [n["Index Name"] for n in _index_nodes(ordered)] == [expected_index(key)]
+
+
+def test_the_live_stream_reads_the_seq_index_from_its_cursor(planned):
+    """Rows stored after a cursor near the end: an index range on seq, no scan, no sort."""
+    with planned.connect() as conn:
+        cursor = store.last_seq(conn) - 10
+        plan = _plan(conn, store.ListQuery(after_seq=cursor, limit=100,
+                                           filters={"project_id": "p0"}))
+    assert "Seq Scan" not in {n["Node Type"] for n in _nodes(plan)}, _show(plan)
+    assert not _sorts(plan), _show(plan)
+    assert [n["Index Name"] for n in _index_nodes(plan)] == ["ix_messages_seq"], _show(plan)
+    assert plan["Actual Rows"] <= 10
 
 
 def test_the_reaper_walks_the_expiry_index(planned):

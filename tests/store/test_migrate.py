@@ -10,8 +10,10 @@ from alembic.script import ScriptDirectory
 from click.testing import CliRunner
 from sqlalchemy import Engine, inspect, text
 
+from tests.api.conftest import row
 from usermessages.cli.main import main
 from usermessages.store import engine as store_engine
+from usermessages.store import messages as store
 from usermessages.store import migrate
 from usermessages.store.schema import messages, metadata
 
@@ -40,7 +42,7 @@ def _drift(engine: Engine) -> list:
 def test_one_linear_history():
     script = ScriptDirectory.from_config(migrate._config(None))  # type: ignore[arg-type]
     assert script.get_heads() == [migrate.head()]
-    assert [rev.revision for rev in script.walk_revisions()] == ["0003", "0001"]
+    assert [rev.revision for rev in script.walk_revisions()] == ["0003", "0002", "0001"]
 
 
 def test_upgrade_matches_the_models_then_downgrade_leaves_nothing(db_url):
@@ -78,7 +80,7 @@ def test_cli_db_upgrade_prints_the_revision(db_url):
     runner = CliRunner()
     for _ in range(2):  # the second run finds the schema current
         result = runner.invoke(main, ["db", "upgrade", "--db", db_url])
-        assert (result.exit_code, result.output) == (0, "database at revision 0003\n")
+        assert (result.exit_code, result.output) == (0, f"database at revision {migrate.head()}\n")
     engine = store_engine.connect(db_url)
     assert migrate.is_at_head(engine)
     engine.dispose()
@@ -96,3 +98,26 @@ def test_cli_db_upgrade_on_an_unreachable_store_is_one_line(tmp_path):
         assert result.exit_code == 1, result.output
         assert result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
         assert complaint in result.output
+
+
+def test_0002_numbers_existing_rows_in_created_order_and_new_rows_after_them(db_url):
+    """Rows stored before 0002 get seqs in (created_at, id) order; the next insert follows."""
+    engine = store_engine.connect(db_url)
+    migrate.upgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO messages (id, event_id, message_level, created_at, expires_at) VALUES "
+            "('b', 'e', 'ERROR', '2026-01-02 00:00:00', '2027-01-01 00:00:00'), "
+            "('a', 'e', 'ERROR', '2026-01-02 00:00:00', '2027-01-01 00:00:00'), "
+            "('c', 'e', 'ERROR', '2026-01-01 00:00:00', '2027-01-01 00:00:00')"))
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        store.insert_messages(conn, [row("p", message_id="late", minutes=-10_000)])
+        numbered = conn.execute(text("SELECT id, seq FROM messages ORDER BY seq")).all()
+    assert [tuple(r) for r in numbered] == [("c", 1), ("a", 2), ("b", 3), ("late", 4)]
+    migrate.downgrade(engine, "0001")
+    assert "seq" not in {c["name"] for c in inspect(engine).get_columns("messages")}
+    # Going down kept every index 0001 made, expression indexes included.
+    expected = {index.name for index in messages.indexes} - {"ix_messages_seq"}
+    assert set(_index_definitions(engine)) == expected
+    engine.dispose()

@@ -8,12 +8,12 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from usermessages.api import messages
+from usermessages.api.faults import NOT_FOUND_TEXT, fault_body
 from usermessages.api.keystone import KeystoneMiddleware, TokenValidator
 from usermessages.api.metrics import keystone_protected, metrics_route
-from usermessages.api.security import SecurityHeaders
-from usermessages.api.faults import NOT_FOUND_TEXT, fault_body
 from usermessages.api.middleware import OpenStackMiddleware
 from usermessages.api.policy import Policy
+from usermessages.api.security import SecurityHeaders
 from usermessages.api.versions import version_document
 from usermessages.catalog import Catalog
 from usermessages.config import Settings
@@ -46,7 +46,8 @@ def create_app(
     catalog: Catalog | None = None,
 ) -> FastAPI:
     """Build the app. Loading the catalog and policy here makes a bad file a start-up error."""
-    engine = engine or store_engine.connect(settings.database_connection)
+    engine = engine or store_engine.connect(settings.database_connection,
+                                            timeout=settings.database_timeout)
     catalog = catalog or Catalog.from_file(settings.catalog_overrides_file or None)
     app = FastAPI(
         title="usermessages",
@@ -68,7 +69,7 @@ def create_app(
         app.state.token_validator = TokenValidator(dict(settings.keystone_authtoken))
         app.add_middleware(KeystoneMiddleware, validator=app.state.token_validator,
                            protected=keystone_protected(settings))
-    app.add_middleware(OpenStackMiddleware)
+    app.add_middleware(OpenStackMiddleware, store_timeout=settings.database_timeout)
     app.add_middleware(SecurityHeaders)
 
     @app.get("/", status_code=300, include_in_schema=False)

@@ -13,7 +13,7 @@ from urllib.parse import unquote_to_bytes
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from usermessages.api.faults import INTERNAL_ERROR_TEXT, fault_body
+from usermessages.api.faults import INTERNAL_ERROR_TEXT, UNAVAILABLE_TEXT, fault_body
 from usermessages.api.microversion import (
     HEADER,
     MIN_VERSION,
@@ -23,6 +23,8 @@ from usermessages.api.microversion import (
 )
 from usermessages.context import new_request_id
 from usermessages.errors import BadRequest, HTTPError
+from usermessages.store import deadline
+from usermessages.store.engine import is_unavailable
 
 LOG = logging.getLogger(__name__)
 
@@ -48,16 +50,21 @@ def _check_query_string(raw: bytes) -> None:
 
 
 class OpenStackMiddleware:
-    """Request ids on every response; microversion negotiation and echo under /v3."""
+    """Request ids on every response; microversion negotiation and echo under /v3;
+    the store deadline of every request; 503 when the store does not answer."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, store_timeout: float | None = None) -> None:
         self.app = app
+        self.store_timeout = store_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request_id = new_request_id()
+        # Every connection this request checks out is bounded (store/deadline.py);
+        # the sync routes run in threads that inherit this context.
+        deadline.begin(self.store_timeout)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         versioned = is_versioned(scope["path"])
@@ -97,11 +104,22 @@ class OpenStackMiddleware:
             return
         try:
             await self.app(scope, receive, stamped_send)
-        except Exception:
-            # The cause goes to the log under the request id, never to the user.
-            LOG.exception("unhandled error in request %s", request_id)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                await self._internal_error(exc, request_id, started, stamped_send)
+                return
+            LOG.error("request %s: the store is unavailable: %s", request_id,
+                      str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             if not started:
-                await send_fault(stamped_send, 500, INTERNAL_ERROR_TEXT)
+                await send_fault(stamped_send, 503, UNAVAILABLE_TEXT)
+
+    @staticmethod
+    async def _internal_error(exc: Exception, request_id: str, started: bool,
+                              send: Send) -> None:
+        # The cause goes to the log under the request id, never to the user.
+        LOG.error("unhandled error in request %s", request_id, exc_info=exc)
+        if not started:
+            await send_fault(send, 500, INTERNAL_ERROR_TEXT)
 
 
 async def send_fault(send: Send, status: int, message: str) -> None:

@@ -86,7 +86,7 @@ def serve(host: str | None, port: int | None, db: str | None, config_file: str |
     from usermessages.store import migrate
 
     settings = _settings(config_file, db).replace(host=host, port=port)
-    engine = store_engine.connect(settings.database_connection)
+    engine = store_engine.connect(settings.database_connection, timeout=settings.database_timeout)
     if engine.dialect.name == "sqlite":
         # The embedded default sets itself up; a shared server is upgraded on purpose.
         migrate.upgrade(engine)

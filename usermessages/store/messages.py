@@ -28,7 +28,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from usermessages.catalog import Kind
 from usermessages.errors import MessageNotFound
-from usermessages.store.schema import messages, sortable
+from usermessages.store.schema import message_seq, messages, sortable
 
 # What lists may be sorted by: stored columns, as in Cinder, minus internals.
 SORT_KEYS = frozenset({
@@ -60,6 +60,8 @@ class ListQuery:
     offset: int = 0
     created_since: dt.datetime | None = None
     created_before: dt.datetime | None = None
+    # Live updates: rows stored after this seq, in stored order (sort and marker ignored).
+    after_seq: int | None = None
 
 
 def full_sort(sort: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -129,6 +131,12 @@ def _list(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery,
         conditions.append(messages.c.created_at >= query.created_since)
     if query.created_before is not None:
         conditions.append(messages.c.created_at < query.created_before)
+    if query.after_seq is not None:
+        statement = (select(messages).where(*conditions, messages.c.seq > query.after_seq)
+                     .order_by(messages.c.seq))
+        if query.limit is not None:
+            statement = statement.limit(query.limit)
+        return [dict(row) for row in conn.execute(statement).mappings()]
     # A key every row shares (the scope's project, an exact filter) orders
     # nothing; left in, it would keep the planner from the index the other
     # keys match (project_id is sorted as coalesce(), which it cannot see is fixed).
@@ -218,6 +226,7 @@ def insert_messages(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
     if not rows:
         return 0
     try:
+        rows = _numbered(conn, rows)
         if conn.engine.dialect.name == "postgresql":
             return _copy_insert(conn, rows)
         return _executemany_insert(conn, rows)
@@ -275,7 +284,35 @@ def _sqlite_value(value: Any) -> Any:
 
 def insert_message(conn: Connection, row: Mapping[str, Any]) -> None:
     """Insert one row (the SDK's direct sink; the id is fresh, so no conflict)."""
-    conn.execute(insert(messages), [dict(row)])
+    conn.execute(insert(messages), _numbered(conn, [row]))
+
+
+def reserve_seqs(conn: Connection, count: int) -> int:
+    """Take ``count`` stored-order numbers; returns the first.
+
+    Commit order is seq order, so a reader paging by seq never skips a row
+    that commits late: bumping the one counter row locks it until this
+    transaction ends, so a concurrent inserter waits here and numbers its
+    rows after ours (a PostgreSQL sequence would not: seq 101 could commit
+    before 100). SQLite has one writer anyway. The price is that inserting
+    transactions serialize from here to commit; the collector batches, so
+    that is one short wait per batch. Numbers of rows ignored as already
+    stored are skipped: gaps are harmless, order is what counts.
+    """
+    last = conn.execute(
+        update(message_seq).values(value=message_seq.c.value + count).returning(message_seq.c.value)
+    ).scalar_one()
+    return last - count + 1
+
+
+def _numbered(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    first = reserve_seqs(conn, len(rows))
+    return [{**row, "seq": first + i} for i, row in enumerate(rows)]
+
+
+def last_seq(conn: Connection) -> int:
+    """The newest stored-order number handed out (0 for an empty store)."""
+    return conn.execute(select(message_seq.c.value)).scalar_one()
 
 
 ReapCursor = tuple[dt.datetime, str]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -52,6 +53,19 @@ messages = Table(
     Column("expires_at", DateTime(), nullable=False),
     Column("deleted", Boolean(), nullable=False, server_default=false()),
     Column("deleted_at", DateTime(), nullable=True),
+    # The order rows were stored in (store-assigned, see messages.reserve_seqs):
+    # what live updates page by, since a late producer's created_at can be
+    # older than rows already shown. Nullable only because SQLite cannot add a
+    # NOT NULL column without rebuilding the table; every insert sets it.
+    Column("seq", BigInteger(), nullable=True),
+)
+
+# One row: the last seq handed out. Bumping it row-locks until commit, so
+# inserting transactions commit in seq order (see messages.reserve_seqs).
+message_seq = Table(
+    "message_seq",
+    metadata,
+    Column("value", BigInteger(), nullable=False),
 )
 
 
@@ -104,5 +118,7 @@ for _key in ("action_id", "detail_id"):
 Index("ix_messages_created", messages.c.created_at, messages.c.id)
 Index("ix_messages_request_id", messages.c.request_id)
 Index("ix_messages_resource_uuid", messages.c.resource_uuid)
+# Live updates read rows stored after a cursor, in stored order.
+Index("ix_messages_seq", messages.c.seq, unique=True)
 # The reaper walks expired rows oldest first, in (expires_at, id) keyset order.
 Index("ix_messages_expires_at", messages.c.expires_at, messages.c.id)

@@ -10,6 +10,7 @@ from starlette.datastructures import State
 from starlette.middleware.sessions import SessionMiddleware
 
 from usermessages.errors import HTTPError
+from usermessages.store.engine import UNAVAILABLE
 from usermessages.viewer import routes
 from usermessages.viewer.origin import SameOriginPosts
 from usermessages.viewer.sessions import ServerSessionMiddleware, SessionStore
@@ -36,6 +37,8 @@ def create_viewer(state: State, secret_key: str) -> FastAPI:
     viewer.add_middleware(SameOriginPosts)
     viewer.add_exception_handler(routes.SignedOut, routes.signed_out)
     viewer.add_exception_handler(HTTPError, routes.http_error)
+    for error in UNAVAILABLE:
+        viewer.add_exception_handler(error, routes.store_unavailable)
     viewer.mount("/static", StaticFiles(directory=routes.HERE / "static"), name="static")
     viewer.include_router(routes.router)
     return viewer

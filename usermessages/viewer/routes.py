@@ -10,7 +10,9 @@ ever rendered, in a page, a fragment or the live stream.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -19,10 +21,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from usermessages.api import policy
 from usermessages.api.auth import Caller, authenticate
+from usermessages.api.faults import UNAVAILABLE_TEXT
 from usermessages.api.keystone import Refusal
 from usermessages.api.microversion import MAX_VERSION
 from usermessages.api.params import parse_list_query
@@ -35,8 +39,10 @@ from usermessages.errors import (
     NotFound,
     Unauthorized,
 )
-from usermessages.viewer import signin
+from usermessages.store import deadline
 from usermessages.store import messages as store
+from usermessages.store.engine import UNAVAILABLE, is_unavailable
+from usermessages.viewer import signin
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -54,7 +60,11 @@ SORTS = {
     "resource_type:asc": "Resource type",
 }
 STREAM_POLL_SECONDS = 1.0
+STREAM_BATCH = 100
 STREAM_MAX_SECONDS = 300  # the browser reconnects; no request lives forever
+# The stream's cursor is a stored-order number (seq): digits only, so it is safe
+# in a URL and in a bookmark; at most 18 digits, so it always fits a BIGINT.
+CURSOR = re.compile(r"[0-9]{1,18}")
 
 
 class SignedOut(Exception):
@@ -155,14 +165,42 @@ def _list_params(state: dict[str, str]) -> dict[str, str]:
     return params
 
 
-def _query(request: Request, caller: Caller, is_admin: bool, params: dict[str, str],
-           limit: int = PAGE_SIZE) -> list[dict]:
+def _run(conn: Connection, caller: Caller, is_admin: bool, query: store.ListQuery) -> list[dict]:
+    if is_admin:
+        return store.list_messages_all_projects(conn, query)
+    return store.list_messages(conn, caller.project_id, query)
+
+
+def _parse(params: dict[str, str], is_admin: bool, limit: int) -> store.ListQuery:
     query, _ = parse_list_query({**params, "limit": str(limit)}, MAX_VERSION, is_admin=is_admin,
                                 max_limit=limit)
+    return query
+
+
+def _query(request: Request, caller: Caller, is_admin: bool, params: dict[str, str],
+           limit: int = PAGE_SIZE) -> list[dict]:
+    query = _parse(params, is_admin, limit)
     with request.app.state.engine.connect() as conn:
-        if is_admin:
-            return store.list_messages_all_projects(conn, query)
-        return store.list_messages(conn, caller.project_id, query)
+        return _run(conn, caller, is_admin, query)
+
+
+def _poll(request: Request, caller: Caller, is_admin: bool, params: dict[str, str],
+          cursor: int) -> tuple[list[dict], int]:
+    """The stream's next rows after ``cursor``, and the cursor to poll from next.
+
+    The counter is read first: once its value V is committed, every row up to
+    V is (inserters commit in seq order), so the cursor can move to V even when
+    no row matched the filters, and the next poll never rescans those rows.
+    """
+    query = dataclasses.replace(_parse(params, is_admin, STREAM_BATCH), after_seq=cursor)
+    deadline.begin(deadline.budget.get())  # each poll is new store work, as a request is
+    with request.app.state.engine.connect() as conn:
+        newest = store.last_seq(conn)
+        rows = _run(conn, caller, is_admin, query)
+    shown = [row for row in rows if row["seq"] <= newest]
+    if len(rows) < STREAM_BATCH:
+        return shown, max(cursor, newest)
+    return shown, shown[-1]["seq"] if shown else cursor
 
 
 def _lookup(request: Request, caller: Caller, is_admin: bool, message_id: str) -> dict:
@@ -172,6 +210,27 @@ def _lookup(request: Request, caller: Caller, is_admin: bool, message_id: str) -
         if is_admin:
             return store.get_message_all_projects(conn, message_id)
         return store.get_message(conn, message_id, caller.project_id)
+
+
+def _last_seq(request: Request) -> int:
+    with request.app.state.engine.connect() as conn:
+        return store.last_seq(conn)
+
+
+def _cursor(request: Request) -> int | None:
+    """Where the stream resumes: the browser's Last-Event-ID on a reconnect, else ``after``.
+
+    Both are seqs the server handed out; anything else is a 400, never a 500.
+    """
+    for name, value in (("Last-Event-ID", request.headers.get("last-event-id")),
+                        ("after", request.query_params.get("after"))):
+        if value is None or value == "":
+            continue
+        if not CURSOR.fullmatch(value):
+            raise BadRequest(f"{name} must be a message sequence number (digits), "
+                             f"as the list page gives.")
+        return int(value)
+    return None
 
 
 def _guard(request: Request) -> tuple[Caller, bool]:
@@ -287,12 +346,16 @@ def list_page(request: Request) -> HTMLResponse:
     caller, is_admin = _guard(request)
     request.app.state.policy.authorize(policy.GET_ALL, caller, caller.project_id)
     state = _filters(request, is_admin)
+    first_page = "marker" not in state
+    live = first_page and state.get("sort", "created_at:desc") == "created_at:desc"
+    # The stream starts after the newest seq read *before* the rows: a row stored
+    # in between shows on the page and again on the stream (the page skips the
+    # same id), rather than on neither.
+    newest = _last_seq(request) if live else 0
     rows = _query(request, caller, is_admin, _list_params(state))
     next_url = None
     if len(rows) == PAGE_SIZE:
         next_url = "/viewer/messages?" + urlencode({**state, "marker": rows[-1]["id"]})
-    first_page = "marker" not in state
-    live = first_page and state.get("sort", "created_at:desc") == "created_at:desc"
     stream_state = {k: v for k, v in state.items() if k != "marker"}
     return _render(
         request, "list.html",
@@ -300,7 +363,7 @@ def list_page(request: Request) -> HTMLResponse:
         user_fields=USER_FIELDS, admin_fields=ADMIN_FIELDS, next_url=next_url,
         first_url=None if first_page else "/viewer/messages?" + urlencode(stream_state),
         live=live, stream_query=urlencode(stream_state),
-        newest=_iso(rows[0]["created_at"]) if rows else "",
+        newest=newest,
         flash=request.session.pop("flash", None),
     )
 
@@ -346,14 +409,24 @@ def delete(request: Request, message_id: str, csrf: str = Form("")) -> Response:
 
 @router.get("/stream")
 async def stream(request: Request) -> StreamingResponse:
-    """Server-sent events: rows newer than ``since`` that match the page's filters."""
+    """Server-sent events: rows stored after the cursor that match the page's filters.
+
+    The cursor is the stored order (seq), not created_at: a row a producer
+    stamped earlier but the store received later (a spool replayed after an
+    outage, a slower collector) still comes, in the order rows became visible.
+    Each event carries its seq as the SSE id, so a reconnecting browser
+    resumes where it was (Last-Event-ID) instead of where the page started.
+    """
     caller, is_admin = _guard(request)
     request.app.state.policy.authorize(policy.GET_ALL, caller, caller.project_id)
     state = _filters(request, is_admin)
     state.pop("marker", None)
     params = _list_params(state)
-    since = request.query_params.get("after", "")
-    cursor = dt.datetime.fromisoformat(since.rstrip("Z")) if since else store.utcnow()
+    requested = _cursor(request)
+    newest = await run_in_threadpool(_last_seq, request)
+    # A cursor past the newest seq (a store restored from a backup) would hide
+    # the next rows: start from the newest instead.
+    cursor = newest if requested is None else min(requested, newest)
 
     async def events():  # type: ignore[no-untyped-def]
         nonlocal cursor
@@ -362,16 +435,22 @@ async def stream(request: Request) -> StreamingResponse:
         while asyncio.get_running_loop().time() - started < STREAM_MAX_SECONDS:
             if await request.is_disconnected():
                 return
-            window = {**params, "sort": "created_at:asc",
-                      "created_since": (cursor + dt.timedelta(microseconds=1)).isoformat()}
-            rows = await run_in_threadpool(_query, request, caller, is_admin, window, 100)
+            try:
+                rows, cursor = await run_in_threadpool(_poll, request, caller, is_admin,
+                                                       params, cursor)
+            except UNAVAILABLE:
+                # Keep the stream (a browser does not reopen one that answered 503):
+                # say so, and poll again; the cursor has not moved, nothing is lost.
+                yield "event: unavailable\ndata: The database is not answering.\n\n"
+                await asyncio.sleep(STREAM_POLL_SECONDS)
+                continue
             for row in rows:
-                cursor = max(cursor, row["created_at"])
                 html = templates.get_template("_row.html").render(
                     row=_row(request, row, is_admin), is_admin=is_admin)
                 data = "\n".join(f"data: {line}" for line in html.splitlines())
-                yield f"event: message\n{data}\n\n"
-            yield ": keep-alive\n\n"
+                yield f"id: {row['seq']}\nevent: message\n{data}\n\n"
+            # An id with no data moves the browser's Last-Event-ID without an event.
+            yield f"id: {cursor}\n\n"
             await asyncio.sleep(STREAM_POLL_SECONDS)
 
     return StreamingResponse(events(), media_type="text/event-stream",
@@ -382,6 +461,16 @@ async def signed_out(request: Request, exc: Exception) -> Response:
     if request.url.path.endswith("/stream"):
         return Response(status_code=401)
     return RedirectResponse("/viewer/login", status_code=303)
+
+
+async def store_unavailable(request: Request, exc: Exception) -> Response:
+    """The database did not answer in time: a page saying so (the stream: a bare 503)."""
+    if not is_unavailable(exc):
+        raise exc  # a bug, not an outage: the 500 path, logged with its cause
+    if request.url.path.endswith("/stream"):
+        return Response(status_code=503)
+    return _render(request, "error.html", status=503, status_code=503,
+                   message=UNAVAILABLE_TEXT + " (The message store is not answering.)")
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -27,6 +27,7 @@ function startLive() {
     status.className = "live on";
   };
   source.addEventListener("message", (event) => {
+    if (event.lastEventId) source.lastSeq = event.lastEventId;
     const holder = document.createElement("tbody");
     holder.innerHTML = event.data;
     const row = holder.firstElementChild;
@@ -36,9 +37,19 @@ function startLive() {
     localizeTimes(row);
     document.querySelectorAll(".empty").forEach((el) => el.remove());
   });
+  source.addEventListener("unavailable", () => {
+    status.textContent = "The message store is not answering: retrying… (nothing is lost)";
+    status.className = "live lost";
+  });
   source.onerror = () => {
     status.textContent = "Live updates lost: reconnecting… (the list may be out of date)";
     status.className = "live lost";
+    // A stream that answered an error (503 while the store was down) is not
+    // reopened by the browser: reopen it, from the last row shown.
+    if (source.readyState === EventSource.CLOSED) {
+      if (source.lastSeq) status.dataset.after = source.lastSeq;
+      setTimeout(startLive, 5000);
+    }
   };
 }
 

@@ -9,7 +9,7 @@ from alembic import op
 
 revision = '0003'
 # Merged after 0002 (the seq column); on this branch it follows 0001.
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
