@@ -8,18 +8,17 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0003'
-# Merged after 0002 (the seq column); on this branch it follows 0001.
 down_revision = '0002'
 branch_labels = None
 depends_on = None
 
 
+# Not batch mode: rebuilding the table on SQLite would lose the expression indexes it
+# cannot reflect; SQLite has ADD/DROP COLUMN (3.35+) for these plain columns.
 def upgrade() -> None:
-    with op.batch_alter_table('messages') as batch:
-        batch.add_column(sa.Column('global_request_id', sa.String(length=255),
-                                   server_default='', nullable=False))
+    op.add_column('messages', sa.Column('global_request_id', sa.String(length=255),
+                                        server_default='', nullable=False))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('messages') as batch:
-        batch.drop_column('global_request_id')
+    op.drop_column('messages', 'global_request_id')
