@@ -20,6 +20,7 @@ import pytest
 from tests import servers
 from tests.api.conftest import row
 from tests.viewer.test_stream import Stream
+from tests.viewer_session import sign_in
 from usermessages.config import Settings
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
@@ -95,7 +96,7 @@ def _assert_all_unavailable(results, what: str) -> None:  # type: ignore[no-unty
 
 def _viewer(base: str) -> httpx.Client:
     client = httpx.Client(base_url=base, timeout=60)
-    signed_in = client.post("/viewer/login", data={"user": "alice", "project": PROJECT})
+    signed_in = sign_in(client, "alice", PROJECT)
     assert signed_in.status_code == 303
     return client
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import queue
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 
 from tests import servers
 from tests.api.conftest import row
+from tests.viewer_session import sign_in
 from usermessages import bus, envelope
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
@@ -53,7 +53,7 @@ def _publish(url: str, created_at: dt.datetime) -> str:
 
 def _signed_in(base: str) -> httpx.Client:
     client = httpx.Client(base_url=base, timeout=10)
-    answer = client.post("/viewer/login", data={"user": "carol", "project": PROJECT})
+    answer = sign_in(client, "carol", PROJECT)
     assert answer.status_code == 303
     return client
 
@@ -130,8 +130,7 @@ def test_a_late_row_through_the_bus_appears_on_the_open_stream(live_site, rabbit
     "9" * 19, "\u0661",
 ])
 def test_a_bad_stream_cursor_is_a_400(client, cursor):
-    assert client.post("/viewer/login", data={"user": "carol", "project": PROJECT},
-                       follow_redirects=False).status_code == 303
+    assert sign_in(client, "carol", PROJECT).status_code == 303
     answer = client.get("/viewer/stream", params={"after": cursor})
     assert answer.status_code == 400, answer.text
     assert "sequence number" in answer.text
