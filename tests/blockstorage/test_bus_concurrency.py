@@ -121,9 +121,14 @@ def test_broker_stopped_burst_fails_fast_and_admins_hear_once(tmp_path):
             assert admin.wait_message(event_id=REACHABLE, timeout=30)["user_message"] == (
                 "reach the message bus:The message broker is reachable again.")
             # Both processes' breakers close (a create is accepted by each) ...
+            # Each process probes on its own: either may see the broker back first.
             _wait_for(lambda: other.post("/volumes", {"volume": {"size": 1}}).status_code == 202,
                       30, "the second API process never closed its breaker")
-            volume_id, _ = user.create_volume(1)
+            accepted: list[httpx.Response] = []
+            _wait_for(lambda: accepted.append(user.post("/volumes", {"volume": {"size": 1}}))
+                      or accepted[-1].status_code == 202,
+                      30, "the first API process never closed its breaker")
+            volume_id = accepted[-1].json()["volume"]["id"]
             user.wait(f"/volumes/{volume_id}", "volume", "available", timeout=30)
             # ... and the outage and the recovery were each announced once.
             assert len(admin.messages(event_id=UNREACHABLE)) == 1

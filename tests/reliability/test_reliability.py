@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from kombu import Producer
+from kombu import Exchange, Producer
 from sqlalchemy import text
 
 from tests import servers
@@ -354,7 +354,7 @@ def test_crafted_envelopes_never_stall_the_collector(shared_broker, postgresql_a
         letters = _dead_letters(rabbitmq_url, len(CRAFTED))
     expected = sorted(reason for _, _, reason in CRAFTED.values())
     reasons = sorted(letter["reason"] for letter in letters)
-    assert [next((e for e in expected if r.startswith(e)), r) for r in reasons] == expected
+    assert [next((e for e in expected if r.startswith(e)), r) for r in reasons] == expected, letters
     log = (tmp_path / "c.log").read_text()
     assert "lost the broker" not in log and "Traceback" not in log
 
@@ -372,6 +372,9 @@ def test_a_notification_handler_exception_never_stalls_the_collector(
     exchange = f"cinder-{uuid.uuid4().hex[:6]}"  # a control_exchange of our own
     rules = load_mapping(Path(__file__).resolve().parents[2] / "etc" /
                          "notification-mapping.ini")
+    # The service's exchange exists before we bind to it: the collector never declares it.
+    with bus.connect(rabbitmq_url) as connection:
+        Exchange(exchange, type="topic", durable=False)(connection.default_channel).declare()
     stop = threading.Event()
     instance = Collector(rabbitmq_url, engine, ttl=3600, batch_size=50, flush_interval=0.1,
                          timeout=1, extra_sources=(source([exchange], rules, 3600),))
