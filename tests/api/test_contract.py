@@ -11,7 +11,7 @@ import uuid
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import BASE_TIME, headers, row
-from usermessages.api.app import create_app
+from usermessages.service import create_app
 from usermessages.catalog import Action, Detail, Resource
 from usermessages.context import RequestContext
 from usermessages.messenger import Messenger

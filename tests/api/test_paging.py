@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import headers, row
-from usermessages.api.app import create_app
+from usermessages.service import create_app
 from usermessages.catalog import Action, Detail, Kind, Resource
 from usermessages.store.messages import SORT_KEYS
 

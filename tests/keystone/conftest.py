@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from tests import servers
 from tests.keystone.cloud import Cloud, provision
-from usermessages.api.app import create_app
+from usermessages.service import create_app
 from usermessages.config import Settings
 
 

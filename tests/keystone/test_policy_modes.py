@@ -7,7 +7,7 @@ from sqlalchemy import Engine
 
 from tests.api.conftest import row
 from tests.keystone.cloud import Cloud
-from usermessages.api.app import create_app
+from usermessages.service import create_app
 from usermessages.errors import ConfigError
 from usermessages.store import messages as store
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from tests import servers
-from usermessages.api.app import create_app
+from usermessages.service import create_app
 from usermessages.api.metrics import start_listener
 from usermessages.config import Settings
 

@@ -13,8 +13,8 @@ from urllib.parse import unquote_to_bytes
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from usermessages.api.faults import INTERNAL_ERROR_TEXT, UNAVAILABLE_TEXT, fault_body
-from usermessages.api.microversion import (
+from usermessages.web.faults import INTERNAL_ERROR_TEXT, UNAVAILABLE_TEXT, fault_body
+from usermessages.web.microversion import (
     HEADER,
     MIN_VERSION,
     APIVersion,

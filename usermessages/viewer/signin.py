@@ -14,12 +14,9 @@ from keystoneauth1.identity import v3
 
 from usermessages.config import Settings
 from usermessages.errors import HTTPError, Unauthorized
+from usermessages.reader.identity import KeystoneUnavailable
 
 TIMEOUT = 10.0
-
-
-class KeystoneUnavailable(HTTPError):
-    status = 503
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from usermessages.api.microversion import MESSAGES_PAGINATION, APIVersion
+from usermessages.web.microversion import MESSAGES_PAGINATION, APIVersion
 from usermessages.errors import BadRequest
 from usermessages.store.messages import SORT_KEYS, ListQuery
 

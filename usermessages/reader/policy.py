@@ -18,7 +18,7 @@ from pathlib import Path
 from oslo_config import cfg
 from oslo_policy import policy
 
-from usermessages.api.auth import Caller
+from usermessages.reader.identity import Caller
 from usermessages.errors import ConfigError, Forbidden
 
 GET_ALL = "message:get_all"
