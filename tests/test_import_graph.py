@@ -105,3 +105,10 @@ def test_the_graph_sees_the_arrows_that_do_exist() -> None:
     assert _arrows("usermessages.api", "usermessages.reader")
     assert _arrows("usermessages.viewer", "usermessages.reader")
     assert _arrows("blockstorage.api", "usermessages.reader")
+
+
+@pytest.mark.parametrize("package", ["usermessages.reader", "usermessages.web"])
+def test_shared_packages_export_a_sorted_public_surface(package: str) -> None:
+    module = __import__(package, fromlist=["__all__"])
+    assert module.__all__ == sorted(module.__all__)
+    assert all(hasattr(module, name) for name in module.__all__)

@@ -23,7 +23,8 @@ from blockstorage.api.common import (
     task,
     text,
 )
-from blockstorage.scheduler import TOPIC as SCHEDULER, volume_topic
+from blockstorage.scheduler import TOPIC as SCHEDULER
+from blockstorage.scheduler import volume_topic
 from usermessages import Action, Resource
 from usermessages.errors import BadRequest
 from usermessages.web import APIVersion

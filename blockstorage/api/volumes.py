@@ -26,7 +26,8 @@ from blockstorage.api.common import (
     text,
     type_name,
 )
-from blockstorage.scheduler import TOPIC as SCHEDULER, volume_topic
+from blockstorage.scheduler import TOPIC as SCHEDULER
+from blockstorage.scheduler import volume_topic
 from usermessages import Action, Resource
 from usermessages.errors import BadRequest
 from usermessages.reader import Scope

@@ -13,6 +13,10 @@ from urllib.parse import unquote_to_bytes
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from usermessages.context import new_request_id
+from usermessages.errors import BadRequest, HTTPError
+from usermessages.store import deadline
+from usermessages.store.engine import is_unavailable
 from usermessages.web.faults import INTERNAL_ERROR_TEXT, UNAVAILABLE_TEXT, fault_body
 from usermessages.web.microversion import (
     HEADER,
@@ -21,10 +25,6 @@ from usermessages.web.microversion import (
     VersionNotAcceptable,
     negotiate,
 )
-from usermessages.context import new_request_id
-from usermessages.errors import BadRequest, HTTPError
-from usermessages.store import deadline
-from usermessages.store.engine import is_unavailable
 
 LOG = logging.getLogger(__name__)
 

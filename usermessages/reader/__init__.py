@@ -8,6 +8,6 @@ from usermessages.reader.identity import Caller, KeystoneUnavailable
 from usermessages.reader.policy import DELETE, GET, GET_ALL, Policy
 from usermessages.reader.reader import Reader, Scope
 
-__all__ = sorted([
-    "DELETE", "GET", "GET_ALL", "Caller", "KeystoneUnavailable", "Policy", "Reader", "Scope",
-])
+__all__ = [
+    "Caller", "DELETE", "GET", "GET_ALL", "KeystoneUnavailable", "Policy", "Reader", "Scope",
+]

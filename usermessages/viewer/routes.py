@@ -28,9 +28,9 @@ from usermessages.reader import DELETE, Caller, Reader, Scope
 from usermessages.store import deadline
 from usermessages.store.engine import UNAVAILABLE, is_unavailable
 from usermessages.store.messages import ListQuery
+from usermessages.viewer import signin
 from usermessages.web.faults import UNAVAILABLE_TEXT
 from usermessages.web.microversion import MAX_VERSION
-from usermessages.viewer import signin
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")

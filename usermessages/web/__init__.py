@@ -14,10 +14,10 @@ from usermessages.web.faults import NOT_FOUND_TEXT, fault_body
 from usermessages.web.microversion import MAX_VERSION, MIN_VERSION, APIVersion
 from usermessages.web.views import timestamp
 
-__all__ = sorted([
-    "MAX_VERSION", "MIN_VERSION", "NOT_FOUND_TEXT", "APIVersion", "api_version", "base_url",
+__all__ = [
+    "APIVersion", "MAX_VERSION", "MIN_VERSION", "NOT_FOUND_TEXT", "api_version", "base_url",
     "fault_body", "require_version", "timestamp",
-])
+]
 
 
 def api_version(request: Request) -> APIVersion:
