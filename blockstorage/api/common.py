@@ -123,13 +123,14 @@ def find(conn: Connection, table: Table, row_id: str, scope: Scope, noun: str) -
 
 def find_type(conn: Connection, ref: str) -> dict:
     row = db.get(conn, db.volume_types, ref)
-    if row is None:
-        row = conn.execute(
-            select(db.volume_types).where(db.volume_types.c.name == ref)
-        ).mappings().first()
-    if row is None:
+    if row is not None:
+        return row
+    named = conn.execute(
+        select(db.volume_types).where(db.volume_types.c.name == ref)
+    ).mappings().first()
+    if named is None:
         raise NotFound(f"Volume type with name {ref[:64]} could not be found.")
-    return dict(row)
+    return dict(named)
 
 
 def type_name(conn: Connection, type_id: str | None) -> str | None:

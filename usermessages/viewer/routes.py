@@ -88,7 +88,8 @@ def _render(request: Request, template: str, status: int = 200, **context: Any) 
         pass
     settings = _reader(request).settings
     context.setdefault("caller", caller)
-    context.setdefault("is_admin", bool(caller) and _reader(request).scope(caller).all_projects)
+    context.setdefault("is_admin",
+                       caller is not None and _reader(request).scope(caller).all_projects)
     context.setdefault("csrf", request.session.get("csrf", ""))
     context.setdefault("auth_mode", settings.auth_strategy)
     context.setdefault("names", request.session.get("names", {}))
