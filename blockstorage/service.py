@@ -25,8 +25,8 @@ from blockstorage.runtime import Runtime
 from blockstorage.scheduler import TOPIC as SCHEDULER, Scheduler, volume_topic
 from blockstorage.workers import BackupWorker, VolumeWorker
 from usermessages import Messenger
-from usermessages.api.app import create_app
 from usermessages.config import Settings
+from usermessages.service import create_app
 from usermessages.store import engine as store_engine
 
 COMPONENTS = ("api", "scheduler", "volume", "backup")

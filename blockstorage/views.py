@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from usermessages.api.views import timestamp
+from usermessages.web.views import timestamp
 
 AVAILABILITY_ZONE = "nova"
 

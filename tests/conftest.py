@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from tests import servers
-from usermessages.api.app import create_app
 from usermessages.config import Settings
+from usermessages.service import create_app
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate
 

@@ -1,9 +1,9 @@
-"""The embedded shape: the API, a collector and the reaper in one process.
+"""The embedded shape: the API, the viewer, a collector and the reaper in one process.
 
 The composition root of ``usermessages serve`` (and of the reference
 service's all-in-one, which adds its own routes and components). The API
-package knows nothing of the collector; only this module puts them side by
-side.
+package knows nothing of the viewer or the collector; only this module puts
+them side by side, above both front ends, over one ``Reader``.
 """
 
 from __future__ import annotations
@@ -18,13 +18,16 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from usermessages.api.app import create_app
+from usermessages.api.app import create_api
 from usermessages.api.metrics import start_listener as start_metrics_listener
+from usermessages.catalog import Catalog
 from usermessages.collector import Collector
 from usermessages.config import Settings
 from usermessages.errors import UserMessagesError
 from usermessages.notifications import sources_from_settings
+from usermessages.reader import Reader
 from usermessages.reaper import PeriodicReaper
+from usermessages.viewer import create_viewer
 
 LOG = logging.getLogger(__name__)
 
@@ -33,6 +36,24 @@ Background = Callable[[threading.Event], None]
 
 class ListenError(UserMessagesError):
     """The API's address cannot be bound (in use, not ours, no such address)."""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    catalog: Catalog | None = None,
+) -> FastAPI:
+    """The API with the Event Viewer at /viewer, over one reader.
+
+    Building the reader loads the catalog and policy: a bad file is a start-up error.
+    The viewer is mounted inside the API app, so its middlewares (request ids,
+    security headers, the store deadline) cover the viewer's pages too.
+    """
+    reader = Reader.from_settings(settings, engine=engine, catalog=catalog)
+    app = create_api(reader)
+    app.mount("/viewer", create_viewer(reader, settings.viewer_secret_key))
+    return app
 
 
 def listen(host: str, port: int) -> socket.socket:

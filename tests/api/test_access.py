@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import headers, row
-from usermessages.api.app import create_app
 from usermessages.catalog import Action, Detail
 from usermessages.context import RequestContext
 from usermessages.messenger import Messenger
+from usermessages.service import create_app
 
 P, Q = "aaaa1111", "bbbb2222"
 

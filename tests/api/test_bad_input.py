@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from tests import servers
 from tests.api.conftest import headers, row
-from usermessages.api.app import create_app
 from usermessages.config import Settings
+from usermessages.service import create_app
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
 from usermessages.store import migrate

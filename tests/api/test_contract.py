@@ -11,10 +11,10 @@ import uuid
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import BASE_TIME, headers, row
-from usermessages.api.app import create_app
 from usermessages.catalog import Action, Detail, Resource
 from usermessages.context import RequestContext
 from usermessages.messenger import Messenger
+from usermessages.service import create_app
 
 P, Q = "aaaa1111", "bbbb2222"
 UUID4 = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"

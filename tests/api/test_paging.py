@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import headers, row
-from usermessages.api.app import create_app
 from usermessages.catalog import Action, Detail, Kind, Resource
+from usermessages.service import create_app
 from usermessages.store.messages import SORT_KEYS
 
 P, Q = "aaaa1111", "bbbb2222"

@@ -141,3 +141,28 @@ def test_broker_restart_loses_no_request(tmp_path):
                                timeout=30)
             assert volume["status"] == "available", user.messages(request_id=request_id)
             assert user.messages(request_id=request_id) == []
+
+
+def test_broker_down_while_connecting_an_attachment_tells_the_user(tmp_path):
+    # The attachments API's connect undoes like every other cast: volume freed, user told.
+    v344 = {"OpenStack-API-Version": "volume 3.44"}
+    with servers.rabbitmq_broker() as broker:
+        with blockstorage_server(_config(broker.url), workdir=tmp_path) as base:
+            user = Cloud(base, "alice", os.urandom(4).hex())
+            volume_id, _ = user.create_volume(1)
+            user.wait(f"/volumes/{volume_id}", "volume", "available")
+            reserved = user.http.post("/attachments", headers=v344, json={"attachment": {
+                "volume_uuid": volume_id, "instance_uuid": str(uuid.uuid4())}})
+            assert reserved.status_code == 200, reserved.text
+            attachment_id = reserved.json()["attachment"]["id"]
+
+            broker.stop_app()
+            response = user.http.put(f"/attachments/{attachment_id}", headers=v344, json={
+                "attachment": {"connector": {"host": "host1", "mountpoint": "/dev/vdb"}}})
+            assert response.status_code == 503, response.text
+            request_id = response.headers["x-openstack-request-id"]
+            message = user.wait_message(request_id=request_id, timeout=5)
+            assert message["event_id"] == "VOLUME_VOLUME_002_109"
+            assert message["resource_uuid"] == volume_id
+            assert user.volume(volume_id)["status"] == "available"
+            broker.start_app()

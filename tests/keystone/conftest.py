@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 
 from tests import servers
 from tests.keystone.cloud import Cloud, provision
-from usermessages.api.app import create_app
 from usermessages.config import Settings
+from usermessages.service import create_app
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,8 @@ from sqlalchemy import Engine
 
 from tests.api.conftest import row
 from tests.keystone.cloud import Cloud
-from usermessages.api.app import create_app
 from usermessages.errors import ConfigError
+from usermessages.service import create_app
 from usermessages.store import messages as store
 
 V = {"OpenStack-API-Version": "volume 3.5"}

@@ -6,113 +6,55 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine
 
-from usermessages.api import policy
-from usermessages.api.auth import Caller, identify
-from usermessages.api.faults import NOT_FOUND_TEXT
-from usermessages.api.microversion import MESSAGES, RESOURCE_FILTER_CONFIG, APIVersion
-from usermessages.api.params import USER_FILTERS, parse_list_query
-from usermessages.api.views import MessageView
-from usermessages.config import Settings, project_id_problem
-from usermessages.errors import BadRequest, MessageNotFound, NotFound
-from usermessages.store import messages as store
+from usermessages.reader import Reader, Scope
+from usermessages.reader.params import USER_FILTERS
+from usermessages.web import base_url, require_version
+from usermessages.web.microversion import MESSAGES, RESOURCE_FILTER_CONFIG, APIVersion
+from usermessages.web.views import MessageView
 
 router = APIRouter()
-MAX_ID = 255
 
 
 @dataclass(frozen=True)
 class Call:
-    """One authenticated, authorized-to-route API call."""
+    """One authenticated API call: who, in which scope, at which version, rendered how."""
 
-    caller: Caller
-    is_admin: bool
+    scope: Scope
     version: APIVersion
     view: MessageView
 
 
-def base_url(request: Request, settings: Settings) -> str:
-    if settings.public_endpoint:
-        return settings.public_endpoint.rstrip("/")
-    base = str(request.base_url).rstrip("/")
-    forwarded = request.headers.get("x-forwarded-host")
-    if forwarded:
-        host = forwarded.split(",")[-1].strip()
-        scheme, _, rest = base.partition("://")
-        path = rest.partition("/")[2]
-        base = f"{scheme}://{host}" + (f"/{path}" if path else "")
-    return base
+def _reader(request: Request) -> Reader:
+    return request.app.state.reader
 
 
 def begin(request: Request, project_id: str | None, min_version: APIVersion = MESSAGES) -> Call:
     """Authenticate, check the URL's project, and gate on the microversion (Cinder's order)."""
-    state = request.app.state
-    settings: Settings = state.settings
-    caller = identify(request.headers, request.state, settings)
-    if project_id is not None:
-        problem = project_id_problem(settings, project_id)
-        if problem:
-            # Cinder's text first (clients may match it), then the reason.
-            raise NotFound(f"{NOT_FOUND_TEXT} {problem[0].upper()}{problem[1:]}.")
-        if project_id != caller.project_id:
-            raise BadRequest(
-                f"Malformed request url: the project in the URL ({project_id[:64]}) is not "
-                f"the token's ({caller.project_id[:64]})")
-    version: APIVersion = request.state.api_version
-    if version < min_version:
-        raise NotFound(NOT_FOUND_TEXT)
-    view = MessageView(base_url(request, settings), project_id, state.catalog)
-    all_projects = state.policy.sees_all_projects(caller, settings.auth_strategy)
-    return Call(caller, all_projects, version, view)
-
-
-def _engine(request: Request) -> Engine:
-    return request.app.state.engine
-
-
-def _lookup(request: Request, call: Call, message_id: str) -> dict:
-    if len(message_id) > MAX_ID:
-        raise MessageNotFound(message_id[:MAX_ID] + "...")
-    with _engine(request).connect() as conn:
-        if call.is_admin:
-            return store.get_message_all_projects(conn, message_id)
-        return store.get_message(conn, message_id, call.caller.project_id)
+    reader = _reader(request)
+    scope = reader.authenticate(request.headers, request.state, project_id)
+    version = require_version(request, min_version)
+    view = MessageView(base_url(request, reader.settings), project_id, reader.catalog)
+    return Call(scope, version, view)
 
 
 def list_messages(request: Request, project_id: str | None = None) -> JSONResponse:
     call = begin(request, project_id)
-    request.app.state.policy.authorize(policy.GET_ALL, call.caller, call.caller.project_id)
     pairs = request.query_params.multi_items()
-    query, link_limit = parse_list_query(
-        dict(pairs),
-        call.version,
-        is_admin=call.is_admin,
-        max_limit=request.app.state.settings.osapi_max_limit,
-    )
-    with _engine(request).connect() as conn:
-        if call.is_admin:
-            rows = store.list_messages_all_projects(conn, query)
-        else:
-            rows = store.list_messages(conn, call.caller.project_id, query)
+    rows, link_limit = _reader(request).list_messages(
+        call.scope, dict(pairs), call.version,
+        max_limit=_reader(request).settings.osapi_max_limit)
     return JSONResponse(call.view.index(rows, pairs, link_limit))
 
 
 def show_message(request: Request, message_id: str, project_id: str | None = None) -> JSONResponse:
     call = begin(request, project_id)
-    # Look up before the policy check, so another project's id is a 404, not a 403.
-    row = _lookup(request, call, message_id)
-    request.app.state.policy.authorize(policy.GET, call.caller, row["project_id"])
-    return JSONResponse({"message": call.view.detail(row)})
+    return JSONResponse({"message": call.view.detail(_reader(request).get(call.scope, message_id))})
 
 
 def delete_message(request: Request, message_id: str, project_id: str | None = None) -> Response:
     call = begin(request, project_id)
-    row = _lookup(request, call, message_id)
-    request.app.state.policy.authorize(policy.DELETE, call.caller, row["project_id"])
-    with _engine(request).begin() as conn:
-        if not store.soft_delete_message(conn, row["id"]):
-            raise MessageNotFound(message_id)
+    _reader(request).delete(call.scope, message_id)
     # Cinder's 204 is a bare webob response: empty, with webob's default type.
     return Response(status_code=204, headers={"Content-Type": "text/html; charset=UTF-8", "Content-Length": "0"})
 

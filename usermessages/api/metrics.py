@@ -8,10 +8,10 @@ from fastapi import Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 
-from usermessages.api.auth import identify
-from usermessages.api.keystone import is_protected
 from usermessages.config import Settings
 from usermessages.errors import Forbidden
+from usermessages.reader.identity import identify
+from usermessages.reader.keystone import is_protected
 
 
 def keystone_protected(settings: Settings) -> Callable[[str], bool]:
@@ -25,7 +25,7 @@ def metrics_route(settings: Settings) -> Callable[[Request], Response]:
     def metrics(request: Request) -> Response:
         if settings.metrics == "admin":
             caller = identify(request.headers, request.state, settings)
-            if not request.app.state.policy.is_admin(caller):
+            if not request.app.state.reader.policy.is_admin(caller):
                 raise Forbidden("Policy doesn't allow metrics to be read.")
         # Counters of this process (SDK, collector) only; never message data.
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

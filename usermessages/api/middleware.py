@@ -13,18 +13,18 @@ from urllib.parse import unquote_to_bytes
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from usermessages.api.faults import INTERNAL_ERROR_TEXT, UNAVAILABLE_TEXT, fault_body
-from usermessages.api.microversion import (
+from usermessages.context import new_request_id
+from usermessages.errors import BadRequest, HTTPError
+from usermessages.store import deadline
+from usermessages.store.engine import is_unavailable
+from usermessages.web.faults import INTERNAL_ERROR_TEXT, UNAVAILABLE_TEXT, fault_body
+from usermessages.web.microversion import (
     HEADER,
     MIN_VERSION,
     APIVersion,
     VersionNotAcceptable,
     negotiate,
 )
-from usermessages.context import new_request_id
-from usermessages.errors import BadRequest, HTTPError
-from usermessages.store import deadline
-from usermessages.store.engine import is_unavailable
 
 LOG = logging.getLogger(__name__)
 

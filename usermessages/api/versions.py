@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from usermessages.api.microversion import MAX_VERSION, MIN_VERSION, UPDATED
+from usermessages.web.microversion import MAX_VERSION, MIN_VERSION, UPDATED
 
 
 def version_document(base: str) -> dict:

@@ -6,10 +6,10 @@ import secrets
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import State
 from starlette.middleware.sessions import SessionMiddleware
 
 from usermessages.errors import HTTPError
+from usermessages.reader import Reader
 from usermessages.store.engine import UNAVAILABLE
 from usermessages.viewer import routes
 from usermessages.viewer.origin import SameOriginPosts
@@ -18,11 +18,11 @@ from usermessages.viewer.sessions import ServerSessionMiddleware, SessionStore
 SESSION_SECONDS = 8 * 3600
 
 
-def create_viewer(state: State, secret_key: str) -> FastAPI:
-    """A sub-application sharing the API's state (store, catalog, policy, settings)."""
+def create_viewer(reader: Reader, secret_key: str) -> FastAPI:
+    """A sub-application reading through the same reader as the API."""
     viewer = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    viewer.state = state
-    settings = state.settings
+    viewer.state.reader = reader
+    settings = reader.settings
     if settings.auth_strategy == "keystone":
         # A Keystone token never leaves the server: the cookie is a random id.
         viewer.add_middleware(ServerSessionMiddleware, store=SessionStore(SESSION_SECONDS),

@@ -1,8 +1,8 @@
 """The Event Viewer: web pages over the same queries and authorization as the API.
 
-A second skin on the store, not a second system: filters go through the API's
-parser (same whitelist, same errors), lists through the same project-scoped
-queries, and every page checks the same oslo.policy rules. The session holds
+A second skin on the store, not a second system: every page reads through the
+same ``Reader`` as the API (same filter whitelist and errors, same
+project-scoped queries, same oslo.policy rules). The session holds
 only the noauth token the API would receive; nothing of another project is
 ever rendered, in a page, a fragment or the live stream.
 """
@@ -10,7 +10,6 @@ ever rendered, in a page, a fragment or the live stream.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import re
 import secrets
@@ -21,28 +20,17 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
-from usermessages.api import policy
-from usermessages.api.auth import Caller, authenticate
-from usermessages.api.faults import UNAVAILABLE_TEXT
-from usermessages.api.keystone import Refusal
-from usermessages.api.microversion import MAX_VERSION
-from usermessages.api.params import parse_list_query
-from usermessages.api.views import user_message
 from usermessages.config import project_id_problem
-from usermessages.errors import (
-    BadRequest,
-    HTTPError,
-    MessageNotFound,
-    NotFound,
-    Unauthorized,
-)
+from usermessages.errors import BadRequest, HTTPError, NotFound, Unauthorized
+from usermessages.reader import DELETE, Caller, Reader, Scope
 from usermessages.store import deadline
-from usermessages.store import messages as store
 from usermessages.store.engine import UNAVAILABLE, is_unavailable
+from usermessages.store.messages import ListQuery
 from usermessages.viewer import signin
+from usermessages.web.faults import UNAVAILABLE_TEXT
+from usermessages.web.microversion import MAX_VERSION
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -71,35 +59,25 @@ class SignedOut(Exception):
     """Raised when a page needs a signed-in viewer."""
 
 
+def _reader(request: Request) -> Reader:
+    return request.app.state.reader
+
+
 def _caller(request: Request) -> Caller:
+    """Every page re-validates the session's token: a revoked or expired one signs out."""
     cached = getattr(request.state, "viewer_caller", None)
     if cached is not None:
         return cached
     token = request.session.get("token")
     if not token:
         raise SignedOut()
-    settings = request.app.state.settings
-    if settings.auth_strategy == "keystone":
-        caller = _keystone_caller(request, token)
-    else:
-        try:
-            caller = authenticate({"x-auth-token": token}, admin_user=settings.admin_user,
-                                  trust_roles_header=False)
-        except Unauthorized as exc:
-            raise SignedOut() from exc
+    try:
+        caller = _reader(request).session_caller(token)
+    except Unauthorized as exc:
+        request.session.clear()
+        raise SignedOut() from exc
     request.state.viewer_caller = caller
     return caller
-
-
-def _keystone_caller(request: Request, token: str) -> Caller:
-    """Every page re-validates the session's token: a revoked or expired one signs out."""
-    result = request.app.state.token_validator.validate([(b"x-auth-token", token.encode())])
-    if isinstance(result, Refusal):
-        if result.status == 401:
-            request.session.clear()
-            raise SignedOut()
-        raise signin.KeystoneUnavailable("Keystone cannot be reached; try again later.")
-    return result
 
 
 def _render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -108,10 +86,10 @@ def _render(request: Request, template: str, status: int = 200, **context: Any) 
         caller = _caller(request)
     except (SignedOut, HTTPError):
         pass
-    settings = request.app.state.settings
+    settings = _reader(request).settings
     context.setdefault("caller", caller)
-    context.setdefault("is_admin", bool(caller) and request.app.state.policy.sees_all_projects(
-        caller, settings.auth_strategy))
+    context.setdefault("is_admin",
+                       caller is not None and _reader(request).scope(caller).all_projects)
     context.setdefault("csrf", request.session.get("csrf", ""))
     context.setdefault("auth_mode", settings.auth_strategy)
     context.setdefault("names", request.session.get("names", {}))
@@ -137,7 +115,7 @@ def _row(request: Request, row: dict, is_admin: bool) -> dict[str, Any]:
         "resource_uuid": row["resource_uuid"],
         "created_at": _iso(row["created_at"]),
         "expires_at": _iso(row["expires_at"]),
-        "summary": user_message(row, request.app.state.catalog),
+        "summary": _reader(request).text(row),
         "kind": row["kind"],
     }
 
@@ -165,26 +143,18 @@ def _list_params(state: dict[str, str]) -> dict[str, str]:
     return params
 
 
-def _run(conn: Connection, caller: Caller, is_admin: bool, query: store.ListQuery) -> list[dict]:
-    if is_admin:
-        return store.list_messages_all_projects(conn, query)
-    return store.list_messages(conn, caller.project_id, query)
-
-
-def _parse(params: dict[str, str], is_admin: bool, limit: int) -> store.ListQuery:
-    query, _ = parse_list_query({**params, "limit": str(limit)}, MAX_VERSION, is_admin=is_admin,
-                                max_limit=limit)
+def _parse(request: Request, scope: Scope, params: dict[str, str], limit: int) -> ListQuery:
+    query, _ = _reader(request).parse(scope, {**params, "limit": str(limit)}, MAX_VERSION,
+                                      max_limit=limit)
     return query
 
 
-def _query(request: Request, caller: Caller, is_admin: bool, params: dict[str, str],
+def _query(request: Request, scope: Scope, params: dict[str, str],
            limit: int = PAGE_SIZE) -> list[dict]:
-    query = _parse(params, is_admin, limit)
-    with request.app.state.engine.connect() as conn:
-        return _run(conn, caller, is_admin, query)
+    return _reader(request).query(scope, _parse(request, scope, params, limit))
 
 
-def _poll(request: Request, caller: Caller, is_admin: bool, params: dict[str, str],
+def _poll(request: Request, scope: Scope, query: ListQuery,
           cursor: int) -> tuple[list[dict], int]:
     """The stream's next rows after ``cursor``, and the cursor to poll from next.
 
@@ -192,29 +162,16 @@ def _poll(request: Request, caller: Caller, is_admin: bool, params: dict[str, st
     V is (inserters commit in seq order), so the cursor can move to V even when
     no row matched the filters, and the next poll never rescans those rows.
     """
-    query = dataclasses.replace(_parse(params, is_admin, STREAM_BATCH), after_seq=cursor)
     deadline.begin(deadline.budget.get())  # each poll is new store work, as a request is
-    with request.app.state.engine.connect() as conn:
-        newest = store.last_seq(conn)
-        rows = _run(conn, caller, is_admin, query)
+    rows, newest = _reader(request).after(scope, query, cursor)
     shown = [row for row in rows if row["seq"] <= newest]
     if len(rows) < STREAM_BATCH:
         return shown, max(cursor, newest)
     return shown, shown[-1]["seq"] if shown else cursor
 
 
-def _lookup(request: Request, caller: Caller, is_admin: bool, message_id: str) -> dict:
-    if len(message_id) > 64:
-        raise MessageNotFound(message_id[:64])
-    with request.app.state.engine.connect() as conn:
-        if is_admin:
-            return store.get_message_all_projects(conn, message_id)
-        return store.get_message(conn, message_id, caller.project_id)
-
-
 def _last_seq(request: Request) -> int:
-    with request.app.state.engine.connect() as conn:
-        return store.last_seq(conn)
+    return _reader(request).newest()
 
 
 def _cursor(request: Request) -> int | None:
@@ -233,10 +190,8 @@ def _cursor(request: Request) -> int | None:
     return None
 
 
-def _guard(request: Request) -> tuple[Caller, bool]:
-    caller = _caller(request)
-    settings = request.app.state.settings
-    return caller, request.app.state.policy.sees_all_projects(caller, settings.auth_strategy)
+def _guard(request: Request) -> Scope:
+    return _reader(request).scope(_caller(request))
 
 
 @router.get("/")
@@ -267,7 +222,8 @@ def login(request: Request, user: str = Form(""), project: str = Form(""),
           csrf: str = Form("")) -> Response:
     _check_form_token(request, csrf)
     user, project, domain = user.strip(), project.strip(), domain.strip() or "Default"
-    keystone = request.app.state.settings.auth_strategy == "keystone"
+    settings = _reader(request).settings
+    keystone = settings.auth_strategy == "keystone"
     fields = [("User", user), ("Project", project)] + ([("Domain", domain)] if keystone else [])
     problems = [f"{name} is required" for name, value in fields if not value]
     for name, value in fields:
@@ -275,7 +231,7 @@ def login(request: Request, user: str = Form(""), project: str = Form(""),
             problems.append(f"{name} must be up to 64 printable characters, without ':'")
     # Refuse what the API would refuse, with the same reason (noauth: the project is
     # an id in the URL; Keystone resolves names itself).
-    problem = not keystone and project and project_id_problem(request.app.state.settings, project)
+    problem = not keystone and project and project_id_problem(settings, project)
     if problem and not problems:
         problems.append(f"Project: {problem}")
     if keystone and not password:
@@ -288,7 +244,7 @@ def login(request: Request, user: str = Form(""), project: str = Form(""),
     request.session.clear()
     if keystone:
         try:
-            signed = signin.sign_in(request.app.state.settings, user, password, domain, project)
+            signed = signin.sign_in(settings, user, password, domain, project)
         except HTTPError as exc:
             request.session["csrf"] = secrets.token_urlsafe(24)
             return _render(request, "login.html", status=exc.status, problems=[exc.message],
@@ -306,7 +262,7 @@ def _keep(request: Request, signed: signin.SignIn) -> None:
     """The session of a Keystone sign-in: its token, names to show, projects to switch to."""
     request.session["token"] = signed.token
     request.session["names"] = {"user": signed.user_name, "project": signed.project_name}
-    request.session["projects"] = signin.projects(request.app.state.settings, signed.token)
+    request.session["projects"] = signin.projects(_reader(request).settings, signed.token)
 
 
 @router.post("/project")
@@ -319,7 +275,7 @@ def switch_project(request: Request, project_id: str = Form(""), csrf: str = For
     """
     _caller(request)
     _check_form_token(request, csrf)
-    settings = request.app.state.settings
+    settings = _reader(request).settings
     if settings.auth_strategy != "keystone":
         raise NotFound("The resource could not be found.")
     if project_id not in {pid for pid, _ in request.session.get("projects", [])}:
@@ -333,7 +289,7 @@ def switch_project(request: Request, project_id: str = Form(""), csrf: str = For
 def logout(request: Request, csrf: str = Form("")) -> Response:
     if csrf and secrets.compare_digest(csrf, request.session.get("csrf", "")):
         tokens = {request.session.get("root_token"), request.session.get("token")} - {None}
-        settings = request.app.state.settings
+        settings = _reader(request).settings
         request.session.clear()
         if settings.auth_strategy == "keystone":
             for token in tokens:
@@ -343,8 +299,9 @@ def logout(request: Request, csrf: str = Form("")) -> Response:
 
 @router.get("/messages")
 def list_page(request: Request) -> HTMLResponse:
-    caller, is_admin = _guard(request)
-    request.app.state.policy.authorize(policy.GET_ALL, caller, caller.project_id)
+    scope = _guard(request)
+    _reader(request).authorize_list(scope)
+    is_admin = scope.all_projects
     state = _filters(request, is_admin)
     first_page = "marker" not in state
     live = first_page and state.get("sort", "created_at:desc") == "created_at:desc"
@@ -352,7 +309,7 @@ def list_page(request: Request) -> HTMLResponse:
     # in between shows on the page and again on the stream (the page skips the
     # same id), rather than on neither.
     newest = _last_seq(request) if live else 0
-    rows = _query(request, caller, is_admin, _list_params(state))
+    rows = _query(request, scope, _list_params(state))
     next_url = None
     if len(rows) == PAGE_SIZE:
         next_url = "/viewer/messages?" + urlencode({**state, "marker": rows[-1]["id"]})
@@ -370,14 +327,14 @@ def list_page(request: Request) -> HTMLResponse:
 
 @router.get("/messages/{message_id}")
 def detail_page(request: Request, message_id: str) -> HTMLResponse:
-    caller, is_admin = _guard(request)
-    row = _lookup(request, caller, is_admin, message_id)
-    request.app.state.policy.authorize(policy.GET, caller, row["project_id"])
-    same_request = [r for r in _query(request, caller, is_admin,
-                                      {"request_id": row["request_id"]}, limit=20)
+    scope = _guard(request)
+    is_admin = scope.all_projects
+    row = _reader(request).get(scope, message_id)
+    same_request = [r for r in _query(request, scope, {"request_id": row["request_id"]},
+                                      limit=20)
                     if r["id"] != row["id"]] if row["request_id"] else []
-    same_resource = [r for r in _query(request, caller, is_admin,
-                                       {"resource_uuid": row["resource_uuid"]}, limit=20)
+    same_resource = [r for r in _query(request, scope, {"resource_uuid": row["resource_uuid"]},
+                                       limit=20)
                      if r["id"] != row["id"]] if row["resource_uuid"] else []
     return _render(
         request, "detail.html", message=_row(request, row, is_admin),
@@ -388,21 +345,18 @@ def detail_page(request: Request, message_id: str) -> HTMLResponse:
 
 @router.get("/messages/{message_id}/delete")
 def confirm_delete(request: Request, message_id: str) -> HTMLResponse:
-    caller, is_admin = _guard(request)
-    row = _lookup(request, caller, is_admin, message_id)
-    request.app.state.policy.authorize(policy.DELETE, caller, row["project_id"])
-    return _render(request, "confirm_delete.html", message=_row(request, row, is_admin))
+    scope = _guard(request)
+    row = _reader(request).get(scope, message_id, DELETE)
+    return _render(request, "confirm_delete.html",
+                   message=_row(request, row, scope.all_projects))
 
 
 @router.post("/messages/{message_id}/delete")
 def delete(request: Request, message_id: str, csrf: str = Form("")) -> Response:
-    caller, is_admin = _guard(request)
+    scope = _guard(request)
     if not secrets.compare_digest(csrf, request.session.get("csrf", "")):
         raise BadRequest("The form expired; reload the page and try again.")
-    row = _lookup(request, caller, is_admin, message_id)
-    request.app.state.policy.authorize(policy.DELETE, caller, row["project_id"])
-    with request.app.state.engine.begin() as conn:
-        store.soft_delete_message(conn, row["id"])
+    row = _reader(request).delete(scope, message_id)
     request.session["flash"] = f"Message {row['id']} deleted."
     return RedirectResponse("/viewer/messages", status_code=303)
 
@@ -417,11 +371,12 @@ async def stream(request: Request) -> StreamingResponse:
     Each event carries its seq as the SSE id, so a reconnecting browser
     resumes where it was (Last-Event-ID) instead of where the page started.
     """
-    caller, is_admin = _guard(request)
-    request.app.state.policy.authorize(policy.GET_ALL, caller, caller.project_id)
+    scope = _guard(request)
+    _reader(request).authorize_list(scope)
+    is_admin = scope.all_projects
     state = _filters(request, is_admin)
     state.pop("marker", None)
-    params = _list_params(state)
+    query = _parse(request, scope, _list_params(state), STREAM_BATCH)
     requested = _cursor(request)
     newest = await run_in_threadpool(_last_seq, request)
     # A cursor past the newest seq (a store restored from a backup) would hide
@@ -436,8 +391,7 @@ async def stream(request: Request) -> StreamingResponse:
             if await request.is_disconnected():
                 return
             try:
-                rows, cursor = await run_in_threadpool(_poll, request, caller, is_admin,
-                                                       params, cursor)
+                rows, cursor = await run_in_threadpool(_poll, request, scope, query, cursor)
             except UNAVAILABLE:
                 # Keep the stream (a browser does not reopen one that answered 503):
                 # say so, and poll again; the cursor has not moved, nothing is lost.

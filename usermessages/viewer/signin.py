@@ -13,13 +13,10 @@ from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
 from usermessages.config import Settings
-from usermessages.errors import HTTPError, Unauthorized
+from usermessages.errors import Unauthorized
+from usermessages.reader.identity import KeystoneUnavailable
 
 TIMEOUT = 10.0
-
-
-class KeystoneUnavailable(HTTPError):
-    status = 503
 
 
 @dataclass(frozen=True)

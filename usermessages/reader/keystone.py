@@ -20,8 +20,8 @@ from keystoneauth1 import exceptions as ksa_exceptions
 from keystonemiddleware import auth_token
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from usermessages.api.auth import Caller
-from usermessages.api.faults import INTERNAL_ERROR_TEXT, fault_body
+from usermessages.reader.identity import Caller
+from usermessages.web.faults import INTERNAL_ERROR_TEXT, fault_body
 
 LOG = logging.getLogger(__name__)
 

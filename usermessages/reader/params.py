@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from usermessages.api.microversion import MESSAGES_PAGINATION, APIVersion
 from usermessages.errors import BadRequest
 from usermessages.store.messages import SORT_KEYS, ListQuery
+from usermessages.web.microversion import MESSAGES_PAGINATION, APIVersion
 
 # What a project user may filter on (Cinder's resource_filters.json for "message").
 USER_FILTERS = ("resource_uuid", "resource_type", "event_id", "request_id", "message_level")

@@ -1,4 +1,4 @@
-"""Who is calling: Cinder's noauth token, or (api/keystone.py) a Keystone token.
+"""Who is calling: Cinder's noauth token, or (reader/keystone.py) a Keystone token.
 
 ``X-Auth-Token: <user>:<project>`` (what ``cinder --os-auth-type noauth``
 sends) makes the caller a member and reader of that project; a token with no
@@ -13,11 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from usermessages.config import Settings
-from usermessages.errors import BadRequest, Unauthorized
+from usermessages.errors import BadRequest, HTTPError, Unauthorized
 
 MAX_ID = 255
 USER_ROLES = ("member", "reader")
 ADMIN_ROLES = ("admin", "member", "reader")
+
+
+class KeystoneUnavailable(HTTPError):
+    """Raised when Keystone cannot be asked about a token or a sign-in (503)."""
+
+    status = 503
 
 
 @dataclass(frozen=True)

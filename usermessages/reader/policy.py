@@ -18,8 +18,8 @@ from pathlib import Path
 from oslo_config import cfg
 from oslo_policy import policy
 
-from usermessages.api.auth import Caller
 from usermessages.errors import ConfigError, Forbidden
+from usermessages.reader.identity import Caller
 
 GET_ALL = "message:get_all"
 GET = "message:get"

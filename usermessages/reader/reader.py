@@ -1,0 +1,176 @@
+"""The one reader of messages: who asks, what they may do, what they see.
+
+Every front end (the REST API, the Event Viewer, the reference service's
+routes) reads through this class, so the admin-versus-project branching is
+written once: a ``Scope`` says whether a caller reads across projects, and
+every query below takes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from sqlalchemy import Connection, Engine
+
+from usermessages.catalog import Catalog
+from usermessages.config import Settings, project_id_problem
+from usermessages.errors import BadRequest, MessageNotFound, NotFound, Unauthorized
+from usermessages.reader import policy
+from usermessages.reader.identity import (
+    Caller,
+    KeystoneUnavailable,
+    authenticate,
+    identify,
+)
+from usermessages.reader.keystone import Refusal, TokenValidator
+from usermessages.reader.params import parse_list_query
+from usermessages.store import engine as store_engine
+from usermessages.store import messages as store
+from usermessages.web.faults import NOT_FOUND_TEXT
+from usermessages.web.microversion import APIVersion
+from usermessages.web.views import user_message
+
+MAX_ID = 255
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A verified caller and whether they read across projects."""
+
+    caller: Caller
+    all_projects: bool
+
+    @property
+    def project_id(self) -> str | None:
+        """The project every query is limited to; None for a cross-project reader."""
+        return None if self.all_projects else self.caller.project_id
+
+
+class Reader:
+    """Identity, policy and scope, and the list/get/delete queries behind them."""
+
+    def __init__(self, settings: Settings, engine: Engine, catalog: Catalog,
+                 policy_: policy.Policy, token_validator: TokenValidator | None = None) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.catalog = catalog
+        self.policy = policy_
+        self.token_validator = token_validator
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, engine: Engine | None = None,
+                      catalog: Catalog | None = None) -> Reader:
+        """Load the catalog, policy and Keystone options now: a bad file is a start-up error."""
+        engine = engine or store_engine.connect(settings.database_connection,
+                                                timeout=settings.database_timeout)
+        catalog = catalog or Catalog.from_file(settings.catalog_overrides_file or None)
+        validator = (TokenValidator(dict(settings.keystone_authtoken))
+                     if settings.auth_strategy == "keystone" else None)
+        return cls(settings, engine, catalog,
+                   policy.Policy(settings.policy_file, settings.oslo_policy), validator)
+
+    # --- identity and scope -------------------------------------------------
+
+    def scope(self, caller: Caller) -> Scope:
+        return Scope(caller, self.policy.sees_all_projects(caller, self.settings.auth_strategy))
+
+    def authenticate(self, headers: Mapping[str, str], state: object,
+                     url_project: str | None = None) -> Scope:
+        """A request's caller (noauth token or Keystone's validated identity), checked
+        against the project its URL names."""
+        caller = identify(headers, state, self.settings)
+        if url_project is not None:
+            problem = project_id_problem(self.settings, url_project)
+            if problem:
+                # Cinder's text first (clients may match it), then the reason.
+                raise NotFound(f"{NOT_FOUND_TEXT} {problem[0].upper()}{problem[1:]}.")
+            if url_project != caller.project_id:
+                raise BadRequest(
+                    f"Malformed request url: the project in the URL ({url_project[:64]}) is "
+                    f"not the token's ({caller.project_id[:64]})")
+        return self.scope(caller)
+
+    def session_caller(self, token: str) -> Caller:
+        """The caller a session's stored token names (the viewer's sign-in).
+
+        Raises Unauthorized when the token is refused (the session is over) and
+        KeystoneUnavailable when Keystone cannot say.
+        """
+        if self.token_validator is None:
+            return authenticate({"x-auth-token": token}, admin_user=self.settings.admin_user,
+                                trust_roles_header=False)
+        result = self.token_validator.validate([(b"x-auth-token", token.encode())])
+        if isinstance(result, Refusal):
+            if result.status == 401:
+                raise Unauthorized("The session's token is no longer valid.")
+            raise KeystoneUnavailable("Keystone cannot be reached; try again later.")
+        return result
+
+    def authorize_list(self, scope: Scope) -> None:
+        self.policy.authorize(policy.GET_ALL, scope.caller, scope.caller.project_id)
+
+    # --- reading ------------------------------------------------------------
+
+    def parse(self, scope: Scope, params: Mapping[str, str], version: APIVersion,
+              *, max_limit: int) -> tuple[store.ListQuery, int | None]:
+        """A list request's parameters, with the filters this scope may use."""
+        return parse_list_query(dict(params), version, is_admin=scope.all_projects,
+                                max_limit=max_limit)
+
+    def list_messages(self, scope: Scope, params: Mapping[str, str], version: APIVersion,
+             *, max_limit: int) -> tuple[list[dict], int | None]:
+        """Authorize, parse, query: the rows of one page and the limit a next link keeps."""
+        self.authorize_list(scope)
+        query, link_limit = self.parse(scope, params, version, max_limit=max_limit)
+        return self.query(scope, query), link_limit
+
+    def query(self, scope: Scope, query: store.ListQuery) -> list[dict]:
+        """Rows in the scope; the caller has authorized the list already."""
+        with self.engine.connect() as conn:
+            return self._rows(conn, scope, query)
+
+    def after(self, scope: Scope, query: store.ListQuery,
+              cursor: int) -> tuple[list[dict], int]:
+        """Rows stored after ``cursor`` (the stored order), and the newest seq read first.
+
+        The counter is read before the rows, in one connection: every row up to
+        it is committed, so a poller may move its cursor there.
+        """
+        with self.engine.connect() as conn:
+            newest = store.last_seq(conn)
+            return self._rows(conn, scope, replace(query, after_seq=cursor)), newest
+
+    def newest(self) -> int:
+        with self.engine.connect() as conn:
+            return store.last_seq(conn)
+
+    def get(self, scope: Scope, message_id: str, rule: str = policy.GET) -> dict:
+        """One message, looked up before the policy check: another project's id is a 404."""
+        if len(message_id) > MAX_ID:
+            raise MessageNotFound(message_id[:MAX_ID] + "...")
+        with self.engine.connect() as conn:
+            if scope.all_projects:
+                row = store.get_message_all_projects(conn, message_id)
+            else:
+                row = store.get_message(conn, message_id, scope.caller.project_id)
+        self.policy.authorize(rule, scope.caller, row["project_id"])
+        return row
+
+    def delete(self, scope: Scope, message_id: str) -> dict:
+        """Soft-delete one message; a concurrent delete makes this one a 404."""
+        row = self.get(scope, message_id, policy.DELETE)
+        with self.engine.begin() as conn:
+            if not store.soft_delete_message(conn, row["id"]):
+                raise MessageNotFound(message_id)
+        return row
+
+    def text(self, row: dict) -> str:
+        """The user-facing text, composed now from the stored ids (overrides apply)."""
+        return user_message(row, self.catalog)
+
+    @staticmethod
+    def _rows(conn: Connection, scope: Scope, query: store.ListQuery) -> list[dict]:
+        if scope.project_id is None:
+            return store.list_messages_all_projects(conn, query)
+        return store.list_messages(conn, scope.project_id, query)
