@@ -122,11 +122,10 @@ class Message:
         for name in _TEXT_FIELDS:
             _check_text(name, getattr(self, name))
         if self.kind is Kind.API:
-            if not isinstance(self.project_id, str) or not self.project_id:
+            project = self.project_id
+            if not isinstance(project, str) or not 0 < len(project) <= MAX_FIELD:
                 raise CatalogError("an API message needs a project_id of 1 to 255 characters")
-            if len(self.project_id) > MAX_FIELD:
-                raise CatalogError("an API message needs a project_id of 1 to 255 characters")
-            _check_text("project_id", self.project_id)
+            _check_text("project_id", project)
         elif self.project_id is not None:
             raise CatalogError(f"a {self.kind.value} message carries no project_id")
         for name in ("created_at", "expires_at"):
