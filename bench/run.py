@@ -45,6 +45,7 @@ import psycopg  # noqa: E402
 
 from tests import servers  # noqa: E402  (the same throwaway servers the tests use)
 from usermessages import Action, Detail, Messenger, RequestContext  # noqa: E402
+from usermessages.message import Message  # noqa: E402
 from usermessages.reaper import reap  # noqa: E402
 from usermessages.store import engine as store_engine  # noqa: E402
 from usermessages.store import messages as store  # noqa: E402
@@ -160,13 +161,13 @@ def count_rows(engine) -> int:  # type: ignore[no-untyped-def]
         return conn.exec_driver_sql("SELECT count(*) FROM messages").scalar_one()
 
 
-def records(n: int) -> list[dict]:
-    """n rows as the SDK builds them (through a capturing sink)."""
-    built: list[dict] = []
+def records(n: int) -> list[Message]:
+    """n messages as the SDK builds them (through a capturing sink)."""
+    built: list[Message] = []
 
     class Capture:
-        def deliver(self, record: dict) -> None:
-            built.append(record)
+        def deliver(self, message: Message) -> None:
+            built.append(message)
 
         def close(self) -> None:
             pass
@@ -279,7 +280,8 @@ def ingest(engine_name: str, url_factory: Callable[[], str], n: int, workdir: Pa
     url = url_factory()
     engine = our_store(url)
     columns = [c.name for c in messages_table.columns]
-    values = [tuple(row.get(c, False if c == "deleted" else None) for c in columns) for row in rows]
+    values = [tuple(row.get(c, False if c == "deleted" else None) for c in columns)
+              for row in (message.to_row() for message in rows)]
     started = time.perf_counter()
     if engine.dialect.name == "postgresql":
         with psycopg.connect(url) as conn:

@@ -1,7 +1,7 @@
 """Crafted input never reaches the store unchecked: property-based fuzzing of the decoder.
 
-Whatever the bytes, ``envelope.decode`` either raises InvalidEnvelope or
-returns a row that really inserts on SQLite and on PostgreSQL. A RecursionError,
+Whatever the bytes, ``Message.from_wire`` either raises InvalidEnvelope or
+returns a message that really inserts on SQLite and on PostgreSQL. A RecursionError,
 an OverflowError or a row a driver cannot encode would stall every collector
 (the loop would take it for a lost broker), so the property is checked
 against both real stores, not against a model of them.
@@ -25,6 +25,7 @@ from usermessages import Action, Detail, Level, Messenger, RequestContext, Resou
 from usermessages.collector import Collector
 from usermessages.config import MAX_MESSAGE_TTL, Settings, check_ttl, load
 from usermessages.errors import ConfigError
+from usermessages.message import Message
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
 from usermessages.store import migrate
@@ -48,17 +49,17 @@ def stores(tmp_path_factory: pytest.TempPathFactory,
         engine.dispose()
 
 
-def _check(body: bytes, engines: list[Engine]) -> dict[str, Any] | None:
-    """The property: InvalidEnvelope, or a row every store inserts (rolled back after)."""
+def _check(body: bytes, engines: list[Engine]) -> Message | None:
+    """The property: InvalidEnvelope, or a message every store inserts (rolled back after)."""
     try:
-        row = envelope.decode(body, TTL)
+        message = Message.from_wire(body, TTL)
     except envelope.InvalidEnvelope:
         return None
     for engine in engines:
         with engine.connect() as conn, conn.begin() as transaction:
-            assert store.insert_messages(conn, [row]) == 1, engine.dialect.name
+            assert store.insert_messages(conn, [message]) == 1, engine.dialect.name
             transaction.rollback()
-    return row
+    return message
 
 
 # --- strategies ------------------------------------------------------------------------
@@ -91,10 +92,10 @@ times = st.one_of(
 
 class _Capture:
     def __init__(self) -> None:
-        self.record: dict[str, Any] = {}
+        self.message: Message | None = None
 
-    def deliver(self, record: dict[str, Any]) -> None:
-        self.record = record
+    def deliver(self, message: Message) -> None:
+        self.message = message
 
     def close(self) -> None:
         pass
@@ -114,7 +115,7 @@ def valid_messages(draw: st.DrawFn) -> dict[str, Any]:
                          resource_uuid=draw(plain_text), detail=detail, level=level)
     else:
         messenger.create_service_message(action, detail, host=draw(plain_text), level=level)
-    return json.loads(envelope.encode(sink.record))["message"]
+    return json.loads(sink.message.to_wire())["message"]
 
 
 def _mutate(draw: st.DrawFn, message: dict[str, Any]) -> None:
@@ -176,8 +177,8 @@ def test_mutated_envelopes_are_rejected_or_stored(stores, body):
 @FUZZ
 @given(message=valid_messages())
 def test_every_envelope_the_sdk_builds_is_stored(stores, message):
-    row = _check(json.dumps({"v": 1, "message": message}).encode(), stores)
-    assert row is not None and row["id"] == message["id"]
+    stored = _check(json.dumps({"v": 1, "message": message}).encode(), stores)
+    assert stored is not None and stored.id == message["id"]
 
 
 # --- the crafted envelopes that stalled every collector --------------------------------
@@ -187,7 +188,7 @@ def _valid(**changes: Any) -> bytes:
     sink = _Capture()
     Messenger(sink).create(RequestContext(project_id="p1"), Action.ATTACH_VOLUME,
                            detail=Detail.ATTACH_ERROR)
-    message = json.loads(envelope.encode(sink.record))["message"]
+    message = json.loads(sink.message.to_wire())["message"]
     message.update(changes)
     return json.dumps({"v": 1, "message": message}).encode()
 
@@ -205,7 +206,7 @@ CRAFTED = {
 def test_the_crafted_envelopes_are_rejected_with_a_reason(name):
     body, reason = CRAFTED[name]
     with pytest.raises(envelope.InvalidEnvelope, match=reason):
-        envelope.decode(body, TTL)
+        Message.from_wire(body, TTL)
 
 
 def test_created_at_range_is_1970_to_one_day_ahead():
@@ -215,13 +216,13 @@ def test_created_at_range_is_1970_to_one_day_ahead():
           ("2026-06-02T12:00:00", now + dt.timedelta(days=1)),
           ("2026-06-02T07:00:00-05:00", now + dt.timedelta(days=1))]
     for text, expected in ok:
-        row = envelope.decode(_valid(created_at=text), TTL, now=now)
-        assert row["created_at"] == expected, text
-        assert row["expires_at"] == expected + dt.timedelta(seconds=TTL)
+        message = Message.from_wire(_valid(created_at=text), TTL, now=now)
+        assert message.created_at == expected, text
+        assert message.expires_at == expected + dt.timedelta(seconds=TTL)
     for text in ("1969-12-31T23:59:59", "1970-01-01T04:59:59+05:00",
                  "2026-06-02T12:00:01", "2026-06-02T07:00:01-05:00"):
         with pytest.raises(envelope.InvalidEnvelope, match="created_at is outside"):
-            envelope.decode(_valid(created_at=text), TTL, now=now)
+            Message.from_wire(_valid(created_at=text), TTL, now=now)
 
 
 # --- an absurd message_ttl is refused where it is set ----------------------------------
@@ -241,6 +242,6 @@ def test_an_absurd_message_ttl_is_refused(tmp_path, ttl):
 
 def test_the_longest_message_ttl_still_gives_an_expiry():
     check_ttl(MAX_MESSAGE_TTL)
-    row = envelope.decode(_valid(), MAX_MESSAGE_TTL)
-    assert (row["expires_at"] - row["created_at"]).days >= 36500
+    message = Message.from_wire(_valid(), MAX_MESSAGE_TTL)
+    assert (message.expires_at - message.created_at).days >= 36500
     assert Settings(message_ttl=MAX_MESSAGE_TTL).message_ttl == MAX_MESSAGE_TTL

@@ -61,12 +61,12 @@ def test_decide():
     body = _notification()
     decision = decide(body, rules, ttl=60)
     assert isinstance(decision, Accept)
-    row = decision.row
+    row = decision.message.to_row()
     # No exception in the payload: the rule's fallback detail (001).
     assert (row["event_id"], row["project_id"], row["request_id"], row["resource_uuid"],
             row["host"]) == ("VOLUME_VOLUME_001_001", "p1", "req-1", "vol-1", "node-7")
     assert "secret" not in json.dumps(row, default=str)
-    assert decide(body, rules, ttl=60).row["id"] == row["id"]  # redelivery: same id
+    assert decide(body, rules, ttl=60).message.id == row["id"]  # redelivery: same id
     assert isinstance(decide(_notification(priority="INFO"), rules, 60), Ignore)
     before = metrics.UNMAPPED.labels(event_type="volume_type.create")._value.get()
     assert isinstance(decide(_notification("volume_type.create"), rules, 60), Ignore)
@@ -77,16 +77,16 @@ def test_decide():
                              rules, 60), Reject)
     # Older senders put the context beside the payload: used when the path finds nothing.
     fallback = decide(_notification(payload={"volume_id": "v"}), rules, 60)
-    assert isinstance(fallback, Accept) and fallback.row["project_id"] == "p1"
+    assert isinstance(fallback, Accept) and fallback.message.project_id == "p1"
 
 
 def test_the_exception_class_in_the_payload_picks_the_detail():
     rules = load_mapping(MAPPING)
     payload = {"volume_id": "v", "reason": "NoValidBackend('No valid backend was found. x')"}
-    row = decide(_notification(payload=payload), rules, 60).row
+    row = decide(_notification(payload=payload), rules, 60).message.to_row()
     assert (row["event_id"], row["exception_class"]) == ("VOLUME_VOLUME_001_003", "NoValidBackend")
     payload["reason"] = "InvalidVolumeType('secret')"  # not mapped: the fallback
-    row = decide(_notification(payload=payload), rules, 60).row
+    row = decide(_notification(payload=payload), rules, 60).message.to_row()
     assert (row["event_id"], row["exception_class"]) == (
         "VOLUME_VOLUME_001_001", "InvalidVolumeType")
     assert "secret" not in json.dumps(row, default=str)
@@ -96,7 +96,7 @@ def test_the_request_context_wins_over_payload_paths():
     rules = load_mapping(MAPPING)
     body = _notification(_context_project_id="ctx-project", _context_user_id="ctx-user",
                          _context_global_request_id="req-global")
-    row = decide(body, rules, 60).row
+    row = decide(body, rules, 60).message.to_row()
     assert (row["project_id"], row["user_id"], row["request_id"], row["global_request_id"]) == (
         "ctx-project", "ctx-user", "req-1", "req-global")
 

@@ -94,7 +94,7 @@ def _check(decision, engine: Engine | None = None) -> None:
     if isinstance(decision, Reject):
         assert decision.reason
     if isinstance(decision, Accept):
-        row = decision.row
+        row = decision.message.to_row()
         for key, value in row.items():
             if isinstance(value, str):
                 assert len(value) <= MAX_FIELD and "\x00" not in value, key
@@ -102,7 +102,7 @@ def _check(decision, engine: Engine | None = None) -> None:
         assert row["project_id"] and row["created_at"] < row["expires_at"]
         if engine is not None:  # the store takes it
             with engine.begin() as conn:
-                store.insert_messages(conn, [row])
+                store.insert_messages(conn, [decision.message])
 
 
 @given(st.binary(max_size=2000))
@@ -162,7 +162,7 @@ def test_the_bodies_that_stalled_every_collector():
     far = dict(REAL[0], timestamp="9999-12-31 23:59:59.999999")
     decision = decide(json.dumps(far).encode(), RULES, TTL)
     assert isinstance(decision, Accept)  # an implausible time is replaced by now
-    assert decision.row["created_at"].year == dt.datetime.now(dt.UTC).year
+    assert decision.message.created_at.year == dt.datetime.now(dt.UTC).year
 
 
 def test_one_bad_notification_stalls_nothing_on_the_real_broker(rabbitmq_url, tmp_path):

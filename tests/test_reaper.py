@@ -41,7 +41,7 @@ def _aged(project: str | None, expires_at: dt.datetime, *, deleted: bool = False
 
 def _seed(engine: Engine, rows: list[dict]) -> None:
     with engine.begin() as conn:
-        store.insert_messages(conn, rows)
+        store.insert_rows(conn, rows)
 
 
 def _seed_many(engine: Engine, expired: int, live: int, now: dt.datetime) -> None:

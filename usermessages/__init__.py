@@ -7,6 +7,7 @@ loads neither the web framework nor the collector.
 from usermessages.catalog import Action, Catalog, Detail, Kind, Level, Resource, register_exception
 from usermessages.context import RequestContext
 from usermessages.errors import CatalogError, UserMessagesError
+from usermessages.message import Message
 from usermessages.messenger import Messenger
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "Detail",
     "Kind",
     "Level",
+    "Message",
     "Messenger",
     "RequestContext",
     "Resource",

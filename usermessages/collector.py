@@ -38,6 +38,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from usermessages import bus, envelope, metrics
 from usermessages.config import Settings, check_ttl
+from usermessages.message import Message as UserMessage
 from usermessages.store import messages as store
 
 LOG = logging.getLogger(__name__)
@@ -45,7 +46,9 @@ LOG = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Accept:
-    row: dict[str, Any]
+    """A message to store."""
+
+    message: UserMessage
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ Decision = Accept | Reject | Ignore
 def decide(body: bytes, ttl: int) -> Decision:
     """The pure handler: what to do with one envelope from the messages queue."""
     try:
-        return Accept(envelope.decode(body, ttl))
+        return Accept(UserMessage.from_wire(body, ttl))
     except envelope.InvalidEnvelope as exc:
         return Reject(str(exc))
 
@@ -86,7 +89,7 @@ class CollectorStats:
 class _Pending:
     """Envelopes decoded but not yet committed, with the broker messages to ack."""
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[UserMessage] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     since: float = 0.0
@@ -248,7 +251,7 @@ class Collector:
                 return
             if not self._pending.rows:
                 self._pending.since = time.monotonic()
-            self._pending.rows.append(decision.row)
+            self._pending.rows.append(decision.message)
             self._pending.messages.append(message)
             self._pending.sources.append(source.name)
             if len(self._pending.rows) >= self._batch_size:
@@ -299,7 +302,7 @@ class Collector:
                 return  # stopping: the broker redelivers the unacked batch
             backoff = min(backoff * 2, self._max_backoff)
 
-    def _insert(self, rows: list[dict[str, Any]]) -> int:
+    def _insert(self, rows: list[UserMessage]) -> int:
         with self._engine.begin() as conn:
             return store.insert_messages(conn, rows)
 

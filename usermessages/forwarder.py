@@ -18,12 +18,12 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 from kombu import Connection, Producer
 
 from usermessages import bus, envelope, metrics
 from usermessages.errors import UserMessagesError
+from usermessages.message import Message
 from usermessages.spool import Spool
 
 LOG = logging.getLogger(__name__)
@@ -80,8 +80,8 @@ class BusSink:
 
     # --- the caller's side: cheap and never blocking on the network ----------
 
-    def deliver(self, record: dict[str, Any]) -> None:
-        body = envelope.encode(record)
+    def deliver(self, message: Message) -> None:
+        body = message.to_wire()
         # Under the lock that stop() takes: an envelope is either appended before
         # stop() counts what is left, or refused (and the caller counts it failed).
         with self._lock:

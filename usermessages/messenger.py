@@ -17,28 +17,19 @@ counted, in ``stats`` and in Prometheus, and logged.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import socket
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from usermessages import metrics
-from usermessages.catalog import (
-    Action,
-    Detail,
-    Kind,
-    Level,
-    Resource,
-    detail_for,
-    event_id,
-)
+from usermessages.catalog import Action, Detail, Kind, Level, Resource
 from usermessages.config import check_ttl
 from usermessages.context import RequestContext
 from usermessages.errors import CatalogError, ConfigError, UserMessagesError
+from usermessages.message import MAX_FIELD, Message
 
 if TYPE_CHECKING:
     from usermessages.config import Settings
@@ -46,15 +37,14 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 DEFAULT_TTL = 2592000
-MAX_FIELD = 255
 # Seconds close() waits for the bus to take what is spooled before it gives up.
 CLOSE_TIMEOUT = 10.0
 
 
 class Sink(Protocol):
-    """Where built message records go. ``deliver`` may raise on failure."""
+    """Where built messages go. ``deliver`` may raise on failure."""
 
-    def deliver(self, record: dict[str, Any]) -> None: ...
+    def deliver(self, message: Message) -> None: ...
 
     def close(self) -> None: ...
 
@@ -79,43 +69,6 @@ class Stats:
     lost: int = 0  # spooled in memory, still undelivered at close
 
 
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def _require(value: Any, kind: type, what: str) -> None:
-    if not isinstance(value, kind):
-        raise CatalogError(f"{what} must be a catalog {kind.__name__}, not {value!r}")
-
-
-def _bounded(value: str | None, what: str) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise CatalogError(f"{what} must be a string, not {type(value).__name__}")
-    if len(value) > MAX_FIELD:
-        raise CatalogError(f"{what} is longer than {MAX_FIELD} characters")
-    # The collector would refuse these (no store can hold them): say so here, loudly.
-    if "\x00" in value or (not value.isascii() and _has_surrogate(value)):
-        raise CatalogError(f"{what} is not valid text (NUL or a lone surrogate)")
-    return value
-
-
-def _has_surrogate(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _exception_class(exception: BaseException | None) -> str:
-    if exception is None:
-        return ""
-    cls = type(exception)
-    return f"{cls.__module__}.{cls.__qualname__}"[:MAX_FIELD]
-
-
 class DatabaseSink:
     """Insert each record straight into the store (the ``db`` sink)."""
 
@@ -130,11 +83,11 @@ class DatabaseSink:
 
         self._engine = store_engine.connect(url)
 
-    def deliver(self, record: dict[str, Any]) -> None:
+    def deliver(self, message: Message) -> None:
         from usermessages.store import messages as store_messages
 
         with self._engine.begin() as conn:
-            store_messages.insert_message(conn, record)
+            store_messages.insert_message(conn, message)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -150,11 +103,11 @@ class FanoutSink:
     def __init__(self, *sinks: Sink) -> None:
         self._sinks = sinks
 
-    def deliver(self, record: dict[str, Any]) -> None:
+    def deliver(self, message: Message) -> None:
         errors = []
         for sink in self._sinks:
             try:
-                sink.deliver(record)
+                sink.deliver(message)
             except Exception as exc:  # try the other paths before giving up
                 errors.append(exc)
         if len(errors) == len(self._sinks):
@@ -185,7 +138,7 @@ class Messenger:
 
     def __init__(self, sink: Sink, *, ttl: int = DEFAULT_TTL, host: str | None = None) -> None:
         self._sink = sink
-        self._ttl = dt.timedelta(seconds=check_ttl(ttl))
+        self._ttl = check_ttl(ttl)
         self._host = host or socket.gethostname()
         self._lock = threading.Lock()
         self._sink_name = type(sink).__name__
@@ -292,16 +245,13 @@ class Messenger:
         """
         if not isinstance(context, RequestContext):
             raise CatalogError(f"context must be a RequestContext, not {context!r}")
-        project_id = _bounded(context.project_id, "project_id")
-        if not project_id:
+        if context.project_id is None or context.project_id == "":
             raise CatalogError("context.project_id is required for a user message")
-        record = self._record(
-            Kind.API, action, resource_type, resource_uuid, exception, detail, level,
-            project_id=project_id,
-            user_id=_bounded(context.user_id, "user_id"),
-            request_id=_bounded(context.request_id, "request_id"),
-        )
-        return self._deliver(record)
+        return self._deliver(self._create(
+            Kind.API, action, resource_type, resource_uuid=resource_uuid, exception=exception,
+            detail=detail, level=level, project_id=context.project_id,
+            user_id=context.user_id, request_id=context.request_id,
+        ))
 
     def create_from_request_context(
         self,
@@ -333,11 +283,8 @@ class Messenger:
         request_id: str | None = None,
     ) -> str | None:
         """An admin-only message about a service (it stopped reporting, it is back)."""
-        record = self._record(
-            Kind.SERVICE, action, Resource.SERVICE, None, None, detail, level,
-            host=_bounded(host, "host"), request_id=_bounded(request_id, "request_id"),
-        )
-        return self._deliver(record)
+        return self._deliver(self._create(Kind.SERVICE, action, Resource.SERVICE, detail=detail,
+                                          level=level, host=host, request_id=request_id))
 
     def create_system_message(
         self,
@@ -349,11 +296,8 @@ class Messenger:
         request_id: str | None = None,
     ) -> str | None:
         """An admin-only message about the platform (the broker is unreachable)."""
-        record = self._record(
-            Kind.SYSTEM, action, Resource.SYSTEM, None, None, detail, level,
-            host=_bounded(host, "host"), request_id=_bounded(request_id, "request_id"),
-        )
-        return self._deliver(record)
+        return self._deliver(self._create(Kind.SYSTEM, action, Resource.SYSTEM, detail=detail,
+                                          level=level, host=host, request_id=request_id))
 
     def flush(self, timeout: float = CLOSE_TIMEOUT) -> int:
         """Wait up to ``timeout`` seconds until every message created so far is delivered.
@@ -387,58 +331,24 @@ class Messenger:
             self.stats.lost += lost
         return lost
 
-    def _record(
-        self,
-        kind: Kind,
-        action: Action,
-        resource_type: Resource,
-        resource_uuid: str | None,
-        exception: BaseException | None,
-        detail: Detail | None,
-        level: Level,
-        **fields: Any,
-    ) -> dict[str, Any]:
-        _require(action, Action, "action")
-        _require(resource_type, Resource, "resource_type")
-        if detail is not None:
-            _require(detail, Detail, "detail")
-        _require(level, Level, "level")
-        if exception is not None and not isinstance(exception, BaseException):
-            raise CatalogError(f"exception must be an exception, not {exception!r}")
-        chosen = detail_for(exception, detail)
-        now = _utcnow()
-        record: dict[str, Any] = {
-            "id": str(uuid.uuid4()),
-            "kind": kind.value,
-            "project_id": None,
-            "user_id": "",
-            "request_id": "",
-            "resource_type": resource_type.value,
-            "resource_uuid": _bounded(resource_uuid, "resource_uuid"),
-            "event_id": event_id(resource_type, action, chosen),
-            "message_level": level.value,
-            "action_id": action.id,
-            "detail_id": chosen.id,
-            "host": self._host[:MAX_FIELD],
-            "exception_class": _exception_class(exception),
-            "created_at": now,
-            "expires_at": now + self._ttl,
-        }
-        record.update({k: v for k, v in fields.items() if v is not None and v != ""})
-        return record
+    def _create(self, kind: Kind, action: Action, resource_type: Resource,
+                **fields: Any) -> Message:
+        # An explicit host is the caller's (bounded, or refused); ours is cut to fit.
+        host = fields.pop("host", None) or self._host[:MAX_FIELD]
+        return Message.create(kind, action, resource_type, ttl=self._ttl, host=host, **fields)
 
-    def _deliver(self, record: dict[str, Any]) -> str | None:
+    def _deliver(self, message: Message) -> str | None:
         try:
-            self._sink.deliver(record)
+            self._sink.deliver(message)
         except Exception as exc:  # an operational failure must not break the caller
             with self._lock:
                 self.stats.failed += 1
             metrics.FAILED.inc()
             # Our own errors (the messenger is closed) say it all: no traceback.
-            LOG.error("could not record user message %s (%s): %s", record["id"],
-                      record["event_id"], exc, exc_info=not isinstance(exc, UserMessagesError))
+            LOG.error("could not record user message %s (%s): %s", message.id,
+                      message.event_id, exc, exc_info=not isinstance(exc, UserMessagesError))
             return None
         with self._lock:
             self.stats.created += 1
         metrics.CREATED.labels(sink=self._sink_name).inc()
-        return record["id"]
+        return message.id

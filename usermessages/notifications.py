@@ -50,12 +50,11 @@ from typing import Any
 from kombu import Connection, Exchange, Queue
 
 from usermessages import metrics
-from usermessages.catalog import (
-    Action, Detail, Kind, Level, Resource, detail_for_name, event_id,
-)
+from usermessages.catalog import Action, Detail, Kind, Level, Resource
 from usermessages.collector import Accept, Decision, Ignore, Reject, Source
 from usermessages.config import Settings
-from usermessages.errors import ConfigError
+from usermessages.errors import CatalogError, ConfigError
+from usermessages.message import MAX_FIELD, Message
 
 LOG = logging.getLogger(__name__)
 
@@ -64,7 +63,6 @@ LOG = logging.getLogger(__name__)
 NAMESPACE = uuid.UUID("6f1f3b9e-5d3c-4b8e-9c51-0b7d2f6a9e10")
 PRIORITIES = ("error", "critical")
 QUEUE = "usermessages.notifications"
-MAX_FIELD = 255
 # A payload that claims a time further ahead than this is not trusted.
 MAX_CLOCK_SKEW = dt.timedelta(hours=1)
 # Unmapped event types are a metric label: bounded, so hostile or buggy
@@ -257,35 +255,33 @@ def _decide(body: bytes, rules: Mapping[str, Rule], ttl: int) -> Decision:
         return Reject(f"{event_type}: notification without a message_id")
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     created = _created(notification, now)
-    expires = created + dt.timedelta(seconds=ttl)
-    if expires <= now:
+    if created + dt.timedelta(seconds=ttl) <= now:
         return Ignore(f"{event_type}: older than message_ttl")
     publisher = _text(notification.get("publisher_id"))
     user = (_context(notification, "user_id", "user")
             or _dig(notification, paths.get("user_id")))
     request = (_context(notification, "request_id")
                or _dig(notification, paths.get("request_id")))
+    # Only the class name (admins only): the exception text is free text.
     exception = _exception_name(_dig(notification, paths.get("exception")))[:MAX_FIELD]
-    detail = (detail_for_name(exception) if exception else None) or rule.detail
-    return Accept({
-        "id": str(uuid.uuid5(NAMESPACE, message_id)),
-        "kind": Kind.API.value,
-        "project_id": project,
-        "user_id": user[:MAX_FIELD],
-        "request_id": request[:MAX_FIELD],
-        "global_request_id": _context(notification, "global_request_id")[:MAX_FIELD],
-        "resource_type": rule.resource_type.value,
-        "resource_uuid": _dig(notification, paths.get("resource_id"))[:MAX_FIELD],
-        "event_id": event_id(rule.resource_type, rule.action, detail),
-        "message_level": rule.level.value,
-        "action_id": rule.action.id,
-        "detail_id": detail.id,
-        "host": _host(publisher)[:MAX_FIELD],
-        # Only the class name (admins only): the exception text is free text.
-        "exception_class": exception,
-        "created_at": created,
-        "expires_at": expires,
-    })
+    try:
+        message = Message.create(
+            Kind.API, rule.action, rule.resource_type, ttl=ttl,
+            project_id=project,
+            user_id=user[:MAX_FIELD],
+            request_id=request[:MAX_FIELD],
+            global_request_id=_context(notification, "global_request_id")[:MAX_FIELD],
+            resource_uuid=_dig(notification, paths.get("resource_id"))[:MAX_FIELD],
+            detail=rule.detail,
+            exception_name=exception or None,
+            level=rule.level,
+            host=_host(publisher)[:MAX_FIELD],
+            message_id=str(uuid.uuid5(NAMESPACE, message_id)),
+            created_at=created,
+        )
+    except CatalogError as exc:
+        return Reject(f"{event_type}: {exc}")
+    return Accept(message)
 
 
 @dataclass

@@ -37,6 +37,7 @@ def row(project: str | None, *, minutes: float = 0, action: Action = Action.ATTA
         "action_id": action.id, "detail_id": detail.id, "host": host,
         "exception_class": "secret.module.Boom", "created_at": created,
         "expires_at": created + (expires_in or dt.timedelta(days=30)), "deleted": False,
+        "global_request_id": "",
     }
 
 
@@ -44,7 +45,7 @@ def row(project: str | None, *, minutes: float = 0, action: Action = Action.ATTA
 def seed(engine: Engine) -> Callable[..., list[dict]]:
     def insert(*rows: dict) -> list[dict]:
         with engine.begin() as conn:
-            store.insert_messages(conn, list(rows))
+            store.insert_rows(conn, list(rows))
         return list(rows)
 
     return insert

@@ -37,7 +37,7 @@ def sweep_client(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[T
     engine = store_engine.connect(url)
     migrate.upgrade(engine)
     with engine.begin() as conn:
-        store.insert_messages(conn, [row(P, minutes=i) for i in range(3)])
+        store.insert_rows(conn, [row(P, minutes=i) for i in range(3)])
     try:
         with TestClient(create_app(Settings(database_connection=url), engine=engine)) as client:
             yield client

@@ -42,7 +42,7 @@ def site() -> Iterator[tuple[servers.PostgreSQL, str, str]]:
         engine = store_engine.connect(url)
         migrate.upgrade(engine)
         with engine.begin() as conn:
-            store.insert_messages(conn, [row(PROJECT)])
+            store.insert_rows(conn, [row(PROJECT)])
         engine.dispose()
         with servers.api_server(url) as base:
             yield cluster, base, url
@@ -122,7 +122,7 @@ def _assert_recovers(base: str, url: str, stream: Stream) -> None:
     assert all(len(answer.json()["messages"]) == 1 for _, _, answer in results)
     engine = store_engine.connect(url)
     with engine.begin() as conn:
-        store.insert_messages(conn, [row(PROJECT, message_id="after-the-outage")])
+        store.insert_rows(conn, [row(PROJECT, message_id="after-the-outage")])
     engine.dispose()
     while stream.next_event()[1] != "after-the-outage":
         pass

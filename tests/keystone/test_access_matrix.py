@@ -32,7 +32,7 @@ def seeded(cloud: Cloud, engine: Engine) -> dict[str, str]:
     rows = {"alpha": row(cloud.projects["alpha"]), "beta": row(cloud.projects["beta"]),
             "service": row(None)}
     with engine.begin() as conn:
-        store.insert_messages(conn, list(rows.values()))
+        store.insert_rows(conn, list(rows.values()))
     return {name: r["id"] for name, r in rows.items()}
 
 

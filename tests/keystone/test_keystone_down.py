@@ -22,7 +22,7 @@ BOUND = 10.0
 def alpha_message(cloud: Cloud, engine) -> str:
     message = row(cloud.projects["alpha"])
     with engine.begin() as conn:
-        store.insert_messages(conn, [message])
+        store.insert_rows(conn, [message])
     return message["id"]
 
 

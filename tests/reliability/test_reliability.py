@@ -21,7 +21,8 @@ from kombu import Exchange, Producer
 from sqlalchemy import text
 
 from tests import servers
-from usermessages import Action, Detail, Messenger, RequestContext, bus, envelope
+from usermessages import Action, Detail, Messenger, RequestContext, bus
+from usermessages.message import Message
 from usermessages.messenger import CLOSE_TIMEOUT
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate
@@ -208,10 +209,10 @@ def test_poison_on_the_real_broker(shared_broker, postgresql_admin_url, tmp_path
             producer = Producer(connection.default_channel)
             for i in range(10):
                 _create(good, i)
-            document = json.loads(envelope.encode({**_sample(), "id": str(uuid.uuid4())}))
+            document = json.loads(_sample().to_wire())
             document["message"]["detail_id"] = "999"
             poison = [b"{not json", json.dumps(document).encode(),
-                      envelope.encode({**_sample(), "resource_uuid": "x" * 400})]
+                      _crafted(resource_uuid="x" * 400)]
             for body in poison:
                 producer.publish(body, exchange=bus.EXCHANGE, routing_key=bus.MESSAGES_KEY)
             for i in range(10, 20):
@@ -279,18 +280,20 @@ def test_close_with_the_broker_down_is_bounded_and_counts_what_it_lost(tmp_path,
     assert _create(messenger, 5000) is None and messenger.stats.failed == 1
 
 
-def _sample() -> dict:
+def _sample() -> Message:
+    """A message the SDK builds (a fresh id each time)."""
     class Capture:
-        record: dict = {}
+        record: Message | None = None
 
-        def deliver(self, record: dict) -> None:
-            Capture.record = record
+        def deliver(self, message: Message) -> None:
+            Capture.record = message
 
         def close(self) -> None:
             pass
 
     Messenger(Capture()).create(RequestContext(project_id="p"), Action.ATTACH_VOLUME,
                                 detail=Detail.ATTACH_ERROR)
+    assert Capture.record is not None
     return Capture.record
 
 
@@ -314,7 +317,7 @@ def _purge_dead_letters(rabbitmq_url: str) -> None:
 
 
 def _crafted(**changes: object) -> bytes:
-    document = json.loads(envelope.encode({**_sample(), "id": str(uuid.uuid4())}))
+    document = json.loads(_sample().to_wire())
     document["message"].update(changes)
     return json.dumps(document).encode()  # ensure_ascii: "\ud800" travels as an escape
 
@@ -339,7 +342,7 @@ def test_crafted_envelopes_never_stall_the_collector(shared_broker, postgresql_a
     rabbitmq_url = shared_broker
     db_url, engine = _fresh_store(postgresql_admin_url)
     _purge_dead_letters(rabbitmq_url)
-    good = [envelope.encode({**_sample(), "id": str(uuid.uuid4())}) for _ in range(200)]
+    good = [_sample().to_wire() for _ in range(200)]
     crafted = list(CRAFTED.values())
     with bus.connect(rabbitmq_url) as connection:
         producer = Producer(connection.default_channel)
@@ -394,7 +397,7 @@ def test_a_notification_handler_exception_never_stalls_the_collector(
             for body in bad:
                 producer.publish(body, exchange=exchange, routing_key="notifications.error")
             for _ in range(100):
-                producer.publish(envelope.encode({**_sample(), "id": str(uuid.uuid4())}),
+                producer.publish(_sample().to_wire(),
                                  exchange=bus.EXCHANGE, routing_key=bus.MESSAGES_KEY)
         # Both notifications are settled (dead-lettered, or stored if the handler learns
         # to read that timestamp) and the SDK's 100 are stored, not stuck behind them.

@@ -243,7 +243,7 @@ def sqlite_planned(tmp_path_factory) -> Iterator[Engine]:
             message["action_id"] = None
         rows.append(message)
     with engine.begin() as conn:
-        store.insert_messages(conn, rows)
+        store.insert_rows(conn, rows)
         conn.execute(text("ANALYZE"))
     yield engine
     engine.dispose()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import queue
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +14,9 @@ import httpx
 import pytest
 
 from tests import servers
-from tests.api.conftest import row
 from tests.viewer_session import sign_in
-from usermessages import bus, envelope
+from usermessages import Action, Detail, Kind, Resource, bus, envelope
+from usermessages.message import Message
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
 from usermessages.store import migrate
@@ -42,13 +41,14 @@ def live_site(postgresql_url: str, rabbitmq_url: str, tmp_path: Path) -> Iterato
 
 def _publish(url: str, created_at: dt.datetime) -> str:
     """Publish an envelope as a producer's forwarder would, stamped ``created_at``."""
-    record = row(PROJECT, message_id=str(uuid.uuid4()))
-    record["created_at"] = created_at
+    message = Message.create(Kind.API, Action.ATTACH_VOLUME, Resource.VOLUME, ttl=2592000,
+                             project_id=PROJECT, user_id="u", detail=Detail.ATTACH_ERROR,
+                             host="node-1", created_at=created_at)
     with bus.connect(url) as connection:
         connection.Producer().publish(
-            envelope.encode(record), exchange=bus.EXCHANGE, routing_key=bus.MESSAGES_KEY,
+            message.to_wire(), exchange=bus.EXCHANGE, routing_key=bus.MESSAGES_KEY,
             content_type=envelope.CONTENT_TYPE, content_encoding="utf-8", delivery_mode=2)
-    return record["id"]
+    return message.id
 
 
 def _signed_in(base: str) -> httpx.Client:

@@ -7,8 +7,9 @@ import statistics
 import time
 
 from tests.zaqar.conftest import read_queue
-from usermessages import Action, Detail, Messenger, RequestContext, envelope
+from usermessages import Action, Detail, Messenger, RequestContext
 from usermessages.catalog import Level
+from usermessages.message import Message
 from usermessages.zaqar.client import MIN_TTL
 from usermessages.zaqar.sink import Layout, ZaqarSink
 
@@ -53,9 +54,9 @@ def test_each_project_gets_its_own_queue_with_the_envelope_and_a_zaqar_ttl(
     assert [m.body["message"]["id"] for m in read_queue(zaqar_client, layout.admin_project,
                                                           queue)] == [admin_id]
     # The body is the versioned envelope the collector decodes as it is.
-    row = envelope.decode(json.dumps(in_b[0].body), ttl=60)
-    assert row["id"] == id_b and row["project_id"] == bob
-    assert row["message_level"] == Level.ERROR.value
+    message = Message.from_wire(json.dumps(in_b[0].body), ttl=60)
+    assert message.id == id_b and message.project_id == bob
+    assert message.level is Level.ERROR
     # message_ttl of 5 s is raised to Zaqar's minimum.
     assert {m.ttl for m in in_a + in_b} == {MIN_TTL}
     # Producers announce the projects they post to, for collectors to find.

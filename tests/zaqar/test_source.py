@@ -16,6 +16,7 @@ from sqlalchemy import Engine, text
 
 from tests.zaqar.conftest import read_queue, wait_for
 from usermessages import Action, Detail, Messenger, RequestContext, envelope
+from usermessages.message import Message
 from usermessages.spool import Spool
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate
@@ -102,16 +103,16 @@ def _envelope_for(project: str | None, kind: str = "API") -> dict:
         "kind": kind, "project_id": project, "user_id": "", "request_id": "",
         "resource_type": "VOLUME", "resource_uuid": "", "event_id": "VOLUME_VOLUME_001_006",
         "message_level": "ERROR", "action_id": "001", "detail_id": "006", "host": "h",
-        "exception_class": "", "created_at": dt.datetime(2026, 1, 1),
+        "exception_class": "", "created_at": dt.datetime(2026, 1, 1).isoformat(),
     }
-    return json.loads(envelope.encode(record))
+    return json.loads(envelope.pack(record))
 
 
 def test_crafted_envelopes_go_to_the_projects_dead_letter_queue(
         zaqar, zaqar_client, layout, new_project, pg_engine):
     alice, bob = new_project(), new_project()
     good = _envelope_for(alice)
-    envelope.decode(json.dumps(good), 60)  # a valid envelope, so the others differ by one thing
+    Message.from_wire(json.dumps(good), 60)  # a valid envelope, so the others differ by one thing
     forged_project = _envelope_for(bob)
     forged_system = _envelope_for(None, kind="SYSTEM")
     zaqar_client.post(alice, layout.queue, [{"ttl": 600, "body": b} for b in (

@@ -27,7 +27,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 from usermessages.catalog import Kind
-from usermessages.errors import MessageNotFound
+from usermessages.errors import MessageNotFound, StoreError
+from usermessages.message import Message
 from usermessages.store.schema import message_seq, messages, sortable
 
 # What lists may be sorted by: stored columns, as in Cinder, minus internals.
@@ -210,21 +211,36 @@ def soft_delete_message(conn: Connection, message_id: str) -> bool:
     return result.rowcount == 1
 
 
-_DEFAULTS: dict[str, Any] = {"deleted": False, "kind": Kind.API.value, "user_id": "",
-                             "request_id": "", "resource_type": "", "resource_uuid": "",
-                             "host": "", "exception_class": "", "global_request_id": ""}
 _COLUMNS = [column.name for column in messages.columns]
+# Every column but these comes from the message (Message.to_row): the store
+# fills in no field of a message. These are the store's own: a stored-order
+# number (reserve_seqs) and the life cycle of a new row.
+_NEW_ROW: dict[str, Any] = {"deleted": False, "deleted_at": None}
+MESSAGE_COLUMNS = frozenset(_COLUMNS) - {"seq", *_NEW_ROW}
 
 
-def insert_messages(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Insert rows, ignoring ids already stored, so redelivery stores nothing twice.
+def insert_messages(conn: Connection, batch: Sequence[Message]) -> int:
+    """Insert messages, ignoring ids already stored, so redelivery stores nothing twice.
 
-    Returns how many rows were new. This is the collector's hot path: the
-    statement is built once and handed to the driver's executemany (psycopg
-    pipelines it), skipping per-row SQL compilation.
+    Returns how many were new. This is the collector's hot path.
+    """
+    return insert_rows(conn, [message.to_row() for message in batch])
+
+
+def insert_rows(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Insert complete rows (every column of MESSAGE_COLUMNS), ignoring ids already stored.
+
+    ``insert_messages`` is the way in for messages; rows serve what no
+    ``Message`` can be, like a legacy row without an action id. A row may set
+    ``deleted``/``deleted_at``; a missing message column is a StoreError, not
+    a default. The statement is built once and handed to the driver's
+    executemany (psycopg pipelines it), skipping per-row SQL compilation.
     """
     if not rows:
         return 0
+    for row in rows:
+        if not MESSAGE_COLUMNS <= row.keys():
+            raise StoreError(f"a row lacks {sorted(MESSAGE_COLUMNS - row.keys())}")
     try:
         rows = _numbered(conn, rows)
         if conn.engine.dialect.name == "postgresql":
@@ -241,7 +257,7 @@ def _executemany_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> 
     """SQLite: one executemany of a statement built once."""
     sql = (f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES "
            f"({', '.join('?' for _ in _COLUMNS)}) ON CONFLICT (id) DO NOTHING")
-    values = [tuple(_sqlite_value(row.get(c, _DEFAULTS.get(c))) for c in _COLUMNS)
+    values = [tuple(_sqlite_value(row[c]) for c in _COLUMNS)
               for row in rows]
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
@@ -265,7 +281,7 @@ def _copy_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
                        "(LIKE messages INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
         with cursor.copy(f"COPY messages_incoming ({columns}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row([row.get(c, _DEFAULTS.get(c)) for c in _COLUMNS])
+                copy.write_row([row[c] for c in _COLUMNS])
         cursor.execute(f"INSERT INTO messages ({columns}) SELECT {columns} "
                        "FROM messages_incoming ON CONFLICT (id) DO NOTHING")
         new = cursor.rowcount
@@ -282,9 +298,9 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
-def insert_message(conn: Connection, row: Mapping[str, Any]) -> None:
-    """Insert one row (the SDK's direct sink; the id is fresh, so no conflict)."""
-    conn.execute(insert(messages), _numbered(conn, [row]))
+def insert_message(conn: Connection, message: Message) -> None:
+    """Insert one message (the SDK's direct sink; the id is fresh, so no conflict)."""
+    conn.execute(insert(messages), _numbered(conn, [message.to_row()]))
 
 
 def reserve_seqs(conn: Connection, count: int) -> int:
@@ -307,7 +323,7 @@ def reserve_seqs(conn: Connection, count: int) -> int:
 
 def _numbered(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     first = reserve_seqs(conn, len(rows))
-    return [{**row, "seq": first + i} for i, row in enumerate(rows)]
+    return [{**_NEW_ROW, **row, "seq": first + i} for i, row in enumerate(rows)]
 
 
 def last_seq(conn: Connection) -> int:

@@ -25,7 +25,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from usermessages import envelope, metrics
+from usermessages import metrics
+from usermessages.message import Message
 from usermessages.spool import Spool
 from usermessages.zaqar.client import MAX_PER_CALL, MIN_TTL, ZaqarClient, ZaqarError
 
@@ -115,8 +116,8 @@ class ZaqarSink:
 
     # --- the caller's side: cheap and never blocking on the network ----------
 
-    def deliver(self, record: dict[str, Any]) -> None:
-        dropped = self._spool.append(envelope.encode(record))
+    def deliver(self, message: Message) -> None:
+        dropped = self._spool.append(message.to_wire())
         with self._lock:
             if self._down:
                 self.stats.spooled += 1

@@ -3,7 +3,7 @@
 Each round claims up to ``batch_size`` messages across the project queues
 (20 per claim, Zaqar's limit; a few projects at a time in parallel, each
 round starting where the last one stopped, so busy projects do not starve
-the others), decodes them with ``envelope.decode``, inserts them
+the others), decodes them with ``Message.from_wire``, inserts them
 in one transaction with "on conflict do nothing" on the producer's id, and
 only then deletes the claimed messages. So:
 
@@ -36,7 +36,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
@@ -45,6 +44,7 @@ from usermessages import envelope, metrics
 from usermessages.catalog import Kind
 from usermessages.config import Settings
 from usermessages.errors import UserMessagesError
+from usermessages.message import Message
 from usermessages.store import messages as store
 from usermessages.zaqar.client import MAX_PER_CALL, Claim, QueuedMessage, ZaqarClient, ZaqarError
 from usermessages.zaqar.sink import ZAQAR_MAX_TTL, Layout, layout_from_settings
@@ -86,21 +86,21 @@ class _Round:
     """What one round claimed: the claims to delete, the rows to insert."""
 
     claims: list[tuple[str, Claim]] = field(default_factory=list)
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[Message] = field(default_factory=list)
     origins: list[tuple[str, QueuedMessage]] = field(default_factory=list)  # per row
     visited: list[str] = field(default_factory=list)  # projects whose queue was read
 
 
-def check_origin(row: dict[str, Any], project: str, admin_project: str) -> None:
+def check_origin(message: Message, project: str, admin_project: str) -> None:
     """Refuse an envelope whose project is not the queue's own (see the module doc)."""
-    if row["kind"] == Kind.API.value:
-        if row["project_id"] != project:
+    if message.kind is Kind.API:
+        if message.project_id != project:
             raise envelope.InvalidEnvelope(
-                f"envelope names project {row['project_id']!r} but came from the queue of "
+                f"envelope names project {message.project_id!r} but came from the queue of "
                 f"project {project!r}")
     elif project != admin_project:
         raise envelope.InvalidEnvelope(
-            f"a {row['kind']} message may only come from the admin project's queue")
+            f"a {message.kind.value} message may only come from the admin project's queue")
 
 
 class ZaqarCollector:
@@ -282,12 +282,12 @@ class ZaqarCollector:
     def _decide(self, project: str, message: QueuedMessage, work: _Round) -> None:
         raw = json.dumps(message.body, separators=(",", ":"))
         try:
-            row = envelope.decode(raw, self._ttl)
-            check_origin(row, project, self._layout.admin_project)
+            decoded = Message.from_wire(raw, self._ttl)
+            check_origin(decoded, project, self._layout.admin_project)
         except envelope.InvalidEnvelope as exc:
             self._dead_letter(project, message, str(exc))
             return
-        work.rows.append(row)
+        work.rows.append(decoded)
         work.origins.append((project, message))
 
     def _store(self, work: _Round) -> None:
