@@ -21,6 +21,10 @@ from usermessages.store import messages as store
 
 router = APIRouter()
 MAX_ID = 255
+# Beyond Cinder: a caller who reads across projects may ask for each message's
+# project and node (the spec's Tenant and Node name columns), as the Horizon
+# plugin does; Cinder's body has neither.
+OWNER_FIELDS_HEADER = "X-Usermessages-Owner-Fields"
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,10 @@ def begin(request: Request, project_id: str | None, min_version: APIVersion = ME
     version: APIVersion = request.state.api_version
     if version < min_version:
         raise NotFound(NOT_FOUND_TEXT)
-    view = MessageView(base_url(request, settings), project_id, state.catalog)
     all_projects = state.policy.sees_all_projects(caller, settings.auth_strategy)
+    owner_fields = all_projects and request.headers.get(OWNER_FIELDS_HEADER, "").lower() in (
+        "1", "true")
+    view = MessageView(base_url(request, settings), project_id, state.catalog, owner_fields)
     return Call(caller, all_projects, version, view)
 
 
