@@ -452,6 +452,18 @@ def create_snapshot(request: Request, project_id: str,
     return JSONResponse({"snapshot": views.snapshot(row)}, status_code=202)
 
 
+@router.get("/v3/{project_id}/snapshots/detail")
+def list_snapshots_detail(request: Request, project_id: str) -> JSONResponse:
+    """Horizon's volume page lists a volume's snapshots here (cinderclient's detailed list)."""
+    response = list_snapshots(request, project_id)
+    volume_id = request.query_params.get("volume_id")
+    if volume_id is None:
+        return response
+    body = json.loads(response.body)
+    return JSONResponse({"snapshots": [s for s in body["snapshots"]
+                                       if s.get("volume_id") == volume_id]})
+
+
 @router.get("/v3/{project_id}/snapshots/{snapshot_id}")
 def show_snapshot(request: Request, project_id: str, snapshot_id: str) -> JSONResponse:
     call = _call(request, project_id)
