@@ -22,3 +22,13 @@ def test_owner_fields_only_on_request_and_only_across_projects(client: TestClien
     # A project user never learns the node, even when asking.
     user = client.get(f"/v3/{P}/messages/{mine['id']}", headers=headers("u", P, **ask)).json()
     assert "host" not in user["message"] and "project_id" not in user["message"]
+
+
+def test_admin_project_filter_on_the_project_less_url(client: TestClient, seed) -> None:
+    # The admin Event Viewer reads /v3/messages with a system-scoped token; its project
+    # filter was taken for the URL's project and refused as a malformed URL.
+    seed(row(P), row(Q))
+    for url in ("/v3/messages", f"/v3/{P}/messages"):
+        response = client.get(url, params={"project_id": Q}, headers=headers("admin", P))
+        assert response.status_code == 200, response.text
+        assert len(response.json()["messages"]) == 1
