@@ -9,6 +9,7 @@ even an admin's, stays in its project.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 import uuid
 
@@ -194,3 +195,14 @@ def test_an_expired_token_is_refused(ks_client, cloud, seeded):
         time.sleep(0.2)  # waiting for the clock itself, not for a process
     response = _get(ks_client, "/v3/messages", token)
     assert response.status_code == 401 and seeded["alpha"] not in response.text
+
+
+def test_no_token_reaches_the_log(ks_client, cloud, seeded, caplog):
+    caplog.set_level(logging.DEBUG)
+    token = cloud.token("member", "alpha")
+    assert _get(ks_client, "/v3/messages", token).status_code == 200
+    cloud.revoke(token)
+    assert _get(ks_client, "/v3/messages", token).status_code == 401
+    assert _get(ks_client, "/v3/messages", _tampered(token)).status_code == 401
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert token[:40] not in logged and _tampered(token)[:40] not in logged

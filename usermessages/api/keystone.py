@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import anyio
-import webob.exc
 from keystoneauth1 import exceptions as ksa_exceptions
 from keystonemiddleware import auth_token
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from usermessages.api.auth import Caller
+from usermessages.api.faults import INTERNAL_ERROR_TEXT, fault_body
 
 LOG = logging.getLogger(__name__)
 
@@ -37,11 +37,16 @@ MAX_TOKEN_BYTES = 16384  # fernet tokens are ~200 bytes; refuse junk before Keys
 
 @dataclass(frozen=True)
 class Refusal:
-    """auth_token's own answer (401, 503...), passed to the client as it is."""
+    """auth_token's own answer: its 401 as it is (as Cinder's), a 5xx as a Cinder fault."""
 
     status: int
     headers: list[tuple[bytes, bytes]]
     body: bytes
+
+
+_JSON = [(b"content-type", b"application/json")]
+UNAVAILABLE = Refusal(503, _JSON, fault_body(
+    503, "The Keystone service is temporarily unavailable."))
 
 
 def _value(environ: Mapping[str, object], key: str) -> str | None:
@@ -106,16 +111,16 @@ class TokenValidator:
             body = b"".join(self._protocol(environ, start_response))
         except ksa_exceptions.ConnectionError as exc:
             # auth_token 13.0.1 turns a refused connection into 503 but lets a
-            # timed-out one (a hung Keystone) escape: answer it the same way.
+            # timed-out one (a hung Keystone) escape as a 500: answer it the same way.
             LOG.critical("Unable to validate token: %s", exc)
-            unavailable = webob.exc.HTTPServiceUnavailable(
-                "The Keystone service is temporarily unavailable.")
-            status.clear()
-            response_headers.clear()
-            body = b"".join(unavailable(environ, start_response))
+            return UNAVAILABLE
         if environ.get(_PASSED):
             return caller_from_environ(environ)
         code = int(status[0].split(" ", 1)[0]) if status else 500
+        if code >= 500:
+            # auth_token's own 5xx is a webob HTML page: a Cinder JSON fault instead.
+            return UNAVAILABLE if code == 503 else Refusal(code, _JSON, fault_body(
+                code, INTERNAL_ERROR_TEXT))
         headers_out = [(k.lower().encode("latin-1"), v.encode("latin-1"))
                        for k, v in response_headers]
         return Refusal(code, headers_out, body)
