@@ -47,17 +47,12 @@ LOGGING = {{'version': 1, 'disable_existing_loggers': False,
            'loggers': {{n: {{'handlers': ['console'], 'level': 'WARNING', 'propagate': False}}
                        for n in ('django.request', 'horizon', 'openstack_dashboard',
                                  'openstack_auth', 'usermessages_dashboard')}}}}
+# Land on the Event Viewer after sign-in: the default landing, the Overview, needs compute
+# and network in the catalog (stubs), and this cloud has only identity and block storage.
+LOGIN_REDIRECT_URL = '/project/event_viewer/'
 from openstack_dashboard.local import enabled as _local_enabled
 _local_enabled.__path__.append(os.path.join(_HERE, 'enabled'))
 """
-# Test-only: land on the Event Viewer after sign-in. The default landing, the Overview,
-# needs compute and network in the catalog (stubs); this cloud has only block storage.
-LANDING = """PANEL = 'event_viewer'
-PANEL_DASHBOARD = 'project'
-DEFAULT_PANEL = 'event_viewer'
-"""
-
-
 def horizon_venv() -> Path:
     """The Horizon venv, created by scripts/venv-horizon on first use."""
     venv = Path(os.environ.get("HORIZON_VENV", REPO / ".venv-horizon"))
@@ -85,7 +80,6 @@ class Horizon:
         enabled.mkdir()
         for path in (PLUGIN / "enabled").glob("_*.py"):
             shutil.copy(path, enabled / path.name)
-        (enabled / "_9990_event_viewer_landing.py").write_text(LANDING)
 
     def _manage(self, *args: str) -> None:
         result = subprocess.run([self.python, "manage.py", *args], cwd=self.root,

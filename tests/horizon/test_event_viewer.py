@@ -111,7 +111,8 @@ def test_member_sees_the_failure_in_event_viewer_and_on_the_volume_page(
         deployment: Deployment, browser: Browser) -> None:
     volume_id, message = fail_volume(deployment, "member", "alpha")
     page = sign_in(browser, deployment, "member")
-    # The landing page (this harness's choice) is Project > Volumes > Event Viewer.
+    # The landing page (this harness's LOGIN_REDIRECT_URL) is Project > Volumes > Event Viewer.
+    expect(page).to_have_url(re.compile(r"/project/event_viewer/$"))
     expect(page.locator("h1")).to_have_text(re.compile("Event Viewer"))
     line = row(page, message["request_id"])
     expect(line).to_have_count(1)

@@ -99,7 +99,7 @@ class MessagesTable(tables.DataTable):
     resource = tables.Column(_resource, verbose_name=_("Resource"))
     created_at = tables.Column("created_at", verbose_name=_("Time"),
                                filters=(horizon_filters.parse_isotime,))
-    user_message = tables.WrappingColumn("user_message", verbose_name=_("Summary"),
+    user_message = tables.Column("user_message", verbose_name=_("Summary"),
                                          link="horizon:project:event_viewer:detail")
 
     def get_object_display(self, datum: Any) -> str:
@@ -117,7 +117,7 @@ class MessagesTable(tables.DataTable):
 class AdminMessagesTable(MessagesTable):
     all_projects = True
     node = tables.Column("host", verbose_name=_("Node name"))
-    user_message = tables.WrappingColumn("user_message", verbose_name=_("Summary"),
+    user_message = tables.Column("user_message", verbose_name=_("Summary"),
                                          link="horizon:admin:event_viewer:detail")
 
     class Meta(MessagesTable.Meta):
