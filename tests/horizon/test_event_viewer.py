@@ -200,8 +200,9 @@ def test_another_projects_member_sees_none_of_it(deployment: Deployment,
     expect(page.locator("h1")).to_have_text(re.compile("Event Viewer"))
     expect(page.locator("table#messages")).to_contain_text("No items to display")
     page.goto(f"{deployment.horizon.url}/project/event_viewer/{theirs['id']}/")
-    # The service answers 404 for another project's message; Horizon shows its 404 page.
-    expect(page.locator("body")).to_contain_text("does not exist")
+    # The service answers 404 for another project's message: back to the index, an error.
+    expect(page.locator(".alert-danger")).to_contain_text("Unable to retrieve the message")
+    expect(page.locator("table#messages")).to_contain_text("No items to display")
     expect(page.locator("body")).not_to_contain_text(theirs["request_id"])
 
 
