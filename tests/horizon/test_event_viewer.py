@@ -235,6 +235,9 @@ def test_admin_sees_every_project_service_messages_and_nodes(
     filter_by(page, "Project ID", cloud.projects["beta"])
     expect(row(page, betas["request_id"])).to_have_count(1)
     expect(row(page, alphas["request_id"])).to_have_count(0)
+    filter_by(page, "Node", node)
+    expect(page.locator("table#messages tbody tr")).to_have_count(1)
+    expect(page.locator("table#messages tbody tr").first).to_contain_text("SERVICE")
     page.goto(f"{deployment.horizon.url}/admin/event_viewer/{service_id}/")
     expect(page.locator("#message-summary")).to_contain_text("service")
     # A project member has no Admin dashboard at all.
