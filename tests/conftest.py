@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from tests import servers
+from tests.keystone.cloud import Cloud, provision
 from usermessages.config import Settings
 from usermessages.service import create_app
 from usermessages.store import engine as store_engine
@@ -66,3 +67,10 @@ def rabbitmq_url() -> Iterator[str]:
     """One throwaway RabbitMQ for the whole run (tests that stop it start their own)."""
     with servers.rabbitmq_server() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def cloud() -> Iterator[Cloud]:
+    """One real Keystone for the whole run (keystone and Horizon tests), a cloud in it."""
+    with servers.keystone_server() as keystone:
+        yield provision(keystone)

@@ -56,6 +56,10 @@ def create_snapshot(request: Request, project_id: str,
 @router.get("/v3/{project_id}/snapshots/detail")
 def list_snapshots_detail(request: Request, project_id: str) -> JSONResponse:
     _, rows = listed(request, project_id, db.snapshots)
+    # Horizon's volume page lists a volume's snapshots with ?volume_id=.
+    volume_id = request.query_params.get("volume_id")
+    if volume_id is not None:
+        rows = [r for r in rows if r["volume_id"] == volume_id]
     return JSONResponse({"snapshots": [views.snapshot(r) for r in rows]})
 
 

@@ -8,16 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from tests import servers
-from tests.keystone.cloud import Cloud, provision
+from tests.keystone.cloud import Cloud
 from usermessages.config import Settings
 from usermessages.service import create_app
-
-
-@pytest.fixture(scope="session")
-def cloud() -> Iterator[Cloud]:
-    with servers.keystone_server() as keystone:
-        yield provision(keystone)
 
 
 @pytest.fixture

@@ -14,6 +14,10 @@ from usermessages.web.microversion import MESSAGES, RESOURCE_FILTER_CONFIG, APIV
 from usermessages.web.views import MessageView
 
 router = APIRouter()
+# Beyond Cinder: a caller who reads across projects may ask for each message's
+# project and node (the spec's Tenant and Node name columns), as the Horizon
+# plugin does; Cinder's body has neither.
+OWNER_FIELDS_HEADER = "X-Usermessages-Owner-Fields"
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,10 @@ def begin(request: Request, project_id: str | None, min_version: APIVersion = ME
     reader = _reader(request)
     scope = reader.authenticate(request.headers, request.state, project_id)
     version = require_version(request, min_version)
-    view = MessageView(base_url(request, reader.settings), project_id, reader.catalog)
+    owner_fields = scope.all_projects and request.headers.get(
+        OWNER_FIELDS_HEADER, "").lower() in ("1", "true")
+    view = MessageView(base_url(request, reader.settings), project_id, reader.catalog,
+                       owner_fields)
     return Call(scope, version, view)
 
 
@@ -68,13 +75,29 @@ def list_resource_filters(request: Request, project_id: str | None = None) -> JS
     return JSONResponse({"resource_filters": filters})
 
 
+def _without_project(handler):  # type: ignore[no-untyped-def]
+    """The handler for a project-less URL: without a ``project_id`` parameter, which
+    FastAPI would otherwise fill from the query string (an admin's project filter)."""
+    if handler in (list_messages, list_resource_filters):
+        def route(request: Request) -> Response:
+            return handler(request)
+    else:
+        def route(request: Request, message_id: str) -> Response:
+            return handler(request, message_id)
+    route.__name__ = f"{handler.__name__}_without_project"
+    return route
+
+
 # Project-less forms first, so /v3/messages/{id} never reads "messages" as a project.
 for prefix in ("/v3", "/v3/{project_id}"):
-    router.add_api_route(f"{prefix}/messages", list_messages, methods=["GET"],
+    wrap = _without_project if prefix == "/v3" else (lambda handler: handler)
+    router.add_api_route(f"{prefix}/messages", wrap(list_messages), methods=["GET"],
                          summary="List messages", tags=["messages"])
-    router.add_api_route(f"{prefix}/messages/{{message_id}}", show_message, methods=["GET"],
-                         summary="Show a message", tags=["messages"])
-    router.add_api_route(f"{prefix}/messages/{{message_id}}", delete_message, methods=["DELETE"],
-                         status_code=204, summary="Delete a message", tags=["messages"])
-    router.add_api_route(f"{prefix}/resource_filters", list_resource_filters, methods=["GET"],
-                         summary="Filters a project user may use", tags=["messages"])
+    router.add_api_route(f"{prefix}/messages/{{message_id}}", wrap(show_message),
+                         methods=["GET"], summary="Show a message", tags=["messages"])
+    router.add_api_route(f"{prefix}/messages/{{message_id}}", wrap(delete_message),
+                         methods=["DELETE"], status_code=204, summary="Delete a message",
+                         tags=["messages"])
+    router.add_api_route(f"{prefix}/resource_filters", wrap(list_resource_filters),
+                         methods=["GET"], summary="Filters a project user may use",
+                         tags=["messages"])

@@ -25,10 +25,12 @@ def user_message(row: dict, catalog: Catalog) -> str:
 class MessageView:
     """Builds message bodies and links for one request."""
 
-    def __init__(self, base: str, url_project: str | None, catalog: Catalog) -> None:
+    def __init__(self, base: str, url_project: str | None, catalog: Catalog,
+                 owner_fields: bool = False) -> None:
         self._base = base
         self._project_path = f"/{url_project}" if url_project else ""
         self._catalog = catalog
+        self._owner_fields = owner_fields
 
     def collection_url(self) -> str:
         return f"{self._base}/v3{self._project_path}/messages"
@@ -54,6 +56,10 @@ class MessageView:
             body["resource_type"] = row["resource_type"]
         if row["resource_uuid"]:
             body["resource_uuid"] = row["resource_uuid"]
+        if self._owner_fields:
+            # Opt-in only: tempest's schemas forbid extra keys in a message.
+            body["project_id"] = row["project_id"]
+            body["host"] = row["host"]
         return body
 
     def index(

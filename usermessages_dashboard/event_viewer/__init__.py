@@ -1,0 +1,1 @@
+"""What the project and admin Event Viewer panels share: table, filters, views."""
