@@ -26,7 +26,7 @@ def reader(settings: Settings, engine: Engine) -> Reader:
 def rows(engine: Engine) -> dict[str, dict]:
     seeded = {"p": row(P), "q": row(Q, minutes=1)}
     with engine.begin() as conn:
-        store.insert_messages(conn, list(seeded.values()))
+        store.insert_rows(conn, list(seeded.values()))
     return seeded
 
 
