@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from usermessages.errors import CatalogError
+from usermessages.errors import CatalogError, UserMessagesError
 
 __all__ = [
     "Action",
@@ -233,7 +233,7 @@ def event_id(resource: Resource, action: Action, detail: Detail) -> str:
 # may subclass these (or register its own classes) and keep the mapping.
 
 
-class MappedFailure(Exception):
+class MappedFailure(UserMessagesError):
     """Base of the failure classes that the catalog maps to a detail."""
 
 

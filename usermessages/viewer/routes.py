@@ -38,6 +38,7 @@ from usermessages.errors import (
     MessageNotFound,
     NotFound,
     Unauthorized,
+    UserMessagesError,
 )
 from usermessages.store import deadline
 from usermessages.store import messages as store
@@ -67,7 +68,7 @@ STREAM_MAX_SECONDS = 300  # the browser reconnects; no request lives forever
 CURSOR = re.compile(r"[0-9]{1,18}")
 
 
-class SignedOut(Exception):
+class SignedOut(UserMessagesError):
     """Raised when a page needs a signed-in viewer."""
 
 
