@@ -38,6 +38,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from usermessages import bus, envelope, metrics
 from usermessages.config import Settings, check_ttl
+from usermessages.retry import Backoff
 from usermessages.store import messages as store
 
 LOG = logging.getLogger(__name__)
@@ -183,21 +184,20 @@ class Collector:
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; reconnects to the broker with capped back-off."""
         self._stop = stop
-        backoff = 0.1
+        backoff = Backoff(self._max_backoff, stop)
         while not stop.is_set():
             try:
                 with bus.connect(self._url, timeout=self._timeout) as connection:
                     connection.ensure_connection(max_retries=1, timeout=self._timeout)
                     bus.declare(connection, self._queue_type)
-                    backoff = 0.1
+                    backoff.reset()
                     self._consume(connection)
             except Exception as exc:  # broker trouble: envelopes stay on the broker
                 self.ready.clear()
                 self._pending = _Pending()  # unacked: the broker will redeliver them
                 LOG.error("collector lost the broker (%s: %s); retrying in %.1fs",
-                          type(exc).__name__, exc, backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
+                          type(exc).__name__, exc, backoff.delay)
+                backoff.wait()
 
     def _consume(self, connection: Connection) -> None:
         channel = connection.channel()
@@ -273,7 +273,7 @@ class Collector:
 
     def _flush(self) -> None:
         """Commit the pending batch, then ack it; retry while the store is down."""
-        backoff = 0.1
+        backoff = Backoff(self._max_backoff, self._stop)
         while self._pending.rows:
             try:
                 new = self._insert(self._pending.rows)
@@ -294,10 +294,9 @@ class Collector:
             metrics.DB_RETRIES.inc()
             LOG.error("store unavailable (%s); retrying batch of %d in %.1fs",
                       type(getattr(outage, "orig", None) or outage).__name__,
-                      len(self._pending.rows), backoff)
-            if self._stop.wait(backoff):
+                      len(self._pending.rows), backoff.delay)
+            if backoff.wait():
                 return  # stopping: the broker redelivers the unacked batch
-            backoff = min(backoff * 2, self._max_backoff)
 
     def _insert(self, rows: list[dict[str, Any]]) -> int:
         with self._engine.begin() as conn:

@@ -45,6 +45,7 @@ from usermessages import envelope, metrics
 from usermessages.catalog import Kind
 from usermessages.config import Settings
 from usermessages.errors import UserMessagesError
+from usermessages.retry import Backoff
 from usermessages.store import messages as store
 from usermessages.zaqar.client import MAX_PER_CALL, Claim, QueuedMessage, ZaqarClient, ZaqarError
 from usermessages.zaqar.sink import ZAQAR_MAX_TTL, Layout, layout_from_settings
@@ -167,17 +168,17 @@ class ZaqarCollector:
 
     def run(self, stop: threading.Event) -> None:
         """Collect until ``stop`` is set; Zaqar or store trouble backs off and retries."""
-        backoff = 0.1
+        backoff = Backoff(self._max_backoff, stop)
         while not stop.is_set():
             try:
                 handled = self.collect_once()
             except (ZaqarError, StoreUnavailable) as exc:
                 self.stats.zaqar_errors += isinstance(exc, ZaqarError)
-                LOG.error("Zaqar collector round failed (%s); retrying in %.1fs", exc, backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
+                LOG.error("Zaqar collector round failed (%s); retrying in %.1fs", exc,
+                          backoff.delay)
+                backoff.wait()
                 continue
-            backoff = 0.1
+            backoff.reset()
             self.ready.set()
             if handled < self._batch_size:
                 stop.wait(self._poll_interval if handled == 0 else 0)
