@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,8 @@ from blockstorage.config import OPERATIONS
 from blockstorage.heartbeat import is_up
 from blockstorage.rpc import BusUnavailable
 from blockstorage.runtime import Runtime
-from blockstorage.scheduler import TOPIC as SCHEDULER, volume_topic
+from blockstorage.scheduler import TOPIC as SCHEDULER
+from blockstorage.scheduler import volume_topic
 from usermessages import Action, Detail, Resource
 from usermessages.api.messages import Call, base_url, begin
 from usermessages.api.microversion import MIN_VERSION, APIVersion
@@ -123,7 +124,7 @@ def _find(conn: Connection, table: Table, row_id: str, call: Call, noun: str) ->
 
 
 def _find_type(conn: Connection, ref: str) -> dict:
-    row = db.get(conn, db.volume_types, ref)
+    row: Mapping[Any, Any] | None = db.get(conn, db.volume_types, ref)
     if row is None:
         row = conn.execute(
             select(db.volume_types).where(db.volume_types.c.name == ref)
@@ -389,7 +390,7 @@ def _start(request: Request, conn: Connection, row: dict, required: str, status:
                          f"{row['status']}.")
 
 
-def _back_to(row: dict, status: str, transient: str) -> Callable[[Connection], None]:
+def _back_to(row: dict, status: str, transient: str) -> Undo:
     def undo(conn: Connection) -> bool:
         return db.transition(conn, db.volumes, row["id"], (transient,), status, task_deadline=None)
 
@@ -805,10 +806,10 @@ def _connect(request: Request, call: Call, row: dict, connector: dict) -> dict:
             raise BadRequest(f"Invalid volume: Volume status must be reserved to connect an "
                              f"attachment; it is {row['status']}.")
 
-    def undo(conn: Connection) -> None:
-        db.transition(conn, db.volumes, row["id"], ("attaching",), "available",
-                      task_deadline=None, attach_status="detached", attachment_id=None,
-                      instance_uuid=None)
+    def undo(conn: Connection) -> bool:
+        return db.transition(conn, db.volumes, row["id"], ("attaching",), "available",
+                             task_deadline=None, attach_status="detached",
+                             attachment_id=None, instance_uuid=None)
 
     _cast(request, call, topic, "attach_volume", undo=undo, action=Action.ATTACH_VOLUME,
           resource=Resource.VOLUME, resource_id=row["id"], volume_id=row["id"],

@@ -21,15 +21,15 @@ acked and lost; RabbitMQ's per-message expiration ends it at its deadline.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from kombu import Consumer, Exchange, Producer, Queue
+from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from blockstorage.breaker import Breaker
 from usermessages import bus as um_bus
@@ -71,7 +71,7 @@ class Caster:
         self._timeout = timeout
         self._turn = threading.Condition()
         self._busy = False  # one publisher at a time, on one connection
-        self._connection = None
+        self._connection: Connection | None = None
         self._producer: Producer | None = None
         self.breaker = Breaker(self._probe, max(timeout, 0.2), on_change)
 
@@ -195,10 +195,8 @@ class Server:
                         self.ready.set()
                         backoff.reset()
                         while not stop.is_set():
-                            try:
+                            with contextlib.suppress(TimeoutError):
                                 connection.drain_events(timeout=0.2)
-                            except socket.timeout:
-                                pass
             except Exception as exc:  # broker trouble: retry; casts wait on the broker
                 self.ready.clear()
                 LOG.warning("%s server lost the broker (%s); retrying in %.1fs",

@@ -76,7 +76,11 @@ class Kind(str, Enum):
 class _Entry(Enum):
     """An enum whose value is the stable three-digit id and which carries its text."""
 
-    def __new__(cls, id_: str, text: str) -> _Entry:
+    default_text: str
+
+    # ``text`` has a default only for type checkers: ``Action("001")`` is the Enum's
+    # lookup by value, which never calls this; each member is defined with its text.
+    def __new__(cls, id_: str, text: str = "") -> _Entry:
         member = object.__new__(cls)
         member._value_ = id_
         member.default_text = text

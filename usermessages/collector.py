@@ -23,8 +23,8 @@ Guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -218,10 +218,8 @@ class Collector:
         self.ready.set()
         try:
             while not self._stop.is_set():
-                try:
+                with contextlib.suppress(TimeoutError):
                     connection.drain_events(timeout=self._flush_interval)
-                except socket.timeout:
-                    pass
                 if self._due():
                     self._flush()
             self._flush()
@@ -310,7 +308,7 @@ class Collector:
         """
         pending = self._pending
         for i, (row, message, source) in enumerate(
-                zip(pending.rows, pending.messages, pending.sources)):
+                zip(pending.rows, pending.messages, pending.sources, strict=False)):
             try:
                 new = self._insert([row])
             except Exception as exc:

@@ -296,7 +296,8 @@ def read_ini(path: str | Path, **parser_args: Any) -> configparser.ConfigParser:
                           "expected `name = value` or a [section] header") from exc
     except (configparser.DuplicateOptionError, configparser.DuplicateSectionError) as exc:
         duplicate_option = isinstance(exc, configparser.DuplicateOptionError)
-        what = f"[{exc.section}] {exc.option}" if duplicate_option else f"section [{exc.section}]"
+        what = (f"[{exc.section}] {exc.option}"  # type: ignore[union-attr]
+                if duplicate_option else f"section [{exc.section}]")
         raise ConfigError(f"config file {path}, line {exc.lineno}: {what} appears twice") from exc
     except configparser.Error as exc:
         raise ConfigError(f"cannot read config file {path}: {' '.join(str(exc).split())}") from exc

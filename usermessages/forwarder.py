@@ -238,7 +238,7 @@ class BusSink:
             channel = connection.default_channel
             self._transactional = bus.is_amqp(self._url)
             if self._transactional:
-                channel.tx_select()
+                channel.tx_select()  # type: ignore[attr-defined]  # kombu's stub lacks it
             self._connection = connection
             self._producer = Producer(channel)
         return self._producer

@@ -36,6 +36,7 @@ rejects with a reason; it never raises, so no notification can stall the queue.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -51,7 +52,13 @@ from kombu import Connection, Exchange, Queue
 
 from usermessages import metrics
 from usermessages.catalog import (
-    Action, Detail, Kind, Level, Resource, detail_for_name, event_id,
+    Action,
+    Detail,
+    Kind,
+    Level,
+    Resource,
+    detail_for_name,
+    event_id,
 )
 from usermessages.collector import Accept, Decision, Ignore, Reject, Source
 from usermessages.config import Settings
@@ -353,10 +360,8 @@ class Binder:
         except Exception:  # 404: the broker closed this channel
             return False
         finally:
-            try:
+            with contextlib.suppress(Exception):  # already closed by the broker
                 channel.close()
-            except Exception:  # already closed by the broker
-                pass
 
     def _retry(self, connection: Connection) -> None:
         stop = threading.Event()

@@ -114,7 +114,8 @@ def delete_message(request: Request, message_id: str, project_id: str | None = N
         if not store.soft_delete_message(conn, row["id"]):
             raise MessageNotFound(message_id)
     # Cinder's 204 is a bare webob response: empty, with webob's default type.
-    return Response(status_code=204, headers={"Content-Type": "text/html; charset=UTF-8", "Content-Length": "0"})
+    return Response(status_code=204,
+                    headers={"Content-Type": "text/html; charset=UTF-8", "Content-Length": "0"})
 
 
 def list_resource_filters(request: Request, project_id: str | None = None) -> JSONResponse:

@@ -101,7 +101,7 @@ def _sort_value(key: str, marker: Mapping[str, Any]) -> Any:
     return "" if value is None and messages.c[key].nullable else value
 
 
-def _after_marker(sort: list[tuple[str, str]], marker: Mapping[str, Any]) -> ColumnElement[bool]:
+def _after_marker(sort: list[tuple[str, str]], marker: Mapping[Any, Any]) -> ColumnElement[bool]:
     """Rows strictly after the marker row in this order (keyset pagination)."""
     directions = {direction for _, direction in sort}
     columns = [_sort_column(key) for key, _ in sort]
@@ -111,9 +111,9 @@ def _after_marker(sort: list[tuple[str, str]], marker: Mapping[str, Any]) -> Col
         left, right = tuple_(*columns), tuple_(*values)
         return left > right if directions == {"asc"} else left < right
     clauses = []
-    for i, (column, value) in enumerate(zip(columns, values)):
+    for i, (column, value) in enumerate(zip(columns, values, strict=False)):
         step = column > value if sort[i][1] == "asc" else column < value
-        clauses.append(and_(*[c == v for c, v in zip(columns[:i], values[:i])], step))
+        clauses.append(and_(*[c == v for c, v in zip(columns[:i], values[:i], strict=False)], step))
     return or_(*clauses)
 
 

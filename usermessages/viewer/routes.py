@@ -10,6 +10,7 @@ ever rendered, in a page, a fragment or the live stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import re
@@ -105,10 +106,8 @@ def _keystone_caller(request: Request, token: str) -> Caller:
 
 def _render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     caller = None
-    try:
+    with contextlib.suppress(SignedOut, HTTPError):
         caller = _caller(request)
-    except (SignedOut, HTTPError):
-        pass
     settings = request.app.state.settings
     context.setdefault("caller", caller)
     context.setdefault("is_admin", bool(caller) and request.app.state.policy.sees_all_projects(
@@ -333,7 +332,8 @@ def switch_project(request: Request, project_id: str = Form(""), csrf: str = For
 @router.post("/logout")
 def logout(request: Request, csrf: str = Form("")) -> Response:
     if csrf and secrets.compare_digest(csrf, request.session.get("csrf", "")):
-        tokens = {request.session.get("root_token"), request.session.get("token")} - {None}
+        session = request.session
+        tokens = {t for t in (session.get("root_token"), session.get("token")) if t is not None}
         settings = request.app.state.settings
         request.session.clear()
         if settings.auth_strategy == "keystone":

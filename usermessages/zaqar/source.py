@@ -257,7 +257,7 @@ class ZaqarCollector:
             work.visited += window
             self._turn = first + start + len(window)
             for project, claims in zip(window, self._pool.map(
-                    lambda p: self._claim_project(p, want), window)):
+                    lambda p: self._claim_project(p, want), window), strict=False):
                 for claim in claims:
                     work.claims.append((project, claim))
                     for message in claim.messages:
@@ -307,7 +307,7 @@ class ZaqarCollector:
         self._count(len(work.rows), new)
 
     def _store_one_by_one(self, work: _Round) -> None:
-        for row, (project, message) in zip(work.rows, work.origins):
+        for row, (project, message) in zip(work.rows, work.origins, strict=False):
             try:
                 with self._engine.begin() as conn:
                     new = store.insert_messages(conn, [row])
