@@ -466,7 +466,9 @@ def markdown() -> str:
         "--namespace usermessages --namespace blockstorage` prints the same); this page",
         "is `usermessages config docs`. Names follow Cinder's where Cinder has the option;",
         "the file is read by oslo.config, so its habits hold (`$name` substitutes another",
-        "option's value: write `$$` for a literal `$`).",
+        "option's value: write `$$` for a literal `$`). The two files it may name,",
+        "`[catalog] overrides_file` and `[collector] notification_mapping_file`, are data",
+        "(their keys are catalog ids and event types, not options): plain INI, no `$`.",
     ]
     section = None
     for option in OPTIONS:
