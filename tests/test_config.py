@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from usermessages import config
 from usermessages.errors import ConfigError
@@ -199,6 +201,7 @@ def test_values_are_read_with_oslo_config_habits(tmp_path):
     ("[backend:gold]\ntotal_capasity_gb = 5\n", "unknown option [backend:gold] total_capasity_gb"),
     ("[blockstorage]\noperation_deadline = soon\n", "[blockstorage] operation_deadline is not a valid float"),
     ("[backend:gold]\nfail_operations = explode\n", "unknown operations ['explode']"),
+    ("[backend:gold]\nreserved_percentage =\n", "[backend:gold] reserved_percentage is empty"),
 ])
 def test_the_shared_sections_fail_clearly_in_one_line(tmp_path, text, error):
     from blockstorage import config as storage_config
@@ -209,3 +212,25 @@ def test_the_shared_sections_fail_clearly_in_one_line(tmp_path, text, error):
         storage_config.load(path)
     assert "\n" not in str(caught.value)
     config.load(path)  # not usermessages' sections: its own commands accept the file
+
+
+def test_a_dollar_that_names_no_option_is_one_clear_line(tmp_path):
+    # A password with a `$` (oslo.config substitutes `$name`): said, not a traceback.
+    path = tmp_path / "u.conf"
+    path.write_text("[database]\nconnection = postgresql://u:pa$word@db/um\n")
+    with pytest.raises(ConfigError, match=r"\[database\] connection") as caught:
+        config.load(path)
+    assert "\n" not in str(caught.value) and "$$" in str(caught.value)
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(option=st.sampled_from(config.OPTIONS),
+       raw=st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=30))
+def test_any_value_of_any_option_loads_or_fails_in_one_line(tmp_path, option, raw):
+    path = tmp_path / "fuzz.conf"
+    path.write_text(f"[{option.section}]\n{option.name} = {raw}\n", encoding="utf-8")
+    try:
+        config.load(path)
+    except ConfigError as exc:
+        assert "\n" not in str(exc)

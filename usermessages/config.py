@@ -364,8 +364,17 @@ def value(conf: Any, path: str | Path, section: str, name: str, kind: str) -> An
     cfg = _oslo().cfg
 
     try:
-        return conf[name] if section == "DEFAULT" else conf[section][name]
-    except (cfg.ConfigFileValueError, ValueError) as exc:
+        got = conf[name] if section == "DEFAULT" else conf[section][name]
+        if got is None:  # `name =` with nothing after it
+            if kind != "str":
+                raise ConfigError(f"{path}: [{section}] {name} is empty: it needs a {kind}")
+            return ""
+        return got
+    except (cfg.NoSuchOptError, cfg.TemplateSubstitutionError) as exc:
+        raise ConfigError(f"{path}: [{section}] {name}: a `$` substitutes another option's "
+                          f"value ({' '.join(str(exc).split())[:120]}); write `$$` for a "
+                          "literal `$`") from exc
+    except (cfg.Error, ValueError) as exc:
         reason = str(exc).rsplit("is not valid: ", 1)[-1]
         raise ConfigError(f"{path}: [{section}] {name} is not a valid {kind} "
                           f"({' '.join(reason.split())[:120]})") from exc
