@@ -63,6 +63,7 @@ def test_file_values_are_typed(tmp_path):
         ("[sdk]\nsink = kafka\n", "must be one of db, bus, both"),
         ("[DEFAULT]\nmessage_reap_interval = -5\n", "or -1 to disable"),
         ("[nosuch]\nx = 1\n", "unknown option [nosuch] x"),
+        ("[api]\nPort = 1234\n", "unknown option [api] Port"),
         ("garbage", "line 1: 'garbage' comes before any [section] header"),
         ("message_ttl = 5\n", "line 1: 'message_ttl = 5' comes before any [section] header"),
         ("[api]\nport = 1\nport = 2\n", "line 3: [api] port appears twice"),

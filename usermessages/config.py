@@ -308,6 +308,9 @@ def read_ini(path: str | Path, **parser_args: Any) -> configparser.ConfigParser:
     """
     parser_args.setdefault("default_section", "__none__")
     parser = configparser.ConfigParser(interpolation=None, **parser_args)
+    # Names keep their case, as oslo.config reads them: `Port` is not `port`, so it
+    # is refused as unknown instead of silently ignored.
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
     try:
         with open(path, encoding="utf-8") as handle:
             parser.read_file(handle)
