@@ -44,7 +44,7 @@ def serve(components: str, host: str | None, port: int | None, db: str | None,
         unknown = set(names) - set(service.COMPONENTS)
         if unknown:
             raise click.BadParameter(f"unknown components {sorted(unknown)}")
-        settings = um_config.load(config_file, foreign=storage_config.owns).replace(
+        settings = um_config.load(config_file).replace(
             database_connection=db, host=host, port=port)
         storage = storage_config.load(config_file)
         if state_db:

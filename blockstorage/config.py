@@ -21,8 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from usermessages.config import read_ini
+from usermessages.config import parse, read_ini, value
 from usermessages.errors import ConfigError
 
 OPERATIONS = (
@@ -84,6 +85,7 @@ class StorageSettings:
     backends: tuple[Backend, ...] = field(default=DEFAULT_BACKENDS)
 
 
+SINKS = ("db", "bus", "both")
 _SETTINGS_TYPES = {
     "connection": str, "report_interval": float, "service_down_time": float,
     "operation_deadline": float, "watchdog_interval": float, "message_sink": str,
@@ -116,80 +118,86 @@ _HELP = {
 
 
 def _sample_value(value: object) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, frozenset):
-        return ", ".join(sorted(value))
-    return str(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def sample() -> str:
-    """The ``[blockstorage]`` section and the backends' options, commented, for
-    ``usermessages config sample`` (which finds this through an entry point)."""
+def _opt(key: str, default: Any) -> Any:
+    """The oslo.config option for one of our keys, typed by its default."""
+    from oslo_config import cfg
+
+    if isinstance(default, frozenset):
+        return cfg.ListOpt(key, default=sorted(default), help=_HELP[key])
+    kinds = {bool: cfg.BoolOpt, int: cfg.IntOpt, float: cfg.FloatOpt, str: cfg.StrOpt}
+    return kinds[type(default)](key, default=default, help=_HELP[key])
+
+
+def _settings_opts() -> list[Any]:
     defaults = StorageSettings()
-    lines = ["# The reference block-storage service (`blockstorage serve`, `make serve`).",
-             "", "[blockstorage]"]
-    for key in _SETTINGS_TYPES:
-        lines += [f"# {_HELP[key]}", f"#{key} = {_sample_value(getattr(defaults, key))}"]
-    lines += ["", "# One [backend:NAME] section per simulated pool, with these options:"]
-    lines += [f"#   {key}: {_HELP[key]}" for key in _BACKEND_TYPES]
-    lines.append("# Without any [backend:NAME] section, these two pools are used:")
-    for backend in DEFAULT_BACKENDS:
-        values = " ".join(f"{key}={_sample_value(getattr(backend, key))}"
-                          for key in _BACKEND_TYPES if key != "fail_operations")
-        lines.append(f"#   [backend:{backend.name}] {values}")
-    return "\n".join(lines) + "\n"
+    return [_opt(key, getattr(defaults, key)) for key in _SETTINGS_TYPES]
 
 
-def owns(section: str) -> bool:
-    """The sections of a shared config file that belong to this service."""
-    return section == "blockstorage" or section.startswith("backend:")
+def _backend_opts() -> list[Any]:
+    defaults = Backend("name")
+    return [_opt(key, getattr(defaults, key)) for key in _BACKEND_TYPES]
 
 
-def _value(where: str, kind: type, raw: str):  # type: ignore[no-untyped-def]
-    try:
-        if kind is bool:
-            return {"true": True, "false": False, "yes": True, "no": False}[raw.strip().lower()]
-        if kind is frozenset:
-            ops = frozenset(op.strip() for op in raw.split(",") if op.strip())
-            unknown = ops - set(OPERATIONS)
-            if unknown:
-                raise ConfigError(f"{where}: unknown operations {sorted(unknown)}; "
-                                  f"known: {', '.join(OPERATIONS)}")
-            return ops
-        return kind(raw.strip())
-    except (KeyError, ValueError) as exc:
-        raise ConfigError(f"{where}: {raw!r} is not a valid {kind.__name__}") from exc
+def list_opts() -> list[tuple[Any, list[Any]]]:
+    """The ``blockstorage`` namespace of ``oslo.config.opts``: ``[blockstorage]`` and
+    the template of the ``[backend:NAME]`` sections (``usermessages config sample``
+    and ``oslo-config-generator --namespace blockstorage`` show them)."""
+    from oslo_config import cfg
+
+    pools = "; ".join(
+        f"[backend:{b.name}] " + " ".join(f"{key}={_sample_value(getattr(b, key))}"
+                                          for key in ("storage_protocol", "total_capacity_gb",
+                                                      "thin_provisioning"))
+        for b in DEFAULT_BACKENDS)
+    return [
+        (cfg.OptGroup("blockstorage", help="The reference block-storage service "
+                      "(`blockstorage serve`, `make serve`)."), _settings_opts()),
+        (cfg.OptGroup("backend:name", help="One [backend:NAME] section per simulated pool "
+                      "(NAME: letters, digits, - and _). "
+                      f"Without any, these two pools are used: {pools}."), _backend_opts()),
+    ]
+
+
+def _kind(key: str) -> str:
+    kind = {**_SETTINGS_TYPES, **_BACKEND_TYPES}[key]
+    return "list" if kind is frozenset else kind.__name__
 
 
 def load(path: str | Path | None) -> StorageSettings:
-    """Read ``[blockstorage]`` and ``[backend:NAME]`` sections; other sections are ignored
-    (they belong to usermessages' own settings in the same file)."""
+    """Read ``[blockstorage]`` and ``[backend:NAME]`` sections with oslo.config; other
+    sections are usermessages' own settings in the same file."""
     if path is None:
         return StorageSettings()
-    # DEFAULT is usermessages' section here, not one whose values every section inherits.
-    parser = read_ini(path, default_section="__none__")
-    values: dict = {}
-    if parser.has_section("blockstorage"):
-        for key, raw in parser.items("blockstorage"):
-            if key not in _SETTINGS_TYPES:
-                raise ConfigError(f"{path}: unknown option [blockstorage] {key}")
-            values[key] = _value(f"[blockstorage] {key}", _SETTINGS_TYPES[key], raw)
-        if values.get("message_sink", "both") not in ("db", "bus", "both"):
-            raise ConfigError(f"{path}: [blockstorage] message_sink must be db, bus or both")
-    backends = []
-    for section in parser.sections():
-        if not section.startswith("backend:"):
-            continue
+    raw = read_ini(path)
+    sections = [s for s in raw.sections() if s.startswith("backend:")]
+    for section in sections:
         name = section.split(":", 1)[1].strip()
         if not name or not name.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(f"{path}: [{section}]: a backend name is letters, digits, - and _")
-        options = {}
-        for key, raw in parser.items(section):
-            if key not in _BACKEND_TYPES:
-                raise ConfigError(f"{path}: unknown option [{section}] {key}")
-            options[key] = _value(f"[{section}] {key}", _BACKEND_TYPES[key], raw)
-        backends.append(Backend(name, **options))
+    groups = {"blockstorage": _settings_opts(), **{s: _backend_opts() for s in sections}}
+    conf, _ = parse(path, groups)
+    values: dict[str, Any] = {}
+    if raw.has_section("blockstorage"):
+        for key in raw.options("blockstorage"):
+            values[key] = value(conf, path, "blockstorage", key, _kind(key))
+        if values.get("message_sink", "both") not in SINKS:
+            raise ConfigError(f"{path}: [blockstorage] message_sink must be db, bus or both")
+    backends = []
+    for section in sections:
+        options: dict[str, Any] = {}
+        for key in raw.options(section):
+            got = value(conf, path, section, key, _kind(key))
+            if key == "fail_operations":
+                got = frozenset(op.strip() for op in got if op.strip())
+                unknown = got - set(OPERATIONS)
+                if unknown:
+                    raise ConfigError(f"[{section}] {key}: unknown operations "
+                                      f"{sorted(unknown)}; known: {', '.join(OPERATIONS)}")
+            options[key] = got
+        backends.append(Backend(section.split(":", 1)[1].strip(), **options))
     if backends:
         values["backends"] = tuple(backends)
     return StorageSettings(**values)

@@ -161,7 +161,8 @@ def get(conn: Connection, table: Table, row_id: str) -> dict | None:
     return dict(row) if row else None
 
 
-def get_for_project(conn: Connection, table: Table, row_id: str, project_id: str | None) -> dict | None:
+def get_for_project(conn: Connection, table: Table, row_id: str,
+                    project_id: str | None) -> dict | None:
     """A row visible to a project (any row when ``project_id`` is None: an admin)."""
     row = get(conn, table, row_id)
     if row is None or (project_id is not None and row.get("project_id") != project_id):

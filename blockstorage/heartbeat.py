@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
@@ -20,7 +22,7 @@ from usermessages import Action, Detail, Messenger
 LOG = logging.getLogger(__name__)
 
 
-def is_up(service: dict, down_time: float) -> bool:
+def is_up(service: Mapping[Any, Any], down_time: float) -> bool:
     return db.utcnow() - service["updated_at"] < dt.timedelta(seconds=down_time)
 
 

@@ -73,7 +73,8 @@ class PoolState:
         return size_gb <= self.virtual_free_gb()
 
 
-def choose(pools: Sequence[PoolState], size_gb: int, extra_specs: Mapping[str, str]) -> PoolState | None:
+def choose(pools: Sequence[PoolState], size_gb: int,
+           extra_specs: Mapping[str, str]) -> PoolState | None:
     """The pool with the most free capacity among those that match and fit, or None."""
     candidates = [
         pool for pool in pools

@@ -21,19 +21,20 @@ acked and lost; RabbitMQ's per-message expiration ends it at its deadline.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from kombu import Consumer, Exchange, Producer, Queue
+from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from blockstorage.breaker import Breaker
 from usermessages import bus as um_bus
 from usermessages.errors import UserMessagesError
+from usermessages.retry import Backoff
 
 LOG = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class Caster:
         self._timeout = timeout
         self._turn = threading.Condition()
         self._busy = False  # one publisher at a time, on one connection
-        self._connection = None
+        self._connection: Connection | None = None
         self._producer: Producer | None = None
         self.breaker = Breaker(self._probe, max(timeout, 0.2), on_change)
 
@@ -177,12 +178,12 @@ class Server:
         self._handlers = handlers
         self._timeout = timeout
         self._stop = threading.Event()
-        self._requeue_backoff = 0.1
+        self._requeue_backoff = Backoff(self.MAX_BACKOFF)
         self.ready = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
         self._stop = stop
-        backoff = 0.1
+        backoff = Backoff(10.0, stop)
         while not stop.is_set():
             try:
                 with um_bus.connect(self._url, timeout=self._timeout) as connection:
@@ -192,18 +193,15 @@ class Server:
                     with Consumer(channel, queues=[queue_for(self._topic)], no_ack=False,
                                   on_message=self._dispatch):
                         self.ready.set()
-                        backoff = 0.1
+                        backoff.reset()
                         while not stop.is_set():
-                            try:
+                            with contextlib.suppress(TimeoutError):
                                 connection.drain_events(timeout=0.2)
-                            except socket.timeout:
-                                pass
             except Exception as exc:  # broker trouble: retry; casts wait on the broker
                 self.ready.clear()
                 LOG.warning("%s server lost the broker (%s); retrying in %.1fs",
-                            self._topic, type(exc).__name__, backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                            self._topic, type(exc).__name__, backoff.delay)
+                backoff.wait()
         self.ready.clear()
 
     def _dispatch(self, message) -> None:  # type: ignore[no-untyped-def]
@@ -224,8 +222,7 @@ class Server:
         except BUS_ERRORS as exc:
             # Not handled because of the bus: back off, then give it back to the broker
             # (the per-message expiration ends it at its deadline).
-            delay = min(self._requeue_backoff, max(deadline - time.time(), 0.0))
-            self._requeue_backoff = min(self._requeue_backoff * 2, self.MAX_BACKOFF)
+            delay = min(self._requeue_backoff.advance(), max(deadline - time.time(), 0.0))
             LOG.warning("%s.%s could not reach the bus (%s); requeued after %.1fs",
                         self._topic, cast["method"], exc, delay)
             self._stop.wait(delay)
@@ -233,5 +230,5 @@ class Server:
             return
         except Exception:  # a handler's bug must not block the queue
             LOG.exception("%s: dropping %s after a failure", self._topic, cast["method"])
-        self._requeue_backoff = 0.1
+        self._requeue_backoff.reset()
         message.ack()

@@ -13,9 +13,10 @@ from blockstorage import db
 from blockstorage.config import Backend, StorageSettings
 from blockstorage.rpc import Caster
 from usermessages import Action, Detail, Messenger, RequestContext, Resource
+from usermessages.errors import UserMessagesError
 
 
-class DriverFailure(Exception):
+class DriverFailure(UserMessagesError):
     """Raised by a simulated backend when a fault is injected for an operation."""
 
 

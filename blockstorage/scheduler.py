@@ -111,12 +111,11 @@ class Scheduler:
             pools = {p.backend.host: p for p in self._pools(conn)}
             pool = pools.get(volume["host"])
             fits = pool is not None and pool.fits(new_size - volume["size"])
-            if not fits:
-                # The volume stays usable: back to available, not error_extending.
-                if db.transition(conn, db.volumes, volume_id, ("extending",), "available",
-                                 task_deadline=None):
-                    self.rt.tell_user(ctx, Action.EXTEND_VOLUME, resource_uuid=volume_id,
-                                      exception=NoValidBackend("no room to extend"))
+            # The volume stays usable: back to available, not error_extending.
+            if not fits and db.transition(conn, db.volumes, volume_id, ("extending",),
+                                          "available", task_deadline=None):
+                self.rt.tell_user(ctx, Action.EXTEND_VOLUME, resource_uuid=volume_id,
+                                  exception=NoValidBackend("no room to extend"))
         if not fits:
             return
         backend = self.rt.backend_of_host(volume["host"])
@@ -131,6 +130,7 @@ class Scheduler:
                 return
             specs = self._specs(conn, new_type_id)
             current = self.rt.backend_of_host(volume["host"])
+            target: Backend | None
             if current is not None and capabilities_match(current, specs):
                 target = current  # retype in place
             else:

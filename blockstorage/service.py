@@ -13,7 +13,6 @@ import threading
 from collections.abc import Callable, Sequence
 
 import anyio
-
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
@@ -22,7 +21,8 @@ from blockstorage.api import router
 from blockstorage.config import StorageSettings
 from blockstorage.rpc import Caster, Server
 from blockstorage.runtime import Runtime
-from blockstorage.scheduler import TOPIC as SCHEDULER, Scheduler, volume_topic
+from blockstorage.scheduler import TOPIC as SCHEDULER
+from blockstorage.scheduler import Scheduler, volume_topic
 from blockstorage.workers import BackupWorker, VolumeWorker
 from usermessages import Messenger
 from usermessages.config import Settings

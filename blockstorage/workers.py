@@ -135,8 +135,9 @@ class VolumeWorker:
             done = db.transition(conn, db.snapshots, snapshot_id, ("creating",),
                                  "error" if failure else "available", task_deadline=None)
             if done and failure:
-                self.rt.tell_user(ctx, Action.SNAPSHOT_CREATE, resource_type=Resource.VOLUME_SNAPSHOT,
-                                  resource_uuid=snapshot_id, exception=failure,
+                self.rt.tell_user(ctx, Action.SNAPSHOT_CREATE,
+                                  resource_type=Resource.VOLUME_SNAPSHOT, resource_uuid=snapshot_id,
+                                  exception=failure,
                                   detail=Detail.SNAPSHOT_CREATE_ERROR)
 
     def delete_snapshot(self, ctx: dict, snapshot_id: str) -> None:
@@ -149,8 +150,9 @@ class VolumeWorker:
                 done = False
                 db.delete_row(conn, db.snapshots, snapshot_id)
             if done:
-                self.rt.tell_user(ctx, Action.SNAPSHOT_DELETE, resource_type=Resource.VOLUME_SNAPSHOT,
-                                  resource_uuid=snapshot_id, exception=failure,
+                self.rt.tell_user(ctx, Action.SNAPSHOT_DELETE,
+                                  resource_type=Resource.VOLUME_SNAPSHOT, resource_uuid=snapshot_id,
+                                  exception=failure,
                                   detail=Detail.SNAPSHOT_DELETE_ERROR)
 
     def add_to_group(self, ctx: dict, group_id: str, volume_ids: list[str]) -> None:

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from usermessages import config
 from usermessages.errors import ConfigError
@@ -61,6 +63,7 @@ def test_file_values_are_typed(tmp_path):
         ("[sdk]\nsink = kafka\n", "must be one of db, bus, both"),
         ("[DEFAULT]\nmessage_reap_interval = -5\n", "or -1 to disable"),
         ("[nosuch]\nx = 1\n", "unknown option [nosuch] x"),
+        ("[api]\nPort = 1234\n", "unknown option [api] Port"),
         ("garbage", "line 1: 'garbage' comes before any [section] header"),
         ("message_ttl = 5\n", "line 1: 'message_ttl = 5' comes before any [section] header"),
         ("[api]\nport = 1\nport = 2\n", "line 3: [api] port appears twice"),
@@ -133,14 +136,16 @@ def test_sample_shows_the_shared_sections_and_they_load(tmp_path):
     from blockstorage import config as storage_config
 
     sample = config.sample()
-    assert "[blockstorage]" in sample and "[backend:NAME]" in sample
+    assert "[blockstorage]" in sample and "[backend:name]" in sample
     assert "#operation_deadline = 120.0" in sample and "fail_operations" in sample
     path = tmp_path / "sample.conf"
     path.write_text("\n".join(
         line[1:] if line.startswith("#") and " = " in line else line
         for line in sample.splitlines()
     ))
-    assert storage_config.load(path) == storage_config.StorageSettings()
+    # The [backend:name] template, uncommented, is one pool named "name" at the defaults.
+    assert storage_config.load(path) == storage_config.StorageSettings(
+        backends=(storage_config.Backend("name"),))
 
 
 def test_keystone_sections_pass_through_to_their_libraries(tmp_path):
@@ -168,3 +173,65 @@ def test_bad_auth_and_metrics_options(tmp_path, text, error):
     path.write_text(text)
     with pytest.raises(ConfigError, match=re.escape(error)):
         config.load(path)
+
+
+def test_oslo_config_generator_prints_our_sample():
+    """The sample is oslo-config-generator's, from our oslo.config.opts entry points."""
+    import subprocess
+    import sys
+
+    generator = Path(sys.executable).parent / "oslo-config-generator"
+    printed = subprocess.run(
+        [str(generator), "--namespace", "usermessages", "--namespace", "blockstorage"],
+        capture_output=True, text=True, check=True, timeout=120).stdout
+    assert printed == config.sample()
+    assert "#message_ttl = 2592000" in printed and "#operation_deadline = 120.0" in printed
+
+
+def test_values_are_read_with_oslo_config_habits(tmp_path):
+    path = tmp_path / "u.conf"
+    path.write_text("[database]\nconnection = sqlite:///a$$b.sqlite\n"
+                    "[api]\nhost = 10.0.0.1\npublic_endpoint = http://$host:8776\n")
+    settings = config.load(path)
+    assert settings.database_connection == "sqlite:///a$b.sqlite"
+    assert settings.public_endpoint == "http://10.0.0.1:8776"
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("[backend:gold]\ntotal_capacity_gb = lots\n", "[backend:gold] total_capacity_gb is not a valid int"),
+    ("[backend:gold]\ntotal_capasity_gb = 5\n", "unknown option [backend:gold] total_capasity_gb"),
+    ("[blockstorage]\noperation_deadline = soon\n", "[blockstorage] operation_deadline is not a valid float"),
+    ("[backend:gold]\nfail_operations = explode\n", "unknown operations ['explode']"),
+    ("[backend:gold]\nreserved_percentage =\n", "[backend:gold] reserved_percentage is empty"),
+])
+def test_the_shared_sections_fail_clearly_in_one_line(tmp_path, text, error):
+    from blockstorage import config as storage_config
+
+    path = tmp_path / "bs.conf"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(error)) as caught:
+        storage_config.load(path)
+    assert "\n" not in str(caught.value)
+    config.load(path)  # not usermessages' sections: its own commands accept the file
+
+
+def test_a_dollar_that_names_no_option_is_one_clear_line(tmp_path):
+    # A password with a `$` (oslo.config substitutes `$name`): said, not a traceback.
+    path = tmp_path / "u.conf"
+    path.write_text("[database]\nconnection = postgresql://u:pa$word@db/um\n")
+    with pytest.raises(ConfigError, match=r"\[database\] connection") as caught:
+        config.load(path)
+    assert "\n" not in str(caught.value) and "$$" in str(caught.value)
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(option=st.sampled_from(config.OPTIONS),
+       raw=st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=30))
+def test_any_value_of_any_option_loads_or_fails_in_one_line(tmp_path, option, raw):
+    path = tmp_path / "fuzz.conf"
+    path.write_text(f"[{option.section}]\n{option.name} = {raw}\n", encoding="utf-8")
+    try:
+        config.load(path)
+    except ConfigError as exc:
+        assert "\n" not in str(exc)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from usermessages.errors import CatalogError
+from usermessages.errors import CatalogError, UserMessagesError
 
 __all__ = [
     "Action",
@@ -76,7 +76,11 @@ class Kind(str, Enum):
 class _Entry(Enum):
     """An enum whose value is the stable three-digit id and which carries its text."""
 
-    def __new__(cls, id_: str, text: str) -> _Entry:
+    default_text: str
+
+    # ``text`` has a default only for type checkers: ``Action("001")`` is the Enum's
+    # lookup by value, which never calls this; each member is defined with its text.
+    def __new__(cls, id_: str, text: str = "") -> _Entry:
         member = object.__new__(cls)
         member._value_ = id_
         member.default_text = text
@@ -233,7 +237,7 @@ def event_id(resource: Resource, action: Action, detail: Detail) -> str:
 # may subclass these (or register its own classes) and keep the mapping.
 
 
-class MappedFailure(Exception):
+class MappedFailure(UserMessagesError):
     """Base of the failure classes that the catalog maps to a detail."""
 
 

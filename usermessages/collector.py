@@ -23,8 +23,8 @@ Guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +39,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from usermessages import bus, envelope, metrics
 from usermessages.config import Settings, check_ttl
 from usermessages.message import Message as UserMessage
+from usermessages.retry import Backoff
 from usermessages.store import messages as store
 
 LOG = logging.getLogger(__name__)
@@ -186,21 +187,20 @@ class Collector:
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; reconnects to the broker with capped back-off."""
         self._stop = stop
-        backoff = 0.1
+        backoff = Backoff(self._max_backoff, stop)
         while not stop.is_set():
             try:
                 with bus.connect(self._url, timeout=self._timeout) as connection:
                     connection.ensure_connection(max_retries=1, timeout=self._timeout)
                     bus.declare(connection, self._queue_type)
-                    backoff = 0.1
+                    backoff.reset()
                     self._consume(connection)
             except Exception as exc:  # broker trouble: envelopes stay on the broker
                 self.ready.clear()
                 self._pending = _Pending()  # unacked: the broker will redeliver them
                 LOG.error("collector lost the broker (%s: %s); retrying in %.1fs",
-                          type(exc).__name__, exc, backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
+                          type(exc).__name__, exc, backoff.delay)
+                backoff.wait()
 
     def _consume(self, connection: Connection) -> None:
         channel = connection.channel()
@@ -221,10 +221,8 @@ class Collector:
         self.ready.set()
         try:
             while not self._stop.is_set():
-                try:
+                with contextlib.suppress(TimeoutError):
                     connection.drain_events(timeout=self._flush_interval)
-                except socket.timeout:
-                    pass
                 if self._due():
                     self._flush()
             self._flush()
@@ -276,7 +274,7 @@ class Collector:
 
     def _flush(self) -> None:
         """Commit the pending batch, then ack it; retry while the store is down."""
-        backoff = 0.1
+        backoff = Backoff(self._max_backoff, self._stop)
         while self._pending.rows:
             try:
                 new = self._insert(self._pending.rows)
@@ -297,10 +295,9 @@ class Collector:
             metrics.DB_RETRIES.inc()
             LOG.error("store unavailable (%s); retrying batch of %d in %.1fs",
                       type(getattr(outage, "orig", None) or outage).__name__,
-                      len(self._pending.rows), backoff)
-            if self._stop.wait(backoff):
+                      len(self._pending.rows), backoff.delay)
+            if backoff.wait():
                 return  # stopping: the broker redelivers the unacked batch
-            backoff = min(backoff * 2, self._max_backoff)
 
     def _insert(self, rows: list[UserMessage]) -> int:
         with self._engine.begin() as conn:
@@ -314,7 +311,7 @@ class Collector:
         """
         pending = self._pending
         for i, (row, message, source) in enumerate(
-                zip(pending.rows, pending.messages, pending.sources)):
+                zip(pending.rows, pending.messages, pending.sources, strict=False)):
             try:
                 new = self._insert([row])
             except Exception as exc:

@@ -3,7 +3,11 @@
 Option names follow Cinder's where Cinder has them (``message_ttl``,
 ``message_reap_interval``, ``osapi_max_limit``...), so an operator can carry
 values over from ``cinder.conf``. Every option is declared once in OPTIONS,
-which also feeds ``usermessages config sample`` and docs/configuration.md.
+and becomes a typed oslo.config option (``list_opts``, the ``oslo.config.opts``
+entry point of namespace ``usermessages``): oslo.config reads the file, the
+sample is oslo-config-generator's, and the rest of the code receives the frozen
+``Settings`` built from it. On top of oslo.config we keep our strictness (an
+unknown section or option is a start-up error) and one-line errors.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -240,23 +243,19 @@ def project_id_problem(settings: Settings, project_id: str) -> str | None:
             f"([api] project_id_regex, as Cinder's); {shown!r} does not")
 
 
-_BOOLS = {"true": True, "yes": True, "1": True, "on": True,
-          "false": False, "no": False, "0": False, "off": False}
+CHOICES = {"sink": ("db", "bus", "both", "zaqar", "db+zaqar"),
+           "queue_type": ("classic", "quorum"),
+           "auth_strategy": ("noauth", "keystone"), "metrics": ("public", "admin", "off")}
+NON_NEGATIVE = ("message_reap_interval", "metrics_port")
+# Sections read by the libraries they belong to, with their own option sets.
+PASSTHROUGH = ("keystone_authtoken", "oslo_policy")
+# A group named "prefix:name" in list_opts stands for every section "prefix:<a name>"
+# (oslo-config-generator writes group names in lower case).
+TEMPLATE = ":name"
 
 
-def _convert(option: Option, raw: str) -> Any:
-    converters: dict[type, Callable[[str], Any]] = {
-        int: int,
-        float: float,
-        bool: lambda v: _BOOLS[v.strip().lower()],
-        str: lambda v: v.strip(),
-    }
-    try:
-        value = converters[option.kind](raw)
-    except (ValueError, KeyError) as exc:
-        raise ConfigError(
-            f"[{option.section}] {option.name}: {raw!r} is not a valid {option.kind.__name__}"
-        ) from exc
+def _check(option: Option, value: Any) -> Any:
+    """Our rules beyond the type oslo.config checks, each in one clear sentence."""
     if option.name == "metrics_port" and not 0 <= value <= 65535:
         raise ConfigError(f"[{option.section}] {option.name} must be 0 (off) or a port number")
     if option.kind in (int, float) and option.name not in NON_NEGATIVE and value <= 0:
@@ -271,17 +270,47 @@ def _convert(option: Option, raw: str) -> Any:
     return value
 
 
-CHOICES = {"sink": ("db", "bus", "both", "zaqar", "db+zaqar"),
-           "queue_type": ("classic", "quorum"),
-           "auth_strategy": ("noauth", "keystone"), "metrics": ("public", "admin", "off")}
-NON_NEGATIVE = ("message_reap_interval", "metrics_port")
-# Sections read by the libraries they belong to, with their own option sets.
-PASSTHROUGH = ("keystone_authtoken", "oslo_policy")
+def _oslo() -> Any:
+    """oslo.config, which comes with the [server] extra: the SDK alone runs on the
+    defaults (``load(None)``, ``Settings(...)``) and does not pull it in."""
+    try:
+        import oslo_config.cfg
+        import oslo_config.generator
+    except ImportError as exc:
+        raise ConfigError("reading a config file needs oslo.config: "
+                          "pip install 'usermessages[server]'") from exc
+    return oslo_config
+
+
+def _oslo_opt(option: Option) -> Any:
+    """The oslo.config option of one of ours: typed, with its default, help and choices."""
+    cfg = _oslo().cfg
+
+    # Choices and ranges are checked by _check, in our words; the help names them.
+    kinds = {bool: cfg.BoolOpt, int: cfg.IntOpt, float: cfg.FloatOpt, str: cfg.StrOpt}
+    return kinds[option.kind](option.name, default=option.default, help=option.help)
+
+
+def list_opts() -> list[tuple[str, list[Any]]]:
+    """Our options by section: the ``oslo.config.opts`` entry point of namespace
+    ``usermessages`` (``oslo-config-generator --namespace usermessages``)."""
+    groups: dict[str, list[Any]] = {}
+    for option in OPTIONS:
+        groups.setdefault(option.section, []).append(_oslo_opt(option))
+    return list(groups.items())
 
 
 def read_ini(path: str | Path, **parser_args: Any) -> configparser.ConfigParser:
-    """Parse an INI file, turning configparser's multi-line errors into one clear line."""
+    """Parse an INI file, turning configparser's multi-line errors into one clear line.
+
+    Only the syntax and the section and option names are read here (oslo.config
+    reads the values); DEFAULT is a section like the others, as in oslo.config.
+    """
+    parser_args.setdefault("default_section", "__none__")
     parser = configparser.ConfigParser(interpolation=None, **parser_args)
+    # Names keep their case, as oslo.config reads them: `Port` is not `port`, so it
+    # is refused as unknown instead of silently ignored.
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
     try:
         with open(path, encoding="utf-8") as handle:
             parser.read_file(handle)
@@ -296,7 +325,8 @@ def read_ini(path: str | Path, **parser_args: Any) -> configparser.ConfigParser:
                           "expected `name = value` or a [section] header") from exc
     except (configparser.DuplicateOptionError, configparser.DuplicateSectionError) as exc:
         duplicate_option = isinstance(exc, configparser.DuplicateOptionError)
-        what = f"[{exc.section}] {exc.option}" if duplicate_option else f"section [{exc.section}]"
+        what = (f"[{exc.section}] {exc.option}"  # type: ignore[union-attr]
+                if duplicate_option else f"section [{exc.section}]")
         raise ConfigError(f"config file {path}, line {exc.lineno}: {what} appears twice") from exc
     except configparser.Error as exc:
         raise ConfigError(f"cannot read config file {path}: {' '.join(str(exc).split())}") from exc
@@ -305,50 +335,108 @@ def read_ini(path: str | Path, **parser_args: Any) -> configparser.ConfigParser:
     return parser
 
 
-def _sharers() -> list[Any]:
-    """Programs sharing the config file, registered under the ``usermessages.config``
-    entry point group: each has ``owns(section) -> bool`` and ``sample() -> str``.
-    (The reference block-storage service registers its ``[blockstorage]`` and
-    ``[backend:NAME]`` sections there; usermessages never imports it by name.)"""
-    from importlib.metadata import entry_points
+def parse(path: str | Path, groups: dict[str, list[Any]]) -> tuple[Any, configparser.ConfigParser]:
+    """The file read by oslo.config with ``groups`` registered, and its raw sections.
+
+    oslo.config ignores options nobody registered; we do not: an option of one of
+    ``groups`` that is not registered is a start-up error (a misspelt option silently
+    ignored is an outage waiting to happen). Environment variables do not override.
+    """
+    cfg = _oslo().cfg
+
+    raw = read_ini(path)
+    conf = cfg.ConfigOpts()
+    for group, opts in groups.items():
+        conf.register_opts(opts, group=None if group == "DEFAULT" else group)
+        if raw.has_section(group):
+            known = {opt.dest for opt in opts}
+            for name in raw.options(group):
+                if name not in known:
+                    raise ConfigError(f"{path}: unknown option [{group}] {name}")
+    try:
+        conf(args=[], project="usermessages", default_config_files=[str(path)],
+             default_config_dirs=[], use_env=False)
+    except cfg.Error as exc:
+        raise ConfigError(f"cannot read config file {path}: {' '.join(str(exc).split())}") \
+            from exc
+    return conf, raw
+
+
+def value(conf: Any, path: str | Path, section: str, name: str, kind: str) -> Any:
+    """One option's typed value; a value oslo.config refuses is one line naming it."""
+    cfg = _oslo().cfg
 
     try:
-        return [ep.load() for ep in entry_points(group="usermessages.config")]
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"a usermessages.config entry point does not load: {exc}") from exc
+        got = conf[name] if section == "DEFAULT" else conf[section][name]
+        if got is None:  # `name =` with nothing after it
+            if kind != "str":
+                raise ConfigError(f"{path}: [{section}] {name} is empty: it needs a {kind}")
+            return ""
+        return got
+    except (cfg.NoSuchOptError, cfg.TemplateSubstitutionError) as exc:
+        raise ConfigError(f"{path}: [{section}] {name}: a `$` substitutes another option's "
+                          f"value ({' '.join(str(exc).split())[:120]}); write `$$` for a "
+                          "literal `$`") from exc
+    except (cfg.Error, ValueError) as exc:
+        reason = str(exc).rsplit("is not valid: ", 1)[-1]
+        raise ConfigError(f"{path}: [{section}] {name} is not a valid {kind} "
+                          f"({' '.join(reason.split())[:120]})") from exc
 
 
-def load(path: str | Path | None = None,
-         foreign: Callable[[str], bool] | None = None) -> Settings:
+def _shared_sections() -> list[str]:
+    """Sections of the programs sharing the file: the groups of every other
+    ``oslo.config.opts`` namespace this distribution declares (the reference
+    block-storage service's ``[blockstorage]`` and ``[backend:NAME]``). Each program
+    checks its own sections; usermessages never imports them by name."""
+    names = []
+    for entry in _namespaces():
+        if entry.name == "usermessages":
+            continue
+        try:
+            groups = entry.load()()
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"the {entry.name} config options do not load: {exc}") from exc
+        names += [getattr(group, "name", group) for group, _ in groups]
+    return names
+
+
+def _namespaces() -> list[Any]:
+    from importlib.metadata import entry_points
+
+    return [entry for entry in entry_points(group="oslo.config.opts")
+            if entry.dist is not None and entry.dist.name == "usermessages"]
+
+
+def _is_shared(section: str, shared: list[str]) -> bool:
+    return any(section == name or (name.endswith(TEMPLATE)
+                                   and section.startswith(name[:-len(TEMPLATE)] + ":"))
+               for name in shared)
+
+
+def load(path: str | Path | None = None) -> Settings:
     """Read settings from an INI file; no file gives the defaults.
 
-    Unknown sections or options are errors: a misspelt option silently
-    ignored is an outage waiting to happen. ``foreign`` names the sections
-    that another program sharing the file reads (they are skipped here); by
-    default, those registered under the ``usermessages.config`` entry points.
+    Unknown sections or options are errors, except the sections of the programs
+    sharing the file (see ``_shared_sections``) and the Keystone libraries' own.
     """
     if path is None:
         return Settings()
-    parser = read_ini(path)
-    sharers = _sharers() if foreign is None else []  # looked up once per file
-    is_foreign = foreign or (lambda section: any(sharer.owns(section) for sharer in sharers))
-    known = {(o.section, o.name): o for o in OPTIONS}
+    groups = dict(list_opts())
+    conf, raw = parse(path, groups)
+    shared = _shared_sections()
+    for section in raw.sections():
+        if section in groups or section in PASSTHROUGH or _is_shared(section, shared):
+            continue
+        first = next(iter(raw.options(section)), None)
+        raise ConfigError(f"{path}: unknown option [{section}] {first}" if first
+                          else f"{path}: unknown section [{section}]")
     values: dict[str, Any] = {}
     for section in PASSTHROUGH:
-        if parser.has_section(section):
-            values[section] = tuple(
-                (k, v.strip()) for k, v in parser.items(section, raw=True)
-                if k not in parser.defaults())
-    regular = [s for s in parser.sections() if not is_foreign(s) and s not in PASSTHROUGH]
-    for section in ["DEFAULT", *regular]:
-        items = parser.defaults() if section == "DEFAULT" else {
-            k: v for k, v in parser.items(section, raw=True) if k not in parser.defaults()
-        }
-        for name, raw in items.items():
-            option = known.get((section, name))
-            if option is None:
-                raise ConfigError(f"{path}: unknown option [{section}] {name}")
-            values[_attr(option)] = _convert(option, raw)
+        if raw.has_section(section):
+            values[section] = tuple((k, v.strip()) for k, v in raw.items(section, raw=True))
+    for option in OPTIONS:
+        got = value(conf, path, option.section, option.name, option.kind.__name__)
+        values[_attr(option)] = _check(option, got)
     settings = Settings(**values)
     if settings.auth_strategy == "keystone" and not settings.keystone_authtoken:
         raise ConfigError(f"{path}: [api] auth_strategy = keystone needs a "
@@ -357,20 +445,23 @@ def load(path: str | Path | None = None,
 
 
 def sample() -> str:
-    """A commented config file with every option at its default, then the sections of
-    the programs that share the file (the reference block-storage service)."""
-    lines = ["# usermessages configuration. Every option is shown at its default."]
-    section = None
-    for option in OPTIONS:
-        if option.section != section:
-            section = option.section
-            lines += ["", f"[{section}]"]
-        default = str(option.default).lower() if option.kind is bool else option.default
-        lines += [f"# {option.help}", f"#{option.name} = {default}"]
-    text = "\n".join(lines) + "\n"
-    for sharer in _sharers():
-        text += "\n" + sharer.sample()
-    return text
+    """A commented config file with every option at its default, made by
+    oslo-config-generator's machinery from every namespace of this distribution
+    (ours first, then the programs sharing the file)."""
+    import io
+
+    cfg, generator = _oslo().cfg, _oslo().generator
+
+    names = sorted(entry.name for entry in _namespaces())
+    names.sort(key=lambda name: name != "usermessages")
+    conf = cfg.ConfigOpts()
+    generator.register_cli_opts(conf)
+    args = [arg for name in names for arg in ("--namespace", name)]
+    conf(args=args, default_config_files=[], default_config_dirs=[],
+         use_env=False)
+    out = io.StringIO()
+    generator.generate(conf, output_file=out)
+    return out.getvalue()
 
 
 def markdown() -> str:
@@ -383,8 +474,13 @@ def markdown() -> str:
         "reference service's `[blockstorage]` and `[backend:NAME]`, see",
         "[reference-service.md](reference-service.md)) are theirs to check.",
         "`usermessages config sample` prints a commented file with every option at its",
-        "default, theirs included; this page is `usermessages config docs`. Names",
-        "follow Cinder's where Cinder has the option.",
+        "default, theirs included (it is oslo-config-generator's: `oslo-config-generator",
+        "--namespace usermessages --namespace blockstorage` prints the same); this page",
+        "is `usermessages config docs`. Names follow Cinder's where Cinder has the option;",
+        "the file is read by oslo.config, so its habits hold (`$name` substitutes another",
+        "option's value: write `$$` for a literal `$`). The two files it may name,",
+        "`[catalog] overrides_file` and `[collector] notification_mapping_file`, are data",
+        "(their keys are catalog ids and event types, not options): plain INI, no `$`.",
     ]
     section = None
     for option in OPTIONS:

@@ -24,6 +24,7 @@ from kombu import Connection, Producer
 from usermessages import bus, envelope, metrics
 from usermessages.errors import UserMessagesError
 from usermessages.message import Message
+from usermessages.retry import Backoff
 from usermessages.spool import Spool
 
 LOG = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ class BusSink:
             self._spool.close()
 
     def _forward(self) -> None:
-        backoff = 0.1
+        backoff = Backoff(self._max_backoff, self._stop)
         while not self._stop.is_set():
             self._wake.clear()  # before reading: a later append sets it again
             batch = self._spool.oldest(BATCH)
@@ -170,11 +171,10 @@ class BusSink:
                 self._publish(batch)
             except Exception as exc:  # any broker trouble: keep the spool, retry later
                 self._went_down(exc)
-                self._kick.wait(backoff)  # stop and flush cut it short
+                backoff.wait(self._kick)  # stop and flush cut it short
                 self._kick.clear()
-                backoff = min(backoff * 2, self._max_backoff)
                 continue
-            backoff = 0.1
+            backoff.reset()
 
     def _publish(self, batch: list[tuple[int, bytes]]) -> None:
         producer = self._ensure_producer()
@@ -238,7 +238,7 @@ class BusSink:
             channel = connection.default_channel
             self._transactional = bus.is_amqp(self._url)
             if self._transactional:
-                channel.tx_select()
+                channel.tx_select()  # type: ignore[attr-defined]  # kombu's stub lacks it
             self._connection = connection
             self._producer = Producer(channel)
         return self._producer

@@ -182,6 +182,7 @@ class Messenger:
                                    timeout=timeout, **(zaqar_options or {}))
             if chosen == "zaqar":
                 return cls(zaqar_sink, ttl=ttl, host=host)
+            assert db_url is not None  # checked above
             return cls(FanoutSink(DatabaseSink(db_url), zaqar_sink), ttl=ttl, host=host)
         if chosen == "db":
             return cls(DatabaseSink(url), ttl=ttl, host=host)
@@ -260,7 +261,7 @@ class Messenger:
         detail: Detail | None = None,
         level: Level = Level.ERROR,
     ) -> str | None:
-        """Like ``create``, with action and resource taken from the context's ``message_*`` fields."""
+        """Like ``create``, with action and resource from the context's ``message_*`` fields."""
         if context.message_action is None:
             raise CatalogError("context.message_action is not set")
         return self.create(

@@ -29,7 +29,8 @@ DUPLICATES = Counter(
     "usermessages_collector_duplicates", "Redelivered messages already stored (ignored)"
 )
 DEAD_LETTERED = Counter(
-    "usermessages_collector_dead_lettered", "Envelopes rejected to the dead-letter queue", ["source"]
+    "usermessages_collector_dead_lettered", "Envelopes rejected to the dead-letter queue",
+    ["source"],
 )
 DB_RETRIES = Counter("usermessages_collector_db_retries", "Batch inserts retried: store down")
 UNMAPPED = Counter(

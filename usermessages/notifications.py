@@ -36,6 +36,7 @@ rejects with a reason; it never raises, so no notification can stall the queue.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -349,10 +350,8 @@ class Binder:
         except Exception:  # 404: the broker closed this channel
             return False
         finally:
-            try:
+            with contextlib.suppress(Exception):  # already closed by the broker
                 channel.close()
-            except Exception:  # already closed by the broker
-                pass
 
     def _retry(self, connection: Connection) -> None:
         stop = threading.Event()

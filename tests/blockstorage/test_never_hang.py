@@ -12,6 +12,7 @@ import uuid
 
 from tests import servers
 from tests.blockstorage.conftest import FAST, Cloud, blockstorage_server
+from tests.blockstorage.test_attachments import CONNECTOR, V344
 
 BUS_TIMEOUT = 1.0
 # Documented bound on an API call while the broker is down: connect plus confirm,
@@ -54,6 +55,27 @@ def test_broker_down_gives_a_fast_503_and_a_message(tmp_path):
             broker.start_app()
             again, _ = user.create_volume(1)
             user.wait(f"/volumes/{again}", "volume", "available", timeout=30)
+
+
+def test_broker_down_during_an_attach_frees_the_volume_and_says_why(tmp_path):
+    # The attach cast's undo once reported nothing: the volume went back to
+    # available and the user had the 503 but no message (mypy found it).
+    with servers.rabbitmq_broker() as broker:
+        with blockstorage_server(_config(broker.url), workdir=tmp_path) as base:
+            user = Cloud(base, "alice", os.urandom(4).hex())
+            volume_id, _ = user.create_volume(1)
+            user.wait(f"/volumes/{volume_id}", "volume", "available")
+
+            broker.stop_app()
+            response = user.http.post("/attachments", headers=V344, json={"attachment": {
+                "volume_uuid": volume_id, "instance_uuid": str(uuid.uuid4()),
+                "connector": CONNECTOR}})
+            assert response.status_code == 503, response.text
+            request_id = response.headers["x-openstack-request-id"]
+            message = user.wait_message(request_id=request_id, timeout=5)
+            assert message["event_id"] == "VOLUME_VOLUME_002_109"
+            assert message["resource_uuid"] == volume_id
+            assert user.volume(volume_id)["status"] == "available"
 
 
 def test_no_scheduler_running_fails_the_volume_after_the_deadline(rabbitmq_url, tmp_path):

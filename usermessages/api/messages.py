@@ -63,7 +63,8 @@ def delete_message(request: Request, message_id: str, project_id: str | None = N
     call = begin(request, project_id)
     _reader(request).delete(call.scope, message_id)
     # Cinder's 204 is a bare webob response: empty, with webob's default type.
-    return Response(status_code=204, headers={"Content-Type": "text/html; charset=UTF-8", "Content-Length": "0"})
+    return Response(status_code=204,
+                    headers={"Content-Type": "text/html; charset=UTF-8", "Content-Length": "0"})
 
 
 def list_resource_filters(request: Request, project_id: str | None = None) -> JSONResponse:
@@ -75,29 +76,35 @@ def list_resource_filters(request: Request, project_id: str | None = None) -> JS
     return JSONResponse({"resource_filters": filters})
 
 
-def _without_project(handler):  # type: ignore[no-untyped-def]
-    """The handler for a project-less URL: without a ``project_id`` parameter, which
-    FastAPI would otherwise fill from the query string (an admin's project filter)."""
-    if handler in (list_messages, list_resource_filters):
-        def route(request: Request) -> Response:
-            return handler(request)
-    else:
-        def route(request: Request, message_id: str) -> Response:
-            return handler(request, message_id)
-    route.__name__ = f"{handler.__name__}_without_project"
-    return route
+# The project-less URLs get handlers without a ``project_id`` parameter: FastAPI would
+# otherwise fill it from the query string, where it is an admin's project filter.
+def _list_all(request: Request) -> JSONResponse:
+    return list_messages(request)
+
+
+def _show_any(request: Request, message_id: str) -> JSONResponse:
+    return show_message(request, message_id)
+
+
+def _delete_any(request: Request, message_id: str) -> Response:
+    return delete_message(request, message_id)
+
+
+def _filters_any(request: Request) -> JSONResponse:
+    return list_resource_filters(request)
 
 
 # Project-less forms first, so /v3/messages/{id} never reads "messages" as a project.
-for prefix in ("/v3", "/v3/{project_id}"):
-    wrap = _without_project if prefix == "/v3" else (lambda handler: handler)
-    router.add_api_route(f"{prefix}/messages", wrap(list_messages), methods=["GET"],
+ROUTES = (
+    ("/v3", _list_all, _show_any, _delete_any, _filters_any),
+    ("/v3/{project_id}", list_messages, show_message, delete_message, list_resource_filters),
+)
+for prefix, list_route, show_route, delete_route, filters_route in ROUTES:
+    router.add_api_route(f"{prefix}/messages", list_route, methods=["GET"],
                          summary="List messages", tags=["messages"])
-    router.add_api_route(f"{prefix}/messages/{{message_id}}", wrap(show_message),
-                         methods=["GET"], summary="Show a message", tags=["messages"])
-    router.add_api_route(f"{prefix}/messages/{{message_id}}", wrap(delete_message),
-                         methods=["DELETE"], status_code=204, summary="Delete a message",
-                         tags=["messages"])
-    router.add_api_route(f"{prefix}/resource_filters", wrap(list_resource_filters),
-                         methods=["GET"], summary="Filters a project user may use",
-                         tags=["messages"])
+    router.add_api_route(f"{prefix}/messages/{{message_id}}", show_route, methods=["GET"],
+                         summary="Show a message", tags=["messages"])
+    router.add_api_route(f"{prefix}/messages/{{message_id}}", delete_route, methods=["DELETE"],
+                         status_code=204, summary="Delete a message", tags=["messages"])
+    router.add_api_route(f"{prefix}/resource_filters", filters_route, methods=["GET"],
+                         summary="Filters a project user may use", tags=["messages"])

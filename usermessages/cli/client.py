@@ -87,8 +87,8 @@ def pass_client(func: Any) -> Any:
     def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
         given = {name: kwargs.pop(name) for name in _NAMES}
         group = ctx.find_object(dict) or {}
-        values = {name: given[name] if given[name] is not None else group.get(name)
-                  for name in _NAMES}
+        values: dict[str, Any] = {
+            name: given[name] if given[name] is not None else group.get(name) for name in _NAMES}
         values = {k: v if v is not None else _DEFAULTS.get(k) for k, v in values.items()}
         if not values["project"]:
             raise click.UsageError(

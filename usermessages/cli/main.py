@@ -96,10 +96,12 @@ def serve(host: str | None, port: int | None, db: str | None, config_file: str |
         )
     sock = service.listen(settings.host, settings.port)
     # Printed once the port is ours: a second server fails above, before any banner.
+    collector = ("embedded on " + _safe_url(settings.bus_url) if settings.collector_embedded
+                 else "off")
     console.print(
         f"usermessages API on http://{settings.host}:{settings.port}/v3 "
         f"(store: {engine.url.render_as_string(hide_password=True)}; "
-        f"collector: {'embedded on ' + _safe_url(settings.bus_url) if settings.collector_embedded else 'off'})"
+        f"collector: {collector})"
     )
     service.serve(settings, engine, sock=sock)
 
@@ -283,6 +285,7 @@ def _register_client() -> None:
 
 _register_client()
 from usermessages.cli import zaqar as _zaqar_cli  # noqa: E402  (zaqar-collector, subscription)
+
 _zaqar_cli.register(main)
 
 

@@ -65,7 +65,7 @@ def authenticate(
     project = project or user
     if not user or len(user) > MAX_ID or len(project) > MAX_ID or not token.isprintable():
         raise Unauthorized("The X-Auth-Token is not a valid <user>:<project> token.")
-    roles = ADMIN_ROLES if user == admin_user else USER_ROLES
+    roles: tuple[str, ...] = ADMIN_ROLES if user == admin_user else USER_ROLES
     if trust_roles_header and "x-roles" in headers:
         roles = tuple(r.strip().lower() for r in headers["x-roles"].split(",") if r.strip())
         if any(len(r) > MAX_ID for r in roles):

@@ -36,10 +36,11 @@ def is_unavailable(exc: BaseException) -> bool:
     """
     if not isinstance(exc, UNAVAILABLE):
         return False
-    if isinstance(exc, DBAPIError) and exc.orig is not None and not exc.connection_invalidated:
-        if type(exc.orig).__module__.startswith("sqlite3"):
-            text = str(exc.orig).lower()
-            return "locked" in text or "busy" in text or "unable to open" in text
+    if (isinstance(exc, DBAPIError) and exc.orig is not None
+            and not exc.connection_invalidated
+            and type(exc.orig).__module__.startswith("sqlite3")):
+        text = str(exc.orig).lower()
+        return "locked" in text or "busy" in text or "unable to open" in text
     return True
 
 

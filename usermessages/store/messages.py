@@ -102,7 +102,7 @@ def _sort_value(key: str, marker: Mapping[str, Any]) -> Any:
     return "" if value is None and messages.c[key].nullable else value
 
 
-def _after_marker(sort: list[tuple[str, str]], marker: Mapping[str, Any]) -> ColumnElement[bool]:
+def _after_marker(sort: list[tuple[str, str]], marker: Mapping[Any, Any]) -> ColumnElement[bool]:
     """Rows strictly after the marker row in this order (keyset pagination)."""
     directions = {direction for _, direction in sort}
     columns = [_sort_column(key) for key, _ in sort]
@@ -112,9 +112,9 @@ def _after_marker(sort: list[tuple[str, str]], marker: Mapping[str, Any]) -> Col
         left, right = tuple_(*columns), tuple_(*values)
         return left > right if directions == {"asc"} else left < right
     clauses = []
-    for i, (column, value) in enumerate(zip(columns, values)):
+    for i, (column, value) in enumerate(zip(columns, values, strict=False)):
         step = column > value if sort[i][1] == "asc" else column < value
-        clauses.append(and_(*[c == v for c, v in zip(columns[:i], values[:i])], step))
+        clauses.append(and_(*[c == v for c, v in zip(columns[:i], values[:i], strict=False)], step))
     return or_(*clauses)
 
 
@@ -239,7 +239,7 @@ def insert_rows(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
     if not rows:
         return 0
     for row in rows:
-        if not MESSAGE_COLUMNS <= row.keys():
+        if not row.keys() >= MESSAGE_COLUMNS:
             raise StoreError(f"a row lacks {sorted(MESSAGE_COLUMNS - row.keys())}")
     try:
         rows = _numbered(conn, rows)

@@ -10,6 +10,7 @@ ever rendered, in a page, a fragment or the live stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import re
 import secrets
@@ -23,7 +24,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from usermessages.config import project_id_problem
-from usermessages.errors import BadRequest, HTTPError, NotFound, Unauthorized
+from usermessages.errors import BadRequest, HTTPError, NotFound, Unauthorized, UserMessagesError
 from usermessages.reader import DELETE, Caller, Reader, Scope
 from usermessages.store import deadline
 from usermessages.store.engine import UNAVAILABLE, is_unavailable
@@ -55,7 +56,7 @@ STREAM_MAX_SECONDS = 300  # the browser reconnects; no request lives forever
 CURSOR = re.compile(r"[0-9]{1,18}")
 
 
-class SignedOut(Exception):
+class SignedOut(UserMessagesError):
     """Raised when a page needs a signed-in viewer."""
 
 
@@ -82,10 +83,8 @@ def _caller(request: Request) -> Caller:
 
 def _render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     caller = None
-    try:
+    with contextlib.suppress(SignedOut, HTTPError):
         caller = _caller(request)
-    except (SignedOut, HTTPError):
-        pass
     settings = _reader(request).settings
     context.setdefault("caller", caller)
     context.setdefault("is_admin",
@@ -288,7 +287,8 @@ def switch_project(request: Request, project_id: str = Form(""), csrf: str = For
 @router.post("/logout")
 def logout(request: Request, csrf: str = Form("")) -> Response:
     if csrf and secrets.compare_digest(csrf, request.session.get("csrf", "")):
-        tokens = {request.session.get("root_token"), request.session.get("token")} - {None}
+        session = request.session
+        tokens = {t for t in (session.get("root_token"), session.get("token")) if t is not None}
         settings = _reader(request).settings
         request.session.clear()
         if settings.auth_strategy == "keystone":

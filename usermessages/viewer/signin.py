@@ -6,6 +6,7 @@ checked on every page by the same auth_token validator as the API.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from keystoneauth1 import exceptions as ksa_exceptions
@@ -45,6 +46,7 @@ def _signed_in(auth: v3.BaseAuth) -> SignIn:
     except ksa_exceptions.ClientException as exc:
         raise Unauthorized("Sign-in failed: check the user, password, domain and project.") \
             from exc
+    assert access.auth_token is not None  # a successful sign-in always carries one
     return SignIn(access.auth_token, access.username or "", access.project_id or "",
                   access.project_name or "")
 
@@ -80,9 +82,8 @@ def projects(settings: Settings, token: str) -> list[tuple[str, str]]:
 def revoke(settings: Settings, token: str) -> None:
     """Revoke the token in Keystone (a user may revoke its own); best effort."""
     session = ks_session.Session(timeout=TIMEOUT)
-    try:
+    # Best effort: the session is gone anyway, the cookie no longer works here.
+    with contextlib.suppress(ksa_exceptions.ClientException):
         session.delete(f"{auth_url(settings)}/auth/tokens",
                        headers={"X-Auth-Token": token, "X-Subject-Token": token},
                        raise_exc=False)
-    except ksa_exceptions.ClientException:
-        pass  # the session is gone anyway: the cookie no longer works here

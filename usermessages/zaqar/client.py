@@ -9,6 +9,7 @@ delete, TTLs and claim graces of at least 60 seconds.
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -138,7 +139,9 @@ class ZaqarClient:
                 following = httpx.URL(link["href"]).params.get("marker")
         return messages, following if messages else None
 
-    def read_all(self, project: str, queue: str, *, most: int = 10_000) -> list[QueuedMessage]:
+    # builtins.list: inside this class, ``list`` is the method above.
+    def read_all(self, project: str, queue: str, *,
+                 most: int = 10_000) -> builtins.list[QueuedMessage]:
         """Every unclaimed message of a queue (up to ``most``), without consuming them.
 
         Stops when a page brings nothing new: Zaqar's Redis driver answers the
@@ -170,7 +173,8 @@ class ZaqarClient:
         self._call("DELETE", f"/v2/queues/{queue}/claims/{claim_id}", project,
                    expect=(204, 404))
 
-    def delete(self, project: str, queue: str, ids: list[str], claim_id: str | None) -> None:
+    def delete(self, project: str, queue: str, ids: builtins.list[str],
+               claim_id: str | None) -> None:
         """Delete messages (claimed ones need their claim id), 20 per request."""
         for start in range(0, len(ids), MAX_PER_CALL):
             params = {"ids": ",".join(ids[start:start + MAX_PER_CALL])}
@@ -190,7 +194,7 @@ class ZaqarClient:
                                                    "options": options or {}})
         return str(response.json()["subscription_id"])
 
-    def subscriptions(self, project: str, queue: str) -> list[dict[str, Any]]:
+    def subscriptions(self, project: str, queue: str) -> builtins.list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         params: dict[str, Any] = {"limit": MAX_PER_CALL}
         while True:

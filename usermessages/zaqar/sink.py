@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from usermessages import metrics
 from usermessages.message import Message
+from usermessages.retry import Backoff
 from usermessages.spool import Spool
 from usermessages.zaqar.client import MAX_PER_CALL, MIN_TTL, ZaqarClient, ZaqarError
 
@@ -151,7 +152,7 @@ class ZaqarSink:
     # --- the forwarder thread ----------------------------------------------
 
     def _run(self) -> None:
-        backoff = 0.1
+        backoff = Backoff(self._max_backoff, self._stop)
         while not self._stop.is_set():
             batch = self._spool.oldest(BATCH)
             if not batch:
@@ -162,10 +163,9 @@ class ZaqarSink:
                 self._publish(batch)
             except Exception as exc:  # any Zaqar trouble: keep the spool, retry later
                 self._went_down(exc)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
+                backoff.wait()
                 continue
-            backoff = 0.1
+            backoff.reset()
 
     def _publish(self, batch: list[tuple[int, bytes]]) -> None:
         by_project: dict[str, list[tuple[int, Any]]] = {}

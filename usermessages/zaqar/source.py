@@ -45,6 +45,7 @@ from usermessages.catalog import Kind
 from usermessages.config import Settings
 from usermessages.errors import UserMessagesError
 from usermessages.message import Message
+from usermessages.retry import Backoff
 from usermessages.store import messages as store
 from usermessages.zaqar.client import MAX_PER_CALL, Claim, QueuedMessage, ZaqarClient, ZaqarError
 from usermessages.zaqar.sink import ZAQAR_MAX_TTL, Layout, layout_from_settings
@@ -167,17 +168,17 @@ class ZaqarCollector:
 
     def run(self, stop: threading.Event) -> None:
         """Collect until ``stop`` is set; Zaqar or store trouble backs off and retries."""
-        backoff = 0.1
+        backoff = Backoff(self._max_backoff, stop)
         while not stop.is_set():
             try:
                 handled = self.collect_once()
             except (ZaqarError, StoreUnavailable) as exc:
                 self.stats.zaqar_errors += isinstance(exc, ZaqarError)
-                LOG.error("Zaqar collector round failed (%s); retrying in %.1fs", exc, backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
+                LOG.error("Zaqar collector round failed (%s); retrying in %.1fs", exc,
+                          backoff.delay)
+                backoff.wait()
                 continue
-            backoff = 0.1
+            backoff.reset()
             self.ready.set()
             if handled < self._batch_size:
                 stop.wait(self._poll_interval if handled == 0 else 0)
@@ -256,7 +257,7 @@ class ZaqarCollector:
             work.visited += window
             self._turn = first + start + len(window)
             for project, claims in zip(window, self._pool.map(
-                    lambda p: self._claim_project(p, want), window)):
+                    lambda p: self._claim_project(p, want), window), strict=False):
                 for claim in claims:
                     work.claims.append((project, claim))
                     for message in claim.messages:
@@ -306,7 +307,7 @@ class ZaqarCollector:
         self._count(len(work.rows), new)
 
     def _store_one_by_one(self, work: _Round) -> None:
-        for row, (project, message) in zip(work.rows, work.origins):
+        for row, (project, message) in zip(work.rows, work.origins, strict=False):
             try:
                 with self._engine.begin() as conn:
                     new = store.insert_messages(conn, [row])
