@@ -113,6 +113,32 @@ class Cloud:
         assert response.status_code == 202, response.text
         return response.json()["volume"]["id"], response.headers["x-openstack-request-id"]
 
+    def create_volume_once_accepted(self, size: int, timeout: float = 30) -> str:
+        """Create a volume as soon as the service takes casts again (after a broker outage
+        its circuit breaker stays open until the background probe sees the broker back;
+        until then each create is a fast 503). Returns the volume id."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self.post("/volumes", {"volume": {"size": size}})
+            if response.status_code == 202:
+                return response.json()["volume"]["id"]
+            assert response.status_code == 503, response.text
+            assert time.monotonic() < deadline, "the breaker never closed"
+            time.sleep(0.2)
+
+    def wait_services_up(self, *binaries: str, timeout: float = 30) -> None:
+        """As the admin: wait until each binary reports its heartbeat (separately started
+        processes consume their queues only once they run; a cast before that could
+        outlive the operation deadline on a loaded machine)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            up = {s["binary"] for s in self.get("/os-services").json()["services"]
+                  if s["state"] == "up"}
+            if set(binaries) <= up:
+                return
+            assert time.monotonic() < deadline, f"services never came up: {binaries} ({up})"
+            time.sleep(0.2)
+
     def volume(self, volume_id: str) -> dict:
         response = self.get(f"/volumes/{volume_id}")
         assert response.status_code == 200, response.text

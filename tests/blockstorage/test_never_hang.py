@@ -53,7 +53,7 @@ def test_broker_down_gives_a_fast_503_and_a_message(tmp_path):
             assert user.volume(volume_id)["status"] == "available"
 
             broker.start_app()
-            again, _ = user.create_volume(1)
+            again = user.create_volume_once_accepted(1)
             user.wait(f"/volumes/{again}", "volume", "available", timeout=30)
 
 
@@ -152,6 +152,8 @@ def test_broker_restart_loses_no_request(tmp_path):
         with blockstorage_server(config, components="api", workdir=tmp_path) as base, \
                 blockstorage_server(config, components="scheduler", workdir=tmp_path), \
                 blockstorage_server(config, components="volume", workdir=tmp_path):
+            Cloud(base, "admin", "adadadad").wait_services_up(
+                "blockstorage-scheduler", "blockstorage-volume")
             user = Cloud(base, "alice", os.urandom(4).hex())
             first, _ = user.create_volume(1)
             user.wait(f"/volumes/{first}", "volume", "available")
