@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from typing import TYPE_CHECKING
 
 import click
 
 from blockstorage import config as storage_config
 from usermessages import config as um_config
 from usermessages.errors import UserMessagesError
+
+if TYPE_CHECKING:
+    from blockstorage.runtime import Runtime
 
 try:
     from blockstorage import service
@@ -56,13 +60,25 @@ def serve(components: str, host: str | None, port: int | None, db: str | None,
 
 def _run(settings: um_config.Settings, storage: storage_config.StorageSettings,
          names: list[str]) -> None:
-    from usermessages import service as um_service
     from usermessages.store import engine as store_engine
-    from usermessages.store import migrate
 
     # An unopenable store is an operator's mistake: one line that names it, no traceback.
     with store_engine.translated(f"cannot open the state store {_shown(storage.connection)}"):
         runtime = service.build_runtime(settings, storage)
+    try:
+        _run_parts(settings, runtime, names)
+    finally:
+        # Last, once every part has stopped creating messages: a bus or Zaqar sink
+        # delivers what it spooled, or counts and logs it as lost.
+        runtime.messenger.close()
+
+
+def _run_parts(settings: um_config.Settings, runtime: Runtime,
+               names: list[str]) -> None:
+    from usermessages import service as um_service
+    from usermessages.store import engine as store_engine
+    from usermessages.store import migrate
+
     parts = service.components(runtime, settings, names)
     if "api" in names:
         engine = store_engine.connect(settings.database_connection)
@@ -72,6 +88,9 @@ def _run(settings: um_config.Settings, storage: storage_config.StorageSettings,
             raise click.ClickException("the messages schema is not current: run "
                                        "`usermessages db upgrade` first")
         sock = um_service.listen(settings.host, settings.port)
+        # uvicorn re-raises the SIGTERM it handled once it has stopped: by default
+        # that kills the process before any finally (threads joined, messenger closed).
+        signal.signal(signal.SIGTERM, _exit_cleanly)
         # Printed once the port is ours, never before an "address already in use".
         click.echo(f"block storage + messages API on http://{settings.host}:{settings.port}/v3 "
                    f"(components: {', '.join(names)})")
@@ -90,6 +109,10 @@ def _run(settings: um_config.Settings, storage: storage_config.StorageSettings,
     stop.wait()
     for thread in threads:
         thread.join(timeout=10)
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _shown(url: str) -> str:

@@ -40,8 +40,10 @@ max_over_subscription_ratio = 2.0
 
 @contextlib.contextmanager
 def blockstorage_server(config: str, *, components: str | None = None,
-                        workdir: Path | None = None, port: int | None = None) -> Iterator[str]:
-    """Run `blockstorage serve` in a subprocess; yield its base URL; stop it."""
+                        workdir: Path | None = None, port: int | None = None,
+                        stop_timeout: float = 10) -> Iterator[str]:
+    """Run `blockstorage serve` in a subprocess; yield its base URL; stop it (SIGTERM,
+    SIGKILL after ``stop_timeout`` seconds)."""
     workdir = workdir or Path(tempfile.mkdtemp(prefix="um-bs-"))
     conf = workdir / "blockstorage.conf"
     conf.write_text(config)
@@ -60,7 +62,7 @@ def blockstorage_server(config: str, *, components: str | None = None,
             servers.wait_serving(base, process, log_path)
         yield base
     finally:
-        servers.stop_process(process)
+        servers.stop_process(process, stop_timeout)
         log.close()
 
 

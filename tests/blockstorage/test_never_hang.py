@@ -190,3 +190,19 @@ def test_broker_down_while_connecting_an_attachment_tells_the_user(tmp_path):
             assert message["resource_uuid"] == volume_id
             assert user.volume(volume_id)["status"] == "available"
             broker.start_app()
+
+
+def test_a_stopping_service_counts_what_its_bus_sink_could_not_deliver(tmp_path):
+    """message_sink = bus with the broker unreachable: the message the 503 explains waits
+    in the in-memory spool; on SIGTERM the service closes its messenger, which says
+    (bounded by its close timeout) that it is lost rather than dropping it silently."""
+    from usermessages.messenger import CLOSE_TIMEOUT
+
+    bus_url = f"amqp://guest:guest@127.0.0.1:{servers.free_port()}//"  # nothing listens
+    config = _config(bus_url).replace("[blockstorage]\n", "[blockstorage]\nmessage_sink = bus\n")
+    with blockstorage_server(config, workdir=tmp_path, stop_timeout=CLOSE_TIMEOUT + 30) as base:
+        user = Cloud(base, "alice", os.urandom(4).hex())
+        response = user.post("/volumes", {"volume": {"size": 1}})
+        assert response.status_code == 503, response.text
+    log = "".join(path.read_text() for path in tmp_path.glob("server-*.log"))
+    assert "user messages undelivered: lost with the in-memory spool" in log, log
