@@ -16,10 +16,12 @@ import uvicorn
 from sqlalchemy import Engine
 
 from tests import servers
+from tests.api.conftest import row
 from tests.keystone.test_viewer_keystone import _csrf, sign_in
 from tests.viewer.test_stream import Stream
 from usermessages.config import Settings
 from usermessages.service import create_app
+from usermessages.store import messages as store
 from usermessages.viewer.routes import STREAM_RECHECK_SECONDS
 from usermessages.viewer.sessions import ServerSessionMiddleware, SessionStore
 
@@ -107,3 +109,25 @@ def test_a_token_revoked_in_keystone_ends_an_open_stream(site, cloud):
     assert len(sessions) == 0
     page = client.get("/viewer/messages", follow_redirects=False)
     assert page.status_code == 303 and page.headers["location"] == "/viewer/login"
+
+
+def test_while_keystone_cannot_vouch_for_the_token_no_row_is_streamed(site, cloud, engine):
+    base, _ = site
+    client, stream = _open(base, "reader")
+    cloud.keystone.stop()
+    try:
+        try:
+            notice = stream.notices.get(timeout=BOUND)
+        except queue.Empty:
+            raise AssertionError(f"no word from the stream {BOUND} s after Keystone stopped"
+                                 ) from None
+        assert notice == "unavailable"
+        message = row(cloud.projects["alpha"])
+        with engine.begin() as conn:
+            store.insert_rows(conn, [message])
+        # Fail closed: the row waits for Keystone (the stream polls every second).
+        with pytest.raises(queue.Empty):
+            stream.events.get(timeout=3)
+    finally:
+        cloud.keystone.start()
+    assert stream.next_event(timeout=BOUND + 20)[1] == message["id"]
