@@ -86,3 +86,18 @@ def test_the_services_exchange_is_theirs(rabbitmq_url, sqlite_engine, tmp_path, 
             wait_for(lambda: [r for r in rows(sqlite_engine) if r["resource_uuid"] == "vol-late"],
                      what="the notification published after the binding")
             assert _queued(rabbitmq_url, f"{topic}.error") == 2  # others still get everything
+
+
+def test_the_binder_stops_waiting_when_the_collector_stops(rabbitmq_url, sqlite_engine):
+    """An exchange that never appears: the binder's thread ends with its collector."""
+    exchange = f"never-{uuid.uuid4().hex[:8]}"
+    src = source([exchange], load_mapping(MAPPING), 3600, topics=("notifications",),
+                 retry_interval=2.0,
+                 queue_name=f"usermessages.notifications-{uuid.uuid4().hex[:8]}")
+    binder = src.prepare.__self__
+    with running(collector(rabbitmq_url, sqlite_engine, src)):
+        waiter = wait_for(lambda: binder.waiter, what="the binder's thread")
+        assert waiter.is_alive() and binder.bound == set()
+    # running() has set the stop event and joined the collector.
+    waiter.join(10)
+    assert not waiter.is_alive(), "the binder outlived its collector"

@@ -131,8 +131,9 @@ class Source:
     name: str
     queue: Any
     decide: Callable[[bytes], Decision]
-    # Declares what the queue binds to, before consuming (see notifications.py).
-    prepare: Callable[[Connection], None] | None = None
+    # Declares what the queue binds to, before consuming (see notifications.py);
+    # given the collector's stop event, so any waiting it starts ends with the collector.
+    prepare: Callable[[Connection, threading.Event], None] | None = None
 
 
 class Collector:
@@ -209,7 +210,7 @@ class Collector:
         self._dead_producer = Producer(connection.channel())
         for source in self._sources:
             if source.prepare is not None:
-                source.prepare(connection)
+                source.prepare(connection, self._stop)
         consumers = [
             Consumer(channel, queues=[source.queue], no_ack=False,
                      on_message=self._handler(source),

@@ -295,7 +295,7 @@ class Binder:
     service's notification for every consumer. So we only look (a passive
     declare) and bind what exists; an exchange not there yet is looked for
     again every ``retry_interval`` seconds by a thread of its own, until the
-    service's first notification has created it.
+    service's first notification has created it or the collector stops.
     """
 
     exchanges: tuple[str, ...]
@@ -306,8 +306,17 @@ class Binder:
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def prepare(self, connection: Connection) -> None:
-        """On each (re)connection: our queue, then whatever can be bound now."""
+    @property
+    def waiter(self) -> threading.Thread | None:
+        """The thread looking for missing exchanges, if one was started."""
+        return self._thread
+
+    def prepare(self, connection: Connection, stop: threading.Event) -> None:
+        """On each (re)connection: our queue, then whatever can be bound now.
+
+        ``stop`` is the collector's: the thread waiting for a missing exchange
+        ends with it, rather than outliving the collector forever.
+        """
         channel = connection.channel()
         try:
             Queue(self.queue, durable=True)(channel).declare()
@@ -316,7 +325,8 @@ class Binder:
         with self._lock:
             self.bound = set()
         if self._bind_existing(connection) and not (self._thread and self._thread.is_alive()):
-            self._thread = threading.Thread(target=self._retry, args=(connection.clone(),),
+            self._thread = threading.Thread(target=self._retry,
+                                            args=(connection.clone(), stop),
                                             name="notification-binder", daemon=True)
             self._thread.start()
 
@@ -353,12 +363,11 @@ class Binder:
             with contextlib.suppress(Exception):  # already closed by the broker
                 channel.close()
 
-    def _retry(self, connection: Connection) -> None:
-        stop = threading.Event()
+    def _retry(self, connection: Connection, stop: threading.Event) -> None:
         try:
             with connection:
-                while self._bind_existing(connection):
-                    stop.wait(self.retry_interval)
+                while not stop.wait(self.retry_interval) and self._bind_existing(connection):
+                    pass
         except Exception as exc:  # broker gone: the next prepare() starts over
             LOG.warning("stopped waiting for notification exchanges: %s", exc)
 

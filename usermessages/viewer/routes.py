@@ -26,10 +26,12 @@ from starlette.concurrency import run_in_threadpool
 from usermessages.config import project_id_problem
 from usermessages.errors import BadRequest, HTTPError, NotFound, Unauthorized, UserMessagesError
 from usermessages.reader import DELETE, Caller, Reader, Scope
+from usermessages.reader.identity import KeystoneUnavailable
 from usermessages.store import deadline
 from usermessages.store.engine import UNAVAILABLE, is_unavailable
 from usermessages.store.messages import ListQuery
 from usermessages.viewer import signin
+from usermessages.viewer.sessions import LIVE, LiveSession
 from usermessages.web.faults import UNAVAILABLE_TEXT
 from usermessages.web.microversion import MAX_VERSION
 
@@ -51,6 +53,9 @@ SORTS = {
 STREAM_POLL_SECONDS = 1.0
 STREAM_BATCH = 100
 STREAM_MAX_SECONDS = 300  # the browser reconnects; no request lives forever
+# An open stream re-validates its token this often (a call to Keystone; the session
+# itself, in memory, is checked on every poll): a revoked token stops it this soon.
+STREAM_RECHECK_SECONDS = 3.0
 # The stream's cursor is a stored-order number (seq): digits only, so it is safe
 # in a URL and in a bookmark; at most 18 digits, so it always fits a BIGINT.
 CURSOR = re.compile(r"[0-9]{1,18}")
@@ -361,6 +366,44 @@ def delete(request: Request, message_id: str, csrf: str = Form("")) -> Response:
     return RedirectResponse("/viewer/messages", status_code=303)
 
 
+def _open_stream(request: Request) -> tuple[Scope, ListQuery, int]:
+    """Blocking (Keystone, the store): the stream's scope, query and first cursor."""
+    scope = _guard(request)
+    _reader(request).authorize_list(scope)
+    state = _filters(request, scope.all_projects)
+    state.pop("marker", None)
+    query = _parse(request, scope, _list_params(state), STREAM_BATCH)
+    requested = _cursor(request)
+    newest = _last_seq(request)
+    # A cursor past the newest seq (a store restored from a backup) would hide
+    # the next rows: start from the newest instead.
+    return scope, query, newest if requested is None else min(requested, newest)
+
+
+def _still_signed_in(request: Request, token: str, caller: Caller, revalidate: bool) -> bool:
+    """Blocking: whether an open stream's session is still the one it began with.
+
+    Its stored entry must still hold the token (sign-out drops it; a project
+    switch replaces it) and, when ``revalidate``, the token must still name
+    the same caller (a revoked one is refused). Raises KeystoneUnavailable
+    when Keystone cannot say.
+    """
+    live = request.scope.get(LIVE)
+    if isinstance(live, LiveSession):
+        data = live.current()
+        if data is None or data.get("token") != token:
+            return False
+    if not revalidate:
+        return True
+    try:
+        again = _reader(request).session_caller(token)
+    except Unauthorized:
+        if isinstance(live, LiveSession):
+            live.end()  # as a page would: the copied cookie stops everywhere
+        return False
+    return again == caller
+
+
 @router.get("/stream")
 async def stream(request: Request) -> StreamingResponse:
     """Server-sent events: rows stored after the cursor that match the page's filters.
@@ -370,26 +413,38 @@ async def stream(request: Request) -> StreamingResponse:
     outage, a slower collector) still comes, in the order rows became visible.
     Each event carries its seq as the SSE id, so a reconnecting browser
     resumes where it was (Last-Event-ID) instead of where the page started.
+    The session is checked on every poll and its token re-validated every
+    STREAM_RECHECK_SECONDS: once signed out or revoked, an ``event: signedout``
+    ends the stream.
     """
-    scope = _guard(request)
-    _reader(request).authorize_list(scope)
+    scope, query, cursor = await run_in_threadpool(_open_stream, request)
+    token = request.session["token"]  # _guard passed: the session holds one
     is_admin = scope.all_projects
-    state = _filters(request, is_admin)
-    state.pop("marker", None)
-    query = _parse(request, scope, _list_params(state), STREAM_BATCH)
-    requested = _cursor(request)
-    newest = await run_in_threadpool(_last_seq, request)
-    # A cursor past the newest seq (a store restored from a backup) would hide
-    # the next rows: start from the newest instead.
-    cursor = newest if requested is None else min(requested, newest)
 
     async def events():  # type: ignore[no-untyped-def]
         nonlocal cursor
         yield "retry: 2000\n\n"
-        started = asyncio.get_running_loop().time()
-        while asyncio.get_running_loop().time() - started < STREAM_MAX_SECONDS:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        recheck_at = started + STREAM_RECHECK_SECONDS
+        while loop.time() - started < STREAM_MAX_SECONDS:
             if await request.is_disconnected():
                 return
+            now = loop.time()
+            try:
+                signed_in = await run_in_threadpool(_still_signed_in, request, token,
+                                                    scope.caller, now >= recheck_at)
+            except KeystoneUnavailable:
+                # Keystone cannot vouch for the token: no rows until it can (checked
+                # again at the next poll), but keep the stream, as for the store.
+                yield "event: unavailable\ndata: Keystone is not answering.\n\n"
+                await asyncio.sleep(STREAM_POLL_SECONDS)
+                continue
+            if not signed_in:
+                yield "event: signedout\ndata: Signed out.\n\n"
+                return
+            if now >= recheck_at:
+                recheck_at = now + STREAM_RECHECK_SECONDS
             try:
                 rows, cursor = await run_in_threadpool(_poll, request, scope, query, cursor)
             except UNAVAILABLE:

@@ -20,6 +20,8 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_SESSIONS = 10000  # anonymous visitors get one too (the login form's token): bounded
+# Where a request finds its LiveSession (``request.scope[LIVE]``).
+LIVE = "usermessages.session.live"
 
 
 class SessionStore:
@@ -56,6 +58,27 @@ class SessionStore:
         return len(self._data)
 
 
+class LiveSession:
+    """The stored entry behind a request's cookie, read again while the request runs.
+
+    ``request.session`` is a copy taken when the request began; a long request
+    (the live stream) asks this instead, so a sign-out elsewhere reaches it.
+    """
+
+    def __init__(self, store: SessionStore, sid: str | None) -> None:
+        self._store = store
+        self._sid = sid
+
+    def current(self) -> dict | None:
+        """The session as stored now; None once it was signed out, dropped or expired."""
+        return self._store.load(self._sid) if self._sid else None
+
+    def end(self) -> None:
+        """Drop the session (its token was refused): the cookie signs nobody in any more."""
+        if self._sid:
+            self._store.drop(self._sid)
+
+
 class ServerSessionMiddleware:
     """Provides ``request.session`` from the store, keyed by a random cookie."""
 
@@ -74,6 +97,7 @@ class ServerSessionMiddleware:
         sid = HTTPConnection(scope).cookies.get(self.cookie)
         loaded = self.store.load(sid) if sid else None
         scope["session"] = dict(loaded or {})
+        scope[LIVE] = LiveSession(self.store, sid if loaded is not None else None)
         before = dict(scope["session"])
 
         async def send_with_cookie(message: Message) -> None:

@@ -37,9 +37,15 @@ function startLive() {
     localizeTimes(row);
     document.querySelectorAll(".empty").forEach((el) => el.remove());
   });
-  source.addEventListener("unavailable", () => {
-    status.textContent = "The message store is not answering: retrying… (nothing is lost)";
+  source.addEventListener("unavailable", (event) => {
+    status.textContent = `${event.data || "The message store is not answering."} Retrying… (nothing is lost)`;
     status.className = "live lost";
+  });
+  // Signed out (here, in another tab, or the token was revoked): the server ended
+  // the stream; reloading lets the page say where to go (the sign-in form).
+  source.addEventListener("signedout", () => {
+    source.close();
+    window.location.reload();
   });
   source.onerror = () => {
     status.textContent = "Live updates lost: reconnecting… (the list may be out of date)";
