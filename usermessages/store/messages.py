@@ -28,6 +28,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from usermessages.catalog import Kind
 from usermessages.errors import MessageNotFound
+from usermessages.store import partitions
 from usermessages.store.schema import message_seq, messages, sortable
 
 # What lists may be sorted by: stored columns, as in Cinder, minus internals.
@@ -225,12 +226,14 @@ def insert_messages(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
     """
     if not rows:
         return 0
+    partitions.ensure(conn, (row["expires_at"] for row in rows))
     try:
         rows = _numbered(conn, rows)
         if conn.engine.dialect.name == "postgresql":
             return _copy_insert(conn, rows)
         return _executemany_insert(conn, rows)
     except conn.dialect.dbapi.Error as exc:  # type: ignore[union-attr]
+        partitions.forget(conn)  # a partition the reaper dropped is made again next time
         # The driver was used directly: translate as SQLAlchemy would (DataError,
         # IntegrityError, OperationalError...), so callers see one exception tree.
         raise DBAPIError.instance("INSERT INTO messages", None, exc,
@@ -266,8 +269,12 @@ def _copy_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
         with cursor.copy(f"COPY messages_incoming ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([row.get(c, _DEFAULTS.get(c)) for c in _COLUMNS])
+        # No conflict target: the key is (id, expires_at) once partitioned
+        # (migration 0004), id before; the primary key is the only unique one
+        # either way. A redelivery has the same expiry (it derives from the
+        # envelope), hence the same key.
         cursor.execute(f"INSERT INTO messages ({columns}) SELECT {columns} "
-                       "FROM messages_incoming ON CONFLICT (id) DO NOTHING")
+                       "FROM messages_incoming ON CONFLICT DO NOTHING")
         new = cursor.rowcount
         cursor.execute("DELETE FROM messages_incoming")
         return new
@@ -284,6 +291,7 @@ def _sqlite_value(value: Any) -> Any:
 
 def insert_message(conn: Connection, row: Mapping[str, Any]) -> None:
     """Insert one row (the SDK's direct sink; the id is fresh, so no conflict)."""
+    partitions.ensure(conn, [row["expires_at"]])
     conn.execute(insert(messages), _numbered(conn, [row]))
 
 
@@ -334,16 +342,17 @@ def delete_expired(
     if after is not None:
         conditions.append(tuple_(messages.c.expires_at, messages.c.id) > tuple_(*after))
     victims = (
-        select(messages.c.id)
+        select(messages.c.expires_at, messages.c.id)
         .where(*conditions)
         .order_by(messages.c.expires_at, messages.c.id)
         .limit(batch_size)
     )
     if conn.engine.dialect.name == "postgresql":
         victims = victims.with_for_update(skip_locked=True)
+    # By (expires_at, id): on a partitioned table that prunes to the partition.
     rows = conn.execute(
         delete(messages)
-        .where(messages.c.id.in_(victims.scalar_subquery()))
+        .where(tuple_(messages.c.expires_at, messages.c.id).in_(victims))
         .returning(messages.c.expires_at, messages.c.id)
     ).all()
     if not rows:
