@@ -198,3 +198,20 @@ def test_listings_run_unharmed_while_the_reaper_drops_partitions(postgresql_url)
         BASE_TIME.date() + 9 * DAY, BASE_TIME.date() + 10 * DAY]
     assert {r[0] for r in _all_rows(engine)} == live_ids
     engine.dispose()
+
+
+def test_one_id_with_two_expiries_is_stored_once(postgresql_url):
+    """The SDK's direct sink and a collector (or two collectors) with different
+    message_ttl give one id two expiries, in two partitions: still stored once."""
+    engine = store_engine.connect(postgresql_url)
+    migrate.upgrade(engine)
+    first = _expiring("p1", day=1)
+    again = {**first, "expires_at": first["expires_at"] + 5 * DAY}
+    with engine.begin() as conn:
+        assert store.insert_messages(conn, [first]) == 1
+    with engine.begin() as conn:
+        assert store.insert_messages(conn, [again, _expiring("p1", day=2)]) == 1
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM messages WHERE id = :id"),
+                            {"id": first["id"]}).scalar_one() == 1
+    engine.dispose()

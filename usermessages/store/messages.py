@@ -269,12 +269,17 @@ def _copy_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
         with cursor.copy(f"COPY messages_incoming ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([row.get(c, _DEFAULTS.get(c)) for c in _COLUMNS])
-        # No conflict target: the key is (id, expires_at) once partitioned
-        # (migration 0004), id before; the primary key is the only unique one
-        # either way. A redelivery has the same expiry (it derives from the
-        # envelope), hence the same key.
+        # Idempotent on the id alone. Partitioned (migration 0004), the
+        # primary key is (id, expires_at), and one id can come with two
+        # expiries: the SDK's direct sink and the collector, or two collectors,
+        # may run with different message_ttl. NOT EXISTS is exact here: this
+        # transaction took the seq counter's row lock first (_numbered), so
+        # any inserter of the same id has committed before this statement's
+        # snapshot. ON CONFLICT covers a batch that holds an id twice.
         cursor.execute(f"INSERT INTO messages ({columns}) SELECT {columns} "
-                       "FROM messages_incoming ON CONFLICT DO NOTHING")
+                       "FROM messages_incoming AS incoming WHERE NOT EXISTS "
+                       "(SELECT 1 FROM messages WHERE messages.id = incoming.id) "
+                       "ON CONFLICT DO NOTHING")
         new = cursor.rowcount
         cursor.execute("DELETE FROM messages_incoming")
         return new
