@@ -280,7 +280,7 @@ def ingest(engine_name: str, url_factory: Callable[[], str], n: int, workdir: Pa
     url = url_factory()
     engine = our_store(url)
     columns = [c.name for c in messages_table.columns]
-    values = [tuple(row.get(c, False if c == "deleted" else None) for c in columns) for row in rows]
+    values = [tuple(row.get(c, store._DEFAULTS.get(c)) for c in columns) for row in rows]
     if engine.dialect.name == "postgresql":
         make_partitions(url, [row["expires_at"] for row in rows])
     started = time.perf_counter()
