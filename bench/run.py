@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import os
 import platform
@@ -49,7 +50,7 @@ from usermessages.message import Message  # noqa: E402
 from usermessages.reaper import reap  # noqa: E402
 from usermessages.store import engine as store_engine  # noqa: E402
 from usermessages.store import messages as store  # noqa: E402
-from usermessages.store import migrate  # noqa: E402
+from usermessages.store import migrate, partitions  # noqa: E402
 from usermessages.store.schema import messages as messages_table  # noqa: E402
 
 CINDER_VERSION = "29.0.0"
@@ -282,6 +283,8 @@ def ingest(engine_name: str, url_factory: Callable[[], str], n: int, workdir: Pa
     columns = [c.name for c in messages_table.columns]
     values = [tuple(row.get(c, False if c == "deleted" else None) for c in columns)
               for row in (message.to_row() for message in rows)]
+    if engine.dialect.name == "postgresql":
+        make_partitions(url, [message.expires_at for message in rows])
     started = time.perf_counter()
     if engine.dialect.name == "postgresql":
         with psycopg.connect(url) as conn:
@@ -330,7 +333,17 @@ FROM generate_series({start}, {stop} - 1) AS i
 """
 
 
+def make_partitions(url: str, expiries: list) -> None:  # type: ignore[type-arg]
+    """Our table is partitioned by expiry day on PostgreSQL: raw SQL needs the days made."""
+    engine = store_engine.connect(url)
+    with engine.connect() as conn:
+        partitions.ensure(conn, expiries)
+    engine.dispose()
+
+
 def seed(url: str, sql: str, start: int, stop: int, expires: str = "2099-01-01") -> None:
+    if sql is SEED_OURS:
+        make_partitions(url, [datetime.datetime.fromisoformat(expires)])
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(sql.format(projects=PROJECTS, start=start, stop=stop, expires=expires))
         conn.execute("ANALYZE messages")
@@ -425,7 +438,7 @@ def project_listing(size: int, ours_base: str, samples: int) -> None:
 
 
 def reaping(admin_url: str, workdir: Path, rows: int, batch: int, samples_base: str,
-            cinder_python: Path) -> None:
+            cinder_python: Path) -> dict[str, float]:
     url = fresh_db(admin_url)
     our_store(url)
     seed(url, SEED_OURS, 0, rows, expires="2020-01-01")
@@ -475,6 +488,8 @@ def reaping(admin_url: str, workdir: Path, rows: int, batch: int, samples_base: 
     result = json.loads(out.stdout.strip().splitlines()[-1])
     note("reaping", f"Cinder 29 cleanup_expired_messages: {result['deleted']:,} rows, one DELETE",
          f"{result['seconds']:.1f} s = {result['deleted'] / result['seconds']:,.0f} rows/s")
+    return {"ours": deleted / seconds, "cinder": result["deleted"] / result["seconds"],
+            "p99_ratio": pct(during, 99) / pct(idle, 99)}
 
 
 # --- 4. producer overhead -----------------------------------------------------------
@@ -511,7 +526,8 @@ def main() -> None:
     options = parser.parse_args()
     sizes = (2_000, 20_000) if options.quick else (100_000, 1_000_000)
     ingest_n = 2_000 if options.quick else 20_000
-    samples, cinder_samples = (10, 5) if options.quick else (200, 30)
+    # The same number of samples on both sides (Cinder's deep pages are slow: 50).
+    samples = cinder_samples = 10 if options.quick else 50
 
     cinder_python = ensure_cinder()
     workdir = Path(tempfile.mkdtemp(prefix="um-bench-"))
@@ -524,6 +540,7 @@ def main() -> None:
         rates["postgresql"] = ingest("PostgreSQL", lambda: fresh_db(admin_url), ingest_n, workdir,
                                      rabbit.url, cinder_python)
 
+        write_report(options, time.time() - started, partial=True)
         print("2. listing", flush=True)
         ours_url, cinder_url = fresh_db(admin_url), fresh_db(admin_url)
         our_store(ours_url)
@@ -549,39 +566,56 @@ def main() -> None:
                 listing(size, ours_url, cinder_url, ours_base, cinder_base, samples, cinder_samples)
                 project_listing(size, ours_base, samples)
 
+        write_report(options, time.time() - started, partial=True)
         print("3. reaping", flush=True)
         reap_rows = sizes[-1]
-        reaping(admin_url, workdir, reap_rows, 1000, "", cinder_python)
-        reaping(admin_url, workdir, reap_rows, 10_000, "", cinder_python)
+        reaps = [reaping(admin_url, workdir, reap_rows, batch, "", cinder_python)
+                 for batch in (1000, 10_000)]
+        write_report(options, time.time() - started, partial=True)
 
         print("4. producer overhead", flush=True)
         producer(rabbit, workdir, 2_000 if options.quick else 10_000)
 
     pg, lite = rates["postgresql"], rates["sqlite"]
-    note("targets", "collectors' ingest vs Cinder per message, PostgreSQL (target >= 10x)",
-         f"{pg['bus'] / pg['cinder']:.1f}x (end to end with one producer thread: "
-         f"{pg['bus_e2e'] / pg['cinder']:.1f}x)")
-    note("targets", "batched path vs raw ceiling, PostgreSQL (target >= 0.5)",
-         f"{pg['batched'] / pg['raw']:.2f}")
-    note("targets", "batched path vs raw ceiling, SQLite (target >= 0.5)",
-         f"{lite['batched'] / lite['raw']:.2f}")
+
+    def target(measure: str, value: float, met: bool, unit: str = "x") -> None:
+        note("targets", measure, f"{value:.2f}{unit}: {'met' if met else 'MISSED'}")
+
+    target("collectors' ingest vs Cinder per message, PostgreSQL (>= 10x)",
+           pg["bus"] / pg["cinder"], pg["bus"] / pg["cinder"] >= 10)
+    target("collectors' ingest vs the COPY ceiling, PostgreSQL (stretch >= 0.3)",
+           pg["bus"] / pg["raw"], pg["bus"] / pg["raw"] >= 0.3, "")
+    target("batched path vs raw ceiling, PostgreSQL (>= 0.5)",
+           pg["batched"] / pg["raw"], pg["batched"] / pg["raw"] >= 0.5, "")
+    target("batched path vs raw ceiling, SQLite (>= 0.5)",
+           lite["batched"] / lite["raw"], lite["batched"] / lite["raw"] >= 0.5, "")
+    for batch, figures in zip((1000, 10_000), reaps):
+        target(f"reap (expired days dropped) vs Cinder's DELETE, batch {batch} (> 1x)",
+               figures["ours"] / figures["cinder"], figures["ours"] > figures["cinder"])
+        target(f"listing p99 during the reap vs idle, batch {batch} (<= 1.2x)",
+               figures["p99_ratio"], figures["p99_ratio"] <= 1.2)
     write_report(options, time.time() - started)
 
 
-def write_report(options: argparse.Namespace, seconds: float) -> None:
+def write_report(options: argparse.Namespace, seconds: float, partial: bool = False) -> None:
     command = "make bench" if not options.quick else ".venv/bin/python bench/run.py --quick"
     lines = [
         "# Benchmarks: usermessages against Cinder 29, one run, one machine", "",
         f"Produced by `{command}` (`bench/run.py`) on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())},"
         f" {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()},"
-        f" PostgreSQL 15 (fsync off, throwaway), RabbitMQ from Debian; run took {seconds / 60:.1f} min.",
+        f" PostgreSQL 15 (fsync off, throwaway), RabbitMQ from Debian; run took {seconds / 60:.1f} min"
+        + (" so far (partial: the run had not finished)." if partial else "."),
+        "SQLite settings: ours journal_mode=WAL, synchronous=NORMAL (store/engine.py);"
+        " Cinder 29 oslo.db's defaults, journal_mode=delete, synchronous=FULL. Our PostgreSQL"
+        " messages table is partitioned by expiry day (migration 0004).",
         "Cinder is the real `cinder==29.0.0` from PyPI in its own virtualenv, its API in noauth"
         " mode (an admin context) on the same PostgreSQL.", "",
         "| section | measure | value |", "|---|---|---|",
     ]
     lines += [f"| {s} | {m} | {v} |" for s, m, v in RESULTS]
     Path(options.output).write_text("\n".join(lines) + "\n")
-    print(f"\nwritten to {options.output}")
+    if not partial:
+        print(f"\nwritten to {options.output}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from usermessages.cli.main import main
 from usermessages.reaper import ADVISORY_LOCK_KEY, PeriodicReaper, ReapResult, reap
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
-from usermessages.store import migrate
+from usermessages.store import migrate, partitions
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, 0)
 TICK = dt.timedelta(microseconds=1)
@@ -47,6 +47,9 @@ def _seed(engine: Engine, rows: list[dict]) -> None:
 def _seed_many(engine: Engine, expired: int, live: int, now: dt.datetime) -> None:
     """``expired`` rows that expired before ``now``, then ``live`` rows that have not."""
     with engine.begin() as conn:
+        # PostgreSQL's daily partitions (made on demand by the store's inserts).
+        partitions.ensure(conn, [now - dt.timedelta(minutes=1000), now,
+                                 now + dt.timedelta(days=1)])
         conn.execute(text(
             "INSERT INTO messages (id, kind, project_id, event_id, message_level, action_id, "
             "detail_id, created_at, expires_at, deleted) SELECT md5(i::text)::uuid::text, "

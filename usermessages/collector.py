@@ -6,7 +6,8 @@ connects with capped back-off, drains, flushes batches and stops cleanly.
 
 Guarantees:
 * an envelope is acknowledged only after the transaction holding its row
-  has committed, so a collector killed at any instant loses nothing;
+  has committed, so a collector killed at any instant loses nothing (on
+  AMQP a batch is acknowledged with one basic.ack, ``multiple=True``);
 * rows are inserted with "on conflict do nothing" on the producer's id, so
   the redelivery that follows such a kill stores nothing twice;
 * while the store is down the batch is retried with capped back-off and
@@ -27,6 +28,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,6 +168,10 @@ class Collector:
         )
         self._pending = _Pending()
         self._dead_producer: Producer | None = None
+        self._ack_multiple = False  # set per connection (see _ack)
+        # Deliveries not yet handled (see _consume): handled one at a time, never
+        # from inside another's dead-letter publish.
+        self._inbox: deque[Callable[[], None]] = deque()
         self._stop = threading.Event()
         self.stats = CollectorStats()
         self.ready = threading.Event()  # consuming (for tests and health checks)
@@ -199,12 +205,14 @@ class Collector:
             except Exception as exc:  # broker trouble: envelopes stay on the broker
                 self.ready.clear()
                 self._pending = _Pending()  # unacked: the broker will redeliver them
+                self._inbox.clear()
                 LOG.error("collector lost the broker (%s: %s); retrying in %.1fs",
                           type(exc).__name__, exc, backoff.delay)
                 backoff.wait()
 
     def _consume(self, connection: Connection) -> None:
         channel = connection.channel()
+        self._ack_multiple = connection.transport.driver_type == "amqp"
         # Enough prefetch to fill a batch while the previous one commits.
         channel.basic_qos(0, self._batch_size * 2, False)
         self._dead_producer = Producer(connection.channel())
@@ -224,6 +232,7 @@ class Collector:
             while not self._stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     connection.drain_events(timeout=self._flush_interval)
+                self._handle_inbox()
                 if self._due():
                     self._flush()
             self._flush()
@@ -235,8 +244,23 @@ class Collector:
                 except Exception:  # the connection may be gone already
                     LOG.debug("cancel failed", exc_info=True)
 
+    def _handle_inbox(self) -> None:
+        """Handle the deliveries drained so far, in delivery order.
+
+        kombu calls on_message from inside any wait on the connection, and a
+        dead letter's publish waits (for the broker's confirm): handled there,
+        the next deliveries would nest inside it, a batch could be acked
+        before the letter was, and the inner wait could take the outer one's
+        confirm, leaving it stuck. Queued, they are handled after it returns.
+        """
+        while self._inbox:
+            self._inbox.popleft()()
+
     def _handler(self, source: Source) -> Callable[[Message], None]:
         def on_message(message: Message) -> None:
+            self._inbox.append(lambda: handle(message))
+
+        def handle(message: Message) -> None:
             try:
                 decision = source.decide(_raw(message.body))
             except Exception as exc:  # crafted input or a handler bug: this message only
@@ -262,8 +286,8 @@ class Collector:
         # kombu raises before on_message for a body it cannot decode (e.g. a
         # "compression" header naming no codec): a dead letter, not a lost broker.
         def on_decode_error(message: Message, exc: Exception) -> None:
-            self._dead_letter(message, f"{type(exc).__name__} decoding the message: {exc}",
-                              source.name)
+            reason = f"{type(exc).__name__} decoding the message: {exc}"
+            self._inbox.append(lambda: self._dead_letter(message, reason, source.name))
 
         return on_decode_error
 
@@ -282,8 +306,7 @@ class Collector:
             except Exception as exc:
                 outage: Exception | None = None if _refused(exc) else exc
             else:
-                for message in self._pending.messages:
-                    message.ack()
+                self._ack(self._pending.messages)
                 self._count(len(self._pending.rows), new)
                 self._pending = _Pending()
                 return
@@ -299,6 +322,21 @@ class Collector:
                       len(self._pending.rows), backoff.delay)
             if backoff.wait():
                 return  # stopping: the broker redelivers the unacked batch
+
+    def _ack(self, messages: list[Message]) -> None:
+        """Acknowledge a committed batch: on AMQP one basic.ack for all of it.
+
+        ``multiple`` acks every delivery of the channel up to the given tag.
+        Every earlier delivery is in this batch or was settled on arrival
+        (dead-lettered, ignored, isolated), so that is exactly the batch.
+        kombu's virtual transports (the in-process bus) ignore ``multiple``,
+        so there each message is acked on its own.
+        """
+        if self._ack_multiple:
+            max(messages, key=lambda m: m.delivery_tag).ack(multiple=True)
+            return
+        for message in messages:
+            message.ack()
 
     def _insert(self, rows: list[UserMessage]) -> int:
         with self._engine.begin() as conn:
@@ -338,6 +376,13 @@ class Collector:
     def _dead_letter(self, message: Message, reason: str, source: str) -> None:
         assert self._dead_producer is not None
         reason = _printable(reason)
+        self._publish_dead(message, reason, source)
+        self.stats.dead_lettered += 1
+        metrics.DEAD_LETTERED.labels(source=source).inc()
+        LOG.warning("dead-lettered an envelope from %s: %s", source, reason)
+
+    def _publish_dead(self, message: Message, reason: str, source: str) -> None:
+        assert self._dead_producer is not None
         self._dead_producer.publish(
             _raw(message.body),
             exchange=bus.EXCHANGE,
@@ -349,9 +394,6 @@ class Collector:
             retry=False,
         )
         message.ack()
-        self.stats.dead_lettered += 1
-        metrics.DEAD_LETTERED.labels(source=source).inc()
-        LOG.warning("dead-lettered an envelope from %s: %s", source, reason)
 
 
 def list_dead_letters(bus_url: str, limit: int = 100, timeout: float = 2.0) -> list[dict]:

@@ -4,7 +4,8 @@ Safe to enable on every node. On PostgreSQL a pass holds a session advisory
 lock, so a second node that wakes up meanwhile skips its pass instead of
 fighting over the same rows (Cinder's "transaction bouncing"); batches also
 claim rows with SKIP LOCKED, so even without the lock no row is deleted twice.
-SQLite has a single writer and needs neither.
+SQLite has a single writer and needs neither. On a partitioned PostgreSQL
+table (migration 0004) a pass first drops the days that expired whole.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, text
 
 from usermessages.store import messages as store_messages
+from usermessages.store import partitions
 from usermessages.store.engine import translated
 
 LOG = logging.getLogger(__name__)
@@ -53,7 +55,9 @@ def _reap_locked(engine: Engine, batch_size: int, now: dt.datetime) -> ReapResul
             LOG.info("another node is reaping; skipping this pass")
             return ReapResult(0, skipped=True)
         try:
-            return ReapResult(_reap_batches(engine, batch_size, now))
+            # Whole expired days go as partitions; the partial day in batches.
+            dropped = partitions.drop_expired(engine, now)
+            return ReapResult(dropped + _reap_batches(engine, batch_size, now))
         finally:
             lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
 

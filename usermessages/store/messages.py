@@ -29,6 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from usermessages.catalog import Kind
 from usermessages.errors import MessageNotFound, StoreError
 from usermessages.message import Message
+from usermessages.store import partitions
 from usermessages.store.schema import message_seq, messages, sortable
 
 # What lists may be sorted by: stored columns, as in Cinder, minus internals.
@@ -241,12 +242,14 @@ def insert_rows(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
     for row in rows:
         if not row.keys() >= MESSAGE_COLUMNS:
             raise StoreError(f"a row lacks {sorted(MESSAGE_COLUMNS - row.keys())}")
+    partitions.ensure(conn, (row["expires_at"] for row in rows))
     try:
         rows = _numbered(conn, rows)
         if conn.engine.dialect.name == "postgresql":
             return _copy_insert(conn, rows)
         return _executemany_insert(conn, rows)
     except conn.dialect.dbapi.Error as exc:  # type: ignore[union-attr]
+        partitions.forget(conn)  # a partition the reaper dropped is made again next time
         # The driver was used directly: translate as SQLAlchemy would (DataError,
         # IntegrityError, OperationalError...), so callers see one exception tree.
         raise DBAPIError.instance("INSERT INTO messages", None, exc,
@@ -282,8 +285,17 @@ def _copy_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
         with cursor.copy(f"COPY messages_incoming ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([row[c] for c in _COLUMNS])
+        # Idempotent on the id alone. Partitioned (migration 0004), the
+        # primary key is (id, expires_at), and one id can come with two
+        # expiries: the SDK's direct sink and the collector, or two collectors,
+        # may run with different message_ttl. NOT EXISTS is exact here: this
+        # transaction took the seq counter's row lock first (_numbered), so
+        # any inserter of the same id has committed before this statement's
+        # snapshot. ON CONFLICT covers a batch that holds an id twice.
         cursor.execute(f"INSERT INTO messages ({columns}) SELECT {columns} "
-                       "FROM messages_incoming ON CONFLICT (id) DO NOTHING")
+                       "FROM messages_incoming AS incoming WHERE NOT EXISTS "
+                       "(SELECT 1 FROM messages WHERE messages.id = incoming.id) "
+                       "ON CONFLICT DO NOTHING")
         new = cursor.rowcount
         cursor.execute("DELETE FROM messages_incoming")
         return new
@@ -300,7 +312,9 @@ def _sqlite_value(value: Any) -> Any:
 
 def insert_message(conn: Connection, message: Message) -> None:
     """Insert one message (the SDK's direct sink; the id is fresh, so no conflict)."""
-    conn.execute(insert(messages), _numbered(conn, [message.to_row()]))
+    row = message.to_row()
+    partitions.ensure(conn, [row["expires_at"]])
+    conn.execute(insert(messages), _numbered(conn, [row]))
 
 
 def reserve_seqs(conn: Connection, count: int) -> int:
@@ -350,16 +364,17 @@ def delete_expired(
     if after is not None:
         conditions.append(tuple_(messages.c.expires_at, messages.c.id) > tuple_(*after))
     victims = (
-        select(messages.c.id)
+        select(messages.c.expires_at, messages.c.id)
         .where(*conditions)
         .order_by(messages.c.expires_at, messages.c.id)
         .limit(batch_size)
     )
     if conn.engine.dialect.name == "postgresql":
         victims = victims.with_for_update(skip_locked=True)
+    # By (expires_at, id): on a partitioned table that prunes to the partition.
     rows = conn.execute(
         delete(messages)
-        .where(messages.c.id.in_(victims.scalar_subquery()))
+        .where(tuple_(messages.c.expires_at, messages.c.id).in_(victims))
         .returning(messages.c.expires_at, messages.c.id)
     ).all()
     if not rows:

@@ -31,6 +31,8 @@ metadata = MetaData()
 messages = Table(
     "messages",
     metadata,
+    # PostgreSQL's primary key is (id, expires_at), as its partitions require
+    # (migration 0004); the expiry derives from the envelope, so an id keeps one.
     Column("id", String(36), primary_key=True),
     # API messages belong to a project; SERVICE and SYSTEM ones (admin-only) have none.
     Column("kind", String(16), nullable=False, server_default="API"),
@@ -118,7 +120,9 @@ for _key in ("action_id", "detail_id"):
 Index("ix_messages_created", messages.c.created_at, messages.c.id)
 Index("ix_messages_request_id", messages.c.request_id)
 Index("ix_messages_resource_uuid", messages.c.resource_uuid)
-# Live updates read rows stored after a cursor, in stored order.
-Index("ix_messages_seq", messages.c.seq, unique=True)
+# Live updates read rows stored after a cursor, in stored order. Not unique:
+# on PostgreSQL a unique index must hold the partition key (migration 0004);
+# seq is unique by construction (one counter row hands the numbers out).
+Index("ix_messages_seq", messages.c.seq)
 # The reaper walks expired rows oldest first, in (expires_at, id) keyset order.
 Index("ix_messages_expires_at", messages.c.expires_at, messages.c.id)

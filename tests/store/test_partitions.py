@@ -1,0 +1,217 @@
+"""PostgreSQL's messages table partitioned by expiry day (migration 0004), on the real server:
+the migration keeps every row both ways, redelivery stays idempotent across partitions,
+and the reaper drops whole expired days while listings run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+from sqlalchemy import Engine, text
+
+from tests.api.conftest import BASE_TIME, row
+from usermessages.reaper import reap
+from usermessages.store import engine as store_engine
+from usermessages.store import messages as store
+from usermessages.store import migrate, partitions
+
+DAY = dt.timedelta(days=1)
+
+
+def _relkind(engine: Engine) -> str:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT relkind FROM pg_class "
+                                 "WHERE oid = to_regclass('messages')")).scalar_one()
+
+
+def _attached(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return partitions.attached(conn)
+
+
+def _all_rows(engine: Engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(
+            "SELECT id, project_id, created_at, expires_at, seq, deleted FROM messages "
+            "ORDER BY id"))]
+
+
+def _expiring(project: str, day: int, minutes: float = 0) -> dict:
+    """A row whose expiry falls ``day`` days after BASE_TIME's day."""
+    message = row(project, minutes=minutes)
+    message["expires_at"] = message["created_at"] + day * DAY
+    return message
+
+
+def test_0004_moves_every_row_into_daily_partitions_and_back(postgresql_url):
+    engine = store_engine.connect(postgresql_url)
+    migrate.upgrade(engine, "0003")
+    rows = [_expiring(f"p{i % 3}", day=i % 4, minutes=i) for i in range(40)]
+    with engine.begin() as conn:
+        store.insert_rows(conn, rows)
+        store.soft_delete_message(conn, rows[0]["id"])
+    before = _all_rows(engine)
+    assert _relkind(engine) == "r"
+
+    migrate.upgrade(engine)
+    assert _relkind(engine) == "p"
+    days = sorted({r["expires_at"].date() for r in rows})
+    assert _attached(engine) == [partitions.name_of(d) for d in days]
+    assert _all_rows(engine) == before
+    with engine.begin() as conn:  # numbering and idempotency go on after the move
+        assert store.insert_rows(conn, rows[:5]) == 0
+        assert store.insert_rows(conn, [_expiring("p9", day=9)]) == 1
+        assert store.last_seq(conn) == 46  # the 5 ignored rows' numbers are skipped
+    after = _all_rows(engine)
+
+    migrate.downgrade(engine, "0003")
+    assert _relkind(engine) == "r"
+    assert _all_rows(engine) == after
+    with engine.connect() as conn:  # no partition outlived its table
+        assert conn.execute(text("SELECT count(*) FROM pg_class WHERE relname "
+                                 "~ '^messages_p[0-9]{8}$'")).scalar_one() == 0
+        unique = conn.execute(text("SELECT indisunique FROM pg_index "
+                                   "WHERE indexrelid = 'ix_messages_seq'::regclass")).scalar_one()
+    assert unique  # as 0002 made it
+    engine.dispose()
+
+
+def test_redelivery_is_ignored_in_whichever_partition_the_row_went(postgresql_url):
+    """The expiry derives from the envelope, so a redelivered row has the same key
+    (id, expires_at) and lands on its first copy, whatever its partition."""
+    engine = store_engine.connect(postgresql_url)
+    migrate.upgrade(engine)
+    rows = [_expiring("p1", day=i % 5, minutes=i) for i in range(25)]
+    with engine.begin() as conn:
+        assert store.insert_rows(conn, rows[:15]) == 15
+    with engine.begin() as conn:  # a redelivered batch that overlaps and extends the first
+        assert store.insert_rows(conn, rows[10:]) == 10
+    # Another process (its own connections: no memory of partitions) redelivers all.
+    other = store_engine.connect(postgresql_url)
+    with other.begin() as conn:
+        assert store.insert_rows(conn, rows) == 0
+    other.dispose()
+    assert len(_all_rows(engine)) == 25
+    assert len(_attached(engine)) == 5
+    engine.dispose()
+
+
+def test_concurrent_inserters_create_each_new_day_once(postgresql_url):
+    """Two collectors meeting the same new days at once: one makes each partition."""
+    engine = store_engine.connect(postgresql_url)
+    migrate.upgrade(engine)
+    batches = [[_expiring(f"w{w}", day=d, minutes=i) for d in range(6) for i in range(20)]
+               for w in range(4)]
+    start = threading.Barrier(len(batches))
+    errors: list[BaseException] = []
+
+    def insert(batch: list[dict]) -> None:
+        try:
+            start.wait()
+            with engine.begin() as conn:
+                store.insert_rows(conn, batch)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=insert, args=(b,)) for b in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert len(_all_rows(engine)) == 4 * 6 * 20
+    assert len(_attached(engine)) == 6
+    engine.dispose()
+
+
+def test_reap_drops_whole_expired_days_and_batches_the_partial_one(postgresql_url):
+    engine = store_engine.connect(postgresql_url)
+    migrate.upgrade(engine)
+    now = dt.datetime.combine(BASE_TIME.date() + 3 * DAY, dt.time(12))
+    rows = [_expiring("p1", day=d, minutes=i) for d in range(6) for i in range(10)]
+    with engine.begin() as conn:
+        store.insert_rows(conn, rows)
+    expired = {r["id"] for r in rows if r["expires_at"] < now}
+    result = reap(engine, batch_size=3, now=now)
+    assert result.deleted == len(expired)
+    # The days that ended before now are gone as tables; now's day is still there.
+    days_left = [partitions.day_of_name(name) for name in _attached(engine)]
+    assert min(days_left) == now.date()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM pg_class WHERE relname = :n"),
+                            {"n": partitions.name_of(BASE_TIME.date())}).scalar_one() == 0
+    assert {r[0] for r in _all_rows(engine)} == {r["id"] for r in rows} - expired
+    # The store makes a dropped day again if a (very late) message still lands in it.
+    with engine.begin() as conn:
+        assert store.insert_rows(conn, [_expiring("p1", day=0, minutes=999)]) == 1
+    engine.dispose()
+
+
+def test_listings_run_unharmed_while_the_reaper_drops_partitions(postgresql_url):
+    """Readers page through a project while whole days are detached and dropped:
+    no error, and every live row is seen on every pass."""
+    engine = store_engine.connect(postgresql_url, pool_size=8)
+    migrate.upgrade(engine)
+    now = dt.datetime.combine(BASE_TIME.date() + 8 * DAY, dt.time(0))
+    doomed = [_expiring("p1", day=d, minutes=i) for d in range(8) for i in range(300)]
+    live = [_expiring("p1", day=d, minutes=i) for d in (9, 10) for i in range(40)]
+    with engine.begin() as conn:
+        store.insert_rows(conn, doomed + live)
+    live_ids = {r["id"] for r in live}
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    passes = [0]
+
+    def reader() -> None:
+        query = store.ListQuery(sort=[("expires_at", "desc")], limit=25)
+        try:
+            while not stop.is_set():
+                seen: list[str] = []
+                marker = None
+                while True:
+                    with engine.connect() as conn:
+                        page = store.list_messages(conn, "p1", store.ListQuery(
+                            sort=query.sort, limit=query.limit, marker=marker))
+                    seen += [m["id"] for m in page]
+                    if len(page) < query.limit or set(seen) >= live_ids:
+                        break
+                    marker = page[-1]["id"]
+                # Newest expiry first: the live rows always lead, whatever is dropped.
+                assert set(seen[:len(live_ids)]) == live_ids
+                passes[0] += 1
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    readers = [threading.Thread(target=reader) for _ in range(3)]
+    for thread in readers:
+        thread.start()
+    try:
+        result = reap(engine, batch_size=500, now=now)
+    finally:
+        stop.set()
+        for thread in readers:
+            thread.join(60)
+    assert errors == []
+    assert passes[0] > 0
+    assert result.deleted == len(doomed)
+    assert [partitions.day_of_name(n) for n in _attached(engine)] == [
+        BASE_TIME.date() + 9 * DAY, BASE_TIME.date() + 10 * DAY]
+    assert {r[0] for r in _all_rows(engine)} == live_ids
+    engine.dispose()
+
+
+def test_one_id_with_two_expiries_is_stored_once(postgresql_url):
+    """The SDK's direct sink and a collector (or two collectors) with different
+    message_ttl give one id two expiries, in two partitions: still stored once."""
+    engine = store_engine.connect(postgresql_url)
+    migrate.upgrade(engine)
+    first = _expiring("p1", day=1)
+    again = {**first, "expires_at": first["expires_at"] + 5 * DAY}
+    with engine.begin() as conn:
+        assert store.insert_rows(conn, [first]) == 1
+    with engine.begin() as conn:
+        assert store.insert_rows(conn, [again, _expiring("p1", day=2)]) == 1
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM messages WHERE id = :id"),
+                            {"id": first["id"]}).scalar_one() == 1
+    engine.dispose()
