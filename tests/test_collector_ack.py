@@ -11,11 +11,10 @@ import amqp
 from kombu import Producer
 
 from tests import servers
-from usermessages import bus, envelope
-from usermessages.catalog import Action, Detail
+from usermessages import bus
+from usermessages.catalog import Action, Detail, Kind, Resource
 from usermessages.collector import Collector
-from usermessages.context import RequestContext
-from usermessages.messenger import Messenger
+from usermessages.message import Message
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate
 
@@ -23,19 +22,10 @@ TOTAL = 300
 BATCH = 100
 
 
-def _sample() -> dict:
-    class Capture:
-        record: dict = {}
-
-        def deliver(self, record: dict) -> None:
-            Capture.record = record
-
-        def close(self) -> None:
-            pass
-
-    Messenger(Capture()).create(RequestContext(project_id="p"), Action.ATTACH_VOLUME,
-                                detail=Detail.ATTACH_ERROR)
-    return Capture.record
+def _envelope() -> bytes:
+    """A fresh message's envelope, as the SDK builds it."""
+    return Message.create(Kind.API, Action.ATTACH_VOLUME, Resource.VOLUME, ttl=3600,
+                          project_id="p", detail=Detail.ATTACH_ERROR).to_wire()
 
 
 def _queued(rabbitmq_url: str) -> int:
@@ -56,7 +46,7 @@ def test_one_ack_per_batch_and_nothing_left_unacked(rabbitmq_url, postgresql_adm
         bus.messages_queue()(connection.default_channel).purge()
         producer = Producer(connection.default_channel)
         for i in range(TOTAL):
-            producer.publish(envelope.encode({**_sample(), "id": str(uuid.uuid4())}),
+            producer.publish(_envelope(),
                              exchange=bus.EXCHANGE, routing_key=bus.MESSAGES_KEY)
             if i % 50 == 25:  # settled on arrival: must not be acked twice or left behind
                 producer.publish(b"not json", exchange=bus.EXCHANGE,
