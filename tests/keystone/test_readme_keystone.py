@@ -34,20 +34,34 @@ def test_readme_keystone_commands_register_the_service(cloud: Cloud) -> None:
            "OS_PASSWORD": KEYSTONE_ADMIN_PASSWORD, "OS_PROJECT_NAME": "admin",
            "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
            "OS_IDENTITY_API_VERSION": "3", "OS_REGION_NAME": "RegionOne"}
-    done = subprocess.run(["bash", "-euo", "pipefail", "-c", _keystone_block()], env=env,
-                          capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr
     admin = openstack.connect(auth_url=cloud.auth_url, username="admin",
                               password=KEYSTONE_ADMIN_PASSWORD, project_name="admin",
                               user_domain_name="Default", project_domain_name="Default",
                               region_name="RegionOne")
-    user = admin.identity.find_user("readme-cinder", ignore_missing=False)
-    service_project = admin.identity.find_project("service", ignore_missing=False)
-    roles = {admin.identity.get_role(a.role["id"]).name for a in
-             admin.identity.role_assignments(user_id=user.id, project_id=service_project.id)}
-    assert roles == {"service"}
-    registered = {(s.type, e.interface) for s in admin.identity.services()
-                  for e in admin.identity.endpoints(service_id=s.id)
-                  if e.url == "http://messages.example:8776/v3/%(project_id)s"}
-    assert registered == {(t, i) for t in ("block-storage", "volumev3")
-                          for i in ("public", "internal")}
+    before = {s.id for s in admin.identity.services()}
+    try:
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", _keystone_block()], env=env,
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr
+        user = admin.identity.find_user("readme-cinder", ignore_missing=False)
+        service_project = admin.identity.find_project("service", ignore_missing=False)
+        roles = {admin.identity.get_role(a.role["id"]).name for a in
+                 admin.identity.role_assignments(user_id=user.id,
+                                                 project_id=service_project.id)}
+        assert roles == {"service"}
+        registered = {(s.type, e.interface) for s in admin.identity.services()
+                      for e in admin.identity.endpoints(service_id=s.id)
+                      if e.url == "http://messages.example:8776/v3/%(project_id)s"}
+        assert registered == {(t, i) for t in ("block-storage", "volumev3")
+                              for i in ("public", "internal")}
+    finally:
+        # The Keystone is the session's: leave its catalog as the other tests expect it
+        # (clients pick the first block-storage endpoint they find).
+        for service in admin.identity.services():
+            if service.id not in before:
+                for endpoint in admin.identity.endpoints(service_id=service.id):
+                    admin.identity.delete_endpoint(endpoint)
+                admin.identity.delete_service(service)
+        user = admin.identity.find_user("readme-cinder")
+        if user is not None:
+            admin.identity.delete_user(user)
