@@ -1,0 +1,37 @@
+"""The socket `serve` binds before its banner answers as fast as uvicorn's own.
+
+A socket made with proto 0 instead of IPPROTO_TCP made asyncio skip TCP_NODELAY on every
+accepted connection: each response then waited ~40 ms for the client's delayed ACK
+(measured: /v3 at 44 ms p50 instead of 1.1 ms).
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import time
+
+import httpx
+
+from tests import servers
+from usermessages import service
+
+
+def test_the_listening_socket_says_tcp() -> None:
+    sock = service.listen("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
+
+
+def test_served_answers_do_not_wait_for_delayed_acks(tmp_path) -> None:
+    with servers.api_server(f"sqlite:///{tmp_path}/um.sqlite") as base, \
+            httpx.Client(base_url=base, timeout=10) as client:
+        client.get("/v3")  # the connection, kept alive for the samples
+        samples = []
+        for _ in range(25):
+            started = time.perf_counter()
+            assert client.get("/v3").status_code == 200
+            samples.append(time.perf_counter() - started)
+    assert statistics.median(samples) < 0.03, samples
