@@ -88,9 +88,6 @@ def _run_parts(settings: um_config.Settings, runtime: Runtime,
             raise click.ClickException("the messages schema is not current: run "
                                        "`usermessages db upgrade` first")
         sock = um_service.listen(settings.host, settings.port)
-        # uvicorn re-raises the SIGTERM it handled once it has stopped: by default
-        # that kills the process before any finally (threads joined, messenger closed).
-        signal.signal(signal.SIGTERM, _exit_cleanly)
         # Printed once the port is ours, never before an "address already in use".
         click.echo(f"block storage + messages API on http://{settings.host}:{settings.port}/v3 "
                    f"(components: {', '.join(names)})")
@@ -109,10 +106,6 @@ def _run_parts(settings: um_config.Settings, runtime: Runtime,
     stop.wait()
     for thread in threads:
         thread.join(timeout=10)
-
-
-def _exit_cleanly(signum: int, frame: object) -> None:
-    raise SystemExit(0)
 
 
 def _shown(url: str) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import socket
 import statistics
+import subprocess
+import sys
 import time
 
 import httpx
@@ -35,3 +37,18 @@ def test_served_answers_do_not_wait_for_delayed_acks(tmp_path) -> None:
             assert client.get("/v3").status_code == 200
             samples.append(time.perf_counter() - started)
     assert statistics.median(samples) < 0.03, samples
+
+
+def test_sigterm_stops_serve_cleanly(tmp_path) -> None:
+    """uvicorn re-raises the SIGTERM it handled: without our handler the process died of
+    it (-15) before serve's finally stopped the collector and the reaper."""
+    port = servers.free_port()
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "usermessages.cli.main", "serve", "--host", "127.0.0.1",
+             "--port", str(port), "--db", f"sqlite:///{tmp_path}/um.sqlite"],
+            stdout=out, stderr=subprocess.STDOUT)
+        servers.wait_serving(f"http://127.0.0.1:{port}", process, log)
+        process.terminate()
+        assert process.wait(timeout=30) == 0, log.read_text(errors="replace")

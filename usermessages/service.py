@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import signal
 import socket
 import threading
 from collections.abc import Callable, Sequence
@@ -93,6 +94,10 @@ def serve(
     ``sock`` is the already bound socket from ``listen`` (else one is bound here).
     """
     sock = sock or listen(settings.host, settings.port)
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn re-raises the SIGTERM it handled once it has stopped: by default that
+        # kills the process before the finally below (threads joined, reaper stopped).
+        signal.signal(signal.SIGTERM, _exit_cleanly)
     stop = threading.Event()
     parts = list(background)
     if settings.collector_embedded:
@@ -115,3 +120,7 @@ def serve(
         reaper.stop()
         for thread in threads:
             thread.join(timeout=10)
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
