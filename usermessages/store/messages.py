@@ -244,10 +244,9 @@ def insert_rows(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
             raise StoreError(f"a row lacks {sorted(MESSAGE_COLUMNS - row.keys())}")
     partitions.ensure(conn, (row["expires_at"] for row in rows))
     try:
-        rows = _numbered(conn, rows)
         if conn.engine.dialect.name == "postgresql":
             return _copy_insert(conn, rows)
-        return _executemany_insert(conn, rows)
+        return _executemany_insert(conn, _numbered(conn, rows))
     except conn.dialect.dbapi.Error as exc:  # type: ignore[union-attr]
         partitions.forget(conn)  # a partition the reaper dropped is made again next time
         # The driver was used directly: translate as SQLAlchemy would (DataError,
@@ -274,8 +273,11 @@ def _copy_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
     """PostgreSQL: COPY the batch into a session temp table, then insert what is new.
 
     COPY is PostgreSQL's fastest way in; the INSERT ... SELECT keeps "on
-    conflict do nothing" on the real table. The temp table empties itself at
-    commit, and is emptied after each batch, so nothing is left behind.
+    conflict do nothing" on the real table. The rows are numbered only after
+    the COPY: numbering locks the seq counter until commit (reserve_seqs), so
+    another collector's COPY overlaps ours and only the INSERT waits. The temp
+    table empties itself at commit, and is emptied after each batch, so
+    nothing is left behind.
     """
     columns = ", ".join(_COLUMNS)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -283,16 +285,19 @@ def _copy_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
         cursor.execute("CREATE TEMP TABLE IF NOT EXISTS messages_incoming "
                        "(LIKE messages INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
         with cursor.copy(f"COPY messages_incoming ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([row[c] for c in _COLUMNS])
+            for i, row in enumerate(rows):  # seq holds the row's place in the batch
+                copy.write_row([i if c == "seq" else row.get(c, _NEW_ROW.get(c))
+                                for c in _COLUMNS])
+        first = reserve_seqs(conn, len(rows))
+        selected = ", ".join(f"seq + {int(first)}" if c == "seq" else c for c in _COLUMNS)
         # Idempotent on the id alone. Partitioned (migration 0004), the
         # primary key is (id, expires_at), and one id can come with two
         # expiries: the SDK's direct sink and the collector, or two collectors,
         # may run with different message_ttl. NOT EXISTS is exact here: this
-        # transaction took the seq counter's row lock first (_numbered), so
+        # transaction took the seq counter's row lock first (reserve_seqs), so
         # any inserter of the same id has committed before this statement's
         # snapshot. ON CONFLICT covers a batch that holds an id twice.
-        cursor.execute(f"INSERT INTO messages ({columns}) SELECT {columns} "
+        cursor.execute(f"INSERT INTO messages ({columns}) SELECT {selected} "
                        "FROM messages_incoming AS incoming WHERE NOT EXISTS "
                        "(SELECT 1 FROM messages WHERE messages.id = incoming.id) "
                        "ON CONFLICT DO NOTHING")
