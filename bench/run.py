@@ -46,6 +46,7 @@ import psycopg  # noqa: E402
 
 from tests import servers  # noqa: E402  (the same throwaway servers the tests use)
 from usermessages import Action, Detail, Messenger, RequestContext  # noqa: E402
+from usermessages.config import Settings  # noqa: E402
 from usermessages.message import Message  # noqa: E402
 from usermessages.reaper import reap  # noqa: E402
 from usermessages.store import engine as store_engine  # noqa: E402
@@ -210,7 +211,7 @@ def ingest(engine_name: str, url_factory: Callable[[], str], n: int, workdir: Pa
 
     # Ours, through RabbitMQ and two collectors (competing consumers).
     conf_file = workdir / f"collector-{engine_name}.conf"
-    conf_file.write_text("[collector]\nbatch_size = 500\nflush_interval = 0.1\n")
+    conf_file.write_text("[collector]\n")  # the defaults (batch_size, flush_interval)
 
     def collectors(url: str, stack: contextlib.ExitStack) -> None:
         args = [sys.executable, "-m", "usermessages.cli.main", "collector", "--bus", rabbit_url,
@@ -267,16 +268,17 @@ def ingest(engine_name: str, url_factory: Callable[[], str], n: int, workdir: Pa
     note("ingest", f"{engine_name}: 2 collectors draining {n:,} queued messages into the store",
          f"{rates['bus']:,.0f} msg/s ({flowing - started:.1f} s to start)")
 
-    # The collector's batched insert on its own (batches of 500, on conflict do nothing).
+    # The collector's batched insert on its own (its default batch, on conflict do nothing).
     rows = records(n)
     url = url_factory()
     engine = our_store(url)
+    batch = Settings().collector_batch_size
     started = time.perf_counter()
-    for start in range(0, n, 500):
+    for start in range(0, n, batch):
         with engine.begin() as conn:
-            store.insert_messages(conn, rows[start:start + 500])
+            store.insert_messages(conn, rows[start:start + batch])
     rates["batched"] = n / (time.perf_counter() - started)
-    note("ingest", f"{engine_name}: batched insert, 500 per transaction (the collector's path)", f"{rates['batched']:,.0f} msg/s")
+    note("ingest", f"{engine_name}: batched insert, {batch} per transaction (the collector's path)", f"{rates['batched']:,.0f} msg/s")
 
     # The raw ceiling: same table, same indexes.
     url = url_factory()

@@ -45,6 +45,7 @@ from usermessages.retry import Backoff
 from usermessages.store import messages as store
 
 LOG = logging.getLogger(__name__)
+PREFETCH_CAP = 1000
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ class Collector:
         engine: Engine,
         *,
         ttl: int,
-        batch_size: int = 500,
+        batch_size: int = 2000,
         flush_interval: float = 0.2,
         queue_type: str = "classic",
         timeout: float = 2.0,
@@ -179,9 +180,10 @@ class Collector:
             Source("usermessages", bus.messages_queue(queue_type), lambda b: decide(b, ttl)),
             *extra_sources,
         )
-        # Enough prefetch to fill a batch while the previous one commits (unacked
-        # broker messages; with packs of MAX_PACK_BYTES, memory is bounded by it).
-        self._prefetch = batch_size * 2
+        # Enough prefetch to fill a batch while the previous one commits. It counts
+        # broker messages, which may be packs: capped, it bounds the memory held
+        # to PREFETCH_CAP x envelope.MAX_PACK_BYTES.
+        self._prefetch = min(batch_size * 2, PREFETCH_CAP)
         self._pending = _Pending()
         self._dead_producer: Producer | None = None
         self._ack_multiple = False  # set per connection (see _ack)

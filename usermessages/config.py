@@ -117,7 +117,7 @@ OPTIONS: tuple[Option, ...] = (
            "spool in memory (lost if the producer dies). One file per producer process."),
     Option("sdk", "spool_max_messages", 100000,
            "Most messages the spool holds; when full, the oldest are dropped and counted."),
-    Option("collector", "batch_size", 500, "Most messages inserted in one transaction."),
+    Option("collector", "batch_size", 2000, "Most messages inserted in one transaction."),
     Option("collector", "flush_interval", 0.2,
            "Seconds a partial batch may wait before it is inserted."),
     Option("collector", "embedded", True,
@@ -202,7 +202,7 @@ class Settings:
     sdk_sink: str = "bus"
     sdk_spool_path: str = ""
     sdk_spool_max_messages: int = 100000
-    collector_batch_size: int = 500
+    collector_batch_size: int = 2000
     collector_flush_interval: float = 0.2
     collector_embedded: bool = True
     collector_notification_mapping_file: str = ""
