@@ -43,6 +43,7 @@ from usermessages.config import Settings, check_ttl
 from usermessages.message import Message as UserMessage
 from usermessages.retry import Backoff
 from usermessages.store import messages as store
+from usermessages.store import series
 
 LOG = logging.getLogger(__name__)
 PREFETCH_CAP = 1000
@@ -87,6 +88,7 @@ class CollectorStats:
     dead_lettered: int = 0
     db_retries: int = 0
     ignored: int = 0
+    suppressed: int = 0  # by storm control: counted on their series, not stored as rows
 
 
 @dataclass
@@ -167,6 +169,7 @@ class Collector:
         timeout: float = 2.0,
         max_backoff: float = 30.0,
         extra_sources: tuple[Source, ...] = (),
+        policy: series.Policy = series.DEFAULT_POLICY,
     ) -> None:
         check_ttl(ttl)  # an expiry that cannot be computed would reject every message
         self._url = bus_url
@@ -176,6 +179,7 @@ class Collector:
         self._queue_type = queue_type
         self._timeout = timeout
         self._max_backoff = max_backoff
+        self._policy = policy
         self._sources = (
             Source("usermessages", bus.messages_queue(queue_type), lambda b: decide(b, ttl)),
             *extra_sources,
@@ -207,6 +211,7 @@ class Collector:
             queue_type=settings.bus_queue_type,
             timeout=settings.bus_timeout,
             extra_sources=extra_sources,
+            policy=policy(settings),
         )
 
     def run(self, stop: threading.Event) -> None:
@@ -344,12 +349,12 @@ class Collector:
         backoff = Backoff(self._max_backoff, self._stop)
         while self._pending.rows:
             try:
-                new = self._insert(self._pending.rows)
+                stored = self._insert(self._pending.rows)
             except Exception as exc:
                 outage: Exception | None = None if _refused(exc) else exc
             else:
                 self._ack(self._pending.messages)
-                self._count(len(self._pending.rows), new)
+                self._count(len(self._pending.rows), stored)
                 self._pending = _Pending()
                 return
             if outage is None:  # a row is refused: find it
@@ -380,9 +385,9 @@ class Collector:
         for message in messages:
             message.ack()
 
-    def _insert(self, rows: list[UserMessage]) -> int:
+    def _insert(self, rows: list[UserMessage]) -> store.Stored:
         with self._engine.begin() as conn:
-            return store.insert_messages(conn, rows)
+            return store.store_batch(conn, rows, self._policy)
 
     def _isolate(self) -> Exception | None:
         """Insert the pending rows one by one, dead-lettering each one the store refuses.
@@ -395,7 +400,7 @@ class Collector:
         for i, (row, body, source) in enumerate(
                 zip(pending.rows, pending.bodies, pending.sources, strict=True)):
             try:
-                new = self._insert([row])
+                stored = self._insert([row])
             except Exception as exc:
                 if not _refused(exc):
                     self._pending = _Pending(pending.rows[i:], pending.bodies[i:],
@@ -406,16 +411,19 @@ class Collector:
                 self._dead_letter_body(body, f"store refused the row: {type(cause).__name__}",
                                        source)
                 continue
-            self._count(1, new)
+            self._count(1, stored)
         self._ack(pending.messages)
         self._pending = _Pending()
         return None
 
-    def _count(self, rows: int, new: int) -> None:
-        self.stats.stored += new
-        self.stats.duplicates += rows - new
-        metrics.STORED.inc(new)
-        metrics.DUPLICATES.inc(rows - new)
+    def _count(self, rows: int, stored: store.Stored) -> None:
+        duplicates = rows - stored.new - stored.suppressed
+        self.stats.stored += stored.new
+        self.stats.duplicates += duplicates
+        self.stats.suppressed += stored.suppressed
+        metrics.STORED.inc(stored.new)
+        metrics.DUPLICATES.inc(duplicates)
+        metrics.SUPPRESSED.inc(stored.suppressed)
 
     def _dead_letter(self, message: Message, reason: str, source: str) -> None:
         """A whole broker message is refused: it goes as it came, then is acked."""
@@ -438,6 +446,16 @@ class Collector:
         self.stats.dead_lettered += 1
         metrics.DEAD_LETTERED.labels(source=source).inc()
         LOG.warning("dead-lettered an envelope from %s: %s", source, reason)
+
+
+def policy(settings: Settings) -> series.Policy:
+    """How the settings group and limit what a collector stores."""
+    return series.Policy(
+        exemplars=settings.collector_series_exemplars,
+        storm=series.Storm(per_project=settings.collector_storm_rows_per_project,
+                           per_event=settings.collector_storm_rows_per_event,
+                           window=settings.collector_storm_window),
+    )
 
 
 def list_dead_letters(bus_url: str, limit: int = 100, timeout: float = 2.0) -> list[dict]:

@@ -121,11 +121,22 @@ def message(ctx: click.Context, **options: Any) -> None:
 @click.option("--limit", type=click.IntRange(1), help="At most this many messages.")
 @click.option("--sort", help="key[:asc|desc][,key...], e.g. created_at:desc.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--series", is_flag=True,
+              help="List series of repeats instead: count, first and last seen.")
 @pass_client
 def list_command(client: Client, resource_uuid: str | None, resource_type: str | None,
                  event_id: str | None, request_id: str | None, level: str | None,
-                 marker: str | None, limit: int | None, sort: str | None, fmt: str) -> None:
+                 marker: str | None, limit: int | None, sort: str | None, fmt: str,
+                 series: bool) -> None:
     """List messages, newest first, following the API's pages."""
+    if series:
+        from usermessages.cli import series as series_cli
+
+        series_cli.check_series_options(request_id=request_id, level=level, marker=marker,
+                                        sort=sort)
+        series_cli.list_series(client, _filters(resource_uuid, resource_type, event_id),
+                               limit, fmt)
+        return
     params = {
         "resource_uuid": resource_uuid,
         # Upper-cased, as cinderclient does.
@@ -157,6 +168,35 @@ def list_command(client: Client, resource_uuid: str | None, resource_type: str |
                       item["event_id"], item["message_level"], item["user_message"],
                       item["created_at"])
     console.print(table)
+
+
+def _filters(resource_uuid: str | None, resource_type: str | None,
+             event_id: str | None) -> dict[str, str]:
+    given = {"resource_uuid": resource_uuid,
+             "resource_type": resource_type.upper() if resource_type else None,
+             "event_id": event_id}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+@message.command("watch")
+@click.option("--resource-uuid", help="Only messages about this resource.")
+@click.option("--resource-type", help="VOLUME, VOLUME_SNAPSHOT or VOLUME_BACKUP.")
+@click.option("--event-id", help="Only this event id.")
+@click.option("--interval", type=click.FloatRange(0.1, 3600), default=2.0, show_default=True,
+              help="Seconds between polls.")
+@click.option("--count", type=click.IntRange(1), help="Exit after printing this many.")
+@click.option("--for", "duration", type=click.FloatRange(0), help="Exit after this many seconds.")
+@click.option("--format", "fmt", type=click.Choice(["line", "json"]), default="line",
+              help="One line per message, or one JSON object per line.")
+@pass_client
+def watch_command(client: Client, resource_uuid: str | None, resource_type: str | None,
+                  event_id: str | None, interval: float, count: int | None,
+                  duration: float | None, fmt: str) -> None:
+    """Print messages as they are stored, each once, until Ctrl-C (exit 0)."""
+    from usermessages.cli import series as series_cli
+
+    series_cli.watch(client, _filters(resource_uuid, resource_type, event_id), interval, count,
+                     duration, fmt)
 
 
 @message.command("show")

@@ -223,7 +223,7 @@ def reap(db: str | None, config_file: str | None) -> None:
 
     settings = _settings(config_file, db)
     engine = store_engine.connect(settings.database_connection)
-    result = reap_once(engine, settings.message_reap_batch_size)
+    result = reap_once(engine, settings.message_reap_batch_size, ttl=settings.message_ttl)
     if result.skipped:
         click.echo("another node is reaping now; nothing deleted")
     else:
