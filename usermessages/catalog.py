@@ -30,6 +30,7 @@ __all__ = [
     "CatalogError",
     "Detail",
     "Kind",
+    "LEGACY_DETAILS",
     "LEGACY_EVENTS",
     "Level",
     "PLACEHOLDERS",
@@ -364,6 +365,16 @@ LEGACY_EVENTS: Mapping[str, str] = {
         "delete images or have your limit increased, then try again."
     ),
     "VOLUME_000005": "Unmanaging encrypted volumes is not supported.",
+}
+
+
+# The details whose advice fits each legacy event.
+LEGACY_DETAILS: Mapping[str, Detail] = {
+    "VOLUME_000001": Detail.UNKNOWN_ERROR,
+    "VOLUME_000002": Detail.NO_BACKEND_AVAILABLE,
+    "VOLUME_000003": Detail.VOLUME_ATTACH_MODE_INVALID,
+    "VOLUME_000004": Detail.QUOTA_EXCEED,
+    "VOLUME_000005": Detail.UNMANAGE_ENC_NOT_SUPPORTED,
 }
 
 

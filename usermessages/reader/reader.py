@@ -27,6 +27,7 @@ from usermessages.reader.keystone import Refusal, TokenValidator
 from usermessages.reader.params import parse_list_query
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
+from usermessages.translations import Translator
 from usermessages.web.faults import NOT_FOUND_TEXT
 from usermessages.web.microversion import APIVersion
 from usermessages.web.views import user_message
@@ -55,6 +56,8 @@ class Reader:
         self.settings = settings
         self.engine = engine
         self.catalog = catalog
+        # The catalog in each language a reader may ask for (Accept-Language, the viewer's choice).
+        self.translator = Translator(catalog)
         self.policy = policy_
         self.token_validator = token_validator
 
@@ -165,9 +168,9 @@ class Reader:
                 raise MessageNotFound(message_id)
         return row
 
-    def text(self, row: dict) -> str:
+    def text(self, row: dict, language: str = "en") -> str:
         """The user-facing text, composed now from the stored ids (overrides apply)."""
-        return user_message(row, self.catalog)
+        return user_message(row, self.translator.catalog_for(language))
 
     @staticmethod
     def _rows(conn: Connection, scope: Scope, query: store.ListQuery) -> list[dict]:
