@@ -12,7 +12,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from usermessages.api.messages import begin
-from usermessages.catalog import LEGACY_DETAILS
 from usermessages.reader import Reader
 from usermessages.translations import content_language
 
@@ -25,11 +24,7 @@ def show_explained(request: Request, message_id: str,
     reader: Reader = request.app.state.reader
     row = reader.get(call.scope, message_id)
     body = call.view.detail(row)
-    catalog = reader.translator.catalog_for(call.language)
-    legacy = LEGACY_DETAILS.get(row["event_id"])
-    detail_id = row["detail_id"] or (legacy.id if legacy is not None else None)
-    advice = catalog.advice(detail_id, {k: row[k] or "" for k in (
-        "resource_type", "resource_uuid", "request_id", "message_level")})
+    advice = reader.advice(row, call.language)
     body.update({
         "remediation": advice.remediation,
         "action_required": advice.action_required,
