@@ -590,12 +590,12 @@ class Catalog:
         overridden: set[tuple[str, str]] = set()
         translations: dict[str, dict[str, dict[str, str]]] = {}
         for section in parser.sections():
-            table, _, language = section.partition(":")
+            table, colon, language = section.partition(":")
             if table not in TABLES or (language and table not in TRANSLATABLE):
                 raise CatalogError(
                     f"{path}: unknown section [{section}]; use [action], [detail], "
                     f"[remediation], [help_url], [action_required], or [<table>:<language>]")
-            if language and not LANGUAGE.fullmatch(language):
+            if colon and not LANGUAGE.fullmatch(language):
                 raise CatalogError(
                     f"{path}: [{section}]: {language!r} is not a language name like de or zh_CN")
             known = required if table == "action_required" else english[table]
@@ -644,7 +644,8 @@ class Catalog:
 
     def advice(self, detail_id: str | None, fields: Mapping[str, str] | None = None) -> Advice:
         """A detail's advice in this catalog's language; an unknown detail gets 001's."""
-        key = detail_id if detail_id in self.remediation_texts else "001"
+        key = detail_id if detail_id is not None and detail_id in self.remediation_texts \
+            else "001"
         return Advice(_render(self.remediation_texts[key], fields),
                       self.action_required[key], self.help_urls[key])
 

@@ -29,7 +29,8 @@ LANGUAGES: tuple[str, ...] = tuple(sorted(
     path.parent.parent.name for path in LOCALE_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.mo")))
 
 # RFC 9110 §12.5.4: language-range [ OWS ";" OWS "q=" qvalue ], qvalue 0 to 1, 3 decimals.
-_RANGE = re.compile(r"(?:[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*|\*)")
+# "_" is tolerated for "-", as people type gettext's names (zh_CN) too.
+_RANGE = re.compile(r"(?:[A-Za-z]{1,8}(?:[-_][A-Za-z0-9]{1,8})*|\*)")
 _WEIGHT = re.compile(r"[qQ]=(0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)")
 # A header longer than this is cut: a browser sends a few dozen characters.
 MAX_HEADER = 1024
