@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from usermessages.catalog import ADVICE, LEGACY_EVENTS, Action, Catalog, CatalogError, Detail
 from usermessages.translations import (

@@ -11,7 +11,7 @@ from playwright.sync_api import Browser, expect
 
 from tests import servers
 from tests.viewer.test_viewer import _page, browser, shot, sign_in  # noqa: F401 (fixture)
-from usermessages import Action, Detail, Messenger, RequestContext, catalog
+from usermessages import Action, Messenger, RequestContext, catalog
 
 PROJECT = "cccc0003"
 GERMAN = "Volume zuteilen (Planung):Es wurde kein verfügbares gewichtetes Backend gefunden."

@@ -31,9 +31,9 @@ class Call:
     language: str
 
     def respond(self, body: dict) -> JSONResponse:
-        """A body whose texts are in ``language``: it says so, and caches key on the header."""
-        return JSONResponse(body, headers={"Content-Language": content_language(self.language),
-                                           "Vary": "Accept-Language"})
+        """A body whose texts are in ``language`` says so. Vary stays Cinder's exact
+        ``OpenStack-API-Version``: /v3 answers are ``no-store``, so no cache keys on it."""
+        return JSONResponse(body, headers={"Content-Language": content_language(self.language)})
 
 
 def _reader(request: Request) -> Reader:

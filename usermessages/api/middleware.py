@@ -96,8 +96,7 @@ class OpenStackMiddleware:
                     headers["X-Compute-Request-Id"] = request_id
                 if versioned and version is not None:
                     headers["OpenStack-API-Version"] = f"volume {version}"
-                    # Added to, not replacing, a route's own Vary (Accept-Language).
-                    headers.add_vary_header("OpenStack-API-Version")
+                    headers["Vary"] = "OpenStack-API-Version"
             await send(message)
 
         if error is not None:
