@@ -20,7 +20,7 @@ ENGLISH = "schedule allocate volume:Could not find any available weighted backen
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Iterator[tuple[str, str]]:
+def site(tmp_path_factory) -> Iterator[tuple[str, str, Messenger]]:
     db_url = f"sqlite:///{tmp_path_factory.mktemp('viewer-lang')}/usermessages.sqlite"
     with servers.api_server(db_url) as base:
         messenger = Messenger.from_url(db_url, host="vol-node-1")
@@ -28,11 +28,11 @@ def site(tmp_path_factory) -> Iterator[tuple[str, str]]:
             RequestContext(project_id=PROJECT, user_id="carol"),
             Action.SCHEDULE_ALLOCATE_VOLUME, resource_uuid="vol-c-1",
             exception=catalog.NoValidBackend())
-        yield base, message_id
+        yield base, message_id, messenger
 
 
 def test_the_browsers_language_then_the_readers_choice(site, browser: Browser):  # noqa: F811
-    base, message_id = site
+    base, message_id, _ = site
     page = _page(browser, locale="de-DE", viewport={"width": 1400, "height": 900})
     sign_in(page, base, "carol", PROJECT)
     summary = page.locator(f"#rows tr[data-id='{message_id}'] a")
@@ -64,7 +64,7 @@ def test_the_browsers_language_then_the_readers_choice(site, browser: Browser): 
 
 def test_an_unknown_browser_language_reads_english_and_bad_choices_are_refused(
         site, browser: Browser):  # noqa: F811
-    base, message_id = site
+    base, message_id, _ = site
     page = _page(browser, locale="tlh")
     sign_in(page, base, "carol", PROJECT)
     expect(page.locator(f"#rows tr[data-id='{message_id}'] a")).to_have_text(ENGLISH)
@@ -80,3 +80,18 @@ def test_an_unknown_browser_language_reads_english_and_bad_choices_are_refused(
     forged = page.request.post(f"{base}/viewer/language", max_redirects=0,
                                form={"csrf": "forged", "choice": "fr", "back": ""})
     assert forged.status == 400
+
+
+def test_the_live_stream_speaks_the_chosen_language(site, browser: Browser):  # noqa: F811
+    base, _, messenger = site
+    page = _page(browser, locale="en-US")
+    sign_in(page, base, "carol", PROJECT)
+    page.get_by_label("Messages in").select_option(label="简体中文")
+    page.get_by_role("button", name="Set language").click()
+    expect(page.locator("#live-status")).not_to_contain_text("Connecting")
+    new_id = messenger.create(RequestContext(project_id=PROJECT, user_id="carol"),
+                              Action.ATTACH_VOLUME, resource_uuid="vol-c-2",
+                              detail=catalog.Detail.ATTACH_ERROR)
+    row = page.locator(f"#rows tr[data-id='{new_id}'] a")
+    expect(row).to_have_text("挂载卷:挂载卷失败。", timeout=20_000)
+    expect(row).to_have_attribute("lang", "zh-CN")
