@@ -194,3 +194,26 @@ def test_the_heaviest_available_language_wins(ranges):
         (r for r in ranges if r[1] > 0), key=lambda r: -r[1])]
     served = [tag for tag in parsed if tag in ("de", "fr", "ja", "zh-CN", "en")]
     assert negotiate(header, AVAILABLE) == (served[0].replace("-", "_") if served else "en")
+
+
+_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc"),
+                                       blacklist_characters="{}[]\\n\\r;#="),
+                min_size=1, max_size=40).filter(lambda s: s.strip() == s and s.strip())
+
+
+@given(english=_TEXT, german=_TEXT,
+       field=st.sampled_from(sorted(["resource_type", "resource_uuid", "request_id",
+                                     "message_level"])),
+       language=st.sampled_from(["de", "fr", "pt_BR", "sr_Latn"]))
+def test_any_override_text_lands_in_its_language_only(tmp_path_factory, english, german, field,
+                                                      language):
+    path = tmp_path_factory.mktemp("overrides") / "overrides.ini"
+    path.write_text(f"[remediation]\n021 = {english}\n"
+                    f"[remediation:{language}]\n021 = {german} {{{field}}}\n", encoding="utf-8")
+    translator = Translator(Catalog.from_file(path))
+    fields = {field: "X-1"}
+    assert translator.catalog.advice("021", fields).remediation == english
+    assert translator.catalog_for(language).advice("021", fields).remediation == f"{german} X-1"
+    other = "ja" if language != "ja" else "de"
+    assert translator.catalog_for(other).advice("021", fields).remediation == english
+    assert language in translator.languages
