@@ -1,6 +1,6 @@
 """Keep the shipped gettext catalogs in step with usermessages.catalog (uses Babel).
 
-    .venv/bin/python scripts/translations.py          # write the .pot, update every .po, compile .mo
+    .venv/bin/python scripts/translations.py          # write .pot, update each .po, compile .mo
     .venv/bin/python scripts/translations.py --check  # exit 1 if any of them is not current
 
 The msgids are the catalog's English default texts (actions, details, remediations,
@@ -12,6 +12,7 @@ without compiling anything; the test checks they match their .po.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import sys
 from pathlib import Path
@@ -81,10 +82,9 @@ def outputs() -> dict[Path, bytes]:
     return files
 
 
-def _fixed_date():  # type: ignore[no-untyped-def]
+def _fixed_date() -> dt.datetime:
     # A fixed date keeps the generated files reproducible (and --check meaningful).
-    import datetime as dt
-    return dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    return dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def main(argv: list[str]) -> int:
