@@ -4,6 +4,7 @@ through the real app on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import string
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -108,6 +109,26 @@ def test_messages_ext_detail_is_project_scoped(client, seed):
     assert status == 200 and body["message"]["id"] == theirs["id"]
     status, _, _ = _get(client, f"/v3/messages-ext/messages/{theirs['id']}", None)
     assert status == 404
+
+
+@given(message_id=st.text(max_size=300).filter(lambda s: "/" not in s and "?" not in s
+                                               and "#" not in s and s not in ("", ".", "..")))
+@hsettings(max_examples=60, deadline=None,
+           suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_crafted_ids_on_messages_ext_are_a_cinder_404(client, message_id):
+    response = client.get(f"/v3/{P}/messages-ext/messages/{quote(message_id, safe='')}",
+                          headers=headers("alice", P, **{"Accept-Language": "ja"}))
+    assert response.status_code == 404
+    [(name, fault)] = response.json().items()
+    assert name == "itemNotFound" and fault["code"] == 404
+
+
+def test_messages_ext_needs_the_messages_microversion(client, seed):
+    [message] = seed(row(P))
+    for version, status in ((None, 404), ("3.2", 404), ("3.3", 200), ("3.71", 200)):
+        response = client.get(f"/v3/{P}/messages-ext/messages/{message['id']}",
+                              headers=headers("alice", P, version))
+        assert response.status_code == status, version
 
 
 def test_informational_details_need_no_action_and_legacy_rows_get_advice(client, seed):
