@@ -3,16 +3,21 @@ through the real app on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import random
 import string
 from urllib.parse import quote
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from tests import servers
 from tests.api.conftest import headers, row
+from usermessages import Messenger, RequestContext
 from usermessages.catalog import Action, Detail
 from usermessages.service import create_app
 
@@ -212,3 +217,32 @@ def test_any_accept_language_answers_200_in_a_known_language(client, one_message
     assert response.status_code == 200
     assert response.headers["content-language"] in {"en", "de", "fr", "ja", "zh-CN"}
     assert response.json()["message"]["event_id"] == message["event_id"]
+
+
+def test_concurrent_readers_each_get_their_own_language(tmp_path):
+    # A live server (uvicorn's thread pool): requests in five languages, interleaved from
+    # many threads, each answered in its own language, on a translator composed once.
+    db_url = f"sqlite:///{tmp_path}/usermessages.sqlite"
+    expected = {"en": "attach volume:Failed to attach volume.",
+                "de": "Volume anhängen:Das Volume konnte nicht angehängt werden.",
+                "fr": "attacher le volume:Échec de l'attachement du volume.",
+                "ja": "ボリュームの接続:ボリュームを接続できませんでした。",
+                "zh-CN": "挂载卷:挂载卷失败。"}
+    with servers.api_server(db_url) as base:
+        message_id = Messenger.from_url(db_url).create(
+            RequestContext(project_id=P, user_id="alice"), Action.ATTACH_VOLUME,
+            detail=Detail.ATTACH_ERROR)
+        asked = [random.Random(i).choice(sorted(expected)) for i in range(100)]
+
+        def read(tag: str) -> tuple[str, str, str]:
+            answer = httpx.get(f"{base}/v3/{P}/messages/{message_id}", timeout=30,
+                               headers=headers("alice", P, **{"Accept-Language": tag}))
+            assert answer.status_code == 200
+            return tag, answer.headers["content-language"], answer.json()["message"][
+                "user_message"]
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+            results = list(pool.map(read, asked))
+    assert len(results) == len(asked)
+    for tag, language, text in results:
+        assert (language, text) == (tag, expected[tag])
