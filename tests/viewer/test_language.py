@@ -95,3 +95,15 @@ def test_the_live_stream_speaks_the_chosen_language(site, browser: Browser):  # 
     row = page.locator(f"#rows tr[data-id='{new_id}'] a")
     expect(row).to_have_text("挂载卷:挂载卷失败。", timeout=20_000)
     expect(row).to_have_attribute("lang", "zh-CN")
+
+
+@pytest.mark.parametrize("cookie", ["../../locale/de", "zz_ZZ", "de%00", "JA", "x" * 3000])
+def test_a_forged_language_cookie_falls_back_to_the_browsers(site, browser: Browser,  # noqa: F811
+                                                            cookie):
+    base, message_id, _ = site
+    page = _page(browser, locale="fr-FR")
+    page.context.add_cookies([{"name": "usermessages_language", "value": cookie,
+                               "url": f"{base}/viewer/"}])
+    sign_in(page, base, "carol", PROJECT)
+    expect(page.locator(f"#rows tr[data-id='{message_id}'] a")).to_have_text(
+        "planifier l'allocation du volume:Aucun backend pondéré disponible n'a été trouvé.")
