@@ -53,6 +53,13 @@ def test_the_browsers_language_then_the_readers_choice(site, browser: Browser): 
     expect(advice).to_contain_text("より小さいサイズか別のボリュームタイプを選ぶか")
     expect(advice).to_contain_text("Action required.")
     shot(page, "detail-ja")
+    # A choice made on a page comes back to that page.
+    page.get_by_label("Messages in").select_option(label="Français")
+    page.get_by_role("button", name="Set language").click()
+    expect(page).to_have_url(re.compile(rf"/viewer/messages/{message_id}$"))
+    expect(advice).to_contain_text("Choisissez une taille plus petite")
+    page.get_by_label("Messages in").select_option(label="日本語")
+    page.get_by_role("button", name="Set language").click()
     page.get_by_role("button", name="Sign out").click()
     sign_in(page, base, "carol", PROJECT)
     expect(summary).to_have_text(JAPANESE)
