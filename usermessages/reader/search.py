@@ -44,6 +44,8 @@ def resolve(catalog: Catalog, term: str) -> SummaryMatch:
             if d not in detail_ids and needle in f"{a_text}:{d_text}")
     return SummaryMatch(
         action_ids=action_ids, detail_ids=detail_ids, pairs=pairs,
-        null_detail="001" in detail_ids,
+        null_detail_actions=frozenset(
+            a for a, a_text in actions.items()
+            if a not in action_ids and needle in f"{a_text}:{details['001']}"),
         legacy_event_ids=frozenset(
             event for event, text in LEGACY_EVENTS.items() if needle in text.casefold()))

@@ -84,9 +84,9 @@ class SummaryMatch:
     detail_ids: frozenset[str] = frozenset()
     # Matches only across the "action:detail" seam (a term holding the colon).
     pairs: frozenset[tuple[str, str]] = frozenset()
-    # Rows without a detail id render detail "001"; legacy rows (no action id)
-    # render by event id.
-    null_detail: bool = False
+    # Actions whose rows without a detail id match (those render detail "001");
+    # legacy rows (no action id) render by event id.
+    null_detail_actions: frozenset[str] = frozenset()
     legacy_event_ids: frozenset[str] = frozenset()
 
     def condition(self) -> ColumnElement[bool]:
@@ -96,8 +96,8 @@ class SummaryMatch:
             clauses.append(action.in_(sorted(self.action_ids)))
         if self.detail_ids:
             clauses.append(and_(action.is_not(None), detail.in_(sorted(self.detail_ids))))
-        if self.null_detail:
-            clauses.append(and_(action.is_not(None), detail.is_(None)))
+        if self.null_detail_actions:
+            clauses.append(and_(action.in_(sorted(self.null_detail_actions)), detail.is_(None)))
         if self.pairs:
             clauses.append(tuple_(action, detail).in_(sorted(self.pairs)))
         if self.legacy_event_ids:
