@@ -73,6 +73,8 @@ def export_command(client: Client, fmt: str, resource_uuid: str | None,
         raise click.ClickException(
             f"cannot export from the API at {client.url}: {type(exc).__name__}: {exc}") from exc
     except OSError as exc:
+        if partial is not None:
+            partial.unlink(missing_ok=True)
         raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from exc
     assert target is not None and partial is not None
     partial.replace(target)
