@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests import servers
 from tests.api.conftest import row
-from tests.viewer.test_viewer import _page, browser, sign_in  # noqa: F401  (fixture)
+from tests.viewer.test_viewer import ARGS, CHROMIUM, _page, sign_in
 from usermessages.catalog import Action, Catalog, Detail, Resource
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
@@ -80,6 +80,14 @@ def site(tmp_path_factory) -> Iterator[tuple[str, str, list[dict]]]:
             store.insert_rows(conn, rows)
         engine.dispose()
         yield base, db_url, rows
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield launched
+        launched.close()
 
 
 def _listed(db_url: str, **query) -> list[dict]:
