@@ -10,8 +10,10 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import event
 
 from tests.api.conftest import headers, row
+from usermessages.api.views_ext import EXPORT_PAGE
 from usermessages.catalog import Action, Detail, Kind, Resource
 
 A, B = "aaaa1111", "bbbb2222"
@@ -203,3 +205,18 @@ def test_no_parameter_makes_the_extension_fail(client, key, value, resource, use
     if response.status_code == 400:
         assert response.json()["badRequest"]["code"] == 400
 
+
+
+def test_the_api_export_reads_the_store_a_page_at_a_time(client, engine, seed):
+    seed(*(row(A, minutes=i / 100) for i in range(2 * EXPORT_PAGE + 1)))
+    selects: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT") and "FROM messages" in statement:
+            selects.append(statement)
+
+    lines = _export(client, A, "ndjson").text.splitlines()
+    assert len(lines) == 2 * EXPORT_PAGE + 1
+    # Three keyset pages (500, 500, 1), each with its LIMIT: never one read of everything.
+    assert len(selects) == 3 and all("LIMIT" in s.upper() for s in selects)
