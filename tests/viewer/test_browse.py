@@ -306,6 +306,10 @@ def test_the_histogram_draws_the_selected_range(site, browser):
     counts = bars.evaluate_all("bars => bars.map(b => Number(b.dataset.count))")
     assert counts == [1]
     assert violations == []
+    # A range too long for daily bars: the page says so, and the rows still show.
+    page.goto(f"{base}/viewer/messages?since=2020-01-01T00:00:00")
+    expect(figure).to_contain_text("at most 400 buckets are counted")
+    expect(page.locator("#total")).to_have_text("62 messages match")
 
 
 def test_the_export_button_downloads_the_filtered_view(site, browser, tmp_path):

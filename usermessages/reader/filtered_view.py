@@ -53,6 +53,8 @@ class Histogram:
 
     query: ListQuery
     bucket: str
+    since: dt.datetime
+    until: dt.datetime
 
 
 def histogram(query: ListQuery, bucket: str | None, *, now: dt.datetime | None = None) -> Histogram:
@@ -70,4 +72,5 @@ def histogram(query: ListQuery, bucket: str | None, *, now: dt.datetime | None =
         raise BadRequest(f"Invalid input received: the range holds {count} {bucket}s; at most "
                          f"{MAX_BUCKETS} buckets are counted. Narrow the range or use "
                          f"bucket=day.")
-    return Histogram(replace(query, created_since=since, created_before=until), bucket)
+    return Histogram(replace(query, created_since=since, created_before=until), bucket,
+                     since, until)

@@ -8,6 +8,7 @@ every query below takes it.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -184,15 +185,23 @@ class Reader:
 
     def aggregates(self, scope: Scope, query: store.ListQuery,
                    bucket: str | None) -> dict[str, Any]:
-        """Counts by each dimension and by time bucket, in one read-only transaction."""
+        """Counts by each dimension and by time bucket (see histogram), in one connection."""
         shape = filtered_view.histogram(query, bucket)
         with self.engine.connect() as conn:
             by = {dimension: store_aggregates.count_by(conn, scope.project_id, query, dimension)
                   for dimension in store_aggregates.DIMENSIONS}
             times = store_aggregates.count_by_time(conn, scope.project_id, shape.query,
                                                    shape.bucket)
-        return {"bucket": shape.bucket, "since": shape.query.created_since,
-                "until": shape.query.created_before, "by": by, "times": times}
+        return {"bucket": shape.bucket, "since": shape.since, "until": shape.until,
+                "by": by, "times": times}
+
+    def histogram(self, scope: Scope, query: store.ListQuery, bucket: str | None
+                  ) -> tuple[filtered_view.Histogram, list[tuple[dt.datetime, int]]]:
+        """The view counted by time bucket only: its bounded range, and (start, count)s."""
+        shape = filtered_view.histogram(query, bucket)
+        with self.engine.connect() as conn:
+            return shape, store_aggregates.count_by_time(conn, scope.project_id, shape.query,
+                                                         shape.bucket)
 
     def walk(self, scope: Scope, query: store.ListQuery, page_size: int) -> Iterator[dict]:
         """Every row of the view, read ``page_size`` at a time by keyset.

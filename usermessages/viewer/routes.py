@@ -367,12 +367,11 @@ def _histogram(request: Request, scope: Scope, view: ListQuery) -> dict[str, Any
     """The bars over the view's time range (the last day when none is chosen)."""
     bucket = browse.choose_bucket(view.created_since, view.created_before, utcnow())
     try:
-        counts = _reader(request).aggregates(scope, view, bucket)
+        shape, times = _reader(request).histogram(scope, view, bucket)
     except BadRequest as exc:
-        return {"bars": [], "problem": exc.message}
-    return {"bars": browse.bars(counts["times"], counts["bucket"]),
-            "bucket": counts["bucket"], "problem": None,
-            "since": _iso(counts["since"]), "until": _iso(counts["until"]),
+        return {"bars": [], "problem": exc.message}  # the rows still show; the page says why
+    return {"bars": browse.bars(times, shape.bucket), "bucket": shape.bucket, "problem": None,
+            "since": _iso(shape.since), "until": _iso(shape.until),
             "width": browse.WIDTH, "height": browse.HEIGHT}
 
 
