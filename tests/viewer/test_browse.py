@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests import servers
@@ -337,3 +338,16 @@ def test_the_export_button_downloads_the_filtered_view(site, browser, tmp_path):
     # Bad input is the viewer's error page, before any byte of a download.
     response = page.context.request.get(f"{base}/viewer/export?format=xlsx")
     assert response.status == 400 and "format must be" in response.text()
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900},
+                                      {"width": 390, "height": 844}])
+def test_the_list_page_has_no_serious_accessibility_violations(site, browser, viewport):
+    base, _, _ = site
+    page = _signed_in(browser, base, viewport=viewport)
+    page.goto(f"{base}/viewer/messages?last=1d&q=volume")
+    results = Axe().run(page)
+    assert len(results.response["passes"]) > 10  # axe ran on the page
+    serious = [(v["id"], [n["target"] for n in v["nodes"]])
+               for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    assert serious == []

@@ -50,6 +50,8 @@ SORTS = {
     "message_level:asc": "Level",
     "resource_type:asc": "Resource type",
 }
+# Rows read per keyset page while streaming a download.
+EXPORT_PAGE = 500
 STREAM_POLL_SECONDS = 1.0
 STREAM_BATCH = 100
 STREAM_MAX_SECONDS = 300  # the browser reconnects; no request lives forever
@@ -388,7 +390,7 @@ def export_view(request: Request) -> StreamingResponse:
         state.pop(name, None)
     query = _reader(request).parse_view(scope, _list_params(state), max_limit=PAGE_SIZE,
                                         paged=False)
-    rows = _reader(request).walk(scope, query, 500)
+    rows = _reader(request).walk(scope, query, EXPORT_PAGE)
     body = export.lines(fmt, rows, _reader(request).catalog, scope.all_projects)
     return StreamingResponse(body, media_type=export.FORMATS[fmt],
                              headers={"Content-Disposition":
