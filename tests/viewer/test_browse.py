@@ -18,13 +18,17 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests import servers
 from tests.api.conftest import row
 from tests.viewer.test_viewer import ARGS, CHROMIUM, _page, sign_in
+from tests.viewer_session import sign_in as viewer_sign_in
 from usermessages.catalog import Action, Catalog, Detail, Resource
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
@@ -351,3 +355,26 @@ def test_the_list_page_has_no_serious_accessibility_violations(site, browser, vi
     serious = [(v["id"], [n["target"] for n in v["nodes"]])
                for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
     assert serious == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(params=st.dictionaries(
+    st.sampled_from(["q", "since", "until", "last", "before", "marker", "sort", "format",
+                     "resource_uuid", "message_level"]),
+    st.one_of(st.text(max_size=120), st.sampled_from(["1h", "1w", "2026-11-30T01:02:03Z",
+                                                      "created_at:asc", "csv", "ndjson"])),
+    max_size=4),
+    path=st.sampled_from(["/viewer/messages", "/viewer/export"]))
+def test_no_query_makes_a_viewer_page_fail(viewer_client, params, path):
+    response = viewer_client.get(path, params=params)
+    assert response.status_code in (200, 400, 404), (params, response.text[:300])
+    assert "Traceback" not in response.text
+    assert response.headers["content-security-policy"].startswith("default-src 'none'")
+
+
+@pytest.fixture(scope="module")
+def viewer_client(site) -> Iterator[httpx.Client]:
+    base, _, _ = site
+    with httpx.Client(base_url=base, timeout=30) as client:
+        assert viewer_sign_in(client, "alice", PROJECT).status_code == 303
+        yield client
