@@ -211,8 +211,8 @@ def test_search_on_the_summary_matches_the_text_shown(site, browser):
                  if r["project_id"] == PROJECT)
     page.goto(f"{base}/viewer/messages?q=attach+volume")
     expect(page.locator("#total")).to_have_text(f"{attach} messages match")
-    page.goto(f"{base}/viewer/messages?q=" + "x" * 101)
-    expect(page.get_by_role("alert")).to_contain_text("longer than 100 characters")
+    page.goto(f"{base}/viewer/messages?q=" + "x" * 256)
+    expect(page.get_by_role("alert")).to_contain_text("longer than 255 characters")
 
 
 def test_each_row_links_to_its_resource(site, browser):

@@ -15,7 +15,7 @@ from usermessages.catalog import LEGACY_EVENTS, PLACEHOLDERS, Catalog
 from usermessages.errors import BadRequest
 from usermessages.store.messages import SummaryMatch
 
-MAX_TERM = 100
+MAX_TERM = 255  # as any query value (reader.params.MAX_VALUE): a whole summary fits
 _EMPTY = {name: "" for name in PLACEHOLDERS}
 
 
