@@ -99,6 +99,11 @@ OPTIONS: tuple[Option, ...] = (
            "Key signing the Event Viewer's session cookie; empty makes a random one at each "
            "start (sign-ins then end with the process). Set it when several API processes "
            "serve the viewer."),
+    Option("viewer", "resource_url", "",
+           "Where each row's resource links to: a URL template with {project_id}, "
+           "{collection} (volumes, snapshots or backups) and {resource_uuid}, e.g. "
+           "http://cinder:8776/v3/{project_id}/{collection}/{resource_uuid}. Empty links to "
+           "the viewer's own list of that resource's messages."),
     Option("viewer", "secure_cookie", False,
            "Mark the viewer's session cookie Secure (sent over HTTPS only). Turn on whenever "
            "the viewer is reached over HTTPS."),
@@ -204,6 +209,7 @@ class Settings:
     catalog_overrides_file: str = ""
     viewer_secret_key: str = ""
     viewer_secure_cookie: bool = False
+    viewer_resource_url: str = ""
     bus_url: str = "memory://"
     bus_queue_type: str = "classic"
     bus_timeout: float = 2.0

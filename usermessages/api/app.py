@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from usermessages.api import explanations, messages, series
+from usermessages.api import explanations, messages, series, views_ext
 from usermessages.api.metrics import keystone_protected, metrics_route
 from usermessages.api.middleware import OpenStackMiddleware
 from usermessages.api.security import SecurityHeaders
@@ -78,4 +78,5 @@ def create_api(reader: Reader) -> FastAPI:
     app.include_router(explanations.router)
     app.include_router(messages.router)
     app.include_router(series.router)
+    app.include_router(views_ext.router)
     return app

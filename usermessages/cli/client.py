@@ -43,7 +43,7 @@ class Client:
             raise click.ClickException(
                 f"cannot reach the API at {self.url}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:
-            raise click.ClickException(_fault_text(response))
+            raise click.ClickException(fault_text(response))
         return response
 
     def get_if_served(self, url: str) -> httpx.Response | None:
@@ -56,11 +56,12 @@ class Client:
         if response.status_code == 404:
             return None
         if response.status_code >= 400:
-            raise click.ClickException(_fault_text(response))
+            raise click.ClickException(fault_text(response))
         return response
 
 
-def _fault_text(response: httpx.Response) -> str:
+def fault_text(response: httpx.Response) -> str:
+    """The API's fault body as one line (its message, code and name)."""
     try:
         [(name, fault)] = response.json().items()
         return f"{fault['message']} (HTTP {fault['code']} {name})"

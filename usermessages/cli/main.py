@@ -324,6 +324,7 @@ def config_docs() -> None:
 
 
 def _register_client() -> None:
+    from usermessages.cli import export  # noqa: F401  (adds `message export`)
     from usermessages.cli.client import message
 
     main.add_command(message)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     and_,
     delete,
     false,
+    func,
     or_,
     select,
     tuple_,
@@ -63,6 +64,45 @@ class ListQuery:
     created_before: dt.datetime | None = None
     # Live updates: rows stored after this seq, in stored order (sort and marker ignored).
     after_seq: int | None = None
+    # Keyset from a row already read (an export's previous page), instead of
+    # looking the marker up by id: a row deleted meanwhile cannot end the walk.
+    after_row: Mapping[str, Any] | None = None
+    # Free-text search on the rendered summary, resolved to catalog ids first.
+    summary: SummaryMatch | None = None
+
+
+@dataclass(frozen=True)
+class SummaryMatch:
+    """The stored ids whose rendered text holds a search term (see reader.search).
+
+    The summary is composed at read time from ids, so SQL cannot search its
+    text; the catalog says which ids render to a match, and SQL filters on them.
+    """
+
+    action_ids: frozenset[str] = frozenset()
+    detail_ids: frozenset[str] = frozenset()
+    # Matches only across the "action:detail" seam (a term holding the colon).
+    pairs: frozenset[tuple[str, str]] = frozenset()
+    # Actions whose rows without a detail id match (those render detail "001");
+    # legacy rows (no action id) render by event id.
+    null_detail_actions: frozenset[str] = frozenset()
+    legacy_event_ids: frozenset[str] = frozenset()
+
+    def condition(self) -> ColumnElement[bool]:
+        action, detail = messages.c.action_id, messages.c.detail_id
+        clauses: list[ColumnElement[bool]] = []
+        if self.action_ids:
+            clauses.append(action.in_(sorted(self.action_ids)))
+        if self.detail_ids:
+            clauses.append(and_(action.is_not(None), detail.in_(sorted(self.detail_ids))))
+        if self.null_detail_actions:
+            clauses.append(and_(action.in_(sorted(self.null_detail_actions)), detail.is_(None)))
+        if self.pairs:
+            clauses.append(tuple_(action, detail).in_(sorted(self.pairs)))
+        if self.legacy_event_ids:
+            clauses.append(and_(action.is_(None),
+                                messages.c.event_id.in_(sorted(self.legacy_event_ids))))
+        return or_(*clauses) if clauses else false()
 
 
 def full_sort(sort: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -118,8 +158,9 @@ def _after_marker(sort: list[tuple[str, str]], marker: Mapping[Any, Any]) -> Col
     return or_(*clauses)
 
 
-def _list(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery,
-          scoped_keys: frozenset[str] = frozenset()) -> list[dict]:
+def conditions_of(scope: ColumnElement[bool] | None,
+                  query: ListQuery) -> list[ColumnElement[bool]]:
+    """The WHERE of a query: scope, filters, time range, summary search (no paging)."""
     conditions: list[ColumnElement[bool]] = [_not_deleted()]
     if scope is not None:
         conditions.append(scope)
@@ -132,6 +173,14 @@ def _list(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery,
         conditions.append(messages.c.created_at >= query.created_since)
     if query.created_before is not None:
         conditions.append(messages.c.created_at < query.created_before)
+    if query.summary is not None:
+        conditions.append(query.summary.condition())
+    return conditions
+
+
+def _list(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery,
+          scoped_keys: frozenset[str] = frozenset()) -> list[dict]:
+    conditions = conditions_of(scope, query)
     if query.after_seq is not None:
         statement = (select(messages).where(*conditions, messages.c.seq > query.after_seq)
                      .order_by(messages.c.seq))
@@ -143,7 +192,9 @@ def _list(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery,
     # keys match (project_id is sorted as coalesce(), which it cannot see is fixed).
     fixed = scoped_keys | query.filters.keys()
     sort = [(key, direction) for key, direction in full_sort(query.sort) if key not in fixed]
-    if query.marker is not None:
+    if query.after_row is not None:
+        conditions.append(_after_marker(sort, query.after_row))
+    elif query.marker is not None:
         if "\x00" in query.marker:
             raise MessageNotFound(query.marker)
         marker_conditions = [_not_deleted(), messages.c.id == query.marker]
@@ -173,6 +224,26 @@ def list_messages(conn: Connection, project_id: str, query: ListQuery) -> list[d
 def list_messages_all_projects(conn: Connection, query: ListQuery) -> list[dict]:
     """Every visible message of every kind, for admins."""
     return _list(conn, None, query)
+
+
+def project_scope(project_id: str | None) -> ColumnElement[bool] | None:
+    """What a project's queries are limited to; None (no limit) across projects."""
+    return None if project_id is None else _project_scope(project_id)
+
+
+def count_messages(conn: Connection, project_id: str, query: ListQuery) -> int:
+    """How many of a project's messages match the query's filters (paging ignored)."""
+    return _count(conn, _project_scope(project_id), query)
+
+
+def count_messages_all_projects(conn: Connection, query: ListQuery) -> int:
+    """How many visible messages of every project match, for admins."""
+    return _count(conn, None, query)
+
+
+def _count(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery) -> int:
+    statement = select(func.count()).select_from(messages).where(*conditions_of(scope, query))
+    return conn.execute(statement).scalar_one()
 
 
 def _get(conn: Connection, message_id: str, scope: ColumnElement[bool] | None) -> dict:
