@@ -72,3 +72,18 @@ def get_series(reader: Reader, scope: Scope, series_id: str) -> dict:
             row = store.get_series(conn, series_id, scope.project_id)
     reader.policy.authorize(policy.SERIES_GET, scope.caller, row["project_id"])
     return row
+
+
+def repeats(reader: Reader, rows: Sequence[dict]) -> dict[str, int]:
+    """How many times each row's failure occurred (its series' count), by message id.
+
+    For rows the caller was already allowed to list: a row's series is of the
+    same project, so no further policy check is due.
+    """
+    keys = {row["id"]: store.series_id(row["kind"], row["project_id"], row["event_id"],
+                                       row["resource_uuid"] or "") for row in rows}
+    if not keys:
+        return {}
+    with reader.engine.connect() as conn:
+        found = store.counts(conn, sorted(set(keys.values())))
+    return {message_id: found[sid] for message_id, sid in keys.items() if sid in found}

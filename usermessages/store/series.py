@@ -223,6 +223,17 @@ def _scopes(row: Mapping[str, Any]) -> tuple[str, str]:
     return project, _SEP.join((project, row["event_id"]))
 
 
+def counts(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
+    """The count of each of these series (absent ones left out)."""
+    found: dict[str, int] = {}
+    for start in range(0, len(ids), 500):  # SQLite caps bound parameters
+        chunk = list(ids[start:start + 500])
+        found.update((sid, count) for sid, count in conn.execute(
+            select(message_series.c.id, message_series.c.count)
+            .where(message_series.c.id.in_(chunk))))
+    return found
+
+
 def delete_storm_windows(conn: Connection, before: dt.datetime) -> int:
     """Forget windows that started before ``before`` (they no longer limit anything)."""
     return conn.execute(

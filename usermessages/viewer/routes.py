@@ -27,6 +27,7 @@ from usermessages.config import project_id_problem
 from usermessages.errors import BadRequest, HTTPError, NotFound, Unauthorized, UserMessagesError
 from usermessages.reader import DELETE, Caller, Reader, Scope
 from usermessages.reader.identity import KeystoneUnavailable
+from usermessages.reader.series import repeats
 from usermessages.store import deadline
 from usermessages.store.engine import UNAVAILABLE, is_unavailable
 from usermessages.store.messages import ListQuery, utcnow
@@ -113,9 +114,13 @@ def _iso(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _row(request: Request, row: dict, is_admin: bool) -> dict[str, Any]:
-    """What a page may show of a row: internals (host, exception) for admins only."""
+def _row(request: Request, row: dict, is_admin: bool, count: int = 0) -> dict[str, Any]:
+    """What a page may show of a row: internals (host, exception) for admins only.
+
+    ``count`` is how many times this failure occurred (its series' count).
+    """
     return {
+        "repeats": count,
         "id": row["id"],
         "tenant": row["project_id"] or f"({row['kind'].lower()})",
         "event_id": row["event_id"],
@@ -131,6 +136,12 @@ def _row(request: Request, row: dict, is_admin: bool) -> dict[str, Any]:
         "resource_url": browse.resource_url(_reader(request).settings.viewer_resource_url, row),
         "kind": row["kind"],
     }
+
+
+def _rows(request: Request, rows: list[dict], is_admin: bool) -> list[dict[str, Any]]:
+    """Rows as pages show them, each with its failure's repeat count (one query)."""
+    counts = repeats(_reader(request), rows)
+    return [_row(request, r, is_admin, counts.get(r["id"], 0)) for r in rows]
 
 
 def _filters(request: Request, is_admin: bool) -> dict[str, str]:
@@ -349,7 +360,7 @@ def list_page(request: Request) -> HTMLResponse:
     view = _parse(request, scope, params, PAGE_SIZE)
     return _render(
         request, "list.html",
-        rows=[_row(request, r, is_admin) for r in rows], state=fields, sorts=SORTS,
+        rows=_rows(request, rows, is_admin), state=fields, sorts=SORTS,
         user_fields=USER_FIELDS, admin_fields=ADMIN_FIELDS, next_url=next_url,
         previous_url=previous_url,
         first_url=None if first_page else "/viewer/messages?" + urlencode(stream_state),
@@ -434,9 +445,9 @@ def detail_page(request: Request, message_id: str) -> HTMLResponse:
                      if r["id"] != row["id"]] if row["resource_uuid"] else []
     advice = _reader(request).advice(row, language.chosen(request))
     return _render(
-        request, "detail.html", message=_row(request, row, is_admin), advice=advice,
-        same_request=[_row(request, r, is_admin) for r in same_request],
-        same_resource=[_row(request, r, is_admin) for r in same_resource],
+        request, "detail.html", message=_rows(request, [row], is_admin)[0], advice=advice,
+        same_request=_rows(request, same_request, is_admin),
+        same_resource=_rows(request, same_resource, is_admin),
     )
 
 
@@ -545,9 +556,10 @@ async def stream(request: Request) -> StreamingResponse:
                 yield "event: unavailable\ndata: The database is not answering.\n\n"
                 await asyncio.sleep(STREAM_POLL_SECONDS)
                 continue
+            counts = await run_in_threadpool(repeats, _reader(request), rows)
             for row in rows:
                 html = templates.get_template("_row.html").render(
-                    row=_row(request, row, is_admin), is_admin=is_admin,
+                    row=_row(request, row, is_admin, counts.get(row["id"], 0)), is_admin=is_admin,
                     text_lang=content_language(language.chosen(request)))
                 data = "\n".join(f"data: {line}" for line in html.splitlines())
                 yield f"id: {row['seq']}\nevent: message\n{data}\n\n"
