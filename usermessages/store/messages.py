@@ -276,9 +276,16 @@ def _insert(conn: Connection, rows: Sequence[Mapping[str, Any]], policy: series.
         if policy.storm.enabled or conn.engine.dialect.name != "postgresql":
             numbered, suppressed = series.admit(conn, _fresh(conn, numbered), policy.storm,
                                                 utcnow())
+        if conn.engine.dialect.name == "postgresql" and not policy.storm.enabled:
+            # The common case: rows and series in one statement, all in the server.
+            counted = _copy_insert(conn, numbered, policy.exemplars)
+            assert isinstance(counted, int)
+            return Stored(counted)
         new: Sequence[Mapping[str, Any]]
         if conn.engine.dialect.name == "postgresql":
-            new = _copy_insert(conn, numbered)
+            returned = _copy_insert(conn, numbered)
+            assert not isinstance(returned, int)
+            new = returned
         else:
             new = _executemany_insert(conn, numbered)
         series.record(conn, new, suppressed, policy.exemplars)
@@ -322,10 +329,13 @@ def _executemany_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]
         cursor.close()
 
 
-def _copy_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _copy_insert(conn: Connection, rows: Sequence[Mapping[str, Any]],
+                 series_exemplars: int | None = None) -> list[dict[str, Any]] | int:
     """PostgreSQL: COPY the batch into a session temp table, then insert what is new.
 
-    Returns what the series need of each new row (``_RETURNED``).
+    Returns what the series need of each new row (``_RETURNED``); or, given
+    ``series_exemplars``, counts the new rows on their series in the same
+    statement (no row comes back to Python) and returns how many were new.
 
     COPY is PostgreSQL's fastest way in; the INSERT ... SELECT keeps "on
     conflict do nothing" on the real table. The temp table empties itself at
@@ -346,11 +356,19 @@ def _copy_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[di
         # transaction took the seq counter's row lock first (_numbered), so
         # any inserter of the same id has committed before this statement's
         # snapshot. ON CONFLICT covers a batch that holds an id twice.
-        cursor.execute(f"INSERT INTO messages ({columns}) SELECT {columns} "
-                       "FROM messages_incoming AS incoming WHERE NOT EXISTS "
-                       "(SELECT 1 FROM messages WHERE messages.id = incoming.id) "
-                       f"ON CONFLICT DO NOTHING RETURNING {', '.join(_RETURNED)}")
-        new = [dict(zip(_RETURNED, values, strict=True)) for values in cursor.fetchall()]
+        insert = (f"INSERT INTO messages ({columns}) SELECT {columns} "
+                  "FROM messages_incoming AS incoming WHERE NOT EXISTS "
+                  "(SELECT 1 FROM messages WHERE messages.id = incoming.id) "
+                  f"ON CONFLICT DO NOTHING RETURNING {', '.join(_RETURNED)}")
+        new: list[dict[str, Any]] | int
+        if series_exemplars is None:
+            cursor.execute(insert)
+            new = [dict(zip(_RETURNED, values, strict=True)) for values in cursor.fetchall()]
+        else:
+            cursor.execute(f"WITH new AS ({insert}), counted AS "
+                           f"({series.grouped_upsert_sql('new', series_exemplars)}) "
+                           "SELECT count(*) FROM new")
+            new = cursor.fetchone()[0]
         cursor.execute("DELETE FROM messages_incoming")
         return new
     finally:
