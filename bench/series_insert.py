@@ -2,13 +2,14 @@
 
     python bench/series_insert.py [N] [BATCH] [ROUNDS]
 
-Prints {"messages": N, "batch": B, "rates": [...], "median": R} (messages per second),
-and where series exist the share of the time spent in their upsert statement:
+Prints {"messages": N, "batch": B, "rates": [...], "median": R} (messages per second):
 N messages in batches of B through ``store.insert_messages``, one transaction per
 batch, as the collector does. The mix: 100 projects, a tenth of them failing
 repeatedly on the same volume (series of many), the rest on fresh volumes
 (series of one). Run it from another checkout with PYTHONPATH=<checkout> to
-compare a commit before series existed.
+compare a commit before series existed (from that checkout's directory). On a
+shared machine separate runs vary more than series cost: bench/series_cost.py
+measures that A/B, batch by batch.
 """
 
 from __future__ import annotations
@@ -38,34 +39,11 @@ def _messages(n: int) -> list[Message]:
     ]
 
 
-SPENT = [0.0]
-
-
-def _time_series_upsert() -> None:
-    """When series exist, time their upsert apart (a share that load cannot skew)."""
-    try:
-        from usermessages.store import series
-    except ImportError:
-        return
-    record = series.record
-
-    def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        try:
-            return record(*args, **kwargs)
-        finally:
-            SPENT[0] += time.perf_counter() - started
-
-    series.record = timed  # type: ignore[assignment]
-
-
 def main() -> None:
-    _time_series_upsert()
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
     batch = int(sys.argv[2]) if len(sys.argv) > 2 else 500
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
     rates: list[int] = []
-    shares: list[float] = []
     with servers.postgresql_server() as admin_url:
         for round_ in range(rounds):
             engine = store_engine.connect(servers.create_database(admin_url, f"bench{round_}"))
@@ -75,13 +53,10 @@ def main() -> None:
             for start in range(0, n, batch):
                 with engine.begin() as conn:
                     store.insert_messages(conn, messages[start:start + batch])
-            elapsed = time.perf_counter() - started
-            rates.append(round(n / elapsed))
-            shares.append(round(SPENT[0] / elapsed, 3))
-            SPENT[0] = 0.0
+            rates.append(round(n / (time.perf_counter() - started)))
             engine.dispose()
     print(json.dumps({"messages": n, "batch": batch, "rates": rates,
-                      "median": statistics.median(rates), "series_upsert_share": shares}))
+                      "median": statistics.median(rates)}))
 
 
 if __name__ == "__main__":
