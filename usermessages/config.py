@@ -99,6 +99,11 @@ OPTIONS: tuple[Option, ...] = (
            "Key signing the Event Viewer's session cookie; empty makes a random one at each "
            "start (sign-ins then end with the process). Set it when several API processes "
            "serve the viewer."),
+    Option("viewer", "resource_url", "",
+           "Where each row's resource links to: a URL template with {project_id}, "
+           "{collection} (volumes, snapshots or backups) and {resource_uuid}, e.g. "
+           "http://cinder:8776/v3/{project_id}/{collection}/{resource_uuid}. Empty links to "
+           "the viewer's own list of that resource's messages."),
     Option("viewer", "secure_cookie", False,
            "Mark the viewer's session cookie Secure (sent over HTTPS only). Turn on whenever "
            "the viewer is reached over HTTPS."),
@@ -117,7 +122,7 @@ OPTIONS: tuple[Option, ...] = (
            "spool in memory (lost if the producer dies). One file per producer process."),
     Option("sdk", "spool_max_messages", 100000,
            "Most messages the spool holds; when full, the oldest are dropped and counted."),
-    Option("collector", "batch_size", 500, "Most messages inserted in one transaction."),
+    Option("collector", "batch_size", 2000, "Most messages inserted in one transaction."),
     Option("collector", "flush_interval", 0.2,
            "Seconds a partial batch may wait before it is inserted."),
     Option("collector", "series_exemplars", 5,
@@ -204,13 +209,14 @@ class Settings:
     catalog_overrides_file: str = ""
     viewer_secret_key: str = ""
     viewer_secure_cookie: bool = False
+    viewer_resource_url: str = ""
     bus_url: str = "memory://"
     bus_queue_type: str = "classic"
     bus_timeout: float = 2.0
     sdk_sink: str = "bus"
     sdk_spool_path: str = ""
     sdk_spool_max_messages: int = 100000
-    collector_batch_size: int = 500
+    collector_batch_size: int = 2000
     collector_flush_interval: float = 0.2
     collector_series_exemplars: int = 5
     collector_storm_rows_per_project: int = 0

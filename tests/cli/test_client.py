@@ -140,3 +140,47 @@ def test_a_project_id_the_api_refuses_says_why(api):
     assert result.output.strip() == (
         "Error: The resource could not be found. A project id must match [0-9a-f\\-]+ "
         "([api] project_id_regex, as Cinder's); 'demo' does not. (HTTP 404 itemNotFound)")
+
+
+# --- message export ---------------------------------------------------------------------
+
+
+def test_export_writes_the_projects_view_as_ndjson_to_a_file(api, tmp_path):
+    base, ids, secret = api
+    target = tmp_path / "out.ndjson"
+    result = run(base, "export", "--format", "ndjson", "-o", str(target))
+    assert result.exit_code == 0, result.output
+    exported = [json.loads(line) for line in target.read_text().splitlines()]
+    # The list as it stands (other tests of this module delete some).
+    listed = json.loads(run(base, "list", "--format", "json").output)
+    assert [m["id"] for m in exported] == [m["id"] for m in listed]
+    assert set(m["id"] for m in exported) <= set(ids) and len(exported) >= 5
+    assert secret not in target.read_text()
+    assert not (tmp_path / "out.ndjson.part").exists()
+
+
+def test_export_csv_to_stdout_with_filters(api):
+    base, ids, _ = api
+    result = run(base, "export", "--format", "csv", "--level", "warning")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("id,created_at,guaranteed_until,message_level,event_id,")
+    assert len(lines) == 2 and lines[1].startswith(ids[-1] + ",")
+    searched = run(base, "export", "--search", "incremental backup")
+    assert [json.loads(x)["id"] for x in searched.output.splitlines()] == [ids[-1]]
+
+
+def test_export_bad_input_is_one_line_and_leaves_no_file(api, tmp_path):
+    base, _, _ = api
+    target = tmp_path / "out.csv"
+    result = run(base, "export", "--since", "yesterday", "-o", str(target))
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: Invalid input received: created_since must be an ISO 8601 time "
+        "(HTTP 400 badRequest)")
+    assert not target.exists() and not (tmp_path / "out.csv.part").exists()
+    down = run("http://127.0.0.1:9", "export")
+    assert down.exit_code == 1 and "cannot export from the API" in down.output
+    assert "Traceback" not in down.output
+    unwritable = run(base, "export", "-o", str(tmp_path / "no-such-dir" / "out.csv"))
+    assert unwritable.exit_code == 1 and "cannot write" in unwritable.output

@@ -230,3 +230,12 @@ def test_kinds_without_a_project_are_admin_only(engine):
     with engine.connect() as conn:
         (only,) = series.list_series_all_projects(conn, series.SeriesQuery({}, limit=5))
     assert (only["kind"], only["project_id"], only["count"]) == ("SERVICE", None, 1)
+
+
+@given(kind=st.text(max_size=20), project=st.none() | st.text(max_size=40),
+       event=st.text(max_size=40), resource=st.text(max_size=40))
+def test_series_id_is_uuid5_of_the_key(kind, project, event, resource):
+    """The hand-written hash is exactly uuid5: ids must never change between releases."""
+    key = "\x1f".join((kind, project or "", event, resource))
+    assert series.series_id(kind, project, event, resource) == str(
+        uuid.uuid5(series._NAMESPACE, key))

@@ -8,15 +8,17 @@ every query below takes it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import datetime as dt
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from usermessages.catalog import Catalog
+from usermessages.catalog import LEGACY_DETAILS, PLACEHOLDERS, Advice, Catalog
 from usermessages.config import Settings, project_id_problem
 from usermessages.errors import BadRequest, MessageNotFound, NotFound, Unauthorized
-from usermessages.reader import policy
+from usermessages.reader import filtered_view, policy
 from usermessages.reader.identity import (
     Caller,
     KeystoneUnavailable,
@@ -25,13 +27,16 @@ from usermessages.reader.identity import (
 )
 from usermessages.reader.keystone import Refusal, TokenValidator
 from usermessages.reader.params import parse_list_query
+from usermessages.store import aggregates as store_aggregates
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
+from usermessages.translations import Translator
 from usermessages.web.faults import NOT_FOUND_TEXT
 from usermessages.web.microversion import APIVersion
 from usermessages.web.views import user_message
 
 MAX_ID = 255
+ADVICE_FIELDS = tuple(sorted(PLACEHOLDERS))
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,8 @@ class Reader:
         self.settings = settings
         self.engine = engine
         self.catalog = catalog
+        # The catalog in each language a reader may ask for (Accept-Language, the viewer's choice).
+        self.translator = Translator(catalog)
         self.policy = policy_
         self.token_validator = token_validator
 
@@ -165,9 +172,66 @@ class Reader:
                 raise MessageNotFound(message_id)
         return row
 
-    def text(self, row: dict) -> str:
+    # --- the extension: views, counts, export -------------------------------
+
+    def parse_view(self, scope: Scope, params: Mapping[str, str], *, max_limit: int,
+                   paged: bool = True) -> store.ListQuery:
+        """A filtered view's query: the list's filters plus ``q``, a summary search."""
+        return filtered_view.parse_view(dict(params), self.catalog, is_admin=scope.all_projects,
+                                        max_limit=max_limit, paged=paged)
+
+    def count(self, scope: Scope, query: store.ListQuery) -> int:
+        """How many messages in the scope match (authorized as a list)."""
+        with self.engine.connect() as conn:
+            if scope.project_id is None:
+                return store.count_messages_all_projects(conn, query)
+            return store.count_messages(conn, scope.project_id, query)
+
+    def aggregates(self, scope: Scope, query: store.ListQuery,
+                   bucket: str | None) -> dict[str, Any]:
+        """Counts by each dimension and by time bucket (see histogram), in one connection."""
+        shape = filtered_view.histogram(query, bucket)
+        with self.engine.connect() as conn:
+            by = {dimension: store_aggregates.count_by(conn, scope.project_id, query, dimension)
+                  for dimension in store_aggregates.DIMENSIONS}
+            times = store_aggregates.count_by_time(conn, scope.project_id, shape.query,
+                                                   shape.bucket)
+        return {"bucket": shape.bucket, "since": shape.since, "until": shape.until,
+                "by": by, "times": times}
+
+    def histogram(self, scope: Scope, query: store.ListQuery, bucket: str | None
+                  ) -> tuple[filtered_view.Histogram, list[tuple[dt.datetime, int]]]:
+        """The view counted by time bucket only: its bounded range, and (start, count)s."""
+        shape = filtered_view.histogram(query, bucket)
+        with self.engine.connect() as conn:
+            return shape, store_aggregates.count_by_time(conn, scope.project_id, shape.query,
+                                                         shape.bucket)
+
+    def walk(self, scope: Scope, query: store.ListQuery, page_size: int) -> Iterator[dict]:
+        """Every row of the view, read ``page_size`` at a time by keyset.
+
+        Each page is its own short read: a long download holds no transaction
+        (or partition lock) open, and memory holds one page, never the result.
+        """
+        page = replace(query, limit=page_size, marker=None, offset=0, after_row=None)
+        while True:
+            with self.engine.connect() as conn:
+                rows = self._rows(conn, scope, page)
+            yield from rows
+            if len(rows) < page_size:
+                return
+            page = replace(page, after_row=rows[-1])
+
+    def text(self, row: dict, language: str = "en") -> str:
         """The user-facing text, composed now from the stored ids (overrides apply)."""
-        return user_message(row, self.catalog)
+        return user_message(row, self.translator.catalog_for(language))
+
+    def advice(self, row: dict, language: str = "en") -> Advice:
+        """What the catalog advises for a row's detail (a legacy row's by its event)."""
+        legacy = LEGACY_DETAILS.get(row["event_id"])
+        detail_id = row["detail_id"] or (legacy.id if legacy is not None else None)
+        return self.translator.catalog_for(language).advice(
+            detail_id, {k: row[k] or "" for k in ADVICE_FIELDS})
 
     @staticmethod
     def _rows(conn: Connection, scope: Scope, query: store.ListQuery) -> list[dict]:

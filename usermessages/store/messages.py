@@ -17,6 +17,7 @@ from sqlalchemy import (
     and_,
     delete,
     false,
+    func,
     or_,
     select,
     tuple_,
@@ -63,6 +64,45 @@ class ListQuery:
     created_before: dt.datetime | None = None
     # Live updates: rows stored after this seq, in stored order (sort and marker ignored).
     after_seq: int | None = None
+    # Keyset from a row already read (an export's previous page), instead of
+    # looking the marker up by id: a row deleted meanwhile cannot end the walk.
+    after_row: Mapping[str, Any] | None = None
+    # Free-text search on the rendered summary, resolved to catalog ids first.
+    summary: SummaryMatch | None = None
+
+
+@dataclass(frozen=True)
+class SummaryMatch:
+    """The stored ids whose rendered text holds a search term (see reader.search).
+
+    The summary is composed at read time from ids, so SQL cannot search its
+    text; the catalog says which ids render to a match, and SQL filters on them.
+    """
+
+    action_ids: frozenset[str] = frozenset()
+    detail_ids: frozenset[str] = frozenset()
+    # Matches only across the "action:detail" seam (a term holding the colon).
+    pairs: frozenset[tuple[str, str]] = frozenset()
+    # Actions whose rows without a detail id match (those render detail "001");
+    # legacy rows (no action id) render by event id.
+    null_detail_actions: frozenset[str] = frozenset()
+    legacy_event_ids: frozenset[str] = frozenset()
+
+    def condition(self) -> ColumnElement[bool]:
+        action, detail = messages.c.action_id, messages.c.detail_id
+        clauses: list[ColumnElement[bool]] = []
+        if self.action_ids:
+            clauses.append(action.in_(sorted(self.action_ids)))
+        if self.detail_ids:
+            clauses.append(and_(action.is_not(None), detail.in_(sorted(self.detail_ids))))
+        if self.null_detail_actions:
+            clauses.append(and_(action.in_(sorted(self.null_detail_actions)), detail.is_(None)))
+        if self.pairs:
+            clauses.append(tuple_(action, detail).in_(sorted(self.pairs)))
+        if self.legacy_event_ids:
+            clauses.append(and_(action.is_(None),
+                                messages.c.event_id.in_(sorted(self.legacy_event_ids))))
+        return or_(*clauses) if clauses else false()
 
 
 def full_sort(sort: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -118,8 +158,9 @@ def _after_marker(sort: list[tuple[str, str]], marker: Mapping[Any, Any]) -> Col
     return or_(*clauses)
 
 
-def _list(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery,
-          scoped_keys: frozenset[str] = frozenset()) -> list[dict]:
+def conditions_of(scope: ColumnElement[bool] | None,
+                  query: ListQuery) -> list[ColumnElement[bool]]:
+    """The WHERE of a query: scope, filters, time range, summary search (no paging)."""
     conditions: list[ColumnElement[bool]] = [_not_deleted()]
     if scope is not None:
         conditions.append(scope)
@@ -132,6 +173,14 @@ def _list(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery,
         conditions.append(messages.c.created_at >= query.created_since)
     if query.created_before is not None:
         conditions.append(messages.c.created_at < query.created_before)
+    if query.summary is not None:
+        conditions.append(query.summary.condition())
+    return conditions
+
+
+def _list(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery,
+          scoped_keys: frozenset[str] = frozenset()) -> list[dict]:
+    conditions = conditions_of(scope, query)
     if query.after_seq is not None:
         statement = (select(messages).where(*conditions, messages.c.seq > query.after_seq)
                      .order_by(messages.c.seq))
@@ -143,7 +192,9 @@ def _list(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery,
     # keys match (project_id is sorted as coalesce(), which it cannot see is fixed).
     fixed = scoped_keys | query.filters.keys()
     sort = [(key, direction) for key, direction in full_sort(query.sort) if key not in fixed]
-    if query.marker is not None:
+    if query.after_row is not None:
+        conditions.append(_after_marker(sort, query.after_row))
+    elif query.marker is not None:
         if "\x00" in query.marker:
             raise MessageNotFound(query.marker)
         marker_conditions = [_not_deleted(), messages.c.id == query.marker]
@@ -173,6 +224,26 @@ def list_messages(conn: Connection, project_id: str, query: ListQuery) -> list[d
 def list_messages_all_projects(conn: Connection, query: ListQuery) -> list[dict]:
     """Every visible message of every kind, for admins."""
     return _list(conn, None, query)
+
+
+def project_scope(project_id: str | None) -> ColumnElement[bool] | None:
+    """What a project's queries are limited to; None (no limit) across projects."""
+    return None if project_id is None else _project_scope(project_id)
+
+
+def count_messages(conn: Connection, project_id: str, query: ListQuery) -> int:
+    """How many of a project's messages match the query's filters (paging ignored)."""
+    return _count(conn, _project_scope(project_id), query)
+
+
+def count_messages_all_projects(conn: Connection, query: ListQuery) -> int:
+    """How many visible messages of every project match, for admins."""
+    return _count(conn, None, query)
+
+
+def _count(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery) -> int:
+    statement = select(func.count()).select_from(messages).where(*conditions_of(scope, query))
+    return conn.execute(statement).scalar_one()
 
 
 def _get(conn: Connection, message_id: str, scope: ColumnElement[bool] | None) -> dict:
@@ -269,25 +340,21 @@ def _insert(conn: Connection, rows: Sequence[Mapping[str, Any]], policy: series.
             raise StoreError(f"a row lacks {sorted(MESSAGE_COLUMNS - row.keys())}")
     partitions.ensure(conn, (row["expires_at"] for row in rows))
     try:
-        # From here to commit, writers take turns (reserve_seqs): storm
-        # control decides on committed windows, series see every new row.
-        numbered: Sequence[Mapping[str, Any]] = _numbered(conn, rows)
-        suppressed: list[Mapping[str, Any]] = []
-        if policy.storm.enabled or conn.engine.dialect.name != "postgresql":
-            numbered, suppressed = series.admit(conn, _fresh(conn, numbered), policy.storm,
-                                                utcnow())
-        if conn.engine.dialect.name == "postgresql" and not policy.storm.enabled:
-            # The common case: rows and series in one statement, all in the server.
-            counted = _copy_insert(conn, numbered, policy.exemplars)
-            assert isinstance(counted, int)
-            return Stored(counted)
+        postgresql = conn.engine.dialect.name == "postgresql"
         new: Sequence[Mapping[str, Any]]
-        if conn.engine.dialect.name == "postgresql":
-            returned = _copy_insert(conn, numbered)
-            assert not isinstance(returned, int)
-            new = returned
+        suppressed: list[Mapping[str, Any]] = []
+        if postgresql and not policy.storm.enabled:
+            # Nothing to admit: COPY first, number after (see _copy_insert).
+            new = _copy_insert(conn, rows)
         else:
-            new = _executemany_insert(conn, numbered)
+            # From here to commit, writers take turns (reserve_seqs): storm
+            # control decides on committed windows, series see every new row.
+            numbered: Sequence[Mapping[str, Any]] = _numbered(conn, rows)
+            if policy.storm.enabled or not postgresql:
+                numbered, suppressed = series.admit(conn, _fresh(conn, numbered), policy.storm,
+                                                    utcnow())
+            new = (_copy_insert(conn, numbered) if postgresql
+                   else _executemany_insert(conn, numbered))
         series.record(conn, new, suppressed, policy.exemplars)
         return Stored(len(new), len(suppressed))
     except conn.dialect.dbapi.Error as exc:  # type: ignore[union-attr]
@@ -329,46 +396,42 @@ def _executemany_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]
         cursor.close()
 
 
-def _copy_insert(conn: Connection, rows: Sequence[Mapping[str, Any]],
-                 series_exemplars: int | None = None) -> list[dict[str, Any]] | int:
+def _copy_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """PostgreSQL: COPY the batch into a session temp table, then insert what is new.
 
-    Returns what the series need of each new row (``_RETURNED``); or, given
-    ``series_exemplars``, counts the new rows on their series in the same
-    statement (no row comes back to Python) and returns how many were new.
+    Returns what the series need of each new row (``_RETURNED``).
 
     COPY is PostgreSQL's fastest way in; the INSERT ... SELECT keeps "on
-    conflict do nothing" on the real table. The temp table empties itself at
-    commit, and is emptied after each batch, so nothing is left behind.
+    conflict do nothing" on the real table. Rows not numbered yet are
+    numbered only after the COPY: numbering locks the seq counter until
+    commit (reserve_seqs), so another collector's COPY overlaps ours and only
+    the INSERT waits. The temp table empties itself at commit, and is emptied
+    after each batch, so nothing is left behind.
     """
     columns = ", ".join(_COLUMNS)
+    numbered = bool(rows) and "seq" in rows[0]
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute("CREATE TEMP TABLE IF NOT EXISTS messages_incoming "
                        "(LIKE messages INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
         with cursor.copy(f"COPY messages_incoming ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([row[c] for c in _COLUMNS])
+            for i, row in enumerate(rows):  # unnumbered: seq holds the place in the batch
+                copy.write_row([(row["seq"] if numbered else i) if c == "seq"
+                                else row.get(c, _NEW_ROW.get(c)) for c in _COLUMNS])
+        first = 0 if numbered else reserve_seqs(conn, len(rows))
+        selected = ", ".join(f"seq + {int(first)}" if c == "seq" else c for c in _COLUMNS)
         # Idempotent on the id alone. Partitioned (migration 0004), the
         # primary key is (id, expires_at), and one id can come with two
         # expiries: the SDK's direct sink and the collector, or two collectors,
         # may run with different message_ttl. NOT EXISTS is exact here: this
-        # transaction took the seq counter's row lock first (_numbered), so
+        # transaction took the seq counter's row lock first (reserve_seqs), so
         # any inserter of the same id has committed before this statement's
         # snapshot. ON CONFLICT covers a batch that holds an id twice.
-        insert = (f"INSERT INTO messages ({columns}) SELECT {columns} "
-                  "FROM messages_incoming AS incoming WHERE NOT EXISTS "
-                  "(SELECT 1 FROM messages WHERE messages.id = incoming.id) "
-                  f"ON CONFLICT DO NOTHING RETURNING {', '.join(_RETURNED)}")
-        new: list[dict[str, Any]] | int
-        if series_exemplars is None:
-            cursor.execute(insert)
-            new = [dict(zip(_RETURNED, values, strict=True)) for values in cursor.fetchall()]
-        else:
-            cursor.execute(f"WITH new AS ({insert}), counted AS "
-                           f"({series.grouped_upsert_sql('new', series_exemplars)}) "
-                           "SELECT count(*) FROM new")
-            new = cursor.fetchone()[0]
+        cursor.execute(f"INSERT INTO messages ({columns}) SELECT {selected} "
+                       "FROM messages_incoming AS incoming WHERE NOT EXISTS "
+                       "(SELECT 1 FROM messages WHERE messages.id = incoming.id) "
+                       f"ON CONFLICT DO NOTHING RETURNING {', '.join(_RETURNED)}")
+        new = [dict(zip(_RETURNED, values, strict=True)) for values in cursor.fetchall()]
         cursor.execute("DELETE FROM messages_incoming")
         return new
     finally:

@@ -33,6 +33,8 @@ from usermessages.catalog import Kind
 from usermessages.errors import SeriesNotFound
 from usermessages.store.schema import message_series, message_storm
 
+# Fixed forever: series ids must not change between releases.
+_NAMESPACE = uuid.UUID("5c7e0f5e-6d1b-4c55-9a8e-7365726965ff")
 _SEP = "\x1f"
 # What a series keeps of its latest occurrence, besides the key.
 _LATEST = ("resource_type", "message_level", "action_id", "detail_id")
@@ -65,33 +67,15 @@ DEFAULT_POLICY = Policy()
 def series_id(kind: str, project_id: str | None, event_id: str, resource_uuid: str) -> str:
     """The id of the series an occurrence belongs to ('' for no resource).
 
-    The MD5 of the key as a UUID, which PostgreSQL computes the same way
-    (``ID_SQL``), so a batch can be grouped where it is stored.
+    ``uuid.uuid5(_NAMESPACE, key)``, written out: building the UUID object
+    cost more than the hash on the collector's hot path (one per message).
     """
     key = _SEP.join((kind, project_id or "", event_id, resource_uuid))
-    return str(uuid.UUID(hashlib.md5(key.encode(), usedforsecurity=False).hexdigest()))
-
-
-# series_id in SQL, over a row source with the messages' columns.
-ID_SQL = ("md5(kind || E'\\x1f' || coalesce(project_id, '') || E'\\x1f' || event_id "
-          "|| E'\\x1f' || resource_uuid)::uuid::text")
-
-
-def grouped_upsert_sql(new_rows: str, exemplars: int) -> str:
-    """PostgreSQL: the upsert of the series of the rows named ``new_rows`` (a CTE), in SQL.
-
-    What ``record`` does in Python, done where the rows are: no row leaves
-    the server. Keys sorted as there.
-    """
-    latest = ", ".join(f"(array_agg({c} ORDER BY created_at DESC))[1]" for c in _LATEST)
-    source = (
-        f"SELECT {ID_SQL} AS id, kind, project_id, event_id, resource_uuid, {latest}, "
-        "count(*), 0, min(created_at), max(created_at), "
-        "coalesce(array_to_json((array_agg(request_id ORDER BY created_at DESC) "
-        f"FILTER (WHERE request_id <> ''))[1:{exemplars}]), '[]')::text "
-        f"FROM {new_rows} GROUP BY kind, project_id, event_id, resource_uuid ORDER BY 1"
-    )
-    return _upsert_sql(0, exemplars, postgresql=True, source=source)
+    digest = bytearray(hashlib.sha1(_NAMESPACE.bytes + key.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _key(row: Mapping[str, Any]) -> str:
@@ -111,52 +95,52 @@ def record(conn: Connection, stored: Iterable[Mapping[str, Any]],
         groups[_key(row)].append((row, True))
     if not groups:
         return 0
-    values: list[Any] = []
+    values: list[tuple[Any, ...]] = []
     for sid in sorted(groups):  # one lock order for every writer: no deadlock
         members = sorted(groups[sid], key=lambda m: m[0]["created_at"], reverse=True)
         latest = members[0][0]
         recent = [row["request_id"] for row, _ in members if row["request_id"]][:exemplars]
-        values.extend([
+        values.append((
             sid, latest["kind"], latest["project_id"], latest["event_id"],
             latest["resource_uuid"], *(latest[c] for c in _LATEST),
             len(members), sum(1 for _, s in members if s),
             members[-1][0]["created_at"], latest["created_at"], json.dumps(recent),
-        ])
-    postgresql = conn.engine.dialect.name == "postgresql"
+        ))
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        if postgresql:
-            # One array per column: the statement's text is the same for every
-            # batch, so the server prepares it once (a VALUES list of N rows
-            # would be parsed and planned anew, with 14 x N parameters).
-            width = len(_COLUMNS)
-            columns = [values[i::width] for i in range(width)]
-            cursor.execute(_upsert_sql(0, exemplars, postgresql=True), columns, prepare=True)
+        if conn.engine.dialect.name == "postgresql":
+            _copy_upsert(cursor, values, exemplars)
         else:
-            cursor.execute(_upsert_sql(len(groups), exemplars, postgresql=False),
-                           [_sqlite_value(v) for v in values])
+            cursor.executemany(_upsert_sql("VALUES (" + ", ".join("?" for _ in _COLUMNS) + ")",
+                                           exemplars, postgresql=False),
+                               [tuple(_sqlite_value(v) for v in row) for row in values])
     finally:
         cursor.close()
     return len(groups)
+
+
+def _copy_upsert(cursor: Any, values: list[tuple[Any, ...]], exemplars: int) -> None:
+    """PostgreSQL: COPY the batch's series into a temp table, then one upsert from it.
+
+    A VALUES list of thousands of rows cost more to build and parse than to
+    run; COPY sends them as data. Rows go in id order (the lock order).
+    """
+    cursor.execute("CREATE TEMP TABLE IF NOT EXISTS series_incoming "
+                   "(LIKE message_series) ON COMMIT DELETE ROWS")
+    with cursor.copy(f"COPY series_incoming ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+        for row in values:
+            copy.write_row(row)
+    cursor.execute(_upsert_sql(f"SELECT {', '.join(_COLUMNS)} FROM series_incoming ORDER BY id",
+                               exemplars, postgresql=True))
+    cursor.execute("DELETE FROM series_incoming")
 
 
 _COLUMNS = ("id", "kind", "project_id", "event_id", "resource_uuid", *_LATEST,
             "count", "suppressed", "first_seen", "last_seen", "request_ids")
 
 
-# PostgreSQL's array type for each of _COLUMNS (the upsert unnests them).
-_PG_TYPES = ("text", "text", "text", "text", "text", "text", "text", "text", "text",
-             "bigint", "bigint", "timestamp", "timestamp", "text")
-
-
-def _upsert_sql(rows: int, exemplars: int, postgresql: bool, source: str = "") -> str:
-    if source:
-        pass
-    elif postgresql:
-        source = "SELECT * FROM unnest(" + ", ".join(f"%s::{t}[]" for t in _PG_TYPES) + ")"
-    else:
-        source = "VALUES " + ", ".join(
-            "(" + ", ".join("?" for _ in _COLUMNS) + ")" for _ in range(rows))
+def _upsert_sql(source: str, exemplars: int, postgresql: bool) -> str:
+    """The upsert of the series rows ``source`` gives (a VALUES row or a SELECT)."""
     if postgresql:
         # Newest first: this batch's exemplars, then the stored ones, cut to N.
         merged = (

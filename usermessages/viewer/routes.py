@@ -29,11 +29,12 @@ from usermessages.reader import DELETE, Caller, Reader, Scope
 from usermessages.reader.identity import KeystoneUnavailable
 from usermessages.store import deadline
 from usermessages.store.engine import UNAVAILABLE, is_unavailable
-from usermessages.store.messages import ListQuery
-from usermessages.viewer import signin
+from usermessages.store.messages import ListQuery, utcnow
+from usermessages.translations import content_language
+from usermessages.viewer import browse, language, signin
 from usermessages.viewer.sessions import LIVE, LiveSession
+from usermessages.web import export
 from usermessages.web.faults import UNAVAILABLE_TEXT
-from usermessages.web.microversion import MAX_VERSION
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -50,6 +51,8 @@ SORTS = {
     "message_level:asc": "Level",
     "resource_type:asc": "Resource type",
 }
+# Rows read per keyset page while streaming a download.
+EXPORT_PAGE = 500
 STREAM_POLL_SECONDS = 1.0
 STREAM_BATCH = 100
 STREAM_MAX_SECONDS = 300  # the browser reconnects; no request lives forever
@@ -98,6 +101,11 @@ def _render(request: Request, template: str, status: int = 200, **context: Any) 
     context.setdefault("auth_mode", settings.auth_strategy)
     context.setdefault("names", request.session.get("names", {}))
     context.setdefault("projects", request.session.get("projects", []))
+    context.setdefault("language", language.chosen(request))
+    context.setdefault("languages", language.choices(request))
+    context.setdefault("text_lang", content_language(language.chosen(request)))
+    context.setdefault("back", request.url.path + (f"?{request.url.query}" if request.url.query
+                                                   else ""))
     return templates.TemplateResponse(request, template, context, status_code=status)
 
 
@@ -119,7 +127,8 @@ def _row(request: Request, row: dict, is_admin: bool) -> dict[str, Any]:
         "resource_uuid": row["resource_uuid"],
         "created_at": _iso(row["created_at"]),
         "expires_at": _iso(row["expires_at"]),
-        "summary": _reader(request).text(row),
+        "summary": _reader(request).text(row, language.chosen(request)),
+        "resource_url": browse.resource_url(_reader(request).settings.viewer_resource_url, row),
         "kind": row["kind"],
     }
 
@@ -129,14 +138,15 @@ def _filters(request: Request, is_admin: bool) -> dict[str, str]:
     fields = USER_FIELDS + (ADMIN_FIELDS if is_admin else ())
     query = request.query_params
     state = {k: query[k].strip() for k in fields if query.get(k, "").strip()}
-    for name in ("since", "until", "sort", "marker"):
+    for name in ("since", "until", "sort", "marker", "before", "q", "last"):
         if query.get(name, "").strip():
             state[name] = query[name].strip()
-    return state
+    return browse.apply_preset(state, utcnow())
 
 
 def _list_params(state: dict[str, str]) -> dict[str, str]:
-    params = {k: v for k, v in state.items() if k not in ("since", "until", "sort")}
+    params = {k: v for k, v in state.items()
+              if k not in ("since", "until", "sort", "before", "last")}
     if "since" in state:
         params["created_since"] = state["since"]
     if "until" in state:
@@ -148,9 +158,7 @@ def _list_params(state: dict[str, str]) -> dict[str, str]:
 
 
 def _parse(request: Request, scope: Scope, params: dict[str, str], limit: int) -> ListQuery:
-    query, _ = _reader(request).parse(scope, {**params, "limit": str(limit)}, MAX_VERSION,
-                                      max_limit=limit)
-    return query
+    return _reader(request).parse_view(scope, {**params, "limit": str(limit)}, max_limit=limit)
 
 
 def _query(request: Request, scope: Scope, params: dict[str, str],
@@ -269,6 +277,24 @@ def _keep(request: Request, signed: signin.SignIn) -> None:
     request.session["projects"] = signin.projects(_reader(request).settings, signed.token)
 
 
+@router.post("/language")
+def choose_language(request: Request, choice: str = Form(""), csrf: str = Form(""),
+                    back: str = Form("")) -> Response:
+    """Keep the reader's language in a cookie; "auto" goes back to the browser's."""
+    _check_form_token(request, csrf)
+    languages = _reader(request).translator.languages
+    if choice not in (*languages, "auto"):
+        raise BadRequest("Choose one of the languages offered.")
+    response = RedirectResponse(language.safe_back(back), status_code=303)
+    if choice == "auto":
+        response.delete_cookie(language.COOKIE, path="/viewer")
+    else:
+        response.set_cookie(language.COOKIE, choice, max_age=language.COOKIE_SECONDS,
+                            path="/viewer", samesite="lax", httponly=True,
+                            secure=_reader(request).settings.viewer_secure_cookie)
+    return response
+
+
 @router.post("/project")
 def switch_project(request: Request, project_id: str = Form(""), csrf: str = Form("")) -> Response:
     """Keystone: a token for another of the user's projects, rescoped from the current one.
@@ -308,26 +334,91 @@ def list_page(request: Request) -> HTMLResponse:
     _reader(request).authorize_list(scope)
     is_admin = scope.all_projects
     state = _filters(request, is_admin)
-    first_page = "marker" not in state
+    first_page = "marker" not in state and "before" not in state
     live = first_page and state.get("sort", "created_at:desc") == "created_at:desc"
     # The stream starts after the newest seq read *before* the rows: a row stored
     # in between shows on the page and again on the stream (the page skips the
     # same id), rather than on neither.
     newest = _last_seq(request) if live else 0
-    rows = _query(request, scope, _list_params(state))
-    next_url = None
-    if len(rows) == PAGE_SIZE:
-        next_url = "/viewer/messages?" + urlencode({**state, "marker": rows[-1]["id"]})
-    stream_state = {k: v for k, v in state.items() if k != "marker"}
+    params = _list_params(state)
+    rows, next_url, previous_url = _page_rows(request, scope, state, params)
+    stream_state = {k: v for k, v in state.items() if k not in ("marker", "before")}
+    # The time fields show the range in force (a preset's too), as a field can hold it.
+    fields: dict[str, str] = {**state, **{k: browse.field_time(state[k])
+                                          for k in ("since", "until") if k in state}}
+    view = _parse(request, scope, params, PAGE_SIZE)
     return _render(
         request, "list.html",
-        rows=[_row(request, r, is_admin) for r in rows], state=state, sorts=SORTS,
+        rows=[_row(request, r, is_admin) for r in rows], state=fields, sorts=SORTS,
         user_fields=USER_FIELDS, admin_fields=ADMIN_FIELDS, next_url=next_url,
+        previous_url=previous_url,
         first_url=None if first_page else "/viewer/messages?" + urlencode(stream_state),
         live=live, stream_query=urlencode(stream_state),
-        newest=newest,
+        newest=newest, total=_reader(request).count(scope, view),
+        presets=browse.preset_links(state), histogram=_histogram(request, scope, view),
+        export_query=urlencode(stream_state),
         flash=request.session.pop("flash", None),
     )
+
+
+def _page_rows(request: Request, scope: Scope, state: dict[str, str],
+               params: dict[str, str]) -> tuple[list[dict], str | None, str | None]:
+    """One page, after ``marker`` or before ``before``, and links to its neighbours.
+
+    Both ways are keyset pages: the page before is read in reverse order
+    after its first row, one row more than shown to know whether it is the first.
+    """
+    base = {k: v for k, v in state.items() if k not in ("marker", "before")}
+    if "before" in state:
+        backwards = {**params, "marker": state["before"],
+                     "sort": browse.reversed_sort(params["sort"])}
+        found = _query(request, scope, backwards, limit=PAGE_SIZE + 1)
+        rows = list(reversed(found[:PAGE_SIZE]))
+        more_before = len(found) > PAGE_SIZE
+        more_after = True  # the row we came back from
+    else:
+        rows = _query(request, scope, params)
+        more_before = "marker" in state
+        more_after = len(rows) == PAGE_SIZE
+    if not rows:
+        return rows, None, None
+    next_url = ("/viewer/messages?" + urlencode({**base, "marker": rows[-1]["id"]})
+                if more_after else None)
+    previous_url = ("/viewer/messages?" + urlencode({**base, "before": rows[0]["id"]})
+                    if more_before else None)
+    return rows, next_url, previous_url
+
+
+def _histogram(request: Request, scope: Scope, view: ListQuery) -> dict[str, Any] | None:
+    """The bars over the view's time range (the last day when none is chosen)."""
+    bucket = browse.choose_bucket(view.created_since, view.created_before, utcnow())
+    try:
+        shape, times = _reader(request).histogram(scope, view, bucket)
+    except BadRequest as exc:
+        return {"bars": [], "problem": exc.message}  # the rows still show; the page says why
+    return {"bars": browse.bars(times, shape.bucket), "bucket": shape.bucket, "problem": None,
+            "since": _iso(shape.since), "until": _iso(shape.until),
+            "width": browse.WIDTH, "height": browse.HEIGHT}
+
+
+@router.get("/export")
+def export_view(request: Request) -> StreamingResponse:
+    """The page's filtered view as a download (the button): every row, not one page."""
+    scope = _guard(request)
+    _reader(request).authorize_list(scope)
+    fmt = request.query_params.get("format", "csv")
+    if fmt not in export.FORMATS:
+        raise BadRequest("format must be 'ndjson' or 'csv'.")
+    state = _filters(request, scope.all_projects)
+    for name in ("marker", "before"):
+        state.pop(name, None)
+    query = _reader(request).parse_view(scope, _list_params(state), max_limit=PAGE_SIZE,
+                                        paged=False)
+    rows = _reader(request).walk(scope, query, EXPORT_PAGE)
+    body = export.lines(fmt, rows, _reader(request).catalog, scope.all_projects)
+    return StreamingResponse(body, media_type=export.FORMATS[fmt],
+                             headers={"Content-Disposition":
+                                      f'attachment; filename="messages.{fmt}"'})
 
 
 @router.get("/messages/{message_id}")
@@ -341,8 +432,9 @@ def detail_page(request: Request, message_id: str) -> HTMLResponse:
     same_resource = [r for r in _query(request, scope, {"resource_uuid": row["resource_uuid"]},
                                        limit=20)
                      if r["id"] != row["id"]] if row["resource_uuid"] else []
+    advice = _reader(request).advice(row, language.chosen(request))
     return _render(
-        request, "detail.html", message=_row(request, row, is_admin),
+        request, "detail.html", message=_row(request, row, is_admin), advice=advice,
         same_request=[_row(request, r, is_admin) for r in same_request],
         same_resource=[_row(request, r, is_admin) for r in same_resource],
     )
@@ -455,7 +547,8 @@ async def stream(request: Request) -> StreamingResponse:
                 continue
             for row in rows:
                 html = templates.get_template("_row.html").render(
-                    row=_row(request, row, is_admin), is_admin=is_admin)
+                    row=_row(request, row, is_admin), is_admin=is_admin,
+                    text_lang=content_language(language.chosen(request)))
                 data = "\n".join(f"data: {line}" for line in html.splitlines())
                 yield f"id: {row['seq']}\nevent: message\n{data}\n\n"
             # An id with no data moves the browser's Last-Event-ID without an event.

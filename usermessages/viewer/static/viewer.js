@@ -59,7 +59,55 @@ function startLive() {
   };
 }
 
+// From/Until in the zone the rows are shown in (the browser's): the server
+// speaks naive UTC, so convert on the way in and back on submit.
+function pad(n) { return String(n).padStart(2, "0"); }
+
+function localFieldValue(utc) {
+  const when = new Date(utc + "Z");
+  if (isNaN(when)) return null;
+  return `${when.getFullYear()}-${pad(when.getMonth() + 1)}-${pad(when.getDate())}` +
+    `T${pad(when.getHours())}:${pad(when.getMinutes())}:${pad(when.getSeconds())}`;
+}
+
+function utcFieldValue(local) {
+  const when = new Date(local);  // no zone: the browser's local time
+  if (isNaN(when)) return local;
+  return when.toISOString().slice(0, 19);
+}
+
+function localizeRange() {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+  const inputs = document.querySelectorAll("input[data-utc]");
+  inputs.forEach((input) => {
+    if (input.value) {
+      const local = localFieldValue(input.value);
+      if (local) input.value = local;
+    }
+    const label = input.closest("label").querySelector(".zone-label");
+    if (label) label.textContent = `${label.dataset.name} (${zone})`;
+    input.dataset.local = "1";
+  });
+  if (!inputs.length) return;
+  inputs[0].form.addEventListener("submit", () => {
+    inputs.forEach((input) => {
+      if (input.value && input.dataset.local) {
+        input.value = utcFieldValue(input.value);
+        delete input.dataset.local;  // a second submit (back button) must not convert twice
+      }
+    });
+  });
+}
+
+// On a phone the filters start folded, so the first message is on the first screen.
+function foldFilters() {
+  const fold = document.getElementById("filters");
+  if (fold && window.matchMedia("(max-width: 700px)").matches) fold.open = false;
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  foldFilters();
   localizeTimes(document);
+  localizeRange();
   startLive();
 });
