@@ -7,7 +7,9 @@ N messages in batches of B through ``store.insert_messages``, one transaction pe
 batch, as the collector does. The mix: 100 projects, a tenth of them failing
 repeatedly on the same volume (series of many), the rest on fresh volumes
 (series of one). Run it from another checkout with PYTHONPATH=<checkout> to
-compare a commit before series existed.
+compare a commit before series existed (from that checkout's directory). On a
+shared machine separate runs vary more than series cost: bench/series_cost.py
+measures that A/B, batch by batch.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
     batch = int(sys.argv[2]) if len(sys.argv) > 2 else 500
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
-    rates = []
+    rates: list[int] = []
     with servers.postgresql_server() as admin_url:
         for round_ in range(rounds):
             engine = store_engine.connect(servers.create_database(admin_url, f"bench{round_}"))

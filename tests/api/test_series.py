@@ -5,6 +5,8 @@ and Cinder's /messages body left exactly as it was."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.api.conftest import headers, row
 from usermessages.catalog import Detail
@@ -103,3 +105,26 @@ def test_cinders_message_body_is_unchanged(client, storm):
     assert len(messages) == 8  # every occurrence is still a message
     for message in messages:
         assert set(message) <= MESSAGE_KEYS
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["event_id", "resource_uuid", "resource_type",
+                                           "limit", "marker", "project_id", "all_tenants",
+                                           "sort", "x"]),
+                          st.text(max_size=300)), max_size=4),
+       st.booleans())
+def test_crafted_query_strings_get_a_page_or_a_cinder_fault(client, storm, params, admin):
+    project = None if admin else P1
+    url = "/v3/messages-ext/series" if admin else f"/v3/{P1}/messages-ext/series"
+    response = client.get(url, params=params,
+                          headers=headers("admin" if admin else "u", project or P1))
+    assert response.status_code in (200, 400, 404), response.text
+    body = response.json()
+    if response.status_code == 200:
+        assert all(s["count"] >= 1 for s in body["series"])
+        if not admin:
+            assert all("project_id" not in s for s in body["series"])
+    else:
+        (fault,) = body.values()
+        assert fault["code"] == response.status_code and "Traceback" not in fault["message"]

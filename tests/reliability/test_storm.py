@@ -169,3 +169,57 @@ def test_a_storm_of_100000_identical_failures(broker, postgresql_admin_url, tmp_
     assert len(timings) >= 20
     assert p50 < 1.0 and p99 < 5.0  # generous: a loaded shared machine, not the target
     engine.dispose()
+
+
+def test_series_count_exactly_through_a_collector_killed_mid_stream(
+        broker, postgresql_admin_url, tmp_path):
+    """No storm limit: two collectors, one killed -9 with batches in flight and restarted;
+    the redelivered messages are stored once and counted once."""
+    db_url = servers.create_database(postgresql_admin_url, f"kill_{uuid.uuid4().hex[:8]}")
+    engine = store_engine.connect(db_url)
+    migrate.upgrade(engine)
+    total = 20_000
+    messenger = Messenger.from_url(broker, spool_path=str(tmp_path / "spool.sqlite"))
+    for i in range(total):
+        messenger.create(RequestContext(project_id=PROJECT, request_id=f"req-{i}"),
+                         Action.ATTACH_VOLUME, resource_uuid=f"vol-{i % 7}",
+                         detail=Detail.ATTACH_ERROR)
+    assert messenger.flush(120) == 0
+    messenger.close()
+    plain = "[collector]\nbatch_size = 300\nflush_interval = 0.1\n[bus]\ntimeout = 1\n"
+    logs = [open(tmp_path / f"{n}.log", "ab") for n in ("a", "b", "c")]  # noqa: SIM115
+    (tmp_path / "plain.conf").write_text(plain)
+
+    def start(log) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+        return subprocess.Popen(
+            [sys.executable, "-m", "usermessages.cli.main", "collector", "--bus", broker,
+             "--db", db_url, "--config", str(tmp_path / "plain.conf")],
+            stdout=log, stderr=subprocess.STDOUT)
+
+    survivor, victim = start(logs[0]), start(logs[1])
+    try:
+        deadline = time.monotonic() + 120
+        while _rows(engine) < total // 5:
+            assert time.monotonic() < deadline, f"only {_rows(engine)} stored"
+            time.sleep(0.01)
+        victim.send_signal(signal.SIGKILL)  # unacked batches go back to the queue
+        victim.wait()
+        replacement = start(logs[2])
+        deadline = time.monotonic() + 300
+        while _rows(engine) < total:
+            assert time.monotonic() < deadline, f"only {_rows(engine)} stored"
+            time.sleep(0.2)
+        time.sleep(1)  # and no more arrive (a double count would show now)
+        assert _rows(engine) == total
+        with engine.connect() as conn:
+            counts = dict(conn.execute(text(
+                "SELECT resource_uuid, count FROM message_series")).all())
+        assert counts == {f"vol-{k}": len(range(k, total, 7)) for k in range(7)}
+    finally:
+        for process in (survivor, victim, locals().get("replacement")):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=20)
+        for log in logs:
+            log.close()
+    engine.dispose()
