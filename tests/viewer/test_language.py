@@ -35,7 +35,7 @@ def test_the_browsers_language_then_the_readers_choice(site, browser: Browser): 
     base, message_id, _ = site
     page = _page(browser, locale="de-DE", viewport={"width": 1400, "height": 900})
     sign_in(page, base, "carol", PROJECT)
-    summary = page.locator(f"#rows tr[data-id='{message_id}'] a")
+    summary = page.locator(f"#rows tr[data-id='{message_id}'] td.summary a")
     # Chromium sends Accept-Language: de-DE,de: the summary is German, the ids are not.
     expect(summary).to_have_text(GERMAN)
     expect(summary).to_have_attribute("lang", "de")
@@ -74,7 +74,7 @@ def test_an_unknown_browser_language_reads_english_and_bad_choices_are_refused(
     base, message_id, _ = site
     page = _page(browser, locale="tlh")
     sign_in(page, base, "carol", PROJECT)
-    expect(page.locator(f"#rows tr[data-id='{message_id}'] a")).to_have_text(ENGLISH)
+    expect(page.locator(f"#rows tr[data-id='{message_id}'] td.summary a")).to_have_text(ENGLISH)
     csrf = page.locator("input[name=csrf]").first.get_attribute("value")
     refused = page.request.post(f"{base}/viewer/language", max_redirects=0,
                                 form={"csrf": csrf, "choice": "xx", "back": "/viewer/messages"})
@@ -99,7 +99,7 @@ def test_the_live_stream_speaks_the_chosen_language(site, browser: Browser):  # 
     new_id = messenger.create(RequestContext(project_id=PROJECT, user_id="carol"),
                               Action.ATTACH_VOLUME, resource_uuid="vol-c-2",
                               detail=catalog.Detail.ATTACH_ERROR)
-    row = page.locator(f"#rows tr[data-id='{new_id}'] a")
+    row = page.locator(f"#rows tr[data-id='{new_id}'] td.summary a")
     expect(row).to_have_text("挂载卷:挂载卷失败。", timeout=20_000)
     expect(row).to_have_attribute("lang", "zh-CN")
 
@@ -112,5 +112,5 @@ def test_a_forged_language_cookie_falls_back_to_the_browsers(site, browser: Brow
     page.context.add_cookies([{"name": "usermessages_language", "value": cookie,
                                "url": f"{base}/viewer/"}])
     sign_in(page, base, "carol", PROJECT)
-    expect(page.locator(f"#rows tr[data-id='{message_id}'] a")).to_have_text(
+    expect(page.locator(f"#rows tr[data-id='{message_id}'] td.summary a")).to_have_text(
         "planifier l'allocation du volume:Aucun backend pondéré disponible n'a été trouvé.")
