@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from usermessages.api import messages
+from usermessages.api import messages, stream, webhooks
 from usermessages.api.metrics import keystone_protected, metrics_route
 from usermessages.api.middleware import OpenStackMiddleware
 from usermessages.api.security import SecurityHeaders
@@ -76,4 +76,6 @@ def create_api(reader: Reader) -> FastAPI:
         app.add_api_route("/metrics", metrics_route(settings), include_in_schema=False)
 
     app.include_router(messages.router)
+    app.include_router(stream.router)
+    app.include_router(webhooks.router)
     return app
