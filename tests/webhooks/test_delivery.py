@@ -1,0 +1,170 @@
+"""Signed deliveries to a real local receiver, retries, disabling, and the SSRF guard at delivery."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+from standardwebhooks import Webhook
+
+from tests.api.conftest import headers, row
+from tests.webhooks.receiver import receiver
+from usermessages.catalog import Level
+from usermessages.config import Settings
+from usermessages.service import create_app
+from usermessages.store import messages as store
+from usermessages.store.schema import webhooks
+from usermessages.webhooks.deliverer import Deliverer
+
+P1, P2 = "a1a1", "b2b2"
+LOCAL = "127.0.0.0/8"  # the receiver is local: the deployer allows loopback explicitly
+
+
+def _settings(db_url: str, **changes: object) -> Settings:
+    return Settings(database_connection=db_url, webhooks_allowed_cidrs=LOCAL,
+                    webhooks_retry_base=0.05, webhooks_timeout=2.0, **changes)  # type: ignore[arg-type]
+
+
+def _subscribe(client: TestClient, project: str, url: str, **filters: str) -> dict:
+    answer = client.post(f"/v3/{project}/messages-ext/webhooks",
+                         json={"webhook": {"url": url, **filters}}, headers=headers("u", project))
+    assert answer.status_code == 201, answer.text
+    return answer.json()["webhook"]
+
+
+def _store(engine: Engine, *rows: dict) -> list[dict]:
+    with engine.begin() as conn:
+        store.insert_rows(conn, list(rows))
+    return list(rows)
+
+
+def _deliver_until(deliverer: Deliverer, done, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "delivery did not happen in time"
+        if not deliverer.pass_once():
+            time.sleep(0.02)
+
+
+def test_each_new_matching_message_is_posted_signed_once(db_url: str, engine: Engine) -> None:
+    # Links in payloads use the public endpoint, as the API's do behind a proxy.
+    settings = _settings(db_url, public_endpoint="http://testserver")
+    with receiver() as hook, TestClient(create_app(settings, engine=engine)) as client:
+        _store(engine, row(P1))  # stored before the subscription: not sent
+        sub = _subscribe(client, P1, hook.url, message_level="ERROR")
+        assert sub["secret"].startswith("whsec_")
+        wanted = _store(engine, row(P1, minutes=1), row(P1, minutes=2))
+        _store(engine, row(P1, level=Level.WARNING.value), row(P2), row(P2))
+        last = _store(engine, row(P1, minutes=3))
+        wanted += last
+        deliverer = Deliverer(settings, engine)
+        _deliver_until(deliverer, lambda: len(hook.received) >= 3)
+        # Nothing else comes: a full extra pass sends nothing.
+        deliverer.pass_once()
+        assert len(hook.received) == 3
+
+        verifier = Webhook(sub["secret"])  # an independent Standard Webhooks implementation
+        ids = []
+        for got in hook.received:
+            payload = verifier.verify(got.body, got.headers)
+            assert payload["type"] == "message.created"
+            ids.append(payload["data"]["message"]["id"])
+            # The message exactly as GET /messages/{id} shows it.
+            shown = client.get(f"/v3/{P1}/messages/{ids[-1]}", headers=headers("u", P1))
+            assert payload["data"]["message"] == shown.json()["message"]
+            # A forged body fails verification.
+            with pytest.raises(Exception, match="(?i)signature"):
+                verifier.verify(got.body.replace(b"ERROR", b"INFO!"), got.headers)
+        assert ids == [m["id"] for m in wanted]  # stored order, no other project's, filtered
+        assert len({got.headers["webhook-id"] for got in hook.received}) == 3
+
+        log = client.get(f"/v3/{P1}/messages-ext/webhooks/{sub['id']}/deliveries",
+                         headers=headers("u", P1)).json()["deliveries"]
+        assert [(d["status_code"], d["outcome"]) for d in log] == [(204, "delivered")] * 3
+        assert set(log[0]) == {"message_id", "seq", "attempt", "status_code", "error",
+                               "outcome", "created_at"}
+
+
+def test_failures_back_off_then_disable_and_a_recovery_resets(db_url: str,
+                                                               engine: Engine) -> None:
+    settings = _settings(db_url, webhooks_disable_after_failures=4)
+    with receiver() as hook, TestClient(create_app(settings, engine=engine)) as client:
+        sub = _subscribe(client, P1, hook.url)
+        first, second = _store(engine, row(P1), row(P1, minutes=1))
+        deliverer = Deliverer(settings, engine)
+        hook.status = 503
+        url = f"/v3/{P1}/messages-ext/webhooks/{sub['id']}"
+
+        def failures() -> int:
+            return client.get(url, headers=headers("u", P1)).json()["webhook"][
+                "consecutive_failures"]
+
+        _deliver_until(deliverer, lambda: failures() >= 2)
+        # The receiver recovers: the same message is sent again, then the next.
+        hook.status = 200
+        _deliver_until(deliverer, lambda: len(hook.received) == 2)
+        assert [json.loads(r.body)["data"]["message"]["id"] for r in hook.received] == [
+            first["id"], second["id"]]
+        assert failures() == 0
+        log = client.get(url + "/deliveries", headers=headers("u", P1)).json()["deliveries"]
+        outcomes = [(d["message_id"], d["attempt"], d["status_code"], d["outcome"])
+                    for d in reversed(log)]
+        assert outcomes[0] == (first["id"], 1, 503, "retry")
+        assert outcomes[-2:] == [(first["id"], outcomes[-2][1], 200, "delivered"),
+                                 (second["id"], 1, 200, "delivered")]
+        # Delivered: no retry is scheduled any more.
+        with engine.connect() as conn:
+            assert conn.execute(select(webhooks.c.next_attempt_at)).scalar() is None
+
+        # Persistent failure: disabled after 4 consecutive failures, nothing more is tried.
+        hook.status = 500
+        _store(engine, row(P1, minutes=2))
+        deadline = time.monotonic() + 60
+        while client.get(url, headers=headers("u", P1)).json()["webhook"]["enabled"]:
+            assert time.monotonic() < deadline
+            deliverer.pass_once() or time.sleep(0.02)
+        shown = client.get(url, headers=headers("u", P1)).json()["webhook"]
+        assert shown["consecutive_failures"] == 4
+        assert "4 consecutive failed deliveries" in shown["disabled_reason"]
+        log = client.get(url + "/deliveries", headers=headers("u", P1)).json()["deliveries"]
+        assert [d["outcome"] for d in log[:4]] == ["failed", "retry", "retry", "retry"]
+        assert not deliverer.pass_once()
+
+
+def test_the_guard_runs_again_at_delivery(db_url: str, engine: Engine) -> None:
+    """A URL allowed at registration but not any more (the rule changed, or the name now
+    resolves elsewhere) is not called; the attempt is logged as refused."""
+    with receiver() as hook, TestClient(create_app(_settings(db_url), engine=engine)) as client:
+        sub = _subscribe(client, P1, hook.url)
+        _store(engine, row(P1))
+        strict = Deliverer(Settings(database_connection=db_url, webhooks_retry_base=0.05),
+                           engine)
+        url = f"/v3/{P1}/messages-ext/webhooks/{sub['id']}/deliveries"
+        deadline = time.monotonic() + 30
+        while not client.get(url, headers=headers("u", P1)).json()["deliveries"]:
+            assert time.monotonic() < deadline
+            strict.pass_once()
+        [attempt] = client.get(url, headers=headers("u", P1)).json()["deliveries"]
+        assert (attempt["error"], attempt["status_code"]) == ("TargetRefused", None)
+        assert hook.received == []
+
+
+def test_redirects_are_not_followed(db_url: str, engine: Engine) -> None:
+    settings = _settings(db_url)
+    with receiver() as hook, receiver() as elsewhere, \
+            TestClient(create_app(settings, engine=engine)) as client:
+        sub = _subscribe(client, P1, hook.url)
+        hook.status = 307
+        _store(engine, row(P1))
+        deliverer = Deliverer(settings, engine)
+        url = f"/v3/{P1}/messages-ext/webhooks/{sub['id']}/deliveries"
+        deadline = time.monotonic() + 30
+        while not client.get(url, headers=headers("u", P1)).json()["deliveries"]:
+            assert time.monotonic() < deadline
+            deliverer.pass_once()
+        [attempt] = client.get(url, headers=headers("u", P1)).json()["deliveries"]
+        assert (attempt["status_code"], attempt["outcome"]) == (307, "retry")
+        assert elsewhere.received == []
