@@ -22,6 +22,13 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     status: int = 204
     delay: float = 0.0  # seconds before answering: a slow receiver
+    # Hold the request numbered ``hold_at`` (0-based) until ``release`` is set; ``holding``
+    # is set while it waits, so a test can act mid-delivery.
+    hold_at: int | None = None
+    holding: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    count: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = 60) -> None:
         """Poll until ``predicate(received)`` holds (no fixed sleeps); fail at the deadline."""
@@ -39,6 +46,11 @@ def receiver() -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            with state.lock:
+                number, state.count = state.count, state.count + 1
+            if number == state.hold_at:
+                state.holding.set()
+                state.release.wait(60)
             if state.delay:
                 time.sleep(state.delay)
             status = state.status
