@@ -41,16 +41,16 @@ format_option = click.option("--format", "fmt", type=click.Choice(["table", "jso
 
 
 @webhook.command("create")
-@click.argument("url")
+@click.argument("target", metavar="URL")
 @click.option("--level", help="Only messages of this level (ERROR, WARNING, INFO).")
 @click.option("--event-id", help="Only this event id, e.g. VOLUME_VOLUME_001_003.")
 @click.option("--resource-type", help="Only messages about VOLUME, VOLUME_SNAPSHOT...")
 @format_option
 @pass_client
-def create(client: Client, url: str, level: str | None, event_id: str | None,
+def create(client: Client, target: str, level: str | None, event_id: str | None,
            resource_type: str | None, fmt: str) -> None:
     """Subscribe URL to the project's new messages; prints the signing secret, once."""
-    fields = {"url": url, "message_level": level.upper() if level else None,
+    fields = {"url": target, "message_level": level.upper() if level else None,
               "event_id": event_id,
               "resource_type": resource_type.upper() if resource_type else None}
     body = {"webhook": {k: v for k, v in fields.items() if v}}
