@@ -70,3 +70,45 @@ def test_a_killed_deliverer_loses_nothing(postgresql_url: str, engine_pg: Engine
     # A duplicate carries the same webhook-id: the receiver can drop it.
     ids = [r.headers["webhook-id"] for r in hook.received]
     assert len(set(ids)) == COUNT
+
+
+def test_deliverers_running_together_send_each_message_once_in_order(
+        postgresql_url: str, engine_pg: Engine) -> None:
+    """Several deliverers share the subscriptions through their leases: none is served
+    twice at once, so (no crash) each receiver gets each message once, in stored order."""
+    import threading
+
+    from usermessages.webhooks.deliverer import Deliverer
+
+    settings = Settings(database_connection=postgresql_url, webhooks_allowed_cidrs="127.0.0.0/8",
+                        webhooks_poll_interval=0.05)
+    projects = ["a1a1", "b2b2", "c3c3"]
+    with receiver() as hook, TestClient(create_app(settings, engine=engine_pg)) as client:
+        subs = {p: client.post(f"/v3/{p}/messages-ext/webhooks",
+                               json={"webhook": {"url": f"{hook.url}?p={p}"}},
+                               headers=headers("u", p)).json()["webhook"] for p in projects}
+        stop = threading.Event()
+        threads = [threading.Thread(target=Deliverer(settings, engine_pg).run, args=(stop,))
+                   for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        try:
+            stored: list[dict] = []
+            for i in range(15):  # stored while the deliverers run
+                batch = [row(p, minutes=i) for p in projects]
+                with engine_pg.begin() as conn:
+                    store.insert_rows(conn, batch)
+                stored += batch
+            hook.wait_for(lambda got: len(got) >= len(stored))
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(30)
+    by_project: dict[str, list[str]] = {p: [] for p in projects}
+    for got in hook.received:
+        message = json.loads(got.body)["data"]["message"]
+        project = next(p for p in projects if message["links"][0]["href"].count(f"/{p}/"))
+        Webhook(subs[project]["secret"]).verify(got.body, got.headers)
+        by_project[project].append(message["id"])
+    for project in projects:
+        assert by_project[project] == [r["id"] for r in stored if r["project_id"] == project]

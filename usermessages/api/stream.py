@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
@@ -44,6 +45,21 @@ class Streams:
 
     def __init__(self) -> None:
         self.open = 0
+
+
+class _Counted(StreamingResponse):
+    """A stream that gives its slot back however it ends, even if its body never started
+    (a client gone before the first byte: the generator's own ``finally`` would not run)."""
+
+    def __init__(self, streams: Streams, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._streams = streams
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._streams.open -= 1
 
 
 def _streams(request: Request) -> Streams:
@@ -101,34 +117,31 @@ async def stream(request: Request, project_id: str | None = None) -> Response:
 
     async def events():  # type: ignore[no-untyped-def]
         nonlocal cursor
-        try:
-            yield "retry: 2000\n\n"
-            loop = asyncio.get_running_loop()
-            started = quiet_since = loop.time()
-            while loop.time() - started < STREAM_MAX_SECONDS:
-                if await request.is_disconnected():
-                    return
-                try:
-                    rows, cursor = await run_in_threadpool(_poll, reader, scope, query, cursor)
-                except UNAVAILABLE:
-                    # The cursor has not moved: nothing is lost; say so and poll again.
-                    yield ": the database is not answering\n\n"
-                    await asyncio.sleep(POLL_SECONDS)
-                    continue
-                for row in rows:
-                    data = json.dumps({"message": view.detail(row)}, separators=(",", ":"))
-                    yield f"id: {row['seq']}\nevent: message\ndata: {data}\n\n"
-                if rows:
-                    quiet_since = loop.time()
-                elif loop.time() - quiet_since >= HEARTBEAT_SECONDS:
-                    yield ": heartbeat\n\n"  # a comment: keeps proxies from closing the stream
-                    quiet_since = loop.time()
+        yield "retry: 2000\n\n"
+        loop = asyncio.get_running_loop()
+        started = quiet_since = loop.time()
+        while loop.time() - started < STREAM_MAX_SECONDS:
+            if await request.is_disconnected():
+                return
+            try:
+                rows, cursor = await run_in_threadpool(_poll, reader, scope, query, cursor)
+            except UNAVAILABLE:
+                # The cursor has not moved: nothing is lost; say so and poll again.
+                yield ": the database is not answering\n\n"
                 await asyncio.sleep(POLL_SECONDS)
-        finally:
-            streams.open -= 1
+                continue
+            for row in rows:
+                data = json.dumps({"message": view.detail(row)}, separators=(",", ":"))
+                yield f"id: {row['seq']}\nevent: message\ndata: {data}\n\n"
+            if rows:
+                quiet_since = loop.time()
+            elif loop.time() - quiet_since >= HEARTBEAT_SECONDS:
+                yield ": heartbeat\n\n"  # a comment: keeps proxies from closing the stream
+                quiet_since = loop.time()
+            await asyncio.sleep(POLL_SECONDS)
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return _Counted(streams, events(), media_type="text/event-stream",
+                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
 async def _stream_any(request: Request) -> Response:

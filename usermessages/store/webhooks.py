@@ -89,6 +89,13 @@ def claim(conn: Connection, webhook_id: str, now: dt.datetime, until: dt.datetim
     return result.rowcount == 1
 
 
+def claimed(conn: Connection, webhook_id: str) -> dict:
+    """The whole row, read again once claimed: another deliverer may have moved it on
+    since the list of due subscriptions was read."""
+    return dict(conn.execute(select(webhooks).where(webhooks.c.id == webhook_id))
+                .mappings().one())
+
+
 def release(conn: Connection, webhook_id: str) -> None:
     conn.execute(update(webhooks).where(webhooks.c.id == webhook_id).values(lease_until=None))
 

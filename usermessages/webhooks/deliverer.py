@@ -83,6 +83,7 @@ class Deliverer:
         with self.engine.begin() as conn:
             if not store_webhooks.claim(conn, webhook["id"], now, held):
                 return False
+            webhook = store_webhooks.claimed(conn, webhook["id"])
         attempted = False
         try:
             with self.engine.connect() as conn:
