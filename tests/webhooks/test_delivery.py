@@ -168,3 +168,52 @@ def test_redirects_are_not_followed(db_url: str, engine: Engine) -> None:
         [attempt] = client.get(url, headers=headers("u", P1)).json()["deliveries"]
         assert (attempt["status_code"], attempt["outcome"]) == (307, "retry")
         assert elsewhere.received == []
+
+
+@pytest.mark.parametrize(("changes", "status", "reason"), [
+    # Failing for longer than disable_after_hours (here 0.0005 h, under 2 s) disables too.
+    ({"webhooks_disable_after_failures": 1000, "webhooks_disable_after_hours": 0.0005},
+     500, "Failing for over"),
+    # 410 Gone: the receiver wants no more; disabled at once.
+    ({}, 410, "410 Gone"),
+])
+def test_other_ways_a_subscription_is_disabled(db_url: str, engine: Engine, changes: dict,
+                                               status: int, reason: str) -> None:
+    settings = _settings(db_url, **changes)
+    with receiver() as hook, TestClient(create_app(settings, engine=engine)) as client:
+        sub = _subscribe(client, P1, hook.url)
+        hook.status = status
+        _store(engine, row(P1))
+        deliverer = Deliverer(settings, engine)
+        url = f"/v3/{P1}/messages-ext/webhooks/{sub['id']}"
+        deadline = time.monotonic() + 60
+        while (shown := client.get(url, headers=headers("u", P1)).json()["webhook"])["enabled"]:
+            assert time.monotonic() < deadline
+            deliverer.pass_once() or time.sleep(0.05)
+        assert reason in shown["disabled_reason"]
+        if status == 410:
+            assert shown["consecutive_failures"] == 1
+
+
+def test_serve_runs_the_deliverer(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The embedded shape: `usermessages serve` alone delivers ([webhooks] embedded)."""
+    import httpx
+
+    from tests import servers
+    from usermessages.store import engine as store_engine
+
+    config = tmp_path / "usermessages.conf"
+    config.write_text("[webhooks]\nallowed_cidrs = 127.0.0.0/8\npoll_interval = 0.1\n")
+    db_url = f"sqlite:///{tmp_path}/um.sqlite"
+    with receiver() as hook, servers.api_server(db_url, config_file=str(config)) as base:
+        sub = httpx.post(f"{base}/v3/{P1}/messages-ext/webhooks",
+                         json={"webhook": {"url": hook.url}}, headers=headers("u", P1)).json()
+        engine = store_engine.connect(db_url)
+        try:
+            [stored] = _store(engine, row(P1))
+        finally:
+            engine.dispose()
+        hook.wait_for(lambda got: len(got) == 1)
+        payload = Webhook(sub["webhook"]["secret"]).verify(hook.received[0].body,
+                                                          hook.received[0].headers)
+        assert payload["data"]["message"]["id"] == stored["id"]
