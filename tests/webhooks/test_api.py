@@ -129,3 +129,28 @@ def test_any_url_text_is_accepted_or_refused_cleanly(text: str) -> None:
         assert exc.status == 400 and exc.message
     else:
         assert target.scheme in ("http", "https")
+
+
+def test_crafted_ids_are_404_not_500(client: TestClient) -> None:
+    for crafted in ("%00", "a%00b", "x" * 300, "..%2F..", "%E2%80%AE"):
+        for suffix in ("", "/deliveries"):
+            answer = client.get(f"{BASE.format(P1)}/{crafted}{suffix}", headers=headers("u", P1))
+            assert answer.status_code == 404 and "itemNotFound" in answer.json(), crafted
+        answer = client.delete(f"{BASE.format(P1)}/{crafted}", headers=headers("u", P1))
+        assert answer.status_code == 404, crafted
+
+
+def test_a_reader_may_not_manage_webhooks_a_member_may(settings, engine) -> None:  # type: ignore[no-untyped-def]
+    """Behind a proxy that sets X-Roles: the policy rule message:webhooks (members)."""
+    from usermessages.service import create_app
+
+    with TestClient(create_app(settings.replace(trust_roles_header=True), engine=engine)) as c:
+        reader = headers("r", P1, **{"X-Roles": "reader"})
+        member = headers("m", P1, **{"X-Roles": "member"})
+        for method, suffix in (("POST", ""), ("GET", ""), ("GET", "/x"), ("DELETE", "/x")):
+            answer = c.request(method, BASE.format(P1) + suffix, headers=reader,
+                               json={"webhook": {"url": PUBLIC}})
+            assert answer.status_code == 403, (method, suffix)
+            assert "message:webhooks" in answer.json()["forbidden"]["message"]
+        made = c.post(BASE.format(P1), json={"webhook": {"url": PUBLIC}}, headers=member)
+        assert made.status_code == 201

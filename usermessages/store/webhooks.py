@@ -42,6 +42,8 @@ def list_for_project(conn: Connection, project_id: str) -> list[dict]:
 
 
 def get(conn: Connection, project_id: str, webhook_id: str) -> dict:
+    if len(webhook_id) > 36 or "\x00" in webhook_id:
+        raise WebhookNotFound(webhook_id)  # no id is longer; PostgreSQL would refuse a NUL
     statement = select(*(webhooks.c[c] for c in PUBLIC_COLUMNS)).where(
         webhooks.c.id == webhook_id, webhooks.c.project_id == project_id)
     row = conn.execute(statement).mappings().first()

@@ -133,7 +133,10 @@ class Deliverer:
             status = self._post(target, body, headers)
         except TargetRefused:
             error = "TargetRefused"
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # noqa: BLE001  any failure is this attempt's, recorded by class
+            # (httpx's errors, an invalid URL, TLS): recorded, so the subscription backs
+            # off and is eventually disabled instead of failing the same way forever.
+            log.debug("webhook %s: attempt failed", webhook["id"], exc_info=True)
             error = type(exc).__name__
         now = utcnow()
         if status is not None and 200 <= status < 300:
