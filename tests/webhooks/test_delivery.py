@@ -1,4 +1,4 @@
-"""Signed deliveries to a real local receiver, retries, disabling, and the SSRF guard at delivery."""
+"""Signed deliveries to a real local receiver, retries, disabling, the SSRF guard again."""
 
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ LOCAL = "127.0.0.0/8"  # the receiver is local: the deployer allows loopback exp
 
 
 def _settings(db_url: str, **changes: object) -> Settings:
-    return Settings(database_connection=db_url, webhooks_allowed_cidrs=LOCAL,
-                    webhooks_retry_base=0.05, webhooks_timeout=2.0, **changes)  # type: ignore[arg-type]
+    values: dict = {"webhooks_allowed_cidrs": LOCAL, "webhooks_retry_base": 0.05,
+                    "webhooks_timeout": 2.0, **changes}
+    return Settings(database_connection=db_url, **values)
 
 
 def _subscribe(client: TestClient, project: str, url: str, **filters: str) -> dict:
@@ -217,3 +218,45 @@ def test_serve_runs_the_deliverer(tmp_path) -> None:  # type: ignore[no-untyped-
         payload = Webhook(sub["webhook"]["secret"]).verify(hook.received[0].body,
                                                           hook.received[0].headers)
         assert payload["data"]["message"]["id"] == stored["id"]
+
+
+def test_the_back_off_doubles(db_url: str, engine: Engine) -> None:
+    from sqlalchemy import update
+
+    from usermessages.store.schema import webhook_deliveries
+
+    settings = _settings(db_url, webhooks_retry_base=100.0, webhooks_retry_max=350.0)
+    with receiver() as hook, TestClient(create_app(settings, engine=engine)) as client:
+        _subscribe(client, P1, hook.url)
+        hook.status = 500
+        _store(engine, row(P1))
+        deliverer = Deliverer(settings, engine)
+        waits = []
+        for _ in range(4):
+            assert deliverer.pass_once()
+            with engine.begin() as conn:
+                due = conn.execute(select(webhooks.c.next_attempt_at)).scalar_one()
+                tried = conn.execute(select(webhook_deliveries.c.created_at).order_by(
+                    webhook_deliveries.c.id.desc())).scalars().first()
+                waits.append((due - tried).total_seconds())
+                # Not due yet: a pass sends nothing. Then make it due (no waiting here).
+                assert not deliverer.pass_once()
+                conn.execute(update(webhooks).values(next_attempt_at=None))
+        # base x 2^(n-1), with up to 20% jitter below, capped at retry_max.
+        for wait, full in zip(waits, (100, 200, 350, 350), strict=True):
+            assert 0.8 * full - 1 <= wait <= full + 1, waits
+
+
+def test_a_receiver_slower_than_the_timeout_is_a_failure(db_url: str, engine: Engine) -> None:
+    settings = _settings(db_url, webhooks_timeout=0.5)
+    with receiver() as hook, TestClient(create_app(settings, engine=engine)) as client:
+        sub = _subscribe(client, P1, hook.url)
+        hook.hold_at = 0  # never answers in time
+        try:
+            _store(engine, row(P1))
+            Deliverer(settings, engine).pass_once()
+            [attempt] = client.get(f"/v3/{P1}/messages-ext/webhooks/{sub['id']}/deliveries",
+                                   headers=headers("u", P1)).json()["deliveries"]
+            assert (attempt["error"], attempt["status_code"]) == ("ReadTimeout", None)
+        finally:
+            hook.release.set()
