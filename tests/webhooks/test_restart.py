@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import signal
 import subprocess
@@ -12,11 +13,19 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from standardwebhooks import Webhook
 
-from tests.api.conftest import headers, row
+from tests.api.conftest import headers
+from tests.api.conftest import row as _row
 from tests.webhooks.receiver import receiver
 from usermessages.config import Settings
 from usermessages.service import create_app
 from usermessages.store import messages as store
+
+
+def row(project: str | None, **fields: object) -> dict:
+    """A message as the API tests seed it, but far from expiry (BASE_TIME is in the past:
+    a server's reaper would delete a row that expired)."""
+    return _row(project, expires_in=dt.timedelta(days=3650), **fields)  # type: ignore[arg-type]
+
 
 P1 = "a1a1"
 COUNT = 40

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import time
 from collections.abc import Iterator
@@ -12,8 +13,16 @@ import httpx
 from sqlalchemy import Engine
 
 from tests import servers
-from tests.api.conftest import headers, row
+from tests.api.conftest import headers
+from tests.api.conftest import row as _row
 from usermessages.store import messages as store
+
+
+def row(project: str | None, **fields: object) -> dict:
+    """A message as the API tests seed it, but far from expiry (BASE_TIME is in the past:
+    a server's reaper would delete a row that expired)."""
+    return _row(project, expires_in=dt.timedelta(days=3650), **fields)  # type: ignore[arg-type]
+
 
 P1, P2 = "a1a1", "b2b2"
 
