@@ -60,3 +60,9 @@ def test_the_sdk_installs_alone_without_server_code(tmp_path):
     ran = subprocess.run([env_dir / "bin" / "usermessages", "catalog", "list", "--format",
                           "json"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0, ran.stderr
+    # The compiled translations ship in the package: no Babel, no build step.
+    ran = subprocess.run([env_dir / "bin" / "usermessages", "catalog", "advice", "--lang", "ja",
+                          "--format", "json"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    assert "より小さいサイズか別のボリュームタイプを選ぶか" in ran.stdout

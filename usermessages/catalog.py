@@ -13,6 +13,7 @@ It imports nothing of the project but the error tree: it is data.
 from __future__ import annotations
 
 import configparser
+import re
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,11 +23,14 @@ from pathlib import Path
 from usermessages.errors import CatalogError, UserMessagesError
 
 __all__ = [
+    "ADVICE",
     "Action",
+    "Advice",
     "Catalog",
     "CatalogError",
     "Detail",
     "Kind",
+    "LEGACY_DETAILS",
     "LEGACY_EVENTS",
     "Level",
     "PLACEHOLDERS",
@@ -209,6 +213,143 @@ class Detail(_Entry):
     NO_VALID_HOST = ("120", "Could not find a host that can run the server.")
 
 
+@dataclass(frozen=True)
+class Advice:
+    """What a user can do about a detail: the way out of a failure.
+
+    ``remediation`` is advice in the words of the catalog texts (translated
+    like them); ``action_required`` says whether the user must act for the
+    operation to succeed (False: informational, or nothing the user can
+    change); ``help_url`` is a link to read more ("" when there is none:
+    deployers usually point it at their own support pages).
+    """
+
+    remediation: str
+    action_required: bool
+    help_url: str = ""
+
+
+_QUOTA_HELP = "https://docs.openstack.org/cinder/latest/cli/cli-cinder-quotas.html"
+_SIGNATURE_HELP = "https://docs.openstack.org/glance/latest/user/signature.html"
+_RETRY = "Try the operation again later; if it keeps failing, contact your cloud's support."
+
+ADVICE: Mapping[Detail, Advice] = {
+    Detail.UNKNOWN_ERROR: Advice(
+        "Try the operation again; if it fails again, contact your cloud's support "
+        "with the request ID.", True),
+    Detail.DRIVER_NOT_INITIALIZED: Advice(
+        "The storage backend is not ready. " + _RETRY, True),
+    Detail.NO_BACKEND_AVAILABLE: Advice(
+        "Choose a smaller size or another volume type, or try again later when "
+        "more capacity is free.", True),
+    Detail.FAILED_TO_UPLOAD_VOLUME: Advice(
+        "Check that the image service is reachable and your image quota is not used "
+        "up, then try the upload again.", True),
+    Detail.VOLUME_ATTACH_MODE_INVALID: Advice(
+        "Attach a read-only volume in read-only mode, or change the volume's "
+        "read-only flag first.", True),
+    Detail.QUOTA_EXCEED: Advice(
+        "Delete resources you no longer need, or ask your administrator to raise "
+        "your project's quota, then try again.", True, _QUOTA_HELP),
+    Detail.NOT_ENOUGH_SPACE_FOR_IMAGE: Advice(
+        "Create a larger volume (at least the image's virtual size) or use a "
+        "smaller image.", True),
+    Detail.UNMANAGE_ENC_NOT_SUPPORTED: Advice(
+        "Keep the volume managed, or copy its data to an unencrypted volume and "
+        "unmanage that one.", True),
+    Detail.NOTIFY_COMPUTE_SERVICE_FAILED: Advice(
+        "The volume was extended but the server may not see the new size yet: "
+        "detach and reattach the volume, or reboot the server.", True),
+    Detail.DRIVER_FAILED_EXTEND: Advice(
+        "The volume keeps its old size. Try a smaller extension or try again later.",
+        True),
+    Detail.SIGNATURE_VERIFICATION_FAILED: Advice(
+        "Use an image whose signature properties are correct, or re-sign and "
+        "re-upload the image.", True, _SIGNATURE_HELP),
+    Detail.DRIVER_FAILED_CREATE: Advice(
+        "Delete the failed volume and create it again, perhaps with another volume type.",
+        True),
+    Detail.SNAPSHOT_CREATE_ERROR: Advice(
+        "Delete the failed snapshot and create it again; if the volume is attached, "
+        "pause writes to it first.", True),
+    Detail.SNAPSHOT_UPDATE_METADATA_FAILED: Advice(
+        "Check the metadata keys and values, then update the snapshot again.", True),
+    Detail.SNAPSHOT_IS_BUSY: Advice(
+        "Delete the volumes created from this snapshot, or wait until they no longer "
+        "depend on it, then try again.", True),
+    Detail.SNAPSHOT_DELETE_ERROR: Advice(
+        "Try deleting the snapshot again; if it stays in error, ask your administrator "
+        "to reset its state.", True),
+    Detail.BACKUP_INVALID_STATE: Advice(
+        "Wait until the backup is available (or in error, to delete it), then try again.",
+        True),
+    Detail.BACKUP_SERVICE_DOWN: Advice(
+        "The backup service is not running. " + _RETRY, True),
+    Detail.BACKUP_CREATE_DEVICE_ERROR: Advice(
+        "Check that the volume is available or in use and not being changed, then "
+        "create the backup again.", True),
+    Detail.BACKUP_CREATE_DRIVER_ERROR: Advice(
+        "Delete the failed backup and create it again later.", True),
+    Detail.ATTACH_ERROR: Advice(
+        "Check that the volume is available and the server is running, then attach "
+        "again.", True),
+    Detail.DETACH_ERROR: Advice(
+        "Make sure nothing on the server is using the volume (unmount it), then "
+        "detach again.", True),
+    Detail.BACKUP_CREATE_CLEANUP_ERROR: Advice(
+        "The backup itself may be complete; delete any leftover temporary volume or "
+        "snapshot, or ask your administrator to.", False),
+    Detail.BACKUP_SCHEDULE_ERROR: Advice(
+        "No backup service can reach this volume's backend. " + _RETRY, True),
+    Detail.BACKUP_DELETE_DRIVER_ERROR: Advice(
+        "Try deleting the backup again; if it stays in error, ask your administrator "
+        "to reset its state.", True),
+    Detail.BACKUP_RESTORE_ERROR: Advice(
+        "Restore to a new volume at least as large as the backup, or try again later.",
+        True),
+    Detail.VOLUME_INVALID_STATE: Advice(
+        "Wait until the volume is available (or in use, for an attachment change), then "
+        "try again.", True),
+    Detail.REIMAGE_VOLUME_FAILED: Advice(
+        "Rebuild the server again; if it fails again, contact your cloud's support.",
+        True),
+    Detail.IMAGE_FORMAT_UNACCEPTABLE: Advice(
+        "Convert the image to the volume type's disk format, or choose a volume type "
+        "that accepts the image's format.", True),
+    Detail.INCREMENTAL_BACKUP_FORCES_FULL_BACKUP: Advice(
+        "Nothing to do: a full backup was made instead. Later incremental backups "
+        "build on it.", False),
+    Detail.SERVICE_DOWN: Advice(
+        "Check the service's process, its host and its connection to the message bus "
+        "and the database, and restart it.", True),
+    Detail.SERVICE_UP: Advice("Nothing to do: the service recovered.", False),
+    Detail.BROKER_UNREACHABLE: Advice(
+        "Check the broker's cluster and the network to it; messages are spooled "
+        "meanwhile and replayed when it is back.", True),
+    Detail.BROKER_REACHABLE: Advice("Nothing to do: spooled messages are being replayed.",
+                                    False),
+    Detail.GROUP_BACKEND_MISMATCH: Advice(
+        "Add only volumes created in the group's backend, or retype or migrate the "
+        "volume there first.", True),
+    Detail.DRIVER_FAILED_RETYPE: Advice(
+        "The volume keeps its old type. Try another volume type or try again later.",
+        True),
+    Detail.DRIVER_FAILED_DELETE: Advice(
+        "Try deleting the volume again; if it stays in error_deleting, ask your "
+        "administrator to reset its state.", True),
+    Detail.OPERATION_TIMED_OUT: Advice(
+        "Check the resource's status, then try the operation again.", True),
+    Detail.SERVICE_UNAVAILABLE: Advice(
+        "Nothing was changed. Try the operation again in a few minutes.", True),
+    Detail.DRIVER_FAILED_GROUP_UPDATE: Advice(
+        "Try adding the volume to the group again, or create the volume in the group "
+        "from the start.", True),
+    Detail.NO_VALID_HOST: Advice(
+        "Choose a smaller flavor, another availability zone or fewer servers, or try "
+        "again later.", True),
+}
+
+
 UNKNOWN_ACTION_TEXT = "unknown action"
 
 # Pre-Pike rows have no action_id; their text is looked up by event_id.
@@ -224,6 +365,16 @@ LEGACY_EVENTS: Mapping[str, str] = {
         "delete images or have your limit increased, then try again."
     ),
     "VOLUME_000005": "Unmanaging encrypted volumes is not supported.",
+}
+
+
+# The details whose advice fits each legacy event.
+LEGACY_DETAILS: Mapping[str, Detail] = {
+    "VOLUME_000001": Detail.UNKNOWN_ERROR,
+    "VOLUME_000002": Detail.NO_BACKEND_AVAILABLE,
+    "VOLUME_000003": Detail.VOLUME_ATTACH_MODE_INVALID,
+    "VOLUME_000004": Detail.QUOTA_EXCEED,
+    "VOLUME_000005": Detail.UNMANAGE_ENC_NOT_SUPPORTED,
 }
 
 
@@ -358,9 +509,35 @@ def _check_placeholders(where: str, text: str) -> None:
             raise CatalogError(f"{where}: placeholder {{{name}}} may not carry a format")
 
 
+def _render(text: str, fields: Mapping[str, str] | None) -> str:
+    if "{" not in text:
+        return text
+    values = {name: "" for name in PLACEHOLDERS}
+    values.update({k: v for k, v in (fields or {}).items() if k in PLACEHOLDERS})
+    return text.format_map(values)
+
+
+# An override section is a table, or a table and a language: ``[detail:de]``.
+TRANSLATABLE = ("action", "detail", "remediation", "help_url")
+TABLES = (*TRANSLATABLE, "action_required")
+# A gettext language name as the shipped catalogs use: ``de``, ``zh_CN``, ``sr_Latn``.
+LANGUAGE = re.compile(r"[a-z]{2,3}(?:_(?:[A-Z]{2}|[0-9]{3}|[A-Z][a-z]{3}))?")
+BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def _check_help_url(where: str, url: str) -> None:
+    if not re.fullmatch(r"https?://[^\s<>\"'{}]+", url):
+        raise CatalogError(f"{where}: {url!r} is not an http(s) URL")
+
+
 @dataclass(frozen=True)
 class Catalog:
-    """The texts in force: Cinder's defaults plus a deployer's overrides."""
+    """The texts and advice in force for one language: defaults plus a deployer's overrides.
+
+    ``Catalog()`` and ``from_file`` are English, with the deployer's texts for
+    other languages kept as data; ``usermessages.translations`` composes the
+    catalog of another language from them and the shipped gettext catalogs.
+    """
 
     action_texts: Mapping[str, str] = field(
         default_factory=lambda: {a.id: a.default_text for a in Action}
@@ -368,14 +545,32 @@ class Catalog:
     detail_texts: Mapping[str, str] = field(
         default_factory=lambda: {d.id: d.default_text for d in Detail}
     )
+    remediation_texts: Mapping[str, str] = field(
+        default_factory=lambda: {d.id: a.remediation for d, a in ADVICE.items()}
+    )
+    help_urls: Mapping[str, str] = field(
+        default_factory=lambda: {d.id: a.help_url for d, a in ADVICE.items()}
+    )
+    action_required: Mapping[str, bool] = field(
+        default_factory=lambda: {d.id: a.action_required for d, a in ADVICE.items()}
+    )
+    legacy_texts: Mapping[str, str] = field(default_factory=lambda: dict(LEGACY_EVENTS))
+    language: str = "en"
+    # (table, id) of the English entries a deployer replaced.
+    overridden: frozenset[tuple[str, str]] = frozenset()
+    # language -> table -> id -> the deployer's text in that language.
+    translations: Mapping[str, Mapping[str, Mapping[str, str]]] = field(default_factory=dict)
 
     @classmethod
     def from_file(cls, path: str | Path | None) -> Catalog:
-        """Load overrides from an INI file with ``[action]`` and ``[detail]`` sections.
+        """Load overrides from an INI file; sections are tables, keys are ids (``003 = ...``).
 
-        Keys are ids (``003 = ...``). An unknown section or id, or a text with a
-        broken or unknown placeholder, raises CatalogError: a typo should stop
-        the service at start-up, not surface as a wrong message later.
+        ``[action]`` and ``[detail]`` replace texts, ``[remediation]``,
+        ``[action_required]`` (true/false) and ``[help_url]`` a detail's
+        advice; ``[detail:de]`` (any table but action_required, any language)
+        gives the text for one language. An unknown section or id, or a text
+        with a broken or unknown placeholder, raises CatalogError: a typo should
+        stop the service at start-up, not surface as a wrong message later.
         """
         if path is None:
             return cls()
@@ -386,23 +581,48 @@ class Catalog:
                 parser.read_file(handle)
         except (OSError, UnicodeDecodeError, configparser.Error) as exc:
             raise CatalogError(f"cannot read catalog overrides {path}: {exc}") from exc
-        actions = {a.id: a.default_text for a in Action}
-        details = {d.id: d.default_text for d in Detail}
-        tables = {"action": actions, "detail": details}
+        base = cls()
+        english: dict[str, dict[str, str]] = {
+            "action": dict(base.action_texts), "detail": dict(base.detail_texts),
+            "remediation": dict(base.remediation_texts), "help_url": dict(base.help_urls),
+        }
+        required = dict(base.action_required)
+        overridden: set[tuple[str, str]] = set()
+        translations: dict[str, dict[str, dict[str, str]]] = {}
         for section in parser.sections():
-            if section not in tables:
+            table, colon, language = section.partition(":")
+            if table not in TABLES or (language and table not in TRANSLATABLE):
                 raise CatalogError(
-                    f"{path}: unknown section [{section}]; use [action] or [detail]"
-                )
-            table = tables[section]
+                    f"{path}: unknown section [{section}]; use [action], [detail], "
+                    f"[remediation], [help_url], [action_required], or [<table>:<language>]")
+            if colon and not LANGUAGE.fullmatch(language):
+                raise CatalogError(
+                    f"{path}: [{section}]: {language!r} is not a language name like de or zh_CN")
+            known = required if table == "action_required" else english[table]
             for key, text in parser.items(section):
-                if key not in table:
+                where = f"{path}: [{section}] {key}"
+                if key not in known:
                     raise CatalogError(f"{path}: [{section}] has no id {key!r}")
                 if not text.strip():
-                    raise CatalogError(f"{path}: [{section}] {key} is empty")
-                _check_placeholders(f"{path}: [{section}] {key}", text)
-                table[key] = text
-        return cls(action_texts=actions, detail_texts=details)
+                    raise CatalogError(f"{where} is empty")
+                if table == "action_required":
+                    if text.strip().lower() not in BOOLEANS:
+                        raise CatalogError(f"{where}: {text!r} is not true or false")
+                    required[key] = BOOLEANS[text.strip().lower()]
+                    continue
+                if table == "help_url":
+                    _check_help_url(where, text)
+                else:
+                    _check_placeholders(where, text)
+                if language:
+                    translations.setdefault(language, {}).setdefault(table, {})[key] = text
+                else:
+                    english[table][key] = text
+                    overridden.add((table, key))
+        return cls(action_texts=english["action"], detail_texts=english["detail"],
+                   remediation_texts=english["remediation"], help_urls=english["help_url"],
+                   action_required=required, overridden=frozenset(overridden),
+                   translations=translations)
 
     def user_message(
         self,
@@ -417,15 +637,17 @@ class Catalog:
         gets the unknown-error text rather than failing the request.
         """
         if action_id is None:
-            return LEGACY_EVENTS.get(event_id, Detail.UNKNOWN_ERROR.default_text)
+            return self.legacy_texts.get(event_id, self.detail_texts["001"])
         action = self.action_texts.get(action_id, UNKNOWN_ACTION_TEXT)
         detail = self.detail_texts.get(detail_id or "", self.detail_texts["001"])
-        text = f"{action}:{detail}"
-        if "{" in text:
-            values = {name: "" for name in PLACEHOLDERS}
-            values.update({k: v for k, v in (fields or {}).items() if k in PLACEHOLDERS})
-            text = text.format_map(values)
-        return text
+        return _render(f"{action}:{detail}", fields)
+
+    def advice(self, detail_id: str | None, fields: Mapping[str, str] | None = None) -> Advice:
+        """A detail's advice in this catalog's language; an unknown detail gets 001's."""
+        key = detail_id if detail_id is not None and detail_id in self.remediation_texts \
+            else "001"
+        return Advice(_render(self.remediation_texts[key], fields),
+                      self.action_required[key], self.help_urls[key])
 
     def rows(self) -> Iterable[tuple[str, str, str, str]]:
         """(table, id, name, text) for every entry, for listings and docs."""
@@ -435,3 +657,9 @@ class Catalog:
             yield "action", action.id, action.name, self.action_texts[action.id]
         for detail in Detail:
             yield "detail", detail.id, detail.name, self.detail_texts[detail.id]
+
+    def advice_rows(self) -> Iterable[tuple[str, str, Advice]]:
+        """(id, name, advice) for every detail, for listings and docs."""
+        for detail in Detail:
+            yield detail.id, detail.name, self.advice(detail.id)
+

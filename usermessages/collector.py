@@ -43,8 +43,10 @@ from usermessages.config import Settings, check_ttl
 from usermessages.message import Message as UserMessage
 from usermessages.retry import Backoff
 from usermessages.store import messages as store
+from usermessages.store import series
 
 LOG = logging.getLogger(__name__)
+PREFETCH_CAP = 1000
 
 
 @dataclass(frozen=True)
@@ -86,15 +88,22 @@ class CollectorStats:
     dead_lettered: int = 0
     db_retries: int = 0
     ignored: int = 0
+    suppressed: int = 0  # by storm control: counted on their series, not stored as rows
 
 
 @dataclass
 class _Pending:
-    """Envelopes decoded but not yet committed, with the broker messages to ack."""
+    """Envelopes decoded but not yet committed, with the broker messages to ack.
+
+    A pack brings many rows in one broker message: ``rows``, ``bodies`` and
+    ``sources`` go per envelope, ``messages`` per broker message, acked once
+    every row of the batch is settled.
+    """
 
     rows: list[UserMessage] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
     since: float = 0.0
 
 
@@ -109,6 +118,13 @@ def _refused(exc: Exception) -> bool:
     if isinstance(exc, (DataError, IntegrityError)):
         return True
     return not isinstance(exc, (SQLAlchemyError, OSError))
+
+
+def _decide(source: Source, body: bytes) -> Decision:
+    try:
+        return source.decide(body)
+    except Exception as exc:  # crafted input or a handler bug: this envelope only
+        return Reject(f"{type(exc).__name__} in the {source.name} handler: {exc}")
 
 
 def _raw(body: Any) -> bytes:
@@ -147,12 +163,13 @@ class Collector:
         engine: Engine,
         *,
         ttl: int,
-        batch_size: int = 500,
+        batch_size: int = 2000,
         flush_interval: float = 0.2,
         queue_type: str = "classic",
         timeout: float = 2.0,
         max_backoff: float = 30.0,
         extra_sources: tuple[Source, ...] = (),
+        policy: series.Policy = series.DEFAULT_POLICY,
     ) -> None:
         check_ttl(ttl)  # an expiry that cannot be computed would reject every message
         self._url = bus_url
@@ -162,10 +179,15 @@ class Collector:
         self._queue_type = queue_type
         self._timeout = timeout
         self._max_backoff = max_backoff
+        self._policy = policy
         self._sources = (
             Source("usermessages", bus.messages_queue(queue_type), lambda b: decide(b, ttl)),
             *extra_sources,
         )
+        # Enough prefetch to fill a batch while the previous one commits. It counts
+        # broker messages, which may be packs: capped, it bounds the memory held
+        # to PREFETCH_CAP x envelope.MAX_PACK_BYTES.
+        self._prefetch = min(batch_size * 2, PREFETCH_CAP)
         self._pending = _Pending()
         self._dead_producer: Producer | None = None
         self._ack_multiple = False  # set per connection (see _ack)
@@ -189,6 +211,7 @@ class Collector:
             queue_type=settings.bus_queue_type,
             timeout=settings.bus_timeout,
             extra_sources=extra_sources,
+            policy=policy(settings),
         )
 
     def run(self, stop: threading.Event) -> None:
@@ -213,8 +236,7 @@ class Collector:
     def _consume(self, connection: Connection) -> None:
         channel = connection.channel()
         self._ack_multiple = connection.transport.driver_type == "amqp"
-        # Enough prefetch to fill a batch while the previous one commits.
-        channel.basic_qos(0, self._batch_size * 2, False)
+        channel.basic_qos(0, self._prefetch, False)
         self._dead_producer = Producer(connection.channel())
         for source in self._sources:
             if source.prepare is not None:
@@ -261,26 +283,51 @@ class Collector:
             self._inbox.append(lambda: handle(message))
 
         def handle(message: Message) -> None:
+            body = _raw(message.body)
+            if message.content_type != envelope.PACK_CONTENT_TYPE:
+                decision = _decide(source, body)
+                if isinstance(decision, Reject):
+                    self._dead_letter(message, decision.reason, source.name)
+                elif isinstance(decision, Ignore):
+                    message.ack()
+                    self.stats.ignored += 1
+                else:
+                    self._add(message, [(decision.message, body)], source.name)
+                return
             try:
-                decision = source.decide(_raw(message.body))
-            except Exception as exc:  # crafted input or a handler bug: this message only
-                decision = Reject(f"{type(exc).__name__} in the {source.name} handler: {exc}")
-            if isinstance(decision, Reject):
-                self._dead_letter(message, decision.reason, source.name)
+                parts = envelope.split(body)
+            except envelope.InvalidEnvelope as exc:
+                self._dead_letter(message, str(exc), source.name)
                 return
-            if isinstance(decision, Ignore):
+            accepted = []
+            for part in parts:
+                decision = _decide(source, part)
+                if isinstance(decision, Accept):
+                    accepted.append((decision.message, part))
+                elif isinstance(decision, Reject):
+                    # The envelope alone is the dead letter; the pack is acked with its batch.
+                    self._dead_letter_body(part, decision.reason, source.name)
+                else:
+                    self.stats.ignored += 1
+            if accepted:
+                self._add(message, accepted, source.name)
+            else:
                 message.ack()
-                self.stats.ignored += 1
-                return
-            if not self._pending.rows:
-                self._pending.since = time.monotonic()
-            self._pending.rows.append(decision.message)
-            self._pending.messages.append(message)
-            self._pending.sources.append(source.name)
-            if len(self._pending.rows) >= self._batch_size:
-                self._flush()
 
         return on_message
+
+    def _add(self, message: Message, rows: list[tuple[UserMessage, bytes]], source: str) -> None:
+        pending = self._pending
+        if not pending.rows:
+            pending.since = time.monotonic()
+        for row, body in rows:
+            pending.rows.append(row)
+            pending.bodies.append(body)
+            pending.sources.append(source)
+        pending.messages.append(message)
+        # Also full when the prefetch window is: nothing more arrives before an ack.
+        if len(pending.rows) >= self._batch_size or len(pending.messages) >= self._prefetch:
+            self._flush()
 
     def _undecodable(self, source: Source) -> Callable[[Message, Exception], None]:
         # kombu raises before on_message for a body it cannot decode (e.g. a
@@ -302,12 +349,12 @@ class Collector:
         backoff = Backoff(self._max_backoff, self._stop)
         while self._pending.rows:
             try:
-                new = self._insert(self._pending.rows)
+                stored = self._insert(self._pending.rows)
             except Exception as exc:
                 outage: Exception | None = None if _refused(exc) else exc
             else:
                 self._ack(self._pending.messages)
-                self._count(len(self._pending.rows), new)
+                self._count(len(self._pending.rows), stored)
                 self._pending = _Pending()
                 return
             if outage is None:  # a row is refused: find it
@@ -338,53 +385,56 @@ class Collector:
         for message in messages:
             message.ack()
 
-    def _insert(self, rows: list[UserMessage]) -> int:
+    def _insert(self, rows: list[UserMessage]) -> store.Stored:
         with self._engine.begin() as conn:
-            return store.insert_messages(conn, rows)
+            return store.store_batch(conn, rows, self._policy)
 
     def _isolate(self) -> Exception | None:
         """Insert the pending rows one by one, dead-lettering each one the store refuses.
 
         If the store fails meanwhile, returns that error and keeps the rows
-        not yet inserted pending.
+        not yet inserted pending; the broker messages are acked only once all
+        of their rows are settled.
         """
         pending = self._pending
-        for i, (row, message, source) in enumerate(
-                zip(pending.rows, pending.messages, pending.sources, strict=False)):
+        for i, (row, body, source) in enumerate(
+                zip(pending.rows, pending.bodies, pending.sources, strict=True)):
             try:
-                new = self._insert([row])
+                stored = self._insert([row])
             except Exception as exc:
                 if not _refused(exc):
-                    self._pending = _Pending(pending.rows[i:], pending.messages[i:],
-                                             pending.sources[i:], pending.since)
+                    self._pending = _Pending(pending.rows[i:], pending.bodies[i:],
+                                             pending.sources[i:], pending.messages,
+                                             pending.since)
                     return exc
                 cause = getattr(exc, "orig", None) or exc
-                self._dead_letter(message, f"store refused the row: {type(cause).__name__}",
-                                  source)
+                self._dead_letter_body(body, f"store refused the row: {type(cause).__name__}",
+                                       source)
                 continue
-            message.ack()
-            self._count(1, new)
+            self._count(1, stored)
+        self._ack(pending.messages)
         self._pending = _Pending()
         return None
 
-    def _count(self, rows: int, new: int) -> None:
-        self.stats.stored += new
-        self.stats.duplicates += rows - new
-        metrics.STORED.inc(new)
-        metrics.DUPLICATES.inc(rows - new)
+    def _count(self, rows: int, stored: store.Stored) -> None:
+        duplicates = rows - stored.new - stored.suppressed
+        self.stats.stored += stored.new
+        self.stats.duplicates += duplicates
+        self.stats.suppressed += stored.suppressed
+        metrics.STORED.inc(stored.new)
+        metrics.DUPLICATES.inc(duplicates)
+        metrics.SUPPRESSED.inc(stored.suppressed)
 
     def _dead_letter(self, message: Message, reason: str, source: str) -> None:
+        """A whole broker message is refused: it goes as it came, then is acked."""
+        self._dead_letter_body(_raw(message.body), reason, source)
+        message.ack()
+
+    def _dead_letter_body(self, body: bytes, reason: str, source: str) -> None:
         assert self._dead_producer is not None
         reason = _printable(reason)
-        self._publish_dead(message, reason, source)
-        self.stats.dead_lettered += 1
-        metrics.DEAD_LETTERED.labels(source=source).inc()
-        LOG.warning("dead-lettered an envelope from %s: %s", source, reason)
-
-    def _publish_dead(self, message: Message, reason: str, source: str) -> None:
-        assert self._dead_producer is not None
         self._dead_producer.publish(
-            _raw(message.body),
+            body,
             exchange=bus.EXCHANGE,
             routing_key=bus.DEAD_KEY,
             headers={"x-reason": reason, "x-source": source},
@@ -393,7 +443,19 @@ class Collector:
             delivery_mode=2,
             retry=False,
         )
-        message.ack()
+        self.stats.dead_lettered += 1
+        metrics.DEAD_LETTERED.labels(source=source).inc()
+        LOG.warning("dead-lettered an envelope from %s: %s", source, reason)
+
+
+def policy(settings: Settings) -> series.Policy:
+    """How the settings group and limit what a collector stores."""
+    return series.Policy(
+        exemplars=settings.collector_series_exemplars,
+        storm=series.Storm(per_project=settings.collector_storm_rows_per_project,
+                           per_event=settings.collector_storm_rows_per_event,
+                           window=settings.collector_storm_window),
+    )
 
 
 def list_dead_letters(bus_url: str, limit: int = 100, timeout: float = 2.0) -> list[dict]:

@@ -117,9 +117,17 @@ OPTIONS: tuple[Option, ...] = (
            "spool in memory (lost if the producer dies). One file per producer process."),
     Option("sdk", "spool_max_messages", 100000,
            "Most messages the spool holds; when full, the oldest are dropped and counted."),
-    Option("collector", "batch_size", 500, "Most messages inserted in one transaction."),
+    Option("collector", "batch_size", 2000, "Most messages inserted in one transaction."),
     Option("collector", "flush_interval", 0.2,
            "Seconds a partial batch may wait before it is inserted."),
+    Option("collector", "series_exemplars", 5,
+           "Request ids a series keeps: the most recent ones (GET messages-ext/series)."),
+    Option("collector", "storm_rows_per_project", 0,
+           "Rows stored per project per storm_window; occurrences beyond are not stored "
+           "but counted on their series and in /metrics. 0: no limit."),
+    Option("collector", "storm_rows_per_event", 0,
+           "Rows stored per (project, event id) per storm_window, as above. 0: no limit."),
+    Option("collector", "storm_window", 60, "Seconds of storm control's window."),
     Option("collector", "embedded", True,
            "Run a collector inside `usermessages serve` (the embedded shape). Turn off when "
            "separate `usermessages collector` processes consume the bus."),
@@ -226,8 +234,12 @@ class Settings:
     sdk_sink: str = "bus"
     sdk_spool_path: str = ""
     sdk_spool_max_messages: int = 100000
-    collector_batch_size: int = 500
+    collector_batch_size: int = 2000
     collector_flush_interval: float = 0.2
+    collector_series_exemplars: int = 5
+    collector_storm_rows_per_project: int = 0
+    collector_storm_rows_per_event: int = 0
+    collector_storm_window: int = 60
     collector_embedded: bool = True
     collector_notification_mapping_file: str = ""
     collector_notifications_exchanges: str = "openstack"
@@ -280,7 +292,8 @@ def project_id_problem(settings: Settings, project_id: str) -> str | None:
 CHOICES = {"sink": ("db", "bus", "both", "zaqar", "db+zaqar"),
            "queue_type": ("classic", "quorum"),
            "auth_strategy": ("noauth", "keystone"), "metrics": ("public", "admin", "off")}
-NON_NEGATIVE = ("message_reap_interval", "metrics_port")
+NON_NEGATIVE = ("message_reap_interval", "metrics_port", "storm_rows_per_project",
+                "storm_rows_per_event")
 # Sections read by the libraries they belong to, with their own option sets.
 PASSTHROUGH = ("keystone_authtoken", "oslo_policy")
 # A group named "prefix:name" in list_opts stands for every section "prefix:<a name>"
@@ -294,6 +307,8 @@ def _check(option: Option, value: Any) -> Any:
         raise ConfigError(f"[{option.section}] {option.name} must be 0 (off) or a port number")
     if option.kind in (int, float) and option.name not in NON_NEGATIVE and value <= 0:
         raise ConfigError(f"[{option.section}] {option.name} must be positive")
+    if option.name.startswith("storm_rows_") and value < 0:
+        raise ConfigError(f"[{option.section}] {option.name} must be 0 (no limit) or positive")
     if option.name == "message_ttl":
         check_ttl(value)
     if option.name == "message_reap_interval" and value < 1 and value != -1:

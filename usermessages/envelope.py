@@ -35,6 +35,13 @@ from usermessages.errors import UserMessagesError
 VERSION = 1
 MAX_BYTES = 8192
 CONTENT_TYPE = "application/json"
+# A pack: many envelopes in one bus message, one per line. Compact JSON never
+# holds a raw newline (json.dumps escapes it), so a line is an envelope. One
+# message per envelope cost the broker and the collector a delivery, a frame
+# and a callback each; the forwarder sends what it spooled as packs instead.
+PACK_CONTENT_TYPE = "application/x-ndjson"
+MAX_PACK_BYTES = 64 * 1024
+MAX_PACK_ENVELOPES = 512
 
 FIELDS = frozenset({
     "id", "kind", "project_id", "user_id", "request_id", "resource_type", "resource_uuid",
@@ -56,6 +63,35 @@ class InvalidEnvelope(UserMessagesError):
 def pack(fields: Mapping[str, Any]) -> bytes:
     """The envelope of a message's wire fields (``Message.to_wire`` gives them)."""
     return json.dumps({"v": VERSION, "message": dict(fields)}, separators=(",", ":")).encode()
+
+
+def packs(bodies: list[bytes]) -> list[list[bytes]]:
+    """Split envelopes, in order, into groups that each fit in one pack."""
+    groups: list[list[bytes]] = []
+    size = MAX_PACK_BYTES + 1
+    for body in bodies:
+        if size + len(body) + 1 > MAX_PACK_BYTES or len(groups[-1]) >= MAX_PACK_ENVELOPES:
+            groups.append([])
+            size = 0
+        groups[-1].append(body)
+        size += len(body) + 1
+    return groups
+
+
+def join(bodies: list[bytes]) -> bytes:
+    """The body of one pack (``packs`` sizes the groups)."""
+    return b"\n".join(bodies)
+
+
+def split(body: bytes) -> list[bytes]:
+    """The envelopes of a pack, each still to ``unpack``; InvalidEnvelope if oversize."""
+    if len(body) > MAX_PACK_BYTES:
+        raise InvalidEnvelope(f"pack is {len(body)} bytes, more than {MAX_PACK_BYTES}")
+    parts = body.split(b"\n")
+    if len(parts) > MAX_PACK_ENVELOPES:
+        raise InvalidEnvelope(f"pack holds {len(parts)} envelopes, more than "
+                              f"{MAX_PACK_ENVELOPES}")
+    return parts
 
 
 def _created_at(value: Any, now: dt.datetime) -> dt.datetime:

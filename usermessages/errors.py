@@ -71,3 +71,10 @@ class MessageNotFound(NotFound):
 
     def __init__(self, message_id: str) -> None:
         super().__init__(f"Message {message_id} could not be found.")
+
+
+class SeriesNotFound(NotFound):
+    """Raised when a series does not exist (or expired) or belongs to another project."""
+
+    def __init__(self, series_id: str) -> None:
+        super().__init__(f"Series {series_id} could not be found.")

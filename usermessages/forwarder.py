@@ -2,8 +2,8 @@
 
 The spooling, the forwarder thread, flush/stop/close and their accounting are
 usermessages.spooling.SpoolingSink's; this module says only how a batch goes to
-the broker: published oldest first, each batch an AMQP transaction, removed
-from the spool only once the broker has committed it.
+the broker: published oldest first, as packs of envelopes, each batch an AMQP
+transaction, removed from the spool only once the broker has committed it.
 """
 
 from __future__ import annotations
@@ -45,12 +45,16 @@ class BusSink(SpoolingSink):
 
     def _publish(self, batch: list[tuple[int, bytes]]) -> None:
         producer = self._ensure_producer()
-        for _seq, body in batch:
+        bodies = [body for _seq, body in batch]
+        # One envelope goes as itself; more go as packs (see envelope.PACK_CONTENT_TYPE).
+        groups = envelope.packs(bodies) if len(bodies) > 1 else [bodies]
+        for group in groups:
+            single = len(group) == 1
             producer.publish(
-                body,
+                group[0] if single else envelope.join(group),
                 exchange=bus.EXCHANGE,
                 routing_key=bus.MESSAGES_KEY,
-                content_type=envelope.CONTENT_TYPE,
+                content_type=envelope.CONTENT_TYPE if single else envelope.PACK_CONTENT_TYPE,
                 content_encoding="utf-8",
                 delivery_mode=2,
                 retry=False,

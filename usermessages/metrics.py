@@ -32,6 +32,10 @@ DEAD_LETTERED = Counter(
     "usermessages_collector_dead_lettered", "Envelopes rejected to the dead-letter queue",
     ["source"],
 )
+SUPPRESSED = Counter(
+    "usermessages_collector_suppressed",
+    "Occurrences storm control did not store as rows (counted on their series)",
+)
 DB_RETRIES = Counter("usermessages_collector_db_retries", "Batch inserts retried: store down")
 UNMAPPED = Counter(
     "usermessages_collector_unmapped_notifications",

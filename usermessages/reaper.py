@@ -6,6 +6,8 @@ fighting over the same rows (Cinder's "transaction bouncing"); batches also
 claim rows with SKIP LOCKED, so even without the lock no row is deleted twice.
 SQLite has a single writer and needs neither. On a partitioned PostgreSQL
 table (migration 0004) a pass first drops the days that expired whole.
+Given the message TTL, a pass also deletes the series last seen longer ago
+than that (their rows are gone too) and the storm windows long closed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, text
 
 from usermessages.store import messages as store_messages
-from usermessages.store import partitions
+from usermessages.store import partitions, series
 from usermessages.store.engine import translated
 
 LOG = logging.getLogger(__name__)
@@ -33,19 +35,23 @@ class ReapResult:
     skipped: bool = False  # another node held the lock
 
 
-def reap(engine: Engine, batch_size: int, now: dt.datetime | None = None) -> ReapResult:
+def reap(engine: Engine, batch_size: int, now: dt.datetime | None = None,
+         ttl: int | None = None) -> ReapResult:
     """Run one pass: delete every row expired at ``now``, ``batch_size`` per transaction.
 
-    Raises StoreError when the store cannot be reached or has no messages table.
+    With ``ttl`` (message_ttl), series last seen more than ``ttl`` seconds ago
+    go too. Raises StoreError when the store cannot be reached or has no
+    messages table.
     """
     now = now or store_messages.utcnow()
     with translated("cannot reap expired messages"):
         if engine.dialect.name != "postgresql":
-            return ReapResult(_reap_batches(engine, batch_size, now))
-        return _reap_locked(engine, batch_size, now)
+            return ReapResult(_reap_batches(engine, batch_size, now, ttl))
+        return _reap_locked(engine, batch_size, now, ttl)
 
 
-def _reap_locked(engine: Engine, batch_size: int, now: dt.datetime) -> ReapResult:
+def _reap_locked(engine: Engine, batch_size: int, now: dt.datetime,
+                 ttl: int | None) -> ReapResult:
     # The lock is the session's, not a transaction's: in autocommit the holder
     # is not left "idle in transaction" for the whole pass, which monitoring
     # flags and idle_in_transaction_session_timeout would end mid-pass.
@@ -57,12 +63,12 @@ def _reap_locked(engine: Engine, batch_size: int, now: dt.datetime) -> ReapResul
         try:
             # Whole expired days go as partitions; the partial day in batches.
             dropped = partitions.drop_expired(engine, now)
-            return ReapResult(dropped + _reap_batches(engine, batch_size, now))
+            return ReapResult(dropped + _reap_batches(engine, batch_size, now, ttl))
         finally:
             lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
 
 
-def _reap_batches(engine: Engine, batch_size: int, now: dt.datetime) -> int:
+def _reap_batches(engine: Engine, batch_size: int, now: dt.datetime, ttl: int | None) -> int:
     total = 0
     cursor = None
     while True:
@@ -73,14 +79,32 @@ def _reap_batches(engine: Engine, batch_size: int, now: dt.datetime) -> int:
         if deleted < batch_size:
             break
     LOG.info("Deleted %s expired messages.", total)
+    if ttl is not None:
+        _reap_series(engine, batch_size, now - dt.timedelta(seconds=ttl))
     return total
+
+
+def _reap_series(engine: Engine, batch_size: int, before: dt.datetime) -> None:
+    gone = 0
+    while True:
+        with engine.begin() as conn:
+            deleted = series.delete_expired(conn, before, batch_size)
+        gone += deleted
+        if deleted < batch_size:
+            break
+    with engine.begin() as conn:
+        # A window is only read while it lasts; a day is longer than any sane one.
+        series.delete_storm_windows(conn, before)
+    LOG.info("Deleted %s expired series.", gone)
 
 
 class PeriodicReaper:
     """Runs ``reap`` now and then every ``interval`` seconds in a daemon thread."""
 
-    def __init__(self, engine: Engine, interval: int, batch_size: int) -> None:
+    def __init__(self, engine: Engine, interval: int, batch_size: int,
+                 ttl: int | None = None) -> None:
         self._engine = engine
+        self._ttl = ttl
         self._interval = interval
         self._batch_size = batch_size
         self._stop = threading.Event()
@@ -98,7 +122,7 @@ class PeriodicReaper:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                reap(self._engine, self._batch_size)
+                reap(self._engine, self._batch_size, ttl=self._ttl)
             except Exception:  # a failed pass is retried at the next interval
                 LOG.exception("reaper pass failed")
             self._stop.wait(self._interval)

@@ -110,7 +110,7 @@ def serve(
     threads = [threading.Thread(target=run, args=(stop,), name=name, daemon=True)
                for name, run in parts]
     reaper = PeriodicReaper(engine, settings.message_reap_interval,
-                            settings.message_reap_batch_size)
+                            settings.message_reap_batch_size, settings.message_ttl)
     for thread in threads:
         thread.start()
     reaper.start()

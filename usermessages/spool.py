@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 DEFAULT_MAX_MESSAGES = 100_000
+_REMOVE_CHUNK = 500  # below SQLite's oldest limit on bound parameters (999)
 
 
 class Spool:
@@ -66,13 +67,19 @@ class Spool:
             ).fetchall()
 
     def remove(self, seqs: list[int]) -> None:
+        """Remove envelopes the far end has taken.
+
+        One statement per few hundred seqs, not one per envelope: a caller's
+        append waits on this lock, so it is held for as short as can be.
+        """
         if not seqs:
             return
         with self._lock:
-            self._db.execute("BEGIN")
-            removed = self._db.executemany("DELETE FROM spool WHERE seq = ?", [(s,) for s in seqs])
-            self._db.execute("COMMIT")
-            self._count -= removed.rowcount
+            for start in range(0, len(seqs), _REMOVE_CHUNK):
+                chunk = seqs[start:start + _REMOVE_CHUNK]
+                removed = self._db.execute(
+                    f"DELETE FROM spool WHERE seq IN ({', '.join('?' * len(chunk))})", chunk)
+                self._count -= removed.rowcount
 
     def __len__(self) -> int:
         return self._count

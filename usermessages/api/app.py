@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from usermessages.api import messages, stream, webhooks
+from usermessages.api import explanations, messages, series, stream, webhooks
 from usermessages.api.metrics import keystone_protected, metrics_route
 from usermessages.api.middleware import OpenStackMiddleware
 from usermessages.api.security import SecurityHeaders
@@ -75,7 +75,9 @@ def create_api(reader: Reader) -> FastAPI:
     if settings.metrics != "off":
         app.add_api_route("/metrics", metrics_route(settings), include_in_schema=False)
 
+    app.include_router(explanations.router)
     app.include_router(messages.router)
+    app.include_router(series.router)
     app.include_router(stream.router)
     app.include_router(webhooks.router)
     return app

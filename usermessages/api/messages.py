@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from usermessages.reader import Reader, Scope
 from usermessages.reader.params import USER_FILTERS
+from usermessages.translations import content_language
 from usermessages.web import base_url, require_version
 from usermessages.web.microversion import MESSAGES, RESOURCE_FILTER_CONFIG, APIVersion
 from usermessages.web.views import MessageView
@@ -27,6 +28,12 @@ class Call:
     scope: Scope
     version: APIVersion
     view: MessageView
+    language: str
+
+    def respond(self, body: dict) -> JSONResponse:
+        """A body whose texts are in ``language`` says so. Vary stays Cinder's exact
+        ``OpenStack-API-Version``: /v3 answers are ``no-store``, so no cache keys on it."""
+        return JSONResponse(body, headers={"Content-Language": content_language(self.language)})
 
 
 def _reader(request: Request) -> Reader:
@@ -40,9 +47,11 @@ def begin(request: Request, project_id: str | None, min_version: APIVersion = ME
     version = require_version(request, min_version)
     owner_fields = scope.all_projects and request.headers.get(
         OWNER_FIELDS_HEADER, "").lower() in ("1", "true")
-    view = MessageView(base_url(request, reader.settings), project_id, reader.catalog,
-                       owner_fields)
-    return Call(scope, version, view)
+    # Only the texts follow Accept-Language; ids, event ids and the body's shape never do.
+    language = reader.translator.negotiate(request.headers.get("accept-language"))
+    view = MessageView(base_url(request, reader.settings), project_id,
+                       reader.translator.catalog_for(language), owner_fields)
+    return Call(scope, version, view, language)
 
 
 def list_messages(request: Request, project_id: str | None = None) -> JSONResponse:
@@ -51,12 +60,12 @@ def list_messages(request: Request, project_id: str | None = None) -> JSONRespon
     rows, link_limit = _reader(request).list_messages(
         call.scope, dict(pairs), call.version,
         max_limit=_reader(request).settings.osapi_max_limit)
-    return JSONResponse(call.view.index(rows, pairs, link_limit))
+    return call.respond(call.view.index(rows, pairs, link_limit))
 
 
 def show_message(request: Request, message_id: str, project_id: str | None = None) -> JSONResponse:
     call = begin(request, project_id)
-    return JSONResponse({"message": call.view.detail(_reader(request).get(call.scope, message_id))})
+    return call.respond({"message": call.view.detail(_reader(request).get(call.scope, message_id))})
 
 
 def delete_message(request: Request, message_id: str, project_id: str | None = None) -> Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from typing import Any
 
 import click
@@ -23,14 +24,17 @@ class Client:
     """Calls /v3/{project}/messages as one user, with Cinder's noauth token."""
 
     def __init__(self, url: str, project: str, user: str, token: str | None,
-                 timeout: float) -> None:
+                 timeout: float, lang: str | None = None) -> None:
         self.base = f"{url.rstrip('/')}/v3/{project}"
         self.url = url
-        self.http = httpx.Client(timeout=timeout, headers={
+        headers = {
             "X-Auth-Token": token or f"{user}:{project}",
             "OpenStack-API-Version": API_VERSION,
             "Accept": "application/json",
-        })
+        }
+        if lang:
+            headers["Accept-Language"] = lang
+        self.http = httpx.Client(timeout=timeout, headers=headers)
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -42,6 +46,19 @@ class Client:
             raise click.ClickException(_fault_text(response))
         return response
 
+    def get_if_served(self, url: str) -> httpx.Response | None:
+        """GET, or None on a 404 (a route this API may not have, e.g. a real Cinder's)."""
+        try:
+            response = self.http.request("GET", url)
+        except httpx.TransportError as exc:
+            raise click.ClickException(
+                f"cannot reach the API at {self.url}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise click.ClickException(_fault_text(response))
+        return response
+
 
 def _fault_text(response: httpx.Response) -> str:
     try:
@@ -49,6 +66,13 @@ def _fault_text(response: httpx.Response) -> str:
         return f"{fault['message']} (HTTP {fault['code']} {name})"
     except (ValueError, TypeError, KeyError, AttributeError):
         return f"HTTP {response.status_code} from the API"
+
+
+def _check_lang(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    # An Accept-Language value: language tags, weights, commas; nothing a header cannot carry.
+    if value is not None and not re.fullmatch(r"[A-Za-z0-9*;=.,_ \t-]{1,200}", value):
+        raise click.BadParameter("give language tags such as de, zh-CN or 'fr, en;q=0.5'")
+    return value
 
 
 # The connection options are accepted on the group (`message --project P list`)
@@ -67,9 +91,13 @@ _OPTIONS = (
                  help="Token to send (env OS_AUTH_TOKEN); default `<user>:<project>`."),
     click.option("--timeout", type=click.FloatRange(0.1, 300), default=None,
                  help="Seconds to wait for each answer [default: 10]."),
+    click.option("--lang", envvar="USERMESSAGES_LANG", default=None, callback=_check_lang,
+                 help="Language of the message texts, sent as Accept-Language, e.g. de, "
+                      "zh-CN or 'fr, en;q=0.5' (env USERMESSAGES_LANG) [default: the API's, "
+                      "English]."),
 )
 _DEFAULTS = {"url": "http://127.0.0.1:8776", "user": "user", "timeout": 10.0}
-_NAMES = ("url", "project", "user", "token", "timeout")
+_NAMES = ("url", "project", "user", "token", "timeout", "lang")
 
 
 def connection_options(func: Any) -> Any:
@@ -94,7 +122,7 @@ def pass_client(func: Any) -> Any:
             raise click.UsageError(
                 "Missing option '--project' (or set OS_PROJECT_ID).", ctx)
         client = Client(values["url"], values["project"], values["user"], values["token"],
-                        values["timeout"])
+                        values["timeout"], values["lang"])
         return func(client, *args, **kwargs)
 
     return wrapper
@@ -121,11 +149,22 @@ def message(ctx: click.Context, **options: Any) -> None:
 @click.option("--limit", type=click.IntRange(1), help="At most this many messages.")
 @click.option("--sort", help="key[:asc|desc][,key...], e.g. created_at:desc.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--series", is_flag=True,
+              help="List series of repeats instead: count, first and last seen.")
 @pass_client
 def list_command(client: Client, resource_uuid: str | None, resource_type: str | None,
                  event_id: str | None, request_id: str | None, level: str | None,
-                 marker: str | None, limit: int | None, sort: str | None, fmt: str) -> None:
+                 marker: str | None, limit: int | None, sort: str | None, fmt: str,
+                 series: bool) -> None:
     """List messages, newest first, following the API's pages."""
+    if series:
+        from usermessages.cli import series as series_cli
+
+        series_cli.check_series_options(request_id=request_id, level=level, marker=marker,
+                                        sort=sort)
+        series_cli.list_series(client, _filters(resource_uuid, resource_type, event_id),
+                               limit, fmt)
+        return
     params = {
         "resource_uuid": resource_uuid,
         # Upper-cased, as cinderclient does.
@@ -159,20 +198,58 @@ def list_command(client: Client, resource_uuid: str | None, resource_type: str |
     console.print(table)
 
 
+def _filters(resource_uuid: str | None, resource_type: str | None,
+             event_id: str | None) -> dict[str, str]:
+    given = {"resource_uuid": resource_uuid,
+             "resource_type": resource_type.upper() if resource_type else None,
+             "event_id": event_id}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+@message.command("watch")
+@click.option("--resource-uuid", help="Only messages about this resource.")
+@click.option("--resource-type", help="VOLUME, VOLUME_SNAPSHOT or VOLUME_BACKUP.")
+@click.option("--event-id", help="Only this event id.")
+@click.option("--interval", type=click.FloatRange(0.1, 3600), default=2.0, show_default=True,
+              help="Seconds between polls.")
+@click.option("--count", type=click.IntRange(1), help="Exit after printing this many.")
+@click.option("--for", "duration", type=click.FloatRange(0), help="Exit after this many seconds.")
+@click.option("--format", "fmt", type=click.Choice(["line", "json"]), default="line",
+              help="One line per message, or one JSON object per line.")
+@pass_client
+def watch_command(client: Client, resource_uuid: str | None, resource_type: str | None,
+                  event_id: str | None, interval: float, count: int | None,
+                  duration: float | None, fmt: str) -> None:
+    """Print messages as they are stored, each once, until Ctrl-C (exit 0)."""
+    from usermessages.cli import series as series_cli
+
+    series_cli.watch(client, _filters(resource_uuid, resource_type, event_id), interval, count,
+                     duration, fmt)
+
+
 @message.command("show")
 @click.argument("message_id")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @pass_client
 def show_command(client: Client, message_id: str, fmt: str) -> None:
-    """Show one message."""
-    body = client.request("GET", f"{client.base}/messages/{message_id}").json()["message"]
+    """Show one message, with what you can do about it (remediation, action required, help).
+
+    The advice comes from the API's messages-ext extension; against an API
+    without it (a real Cinder), the message alone.
+    """
+    answer = client.get_if_served(f"{client.base}/messages-ext/messages/{message_id}")
+    if answer is None:
+        answer = client.request("GET", f"{client.base}/messages/{message_id}")
+    body = answer.json()["message"]
     body.pop("links", None)
     if fmt == "json":
-        click.echo(json.dumps(body, indent=2))
+        click.echo(json.dumps(body, indent=2, ensure_ascii=False))
         return
     table = Table("Property", "Value")
     for key in sorted(body):
-        table.add_row(key, str(body[key]))
+        value = body[key]
+        table.add_row(key, "" if value is None else str(value).lower()
+                      if isinstance(value, bool) else str(value))
     console.print(table)
 
 

@@ -19,6 +19,7 @@ from rich.table import Table
 from usermessages import config as config_module
 from usermessages.catalog import Catalog
 from usermessages.errors import UserMessagesError
+from usermessages.translations import Translator
 
 console = Console()
 
@@ -223,7 +224,7 @@ def reap(db: str | None, config_file: str | None) -> None:
 
     settings = _settings(config_file, db)
     engine = store_engine.connect(settings.database_connection)
-    result = reap_once(engine, settings.message_reap_batch_size)
+    result = reap_once(engine, settings.message_reap_batch_size, ttl=settings.message_ttl)
     if result.skipped:
         click.echo("another node is reaping now; nothing deleted")
     else:
@@ -235,15 +236,30 @@ def catalog() -> None:
     """The sanctioned catalog of resources, actions and details."""
 
 
+def _catalog(config_file: str | None, lang: str) -> Catalog:
+    """The catalog in force (overrides applied), in ``lang``; an unknown language is an error."""
+    translator = Translator(Catalog.from_file(_settings(config_file).catalog_overrides_file
+                                              or None))
+    if lang not in translator.languages:
+        raise click.BadParameter(f"{lang!r} is none of {', '.join(translator.languages)}",
+                                 param_hint="'--lang'")
+    return translator.catalog_for(lang)
+
+
+lang_option = click.option("--lang", default="en", show_default=True,
+                           help="Language of the texts: en, a shipped one (de, fr, ja, zh_CN) "
+                                "or one the overrides file gives.")
+
+
 @catalog.command("list")
 @config_option
+@lang_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
               default="table")
 @_edge
-def catalog_list(config_file: str | None, fmt: str) -> None:
+def catalog_list(config_file: str | None, lang: str, fmt: str) -> None:
     """Print every catalog entry with its id and text (deployer overrides applied)."""
-    settings = _settings(config_file)
-    entries = list(Catalog.from_file(settings.catalog_overrides_file or None).rows())
+    entries = list(_catalog(config_file, lang).rows())
     if fmt == "markdown":
         click.echo("| table | id | name | text |\n|---|---|---|---|")
         for row in entries:
@@ -251,12 +267,42 @@ def catalog_list(config_file: str | None, fmt: str) -> None:
         return
     if fmt == "json":
         click.echo(json.dumps(
-            [{"table": t, "id": i, "name": n, "text": x} for t, i, n, x in entries], indent=2
-        ))
+            [{"table": t, "id": i, "name": n, "text": x} for t, i, n, x in entries], indent=2,
+            ensure_ascii=False))
         return
     table = Table("Table", "Id", "Name", "Text")
     for row in entries:
         table.add_row(*row)
+    console.print(table)
+
+
+@catalog.command("advice")
+@config_option
+@lang_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
+              default="table")
+@_edge
+def catalog_advice(config_file: str | None, lang: str, fmt: str) -> None:
+    """Print each detail's remediation, whether action is required, and its help link."""
+    entries = list(_catalog(config_file, lang).advice_rows())
+    if fmt == "markdown":
+        click.echo("| detail | name | action required | remediation | help |\n"
+                   "|---|---|---|---|---|")
+        for detail_id, name, advice in entries:
+            required = "yes" if advice.action_required else "no"
+            click.echo(f"| {detail_id} | {name} | {required} | {advice.remediation} | "
+                       f"{advice.help_url} |")
+        return
+    if fmt == "json":
+        click.echo(json.dumps([
+            {"detail": i, "name": n, "remediation": a.remediation,
+             "action_required": a.action_required, "help_url": a.help_url or None}
+            for i, n, a in entries], indent=2, ensure_ascii=False))
+        return
+    table = Table("Detail", "Name", "Action required", "Remediation", "Help")
+    for detail_id, name, advice in entries:
+        table.add_row(detail_id, name, "yes" if advice.action_required else "no",
+                      advice.remediation, advice.help_url)
     console.print(table)
 
 

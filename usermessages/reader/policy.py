@@ -82,12 +82,23 @@ MESSAGE_RULES = (
                                  [{"method": "DELETE", "path": "/messages/{message_id}"}],
                                  deprecated_rule=_deprecated(DELETE)),
 )
+# Beyond Cinder: the series extension (GET .../messages-ext/series), read as messages are.
+SERIES_GET_ALL = "message:series:get_all"
+SERIES_GET = "message:series:get"
+SERIES_RULES = (
+    policy.DocumentedRuleDefault(SERIES_GET_ALL, "rule:xena_system_admin_or_project_reader",
+                                 "List series of repeated messages.",
+                                 [{"method": "GET", "path": "/messages-ext/series"}]),
+    policy.DocumentedRuleDefault(SERIES_GET, "rule:xena_system_admin_or_project_reader",
+                                 "Show a series of repeated messages.",
+                                 [{"method": "GET", "path": "/messages-ext/series/{series_id}"}]),
+)
 EXTENSION_RULES = (
     policy.DocumentedRuleDefault(WEBHOOKS, "rule:xena_system_admin_or_project_member",
                                  "Create, list, show and delete webhook subscriptions.",
                                  [{"method": "POST", "path": "/messages-ext/webhooks"}]),
 )
-DEFAULT_RULES = BASE_RULES + MESSAGE_RULES + EXTENSION_RULES
+DEFAULT_RULES = BASE_RULES + MESSAGE_RULES + SERIES_RULES + EXTENSION_RULES
 # oslo.policy 6 dropped enforce_scope (scope_types are always enforced, and
 # Cinder's message rules have none); accepted so a Cinder [oslo_policy] carries over.
 IGNORED_OPTIONS = ("enforce_scope",)

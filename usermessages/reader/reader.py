@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection, Engine
 
-from usermessages.catalog import Catalog
+from usermessages.catalog import LEGACY_DETAILS, PLACEHOLDERS, Advice, Catalog
 from usermessages.config import Settings, project_id_problem
 from usermessages.errors import BadRequest, MessageNotFound, NotFound, Unauthorized
 from usermessages.reader import policy
@@ -27,11 +27,13 @@ from usermessages.reader.keystone import Refusal, TokenValidator
 from usermessages.reader.params import parse_list_query
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
+from usermessages.translations import Translator
 from usermessages.web.faults import NOT_FOUND_TEXT
 from usermessages.web.microversion import APIVersion
 from usermessages.web.views import user_message
 
 MAX_ID = 255
+ADVICE_FIELDS = tuple(sorted(PLACEHOLDERS))
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class Reader:
         self.settings = settings
         self.engine = engine
         self.catalog = catalog
+        # The catalog in each language a reader may ask for (Accept-Language, the viewer's choice).
+        self.translator = Translator(catalog)
         self.policy = policy_
         self.token_validator = token_validator
 
@@ -180,9 +184,16 @@ class Reader:
                 raise MessageNotFound(message_id)
         return row
 
-    def text(self, row: dict) -> str:
+    def text(self, row: dict, language: str = "en") -> str:
         """The user-facing text, composed now from the stored ids (overrides apply)."""
-        return user_message(row, self.catalog)
+        return user_message(row, self.translator.catalog_for(language))
+
+    def advice(self, row: dict, language: str = "en") -> Advice:
+        """What the catalog advises for a row's detail (a legacy row's by its event)."""
+        legacy = LEGACY_DETAILS.get(row["event_id"])
+        detail_id = row["detail_id"] or (legacy.id if legacy is not None else None)
+        return self.translator.catalog_for(language).advice(
+            detail_id, {k: row[k] or "" for k in ADVICE_FIELDS})
 
     @staticmethod
     def _rows(conn: Connection, scope: Scope, query: store.ListQuery) -> list[dict]:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     false,
     func,
     literal_column,
@@ -128,6 +129,45 @@ Index("ix_messages_resource_uuid", messages.c.resource_uuid)
 Index("ix_messages_seq", messages.c.seq)
 # The reaper walks expired rows oldest first, in (expires_at, id) keyset order.
 Index("ix_messages_expires_at", messages.c.expires_at, messages.c.id)
+
+
+# Repeats of one failure (kind, project, event, resource), counted losslessly
+# (see store/series.py). The id derives from that key, so concurrent
+# collectors upsert the same row; an unset resource is '' as in messages.
+message_series = Table(
+    "message_series",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("project_id", String(255), nullable=True),
+    Column("event_id", String(255), nullable=False),
+    Column("resource_uuid", String(255), nullable=False),
+    # The latest occurrence's, as are the catalog ids the text comes from.
+    Column("resource_type", String(36), nullable=False),
+    Column("message_level", String(255), nullable=False),
+    Column("action_id", String(10), nullable=True),
+    Column("detail_id", String(10), nullable=True),
+    Column("count", BigInteger(), nullable=False),
+    # Of count, the occurrences storm control did not store as rows.
+    Column("suppressed", BigInteger(), nullable=False),
+    Column("first_seen", DateTime(), nullable=False),
+    Column("last_seen", DateTime(), nullable=False),
+    # JSON array of the most recent request ids, newest first.
+    Column("request_ids", Text(), nullable=False),
+)
+Index("ix_message_series_project_last_seen", message_series.c.project_id,
+      message_series.c.last_seen, message_series.c.id)
+Index("ix_message_series_last_seen", message_series.c.last_seen, message_series.c.id)
+
+# Storm control's windows: rows stored per scope ("project" or "event") in
+# the window that started at window_start (see store/series.py).
+message_storm = Table(
+    "message_storm",
+    metadata,
+    Column("scope", String(600), primary_key=True),
+    Column("window_start", DateTime(), nullable=False),
+    Column("stored", Integer(), nullable=False),
+)
 
 # --- Webhook subscriptions (migration 0006, usermessages.webhooks) ---
 webhooks = Table(

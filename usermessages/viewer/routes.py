@@ -30,7 +30,8 @@ from usermessages.reader.identity import KeystoneUnavailable
 from usermessages.store import deadline
 from usermessages.store.engine import UNAVAILABLE, is_unavailable
 from usermessages.store.messages import ListQuery
-from usermessages.viewer import signin
+from usermessages.translations import content_language
+from usermessages.viewer import language, signin
 from usermessages.viewer.sessions import LIVE, LiveSession
 from usermessages.web.faults import UNAVAILABLE_TEXT
 from usermessages.web.microversion import MAX_VERSION
@@ -98,6 +99,11 @@ def _render(request: Request, template: str, status: int = 200, **context: Any) 
     context.setdefault("auth_mode", settings.auth_strategy)
     context.setdefault("names", request.session.get("names", {}))
     context.setdefault("projects", request.session.get("projects", []))
+    context.setdefault("language", language.chosen(request))
+    context.setdefault("languages", language.choices(request))
+    context.setdefault("text_lang", content_language(language.chosen(request)))
+    context.setdefault("back", request.url.path + (f"?{request.url.query}" if request.url.query
+                                                   else ""))
     return templates.TemplateResponse(request, template, context, status_code=status)
 
 
@@ -119,7 +125,7 @@ def _row(request: Request, row: dict, is_admin: bool) -> dict[str, Any]:
         "resource_uuid": row["resource_uuid"],
         "created_at": _iso(row["created_at"]),
         "expires_at": _iso(row["expires_at"]),
-        "summary": _reader(request).text(row),
+        "summary": _reader(request).text(row, language.chosen(request)),
         "kind": row["kind"],
     }
 
@@ -260,6 +266,24 @@ def _keep(request: Request, signed: signin.SignIn) -> None:
     request.session["projects"] = signin.projects(_reader(request).settings, signed.token)
 
 
+@router.post("/language")
+def choose_language(request: Request, choice: str = Form(""), csrf: str = Form(""),
+                    back: str = Form("")) -> Response:
+    """Keep the reader's language in a cookie; "auto" goes back to the browser's."""
+    _check_form_token(request, csrf)
+    languages = _reader(request).translator.languages
+    if choice not in (*languages, "auto"):
+        raise BadRequest("Choose one of the languages offered.")
+    response = RedirectResponse(language.safe_back(back), status_code=303)
+    if choice == "auto":
+        response.delete_cookie(language.COOKIE, path="/viewer")
+    else:
+        response.set_cookie(language.COOKIE, choice, max_age=language.COOKIE_SECONDS,
+                            path="/viewer", samesite="lax", httponly=True,
+                            secure=_reader(request).settings.viewer_secure_cookie)
+    return response
+
+
 @router.post("/project")
 def switch_project(request: Request, project_id: str = Form(""), csrf: str = Form("")) -> Response:
     """Keystone: a token for another of the user's projects, rescoped from the current one.
@@ -332,8 +356,9 @@ def detail_page(request: Request, message_id: str) -> HTMLResponse:
     same_resource = [r for r in _query(request, scope, {"resource_uuid": row["resource_uuid"]},
                                        limit=20)
                      if r["id"] != row["id"]] if row["resource_uuid"] else []
+    advice = _reader(request).advice(row, language.chosen(request))
     return _render(
-        request, "detail.html", message=_row(request, row, is_admin),
+        request, "detail.html", message=_row(request, row, is_admin), advice=advice,
         same_request=[_row(request, r, is_admin) for r in same_request],
         same_resource=[_row(request, r, is_admin) for r in same_resource],
     )
@@ -446,7 +471,8 @@ async def stream(request: Request) -> StreamingResponse:
                 continue
             for row in rows:
                 html = templates.get_template("_row.html").render(
-                    row=_row(request, row, is_admin), is_admin=is_admin)
+                    row=_row(request, row, is_admin), is_admin=is_admin,
+                    text_lang=content_language(language.chosen(request)))
                 data = "\n".join(f"data: {line}" for line in html.splitlines())
                 yield f"id: {row['seq']}\nevent: message\n{data}\n\n"
             # An id with no data moves the browser's Last-Event-ID without an event.
