@@ -104,11 +104,23 @@ def test_resume_after_a_disconnect_has_no_gap_and_no_duplicate(postgresql_url: s
             assert Events(filtered).next_message()[1]["id"] == later[2]["id"]
 
 
-def test_admin_stream_reads_across_projects(postgresql_url: str, engine_pg: Engine) -> None:
-    with servers.api_server(postgresql_url) as base, _stream(base, None, user="admin") as response:
+def test_admin_stream_reads_across_projects_in_the_callers_language(
+        postgresql_url: str, engine_pg: Engine) -> None:
+    german = {"Accept-Language": "de"}
+    with servers.api_server(postgresql_url) as base, \
+            _stream(base, None, user="admin", **german) as response:
+        assert response.headers["content-language"] == "de"
         events = Events(response)
         stored = _store(engine_pg, row(P1), row(P2))
-        assert [events.next_message()[1]["id"] for _ in stored] == [m["id"] for m in stored]
+        got = [events.next_message()[1] for _ in stored]
+        assert [m["id"] for m in got] == [m["id"] for m in stored]
+        # As the project-less show renders it, in German.
+        shown = httpx.get(f"{base}/v3/messages/{got[0]['id']}",
+                          headers=headers("admin", "a0a0", **german)).json()["message"]
+        assert got[0] == shown
+        english = httpx.get(f"{base}/v3/messages/{got[0]['id']}",
+                            headers=headers("admin", "a0a0")).json()["message"]
+        assert english["user_message"] != got[0]["user_message"]
 
 
 def test_bad_cursors_and_foreign_projects_are_refused(postgresql_url: str,

@@ -26,6 +26,7 @@ from usermessages.reader import Reader, Scope
 from usermessages.store import deadline
 from usermessages.store.engine import UNAVAILABLE
 from usermessages.store.messages import ListQuery
+from usermessages.translations import content_language
 from usermessages.web.faults import UNAVAILABLE_TEXT, fault_body
 from usermessages.web.views import MessageView
 
@@ -80,8 +81,9 @@ def _cursor(request: Request) -> int | None:
     return None
 
 
-def _open(request: Request, project_id: str | None) -> tuple[Scope, ListQuery, MessageView, int]:
-    """Blocking (Keystone, the store): scope, query, view and the first cursor."""
+def _open(request: Request,
+          project_id: str | None) -> tuple[Scope, ListQuery, MessageView, str, int]:
+    """Blocking (Keystone, the store): scope, query, view, language and the first cursor."""
     call = begin(request, project_id)
     reader: Reader = request.app.state.reader
     reader.authorize_list(call.scope)
@@ -91,7 +93,8 @@ def _open(request: Request, project_id: str | None) -> tuple[Scope, ListQuery, M
     requested = _cursor(request)
     newest = reader.newest()
     # Without a cursor, from now on; one past the counter (a restored backup) from now too.
-    return call.scope, query, call.view, newest if requested is None else min(requested, newest)
+    return (call.scope, query, call.view, call.language,
+            newest if requested is None else min(requested, newest))
 
 
 def _poll(reader: Reader, scope: Scope, query: ListQuery, cursor: int) -> tuple[list[dict], int]:
@@ -109,7 +112,8 @@ async def stream(request: Request, project_id: str | None = None) -> Response:
                         headers={"Retry-After": "5"})
     streams.open += 1  # counted before the first await: no two requests pass one free slot
     try:
-        scope, query, view, cursor = await run_in_threadpool(_open, request, project_id)
+        scope, query, view, language, cursor = await run_in_threadpool(_open, request,
+                                                                       project_id)
     except BaseException:
         streams.open -= 1
         raise
@@ -141,7 +145,9 @@ async def stream(request: Request, project_id: str | None = None) -> Response:
             await asyncio.sleep(POLL_SECONDS)
 
     return _Counted(streams, events(), media_type="text/event-stream",
-                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no",
+                             # The texts are in the Accept-Language the list would use.
+                             "Content-Language": content_language(language)})
 
 
 async def _stream_any(request: Request) -> Response:
