@@ -155,3 +155,14 @@ def test_streams_are_bounded_per_server(postgresql_url: str, engine_pg: Engine,
                     break
             assert time.monotonic() < deadline, "closed streams never freed their slots"
             time.sleep(0.2)
+
+
+def test_a_quiet_stream_sends_heartbeats(postgresql_url: str, engine_pg: Engine) -> None:
+    """Nothing to send: a comment line every HEARTBEAT_SECONDS keeps proxies from closing it."""
+    with servers.api_server(postgresql_url) as base, _stream(base, P1) as response:
+        deadline = time.monotonic() + 60
+        for line in response.iter_lines():
+            assert time.monotonic() < deadline, "no heartbeat in time"
+            assert not line.startswith("data:"), line  # nothing was stored
+            if line == ": heartbeat":
+                break
