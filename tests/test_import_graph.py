@@ -83,6 +83,11 @@ def _arrows(source: str, target: str) -> list[str]:
     ("usermessages.store", "usermessages.viewer"),
     ("usermessages.store", "usermessages.reader"),
     ("usermessages.store", "usermessages.service"),
+    # Webhooks read the store and render with web; the front ends manage them, never back.
+    ("usermessages.webhooks", "usermessages.api"),
+    ("usermessages.webhooks", "usermessages.viewer"),
+    ("usermessages.webhooks", "usermessages.reader"),
+    ("usermessages.store", "usermessages.webhooks"),
     # The reference service uses the public reader and toolkit, not the API's internals.
     ("blockstorage", "usermessages.api"),
     ("blockstorage", "usermessages.viewer"),

@@ -178,6 +178,30 @@ OPTIONS: tuple[Option, ...] = (
            "Seconds the Zaqar collector waits when every project queue was empty."),
     Option("zaqar", "auth_token", "",
            "X-Auth-Token sent to a Keystone-protected Zaqar; empty for a Zaqar without auth."),
+    # --- Signed webhooks and the API's event stream (docs/webhooks.md) ---
+    Option("webhooks", "embedded", True,
+           "Run the webhook deliverer inside `usermessages serve`. Turn off when a separate "
+           "`usermessages webhook-deliverer` runs (several deliverers share the work safely)."),
+    Option("webhooks", "allow_private_targets", False,
+           "Allow webhook URLs resolving to loopback, private, link-local or reserved "
+           "addresses (SSRF guard off). Only for closed test deployments."),
+    Option("webhooks", "allowed_cidrs", "",
+           "Comma-separated networks (e.g. 10.20.0.0/16) webhooks may target although "
+           "private; public addresses are always allowed."),
+    Option("webhooks", "timeout", 5.0,
+           "Seconds one delivery (connect, send, answer) may take; redirects are not followed."),
+    Option("webhooks", "retry_base", 2.0,
+           "Seconds before the first retry of a failed delivery; doubled at each failure."),
+    Option("webhooks", "retry_max", 600.0, "Longest wait between two attempts, in seconds."),
+    Option("webhooks", "disable_after_failures", 15,
+           "A subscription is disabled after this many consecutive failed attempts..."),
+    Option("webhooks", "disable_after_hours", 24.0,
+           "...or once it has been failing for this many hours, whichever comes first."),
+    Option("webhooks", "poll_interval", 1.0,
+           "Seconds the deliverer waits when no subscription had anything to send."),
+    Option("api", "max_streams", 100,
+           "Most event streams (GET .../messages-ext/stream) one API process holds open; "
+           "beyond, 503 with Retry-After."),
 )
 
 
@@ -239,6 +263,16 @@ class Settings:
     zaqar_claim_ttl: int = 60
     zaqar_poll_interval: float = 1.0
     zaqar_auth_token: str = ""
+    webhooks_embedded: bool = True
+    webhooks_allow_private_targets: bool = False
+    webhooks_allowed_cidrs: str = ""
+    webhooks_timeout: float = 5.0
+    webhooks_retry_base: float = 2.0
+    webhooks_retry_max: float = 600.0
+    webhooks_disable_after_failures: int = 15
+    webhooks_disable_after_hours: float = 24.0
+    webhooks_poll_interval: float = 1.0
+    max_streams: int = 100
     # Passed through as they are: keystonemiddleware's and oslo.policy's own options.
     keystone_authtoken: tuple[tuple[str, str], ...] = ()
     oslo_policy: tuple[tuple[str, str], ...] = ()

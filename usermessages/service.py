@@ -103,6 +103,10 @@ def serve(
     if settings.collector_embedded:
         collector = Collector.from_settings(settings, engine, sources_from_settings(settings))
         parts.insert(0, ("collector", collector.run))
+    if settings.webhooks_embedded:
+        from usermessages.webhooks.deliverer import Deliverer
+
+        parts.append(("webhooks", Deliverer(settings, engine).run))
     threads = [threading.Thread(target=run, args=(stop,), name=name, daemon=True)
                for name, run in parts]
     reaper = PeriodicReaper(engine, settings.message_reap_interval,

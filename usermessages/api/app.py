@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from usermessages.api import explanations, messages, series, views_ext
+from usermessages.api import explanations, messages, series, stream, views_ext, webhooks
 from usermessages.api.metrics import keystone_protected, metrics_route
 from usermessages.api.middleware import OpenStackMiddleware
 from usermessages.api.security import SecurityHeaders
@@ -79,4 +79,6 @@ def create_api(reader: Reader) -> FastAPI:
     app.include_router(messages.router)
     app.include_router(series.router)
     app.include_router(views_ext.router)
+    app.include_router(stream.router)
+    app.include_router(webhooks.router)
     return app

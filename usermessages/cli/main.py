@@ -334,6 +334,9 @@ _register_client()
 from usermessages.cli import zaqar as _zaqar_cli  # noqa: E402  (zaqar-collector, subscription)
 
 _zaqar_cli.register(main)
+from usermessages.cli import webhooks as _webhooks_cli  # noqa: E402  (webhook, webhook-deliverer)
+
+_webhooks_cli.register(main)
 
 
 if __name__ == "__main__":

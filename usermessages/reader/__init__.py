@@ -5,9 +5,10 @@ import it; it imports none of them.
 """
 
 from usermessages.reader.identity import Caller, KeystoneUnavailable
-from usermessages.reader.policy import DELETE, GET, GET_ALL, Policy
+from usermessages.reader.policy import DELETE, GET, GET_ALL, WEBHOOKS, Policy
 from usermessages.reader.reader import Reader, Scope
 
 __all__ = [
     "Caller", "DELETE", "GET", "GET_ALL", "KeystoneUnavailable", "Policy", "Reader", "Scope",
+    "WEBHOOKS",
 ]

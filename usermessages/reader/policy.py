@@ -24,6 +24,8 @@ from usermessages.reader.identity import Caller
 GET_ALL = "message:get_all"
 GET = "message:get"
 DELETE = "message:delete"
+# Beyond Cinder: managing a project's webhook subscriptions (messages-ext/webhooks).
+WEBHOOKS = "message:webhooks"
 
 # cinder/policies/base.py, Cinder 29.
 _SYSTEM_ADMIN = "role:admin and system_scope:all"
@@ -91,7 +93,12 @@ SERIES_RULES = (
                                  "Show a series of repeated messages.",
                                  [{"method": "GET", "path": "/messages-ext/series/{series_id}"}]),
 )
-DEFAULT_RULES = BASE_RULES + MESSAGE_RULES + SERIES_RULES
+EXTENSION_RULES = (
+    policy.DocumentedRuleDefault(WEBHOOKS, "rule:xena_system_admin_or_project_member",
+                                 "Create, list, show and delete webhook subscriptions.",
+                                 [{"method": "POST", "path": "/messages-ext/webhooks"}]),
+)
+DEFAULT_RULES = BASE_RULES + MESSAGE_RULES + SERIES_RULES + EXTENSION_RULES
 # oslo.policy 6 dropped enforce_scope (scope_types are always enforced, and
 # Cinder's message rules have none); accepted so a Cinder [oslo_policy] carries over.
 IGNORED_OPTIONS = ("enforce_scope",)

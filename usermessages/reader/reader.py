@@ -148,6 +148,21 @@ class Reader:
             newest = store.last_seq(conn)
             return self._rows(conn, scope, replace(query, after_seq=cursor)), newest
 
+    def poll(self, scope: Scope, query: store.ListQuery, cursor: int) -> tuple[list[dict], int]:
+        """A stream's next rows after ``cursor`` and the cursor to poll from next.
+
+        Shared by the viewer's and the API's streams. Rows past the counter read
+        first are left for the next poll; once its value V is committed every row
+        up to V is (inserters commit in seq order), so when the page was not full
+        the cursor moves to V even if no row matched the filters, and the next
+        poll never rescans those rows. ``query.limit`` is the page size.
+        """
+        rows, newest = self.after(scope, query, cursor)
+        shown = [row for row in rows if row["seq"] <= newest]
+        if query.limit is None or len(rows) < query.limit:
+            return shown, max(cursor, newest)
+        return shown, shown[-1]["seq"] if shown else cursor
+
     def newest(self) -> int:
         with self.engine.connect() as conn:
             return store.last_seq(conn)

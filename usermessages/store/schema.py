@@ -25,6 +25,7 @@ from sqlalchemy import (
     false,
     func,
     literal_column,
+    true,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -167,3 +168,46 @@ message_storm = Table(
     Column("window_start", DateTime(), nullable=False),
     Column("stored", Integer(), nullable=False),
 )
+
+# --- Webhook subscriptions (migration 0006, usermessages.webhooks) ---
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(255), nullable=False),
+    Column("user_id", String(255), nullable=False, server_default=""),
+    Column("url", String(2048), nullable=False),
+    Column("secret", String(255), nullable=False),
+    # Filters: exact matches, '' for any.
+    Column("message_level", String(255), nullable=False, server_default=""),
+    Column("event_id", String(255), nullable=False, server_default=""),
+    Column("resource_type", String(36), nullable=False, server_default=""),
+    Column("enabled", Boolean(), nullable=False, server_default=true()),
+    Column("disabled_reason", String(255), nullable=False, server_default=""),
+    Column("created_at", DateTime(), nullable=False),
+    # The last message seq delivered (2xx) or given up on: delivery resumes after it.
+    Column("cursor", BigInteger(), nullable=False),
+    Column("failures", Integer(), nullable=False, server_default="0"),
+    Column("failing_since", DateTime(), nullable=True),
+    Column("next_attempt_at", DateTime(), nullable=True),
+    # A deliverer's claim: another deliverer leaves the subscription alone until then.
+    Column("lease_until", DateTime(), nullable=True),
+)
+Index("ix_webhooks_project", webhooks.c.project_id, webhooks.c.created_at)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("webhook_id", String(36), nullable=False),
+    Column("message_id", String(36), nullable=False),
+    Column("seq", BigInteger(), nullable=False),
+    Column("attempt", Integer(), nullable=False),
+    # The receiver's status code, or the class of the error that stopped the attempt.
+    Column("status_code", Integer(), nullable=True),
+    Column("error", String(64), nullable=False, server_default=""),
+    Column("outcome", String(16), nullable=False),
+    Column("created_at", DateTime(), nullable=False),
+)
+Index("ix_webhook_deliveries_webhook", webhook_deliveries.c.webhook_id, webhook_deliveries.c.id)

@@ -11,7 +11,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from usermessages.errors import HTTPError
 from usermessages.reader import Reader
 from usermessages.store.engine import UNAVAILABLE
-from usermessages.viewer import routes
+from usermessages.viewer import routes, webhooks
 from usermessages.viewer.origin import SameOriginPosts
 from usermessages.viewer.sessions import ServerSessionMiddleware, SessionStore
 
@@ -41,4 +41,5 @@ def create_viewer(reader: Reader, secret_key: str) -> FastAPI:
         viewer.add_exception_handler(error, routes.store_unavailable)
     viewer.mount("/static", StaticFiles(directory=routes.HERE / "static"), name="static")
     viewer.include_router(routes.router)
+    viewer.include_router(webhooks.router)
     return viewer

@@ -179,18 +179,9 @@ def _query(request: Request, scope: Scope, params: dict[str, str],
 
 def _poll(request: Request, scope: Scope, query: ListQuery,
           cursor: int) -> tuple[list[dict], int]:
-    """The stream's next rows after ``cursor``, and the cursor to poll from next.
-
-    The counter is read first: once its value V is committed, every row up to
-    V is (inserters commit in seq order), so the cursor can move to V even when
-    no row matched the filters, and the next poll never rescans those rows.
-    """
+    """The stream's next rows after ``cursor``, and the cursor to poll from next."""
     deadline.begin(deadline.budget.get())  # each poll is new store work, as a request is
-    rows, newest = _reader(request).after(scope, query, cursor)
-    shown = [row for row in rows if row["seq"] <= newest]
-    if len(rows) < STREAM_BATCH:
-        return shown, max(cursor, newest)
-    return shown, shown[-1]["seq"] if shown else cursor
+    return _reader(request).poll(scope, query, cursor)
 
 
 def _last_seq(request: Request) -> int:

@@ -1,0 +1,73 @@
+"""The viewer's webhooks page: list the project's subscriptions, create one (its secret
+shown on that answer only), delete one. Same rules as the API (``webhooks.subscriptions``).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from usermessages.catalog import Level, Resource
+from usermessages.errors import BadRequest
+from usermessages.reader import WEBHOOKS, Caller
+from usermessages.store import webhooks as store_webhooks
+from usermessages.viewer.routes import _caller, _form_token, _reader, _render
+from usermessages.webhooks import subscriptions
+
+router = APIRouter(include_in_schema=False)
+
+
+def _member(request: Request) -> Caller:
+    caller = _caller(request)
+    _reader(request).policy.authorize(WEBHOOKS, caller, caller.project_id)
+    return caller
+
+
+def _page(request: Request, caller: Caller, status: int = 200, **context: object) -> HTMLResponse:
+    with _reader(request).engine.connect() as conn:
+        rows = store_webhooks.list_for_project(conn, caller.project_id)
+    return _render(request, "webhooks.html", status=status,
+                   webhooks=[subscriptions.view(row) for row in rows],
+                   levels=[level.value for level in Level],
+                   resource_types=[resource.value for resource in Resource],
+                   flash=request.session.pop("flash", None), csrf=_form_token(request),
+                   **context)
+
+
+def _check_csrf(request: Request, csrf: str) -> None:
+    if not csrf or not secrets.compare_digest(csrf, request.session.get("csrf", "")):
+        raise BadRequest("The form expired; reload the page and try again.")
+
+
+@router.get("/webhooks")
+def webhooks_page(request: Request) -> HTMLResponse:
+    return _page(request, _member(request))
+
+
+@router.post("/webhooks")
+def create(request: Request, url: str = Form(""), message_level: str = Form(""),
+           event_id: str = Form(""), resource_type: str = Form(""),
+           csrf: str = Form("")) -> HTMLResponse:
+    caller = _member(request)
+    _check_csrf(request, csrf)
+    fields = {"url": url.strip(), "message_level": message_level,
+              "event_id": event_id.strip(), "resource_type": resource_type}
+    try:
+        row, secret = subscriptions.register(_reader(request).settings, _reader(request).engine,
+                                             caller.project_id, caller.user_id, fields)
+    except BadRequest as exc:
+        return _page(request, caller, status=400, error=exc.message, form=fields)
+    # Rendered, not redirected: the secret is never stored, in the session or anywhere.
+    return _page(request, caller, status=201, created=subscriptions.view(row), secret=secret)
+
+
+@router.post("/webhooks/{webhook_id}/delete")
+def delete(request: Request, webhook_id: str, csrf: str = Form("")) -> Response:
+    caller = _member(request)
+    _check_csrf(request, csrf)
+    with _reader(request).engine.begin() as conn:
+        store_webhooks.remove(conn, caller.project_id, webhook_id)
+    request.session["flash"] = f"Webhook {webhook_id} deleted."
+    return RedirectResponse("/viewer/webhooks", status_code=303)
