@@ -222,10 +222,17 @@ def watch_command(client: Client, resource_uuid: str | None, resource_type: str 
                   event_id: str | None, interval: float, count: int | None,
                   duration: float | None, fmt: str) -> None:
     """Print messages as they are stored, each once, until Ctrl-C (exit 0)."""
+    import signal
+    import threading
+
     from usermessages.cli import series as series_cli
 
+    # Ctrl-C and SIGTERM end the watch at its next pause, never mid-request or mid-line.
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     series_cli.watch(client, _filters(resource_uuid, resource_type, event_id), interval, count,
-                     duration, fmt)
+                     duration, fmt, stop)
 
 
 @message.command("show")
