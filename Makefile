@@ -8,5 +8,5 @@ serve:  ## run the all-in-one on the embedded default (SQLite, in-process bus, 1
 test:   ## run the whole test suite (installs what it needs)
 	scripts/test
 
-bench:  ## benchmarks against Cinder 29 (writes docs/benchmarks.md; ~20 min)
+bench:  ## benchmarks against Cinder 29 (writes docs/benchmarks.md; ~30 min)
 	scripts/system-packages && EXTRAS=server,test scripts/venv && .venv/bin/python bench/run.py
