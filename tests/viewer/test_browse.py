@@ -23,11 +23,11 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests import servers
 from tests.api.conftest import row
-from tests.viewer.test_viewer import ARGS, CHROMIUM, _page, sign_in
+from tests.viewer.test_viewer import _page, browser, sign_in  # noqa: F401 (fixture)
 from tests.viewer_session import sign_in as viewer_sign_in
 from usermessages.catalog import Action, Catalog, Detail, Resource
 from usermessages.store import engine as store_engine
@@ -85,14 +85,6 @@ def site(tmp_path_factory) -> Iterator[tuple[str, str, list[dict]]]:
             store.insert_rows(conn, rows)
         engine.dispose()
         yield base, db_url, rows
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield launched
-        launched.close()
 
 
 def _listed(db_url: str, **query) -> list[dict]:

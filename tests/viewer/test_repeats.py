@@ -7,11 +7,11 @@ import datetime as dt
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests import servers
 from tests.api.conftest import row
-from tests.viewer.test_viewer import ARGS, CHROMIUM, _page, sign_in
+from tests.viewer.test_viewer import _page, browser, sign_in  # noqa: F401 (fixture)
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
 
@@ -44,14 +44,6 @@ def site(tmp_path_factory) -> Iterator[tuple[str, str]]:
         _store(db_url, [_failure("vol-r", 30), _failure("vol-r", 20), _failure("vol-r", 10),
                         _failure("vol-once", 5)])
         yield base, db_url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield launched
-        launched.close()
 
 
 def _row_of(page, resource: str):  # type: ignore[no-untyped-def]

@@ -25,7 +25,8 @@ SORT_CONFLICT = (
 )
 
 
-def _limit(raw: str | None, max_limit: int) -> int:
+def parse_limit(raw: str | None, max_limit: int) -> int:
+    """A ``limit`` query parameter, Cinder's way: capped at max_limit, 400 if not a count."""
     if raw is None:
         return max_limit
     try:
@@ -114,7 +115,7 @@ def parse_list_query(
     if version < MESSAGES_PAGINATION:
         # Before 3.5 Cinder reads no parameter. We honour limit and marker all
         # the same: openstacksdk sends them at 3.3 and loops forever otherwise.
-        limit = _limit(params.get("limit"), max_limit)
+        limit = parse_limit(params.get("limit"), max_limit)
         query = ListQuery(limit=limit, marker=params.get("marker"))
         # Cinder links a page as full against limit or osapi_max_limit at 3.3 too;
         # as we cap the page, that link is also the only way past the cap.
@@ -137,7 +138,7 @@ def parse_list_query(
             invalid.append(key)
     if invalid:
         raise BadRequest(f"Invalid filters {','.join(invalid)} are found in query options.")
-    limit = _limit(params.get("limit"), max_limit)
+    limit = parse_limit(params.get("limit"), max_limit)
     query = ListQuery(
         filters=filters,
         like_filters=like,

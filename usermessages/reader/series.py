@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from usermessages.errors import BadRequest, SeriesNotFound
 from usermessages.reader import policy
+from usermessages.reader.params import parse_limit
 from usermessages.reader.reader import MAX_ID, Reader, Scope
 from usermessages.store import series as store
 
@@ -35,16 +36,7 @@ def parse(scope: Scope, params: Sequence[tuple[str, str]], max_limit: int) -> st
             raise BadRequest(f"Invalid input received: query parameter {key!r} is longer "
                              f"than {MAX_VALUE} characters")
         values[key] = value
-    raw_limit = values.pop("limit", None)
-    limit = max_limit
-    if raw_limit is not None:
-        try:
-            limit = int(raw_limit)
-        except ValueError as exc:
-            raise BadRequest("limit param must be an integer") from exc
-        if limit < 0:
-            raise BadRequest("limit param must be positive")
-        limit = min(limit, max_limit)
+    limit = parse_limit(values.pop("limit", None), max_limit)
     marker = values.pop("marker", None)
     values.pop("all_tenants", None)
     return store.SeriesQuery(filters=values, limit=limit, marker=marker)
