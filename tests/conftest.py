@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from tests import servers
 from tests.keystone.cloud import Cloud, provision
+from tests.zaqar_server import Zaqar, zaqar_server
 from usermessages.config import Settings
 from usermessages.service import create_app
 from usermessages.store import engine as store_engine
@@ -67,6 +68,13 @@ def rabbitmq_url() -> Iterator[str]:
     """One throwaway RabbitMQ for the whole run (tests that stop it start their own)."""
     with servers.rabbitmq_server() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def zaqar() -> Iterator[Zaqar]:
+    """One real Zaqar 23 on a throwaway Redis for the whole run."""
+    with zaqar_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

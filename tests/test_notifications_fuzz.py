@@ -25,8 +25,7 @@ from tests.openstack_payloads import RequestContextSerializer
 from usermessages.collector import Accept, Ignore, Reject, list_dead_letters
 from usermessages.notifications import MAX_FIELD, decide, load_mapping, source
 from usermessages.store import engine as store_engine
-from usermessages.store import messages as store
-from usermessages.store import migrate
+from usermessages.store import migrate, writer
 
 MAPPING = Path(__file__).resolve().parent.parent / "etc" / "notification-mapping.ini"
 RULES = load_mapping(MAPPING)
@@ -102,7 +101,7 @@ def _check(decision, engine: Engine | None = None) -> None:
         assert row["project_id"] and row["created_at"] < row["expires_at"]
         if engine is not None:  # the store takes it
             with engine.begin() as conn:
-                store.insert_messages(conn, [decision.message])
+                writer.insert(conn, writer.rows_of([decision.message]))
 
 
 @given(st.binary(max_size=2000))

@@ -33,6 +33,7 @@ from usermessages.message import MAX_FIELD, Message
 
 if TYPE_CHECKING:
     from usermessages.config import Settings
+    from usermessages.store.series import Policy
 
 LOG = logging.getLogger(__name__)
 
@@ -70,24 +71,27 @@ class Stats:
 
 
 class DatabaseSink:
-    """Insert each record straight into the store (the ``db`` sink)."""
+    """Insert each record straight into the store (the ``db`` sink).
 
-    def __init__(self, url: str) -> None:
+    Through the store's one Writer, as the collectors do: one short
+    transaction per message, series and storm control by ``policy``.
+    """
+
+    def __init__(self, url: str, policy: Policy | None = None) -> None:
         # Imported here so that a bus-only producer never loads SQLAlchemy.
         try:
             from usermessages.store import engine as store_engine
+            from usermessages.store.writer import Writer
         except ModuleNotFoundError as exc:
             raise ConfigError(
                 f"a database URL needs the server extra ({exc.name} is not installed): "
                 "pip install 'usermessages[server]', or give a bus URL") from exc
 
         self._engine = store_engine.connect(url)
+        self._writer = Writer(self._engine) if policy is None else Writer(self._engine, policy)
 
     def deliver(self, message: Message) -> None:
-        from usermessages.store import messages as store_messages
-
-        with self._engine.begin() as conn:
-            store_messages.insert_message(conn, message)
+        self._writer.write_one(message)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -157,6 +161,7 @@ class Messenger:
         ttl: int = DEFAULT_TTL,
         host: str | None = None,
         zaqar_options: dict[str, Any] | None = None,
+        policy: Policy | None = None,
     ) -> Messenger:
         """A messenger for a database URL or a bus URL.
 
@@ -166,6 +171,8 @@ class Messenger:
         file that survives a crash (None keeps it in memory). Sink ``both``
         takes the bus URL and ``db_url``. Sinks ``zaqar`` and ``db+zaqar`` take
         Zaqar's URL (and ``db_url``), with ``zaqar_options`` for ZaqarSink.
+        ``policy`` is how the database sink groups and limits what it stores
+        (series exemplars, storm control; the store's defaults if None).
         """
         from usermessages.bus import is_bus_url
 
@@ -183,9 +190,9 @@ class Messenger:
             if chosen == "zaqar":
                 return cls(zaqar_sink, ttl=ttl, host=host)
             assert db_url is not None  # checked above
-            return cls(FanoutSink(DatabaseSink(db_url), zaqar_sink), ttl=ttl, host=host)
+            return cls(FanoutSink(DatabaseSink(db_url, policy), zaqar_sink), ttl=ttl, host=host)
         if chosen == "db":
-            return cls(DatabaseSink(url), ttl=ttl, host=host)
+            return cls(DatabaseSink(url, policy), ttl=ttl, host=host)
         if not is_bus_url(url):
             raise CatalogError(f"sink {chosen!r} needs a bus URL (amqp:// or memory://)")
         from usermessages.forwarder import BusSink
@@ -196,12 +203,21 @@ class Messenger:
             return cls(bus_sink, ttl=ttl, host=host)
         if not db_url:
             raise CatalogError("sink 'both' needs db_url as well as the bus URL")
-        return cls(FanoutSink(DatabaseSink(db_url), bus_sink), ttl=ttl, host=host)
+        return cls(FanoutSink(DatabaseSink(db_url, policy), bus_sink), ttl=ttl, host=host)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, host: str | None = None) -> Messenger:
-        """A messenger as the config file says (``[sdk]``, ``[bus]``, ``[database]``)."""
+        """A messenger as the config file says (``[sdk]``, ``[bus]``, ``[database]``).
+
+        A sink that writes to the database applies ``[collector]``'s series
+        and storm control, as the collectors do.
+        """
         sink = settings.sdk_sink
+        policy = None
+        if sink in ("db", "both", "db+zaqar"):
+            from usermessages.store.writer import policy_of
+
+            policy = policy_of(settings)
         if sink in ("zaqar", "db+zaqar"):
             from usermessages.zaqar.sink import options_from_settings
 
@@ -210,7 +226,7 @@ class Messenger:
                 spool_path=settings.sdk_spool_path or None,
                 spool_max_messages=settings.sdk_spool_max_messages,
                 timeout=settings.zaqar_timeout, ttl=settings.message_ttl, host=host,
-                zaqar_options=options_from_settings(settings),
+                zaqar_options=options_from_settings(settings), policy=policy,
             )
         return cls.from_url(
             settings.database_connection if sink == "db" else settings.bus_url,
@@ -221,6 +237,7 @@ class Messenger:
             timeout=settings.bus_timeout,
             ttl=settings.message_ttl,
             host=host,
+            policy=policy,
         )
 
     @property

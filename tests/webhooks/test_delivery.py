@@ -17,7 +17,7 @@ from tests.webhooks.receiver import receiver
 from usermessages.catalog import Level
 from usermessages.config import Settings
 from usermessages.service import create_app
-from usermessages.store import messages as store
+from usermessages.store import writer
 from usermessages.store.schema import webhooks
 from usermessages.webhooks.deliverer import Deliverer
 
@@ -47,7 +47,7 @@ def _subscribe(client: TestClient, project: str, url: str, **filters: str) -> di
 
 def _store(engine: Engine, *rows: dict) -> list[dict]:
     with engine.begin() as conn:
-        store.insert_rows(conn, list(rows))
+        writer.insert(conn, list(rows))
     return list(rows)
 
 

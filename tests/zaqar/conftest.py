@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests import servers
-from tests.zaqar_server import Zaqar, zaqar_server
+from tests.zaqar_server import Zaqar
 from usermessages import Action, Detail, Messenger, RequestContext
 from usermessages.spool import Spool
 from usermessages.store import engine as store_engine
@@ -36,12 +36,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if slow and ours:
         items.remove(slow[0])
         items.insert(items.index(ours[-1]) + 1, slow[0])
-
-
-@pytest.fixture(scope="session")
-def zaqar() -> Iterator[Zaqar]:
-    with zaqar_server() as server:
-        yield server
 
 
 CRASHING_COLLECTOR = textwrap.dedent("""

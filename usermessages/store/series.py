@@ -108,15 +108,20 @@ def record(conn: Connection, stored: Iterable[Mapping[str, Any]],
         ))
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        if conn.engine.dialect.name == "postgresql":
-            _copy_upsert(cursor, values, exemplars)
-        else:
-            cursor.executemany(_upsert_sql("VALUES (" + ", ".join("?" for _ in _COLUMNS) + ")",
-                                           exemplars, postgresql=False),
+        if conn.engine.dialect.name != "postgresql":
+            cursor.executemany(_upsert_sql(_values("?"), exemplars, postgresql=False),
                                [tuple(_sqlite_value(v) for v in row) for row in values])
+        elif len(values) == 1:  # one statement, no temp table (the SDK's direct sink)
+            cursor.execute(_upsert_sql(_values("%s"), exemplars, postgresql=True), values[0])
+        else:
+            _copy_upsert(cursor, values, exemplars)
     finally:
         cursor.close()
     return len(groups)
+
+
+def _values(placeholder: str) -> str:
+    return "VALUES (" + ", ".join(placeholder for _ in _COLUMNS) + ")"
 
 
 def _copy_upsert(cursor: Any, values: list[tuple[Any, ...]], exemplars: int) -> None:
@@ -137,6 +142,23 @@ def _copy_upsert(cursor: Any, values: list[tuple[Any, ...]], exemplars: int) -> 
 
 _COLUMNS = ("id", "kind", "project_id", "event_id", "resource_uuid", *_LATEST,
             "count", "suppressed", "first_seen", "last_seen", "request_ids")
+
+
+def upsert_one_sql(rows: str, exemplars: int) -> str:
+    """PostgreSQL: the upsert counting each row of ``rows`` (a CTE's name) once on its series.
+
+    For one new row at most: its series id and exemplars come as the two
+    parameters (``series_id`` of the row, and ``[request_id]`` as JSON).
+    """
+    latest = ", ".join(_LATEST)
+    return _upsert_sql(
+        f"SELECT %s, kind, project_id, event_id, resource_uuid, {latest}, 1, 0, created_at, "
+        f"created_at, %s FROM {rows}", exemplars, postgresql=True)
+
+
+def key_of(row: Mapping[str, Any]) -> str:
+    """The id of the series a message row belongs to."""
+    return _key(row)
 
 
 def _upsert_sql(source: str, exemplars: int, postgresql: bool) -> str:

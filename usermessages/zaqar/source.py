@@ -37,16 +37,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from usermessages import envelope, metrics
 from usermessages.catalog import Kind
 from usermessages.config import Settings
-from usermessages.errors import UserMessagesError
+from usermessages.errors import StoreUnavailable
 from usermessages.message import Message
 from usermessages.retry import Backoff
 from usermessages.store import messages as store
+from usermessages.store import series
+from usermessages.store.writer import Writer, Written, policy_of
 from usermessages.zaqar.client import MAX_PER_CALL, Claim, QueuedMessage, ZaqarClient, ZaqarError
 from usermessages.zaqar.sink import ZAQAR_MAX_TTL, Layout, layout_from_settings
 
@@ -55,27 +57,11 @@ LOG = logging.getLogger(__name__)
 MAX_PROJECT = 255
 MAX_INDEX_CLAIMS = 50  # announcements claimed per refresh: 1,000
 
-# The distinct projects of the messages table as a loose index scan on
-# ix_messages_project_id: one index probe per project, not a scan of every row.
-_STORED_PROJECTS = text("""
-    WITH RECURSIVE p(id) AS (
-        SELECT min(project_id) FROM messages
-        UNION ALL
-        SELECT (SELECT min(project_id) FROM messages WHERE project_id > p.id)
-        FROM p WHERE p.id IS NOT NULL
-    )
-    SELECT id FROM p WHERE id IS NOT NULL
-""")
-
-
-class StoreUnavailable(UserMessagesError):
-    """The store could not take a batch; its claims were released for redelivery."""
-
-
 @dataclass
 class ZaqarCollectorStats:
     stored: int = 0
     duplicates: int = 0
+    suppressed: int = 0
     dead_lettered: int = 0
     db_retries: int = 0
     zaqar_errors: int = 0
@@ -89,6 +75,8 @@ class _Round:
     claims: list[tuple[str, Claim]] = field(default_factory=list)
     rows: list[Message] = field(default_factory=list)
     origins: list[tuple[str, QueuedMessage]] = field(default_factory=list)  # per row
+    # Dead-lettered while decoding: done with, whatever the store does.
+    rejected: set[str] = field(default_factory=set)
     visited: list[str] = field(default_factory=list)  # projects whose queue was read
 
 
@@ -124,9 +112,11 @@ class ZaqarCollector:
         dead_letter_ttl: int = ZAQAR_MAX_TTL,
         auth_token: str = "",
         concurrency: int = 4,
+        policy: series.Policy = series.DEFAULT_POLICY,
     ) -> None:
         self._client = ZaqarClient(url, timeout=timeout, auth_token=auth_token)
         self._engine = engine
+        self._writer = Writer(engine, policy)
         self._ttl = ttl
         self._layout = layout
         self._static = tuple(dict.fromkeys((*projects, layout.admin_project)))
@@ -158,6 +148,7 @@ class ZaqarCollector:
             poll_interval=settings.zaqar_poll_interval, timeout=settings.zaqar_timeout,
             dead_letter_ttl=settings.zaqar_max_message_ttl,
             auth_token=settings.zaqar_auth_token,
+            policy=policy_of(settings),
         )
 
     def close(self) -> None:
@@ -210,7 +201,7 @@ class ZaqarCollector:
     def _refresh_stored(self) -> None:
         try:
             with self._engine.connect() as conn:
-                self._stored = {row[0] for row in conn.execute(_STORED_PROJECTS)}
+                self._stored = set(store.stored_projects_all_projects(conn))
         except DBAPIError as exc:  # keep the last known set; the store's trouble shows later
             LOG.warning("could not read the store's projects: %s", type(exc.orig).__name__)
 
@@ -287,40 +278,39 @@ class ZaqarCollector:
             check_origin(decoded, project, self._layout.admin_project)
         except envelope.InvalidEnvelope as exc:
             self._dead_letter(project, message, str(exc))
+            work.rejected.add(message.id)
             return
         work.rows.append(decoded)
         work.origins.append((project, message))
 
     def _store(self, work: _Round) -> None:
-        try:
-            with self._engine.begin() as conn:
-                new = store.insert_messages(conn, work.rows)
-        except (DataError, IntegrityError):
-            # The store refuses a row (bad data, not a store problem): find it.
-            self._store_one_by_one(work)
+        """Write the round's rows; after an outage, give back what was not settled.
+
+        A refused row is dead-lettered alone. When the store fails, the
+        messages settled so far (stored, refused, dead-lettered) are deleted
+        and the claims released, so Zaqar hands out only the rest again.
+        """
+        written = self._writer.write(work.rows)
+        self._count(written)
+        for refusal in written.refused:
+            project, message = work.origins[refusal.index]
+            self._dead_letter(project, message, refusal.reason)
+        if written.outage is None:
             return
-        except DBAPIError as exc:
-            self.stats.db_retries += 1
-            metrics.DB_RETRIES.inc()
-            self._release(work.claims)
-            raise StoreUnavailable(f"store unavailable: {type(exc.orig).__name__}") from exc
-        self._count(len(work.rows), new)
+        settled = work.rejected | {message.id for _, message in work.origins[:written.settled]}
+        self._delete(work.claims, settled)
+        self._release(work.claims)
+        raise written.outage
 
-    def _store_one_by_one(self, work: _Round) -> None:
-        for row, (project, message) in zip(work.rows, work.origins, strict=False):
-            try:
-                with self._engine.begin() as conn:
-                    new = store.insert_messages(conn, [row])
-            except (DataError, IntegrityError) as exc:
-                self._dead_letter(project, message,
-                                  f"store refused the row: {type(exc.orig).__name__}")
-                continue
-            self._count(1, new)
-
-    def _delete(self, claims: list[tuple[str, Claim]]) -> None:
+    def _delete(self, claims: list[tuple[str, Claim]], only: set[str] | None = None) -> None:
         """Only now, with the rows committed, take the messages off their queues."""
-        list(self._pool.map(lambda item: self._client.delete(
-            item[0], self._layout.queue, [m.id for m in item[1].messages], item[1].id), claims))
+        def delete(item: tuple[str, Claim]) -> None:
+            project, claim = item
+            ids = [m.id for m in claim.messages if only is None or m.id in only]
+            if ids:
+                self._client.delete(project, self._layout.queue, ids, claim.id)
+
+        list(self._pool.map(delete, claims))
 
     def _release(self, claims: list[tuple[str, Claim]]) -> None:
         for project, claim in claims:
@@ -340,8 +330,8 @@ class ZaqarCollector:
         metrics.DEAD_LETTERED.labels(source="zaqar").inc()
         LOG.warning("dead-lettered an envelope from project %s: %s", project, reason)
 
-    def _count(self, rows: int, new: int) -> None:
-        self.stats.stored += new
-        self.stats.duplicates += rows - new
-        metrics.STORED.inc(new)
-        metrics.DUPLICATES.inc(rows - new)
+    def _count(self, written: Written) -> None:
+        self.stats.stored += written.new
+        self.stats.duplicates += written.duplicates
+        self.stats.suppressed += written.suppressed
+        self.stats.db_retries += written.outage is not None
