@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -150,3 +151,15 @@ def test_without_the_request_context_only_the_payload_speaks(sent, event_type):
                 one.expect["project_id"], one.expect["user_id"])
         else:
             assert isinstance(decision, Reject), (event_type, one.caller, decision)
+
+
+def test_the_documented_reads_are_the_mapping():
+    """docs/notifications.md's "What each section reads" is the mapping, path for path."""
+    text = (ROOT / "docs" / "notifications.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| ([a-z_.]+) \| (.+) \|$", text, re.M))
+    rows.pop("section")  # the header
+    assert set(rows) == set(RULES)
+    for event_type, rule in RULES.items():
+        documented = set(re.findall(r"`([a-z_.]+)`", rows[event_type]))
+        assert documented == {".".join(path) for path in rule.paths.values()}, event_type
+        assert ("context only" in rows[event_type]) == ("project_id" not in rule.paths)
