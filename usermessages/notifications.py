@@ -26,8 +26,10 @@ reaches the class name of an ``ExceptionPayload``. oslo.messaging sends the
 sender's request context as ``_context_*`` keys beside the payload: the
 context's project, user, request id and global request id win; the paths are
 the fallback. ``exception`` names the field holding the exception's class
-(``"NoValidBackend('...')"`` or ``"NoValidHost"``): its class name picks the
-detail through the catalog, ``detail`` is the fallback.
+(``"NoValidBackend('...')"``, ``"NoValidHost"``, or a NovaException's repr
+``"{..., 'class': 'NoValidHost'}"``): its class name picks the detail through the
+catalog, ``detail`` is the fallback. tests/test_notifications_real.py checks every
+path of the shipped mapping against what Cinder's and Nova's own code sends.
 
 ``decide`` is total: whatever the bytes, it maps, ignores (and counts), or
 rejects with a reason; it never raises, so no notification can stall the queue.
