@@ -54,7 +54,7 @@ REAL = [
     _real("scheduler.retype", os_payloads.cinder_set_volume_state(
         "retype", "v2", "p1", "u1", os_payloads.ParameterNotFound(param="volume_type"))),
     _real("scheduler.create_snapshot", os_payloads.cinder_create_snapshot(
-        "s1", "p1", "u1", os_payloads.NoValidBackend(reason="r"))),
+        "s1", os_payloads.NoValidBackend(reason="r"))),
     _real("compute.instance.create.error", os_payloads.nova_legacy_instance_error(
         "i1", "p1", "u1", os_payloads.BuildAbortException(instance_uuid="i1", reason="r"))),
     _real("compute_task.build_instances", os_payloads.nova_legacy_compute_task(
