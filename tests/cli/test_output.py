@@ -202,5 +202,5 @@ def test_the_help_says_which_columns_go_first():
     result = CliRunner().invoke(things, ["--help"], terminal_width=200)
     text = " ".join(result.output.split())
     assert ("Show this column (repeat for more, shown in the order given): id, name, size, "
-            "tags, note. A table too wide for the terminal leaves out size, then name; ids "
-            "are never cut.") in text
+            "tags, note. A table too wide for the terminal leaves out, first to last: size, "
+            "name (never id); no id is ever cut.") in text

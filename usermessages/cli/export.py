@@ -12,10 +12,10 @@ from pathlib import Path
 import click
 import httpx
 
-from usermessages.cli.client import Client, fault_text, message, pass_client
+from usermessages.cli.client import Client, fault_text, pass_client
 
 
-@message.command("export")
+@click.command("export")
 @click.option("--format", "fmt", type=click.Choice(["ndjson", "csv"]), default="ndjson",
               show_default=True)
 @click.option("--resource-uuid", help="Only messages about this resource.")

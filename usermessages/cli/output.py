@@ -99,8 +99,9 @@ class View:
         names = ", ".join(c.field for c in self.columns)
         text = f"Show this column (repeat for more, shown in the order given): {names}."
         if self.leaves_out:
-            text += (" A table too wide for the terminal leaves out "
-                     f"{', then '.join(self.leaves_out)}; ids are never cut.")
+            text += (" A table too wide for the terminal leaves out, first to last: "
+                     f"{', '.join(self.leaves_out)} (never {self.priority[0]}); no id is "
+                     "ever cut.")
         return text
 
 
