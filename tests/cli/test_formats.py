@@ -10,12 +10,10 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -24,6 +22,7 @@ import yaml
 from click.testing import CliRunner
 
 from tests import servers
+from tests.webhooks.receiver import receiver
 from usermessages import Action, Detail, Level, Messenger, RequestContext, Resource
 from usermessages.cli.main import main
 from usermessages.cli.messages import MESSAGE, MESSAGES
@@ -33,24 +32,6 @@ from usermessages.cli.webhooks import DELIVERIES, WEBHOOK, WEBHOOKS
 
 PROJECT = "dddd4444"
 HEADERS = {"X-Auth-Token": f"alice:{PROJECT}", "OpenStack-API-Version": "volume 3.71"}
-
-
-class Receiver:
-    """A local webhook receiver that accepts everything."""
-
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/usermessages"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 @dataclass(frozen=True)
@@ -85,10 +66,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     conf = root / "usermessages.conf"
     conf.write_text("[webhooks]\nallow_private_targets = true\npoll_interval = 0.1\n")
     db_url = f"sqlite:///{root}/usermessages.sqlite"
-    receiver = Receiver()
-    with servers.api_server(db_url, config_file=str(conf)) as base:
+    with receiver() as hooked, servers.api_server(db_url, config_file=str(conf)) as base:
         hook = httpx.post(f"{base}/v3/{PROJECT}/messages-ext/webhooks", headers=HEADERS,
-                          json={"webhook": {"url": receiver.url}}, timeout=10)
+                          json={"webhook": {"url": hooked.url}}, timeout=10)
         assert hook.status_code in (200, 201, 202), hook.text
         messenger = Messenger.from_url(db_url)
         volumes = [str(uuid.uuid4()) for _ in range(3)]
@@ -115,8 +95,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         yield Live(base, _get(base, "/messages")["messages"],
                    _get(base, "/messages-ext/series")["series"], hook.json()["webhook"],
                    deliveries)
-    receiver.server.shutdown()
-    receiver.server.server_close()
 
 
 def _args(live: Live, command: str) -> list[str]:

@@ -78,6 +78,24 @@ def fault_text(response: httpx.Response) -> str:
         return f"HTTP {response.status_code} from the API"
 
 
+def resource_options(func: Any) -> Any:
+    """--resource-uuid, --resource-type and --event-id: what list, watch, export and series
+    filter on (``resource_filters`` makes them the API's query)."""
+    for option in reversed((
+            click.option("--resource-uuid", help="Only those about this resource."),
+            click.option("--resource-type", help="VOLUME, VOLUME_SNAPSHOT or VOLUME_BACKUP."),
+            click.option("--event-id", help="Only this event id, e.g. VOLUME_VOLUME_001_003."))):
+        func = option(func)
+    return func
+
+
+def message_options(func: Any) -> Any:
+    """``resource_options``, --request-id and --level: what a message list filters on."""
+    func = click.option("--level", help="ERROR, WARNING or INFO.")(func)
+    func = click.option("--request-id", help="Only messages of this request.")(func)
+    return resource_options(func)
+
+
 def resource_filters(resource_uuid: str | None, resource_type: str | None,
                      event_id: str | None) -> dict[str, str]:
     """The resource and event filters as the API's query (the type upper-cased, as cinderclient)."""

@@ -9,7 +9,14 @@ import click
 
 from usermessages.cli import series as series_cli
 from usermessages.cli import watch as watch_cli
-from usermessages.cli.client import Client, api_group, pass_client, resource_filters
+from usermessages.cli.client import (
+    Client,
+    api_group,
+    message_options,
+    pass_client,
+    resource_filters,
+    resource_options,
+)
 from usermessages.cli.export import export_command
 from usermessages.cli.output import Column, Output, View, output_options
 
@@ -53,11 +60,7 @@ message.add_command(export_command)
 
 
 @message.command("list")
-@click.option("--resource-uuid", help="Only messages about this resource.")
-@click.option("--resource-type", help="VOLUME, VOLUME_SNAPSHOT or VOLUME_BACKUP.")
-@click.option("--event-id", help="Only this event id, e.g. VOLUME_VOLUME_001_003.")
-@click.option("--request-id", help="Only messages of this request.")
-@click.option("--level", help="ERROR, WARNING or INFO.")
+@message_options
 @click.option("--marker", help="Start after this message id.")
 @click.option("--limit", type=click.IntRange(1), help="At most this many messages.")
 @click.option("--sort", help="key[:asc|desc][,key...], e.g. created_at:desc.")
@@ -89,9 +92,7 @@ def list_command(client: Client, resource_uuid: str | None, resource_type: str |
 
 
 @message.command("watch")
-@click.option("--resource-uuid", help="Only messages about this resource.")
-@click.option("--resource-type", help="VOLUME, VOLUME_SNAPSHOT or VOLUME_BACKUP.")
-@click.option("--event-id", help="Only this event id.")
+@resource_options
 @click.option("--interval", type=click.FloatRange(0.1, 3600), default=2.0, show_default=True,
               help="Seconds between polls.")
 @click.option("--count", type=click.IntRange(1), help="Exit after printing this many.")

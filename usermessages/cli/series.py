@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import click
 
-from usermessages.cli.client import Client, api_group, pass_client, resource_filters
+from usermessages.cli.client import (
+    Client,
+    api_group,
+    pass_client,
+    resource_filters,
+    resource_options,
+)
 from usermessages.cli.output import Column, Output, View, output_options
 
 _COLUMNS = (
@@ -49,9 +55,7 @@ def series() -> None:
 
 
 @series.command("list")
-@click.option("--resource-uuid", help="Only series about this resource.")
-@click.option("--resource-type", help="VOLUME, VOLUME_SNAPSHOT or VOLUME_BACKUP.")
-@click.option("--event-id", help="Only this event id, e.g. VOLUME_VOLUME_001_003.")
+@resource_options
 @click.option("--limit", type=click.IntRange(1), help="At most this many series.")
 @output_options(SERIES)
 @pass_client
