@@ -25,6 +25,7 @@ import functools
 import io
 import json
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -105,6 +106,15 @@ class View:
         return text
 
 
+def _emit(text: str) -> None:
+    """Print ``text`` as it is into a pipe or a file (what scripts parse); on a terminal,
+    with its control characters escaped, so a value cannot drive the terminal."""
+    if sys.stdout.isatty():
+        text = table.printable(text)
+    # color=True: click would otherwise drop what looks like an ANSI sequence from the data.
+    click.echo(text, nl=False, color=True)
+
+
 def _flat(value: Any) -> Any:
     """A value as csv and value print it (cliff's: str() of it), lists joined by commas."""
     if isinstance(value, list | tuple):
@@ -159,7 +169,7 @@ class Output:
             self._csv([c.field for c in columns], rows)
         elif self.fmt == "value":
             for row in rows:
-                click.echo(" ".join(str(_flat(v)) for v in row))
+                _emit(" ".join(str(_flat(v)) for v in row) + "\n")
         else:
             cells = [table.TableColumn(c.header, tuple(human(row[i]) for row in rows), c.whole)
                      for i, c in enumerate(columns)]
@@ -185,7 +195,7 @@ class Output:
             self._csv(fields, [[item.get(f) for f in fields]])
         elif self.fmt == "value":
             for field in fields:
-                click.echo(str(_flat(item.get(field))))
+                _emit(str(_flat(item.get(field))) + "\n")
         else:
             whole = {c.field for c in self.view.columns if c.whole}
             values = [human(item.get(f)) for f in fields]
@@ -198,10 +208,10 @@ class Output:
 
     def _dump(self, data: Any) -> None:
         if self.fmt == "json":
-            click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+            _emit(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         else:
-            click.echo(yaml.safe_dump(data, default_flow_style=False, allow_unicode=True,
-                                      sort_keys=False), nl=False)
+            _emit(yaml.safe_dump(data, default_flow_style=False, allow_unicode=True,
+                                 sort_keys=False))
 
     @staticmethod
     def _csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -211,7 +221,7 @@ class Output:
                             escapechar="\\")
         writer.writerow(header)
         writer.writerows([[_flat(v) for v in row] for row in rows])
-        click.echo(out.getvalue(), nl=False)
+        _emit(out.getvalue())
 
 
 def output_options(view: View, *, formats: Sequence[str] = FORMATS,
