@@ -43,7 +43,7 @@ ADVICE = View(
      Column("remediation", "Remediation"), Column("action_required", "Action Required"),
      Column("help_url", "Help")),
     shown=("detail", "name", "action_required", "remediation", "help_url"),
-    priority=("detail", "remediation", "action_required", "name", "help_url"),
+    priority=("detail", "remediation", "action_required", "help_url", "name"),
 )
 # Markdown besides: docs/catalog.md's tables are this command's output.
 _FORMATS = (*FORMATS, "markdown")

@@ -79,8 +79,9 @@ def _natural(column: TableColumn) -> int:
 def _narrowest(column: TableColumn) -> int:
     if column.whole:  # its heading does not wrap either
         return max(_natural(column), column.min_width)
+    # Text wraps, its heading too (between words): "Action Required" over "true" takes 8.
     header_word = max((cell_len(word) for word in column.header.split()), default=0)
-    return max(min(_natural(column), TEXT_MIN), header_word, column.min_width)
+    return max(min(_longest_line(column.cells), TEXT_MIN), header_word, column.min_width)
 
 
 @dataclass(frozen=True)
