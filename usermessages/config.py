@@ -156,7 +156,7 @@ OPTIONS: tuple[Option, ...] = (
     # --- Zaqar as a store and a source (docs/zaqar.md) ---
     Option("zaqar", "url", "http://127.0.0.1:8888",
            "Zaqar v2 endpoint, for the zaqar sinks, `usermessages zaqar-collector` and "
-           "`usermessages subscription`."),
+           "`usermessages zaqar subscription`."),
     Option("zaqar", "queue", "user_messages",
            "Queue holding each project's user messages (one per project, in that project)."),
     Option("zaqar", "admin_project", "admin",
