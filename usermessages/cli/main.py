@@ -108,9 +108,11 @@ def serve(host: str | None, port: int | None, db: str | None, config_file: str |
 
 
 def _safe_url(url: str) -> str:
-    from kombu.utils.url import maybe_sanitize_url
+    # Every host's password, in a multi-host bus URL too (kombu's sanitizer
+    # shows the second host's password of "amqp://...;amqp://...").
+    from usermessages.bus import redacted
 
-    return str(maybe_sanitize_url(url))
+    return redacted(url)
 
 
 @main.command()
@@ -179,7 +181,8 @@ def dead_letters_list(bus_url: str | None, limit: int, fmt: str, config_file: st
 
     settings = _settings(config_file).replace(bus_url=bus_url)
     try:
-        letters = list_dead_letters(settings.bus_url, limit, settings.bus_timeout)
+        letters = list_dead_letters(settings.bus_url, limit, settings.bus_timeout,
+                                    settings.bus_queue_type)
     except OSError as exc:
         raise click.ClickException(
             f"cannot reach the broker at {_safe_url(settings.bus_url)}: {exc}"
