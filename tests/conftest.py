@@ -11,6 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from tests import servers
+from tests.harness.rabbitmq_cluster import Cluster
+from tests.harness.rabbitmq_cluster import rabbitmq_cluster as start_rabbitmq_cluster
 from tests.keystone.cloud import Cloud, provision
 from tests.zaqar_server import Zaqar, zaqar_server
 from usermessages.config import Settings
@@ -68,6 +70,13 @@ def rabbitmq_url() -> Iterator[str]:
     """One throwaway RabbitMQ for the whole run (tests that stop it start their own)."""
     with servers.rabbitmq_server() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_cluster() -> Iterator[Cluster]:
+    """One three-node RabbitMQ cluster for the whole run (about 25 s to start)."""
+    with start_rabbitmq_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

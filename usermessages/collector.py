@@ -206,7 +206,7 @@ class Collector:
         while not stop.is_set():
             try:
                 with bus.connect(self._url, timeout=self._timeout) as connection:
-                    connection.ensure_connection(max_retries=1, timeout=self._timeout)
+                    bus.ensure(connection, self._timeout)
                     bus.declare(connection, self._queue_type)
                     backoff.reset()
                     self._consume(connection)
@@ -401,13 +401,14 @@ class Collector:
         LOG.warning("dead-lettered an envelope from %s: %s", source, reason)
 
 
-def list_dead_letters(bus_url: str, limit: int = 100, timeout: float = 2.0) -> list[dict]:
+def list_dead_letters(bus_url: str, limit: int = 100, timeout: float = 2.0,
+                      queue_type: str = "classic") -> list[dict]:
     """Read dead letters without consuming them (they are requeued on close)."""
     letters: list[dict] = []
     with bus.connect(bus_url, timeout=timeout) as connection:
-        connection.ensure_connection(max_retries=1, timeout=timeout)
-        bus.declare(connection)
-        queue = bus.dead_letter_queue()(connection.channel())
+        bus.ensure(connection, timeout)
+        bus.declare(connection, queue_type)
+        queue = bus.dead_letter_queue(queue_type)(connection.channel())
         held = []
         while len(letters) < limit:
             message = queue.get(no_ack=False)

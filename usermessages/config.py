@@ -109,9 +109,15 @@ OPTIONS: tuple[Option, ...] = (
            "the viewer is reached over HTTPS."),
     Option("bus", "url", "memory://",
            "Broker URL: memory:// is in-process (the embedded default, for `serve` alone); "
-           "amqp://USER:PASS@HOST:5672// is RabbitMQ, for separate producers and collectors."),
+           "RabbitMQ, for separate producers and collectors, as OpenStack's transport_url "
+           "(rabbit://USER:PASS@HOST1:5672,USER:PASS@HOST2:5672/ for a cluster: each host is "
+           "tried in turn) or as kombu's amqp://USER:PASS@HOST:5672// (alternates joined "
+           "with ;)."),
     Option("bus", "queue_type", "classic",
-           "RabbitMQ queue type of the messages queue: classic, or quorum for a cluster."),
+           "RabbitMQ queue type of our queues (messages, dead letters, notifications): "
+           "classic, or quorum for a cluster (replicated: no node takes a queue down with it). "
+           "Every producer and collector must say the same; RabbitMQ cannot change the type "
+           "of an existing queue, so switching means deleting the queues once drained."),
     Option("bus", "timeout", 2.0,
            "Seconds any one broker step (connect, publish confirm) may take before it fails."),
     Option("sdk", "sink", "bus",

@@ -162,6 +162,7 @@ class Messenger:
         host: str | None = None,
         zaqar_options: dict[str, Any] | None = None,
         policy: Policy | None = None,
+        queue_type: str = "classic",
     ) -> Messenger:
         """A messenger for a database URL or a bus URL.
 
@@ -173,6 +174,9 @@ class Messenger:
         Zaqar's URL (and ``db_url``), with ``zaqar_options`` for ZaqarSink.
         ``policy`` is how the database sink groups and limits what it stores
         (series exemplars, storm control; the store's defaults if None).
+        A bus URL may name several brokers of a cluster (``rabbit://u:p@h1,u:p@h2/``
+        or kombu's ``amqp://...;amqp://...``); ``queue_type`` must be the
+        cluster's (``quorum``), as the collectors declare it.
         """
         from usermessages.bus import is_bus_url
 
@@ -194,11 +198,12 @@ class Messenger:
         if chosen == "db":
             return cls(DatabaseSink(url, policy), ttl=ttl, host=host)
         if not is_bus_url(url):
-            raise CatalogError(f"sink {chosen!r} needs a bus URL (amqp:// or memory://)")
+            raise CatalogError(f"sink {chosen!r} needs a bus URL (rabbit://, amqp:// or memory://)")
         from usermessages.forwarder import BusSink
         from usermessages.spool import Spool
 
-        bus_sink = BusSink(url, Spool(spool_path, spool_max_messages), timeout=timeout)
+        bus_sink = BusSink(url, Spool(spool_path, spool_max_messages), timeout=timeout,
+                           queue_type=queue_type)
         if chosen == "bus":
             return cls(bus_sink, ttl=ttl, host=host)
         if not db_url:
@@ -238,6 +243,7 @@ class Messenger:
             ttl=settings.message_ttl,
             host=host,
             policy=policy,
+            queue_type=settings.bus_queue_type,
         )
 
     @property

@@ -310,6 +310,7 @@ class Binder:
     topics: tuple[str, ...]
     retry_interval: float = 5.0
     queue: str = QUEUE
+    queue_type: str = "classic"
     bound: set[str] = field(default_factory=set)
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -327,7 +328,7 @@ class Binder:
         """
         channel = connection.channel()
         try:
-            Queue(self.queue, durable=True)(channel).declare()
+            _queue(self.queue, self.queue_type)(channel).declare()
         finally:
             channel.close()
         with self._lock:
@@ -380,13 +381,20 @@ class Binder:
             LOG.warning("stopped waiting for notification exchanges: %s", exc)
 
 
+def _queue(name: str, queue_type: str) -> Queue:
+    # Of the bus's type: on a cluster (quorum) no node takes it down with it.
+    arguments = {"x-queue-type": "quorum"} if queue_type == "quorum" else None
+    return Queue(name, durable=True, queue_arguments=arguments)
+
+
 def source(exchanges: list[str], rules: Mapping[str, Rule], ttl: int,
            topics: tuple[str, ...] = ("notifications",),
-           retry_interval: float = 5.0, queue_name: str = QUEUE) -> Source:
+           retry_interval: float = 5.0, queue_name: str = QUEUE,
+           queue_type: str = "classic") -> Source:
     """Our own queue, bound to each exchange's error topics: other consumers of
     ``notifications.error`` (ceilometer...) keep getting every notification."""
-    binder = Binder(tuple(exchanges), tuple(topics), retry_interval, queue_name)
-    queue = Queue(queue_name, durable=True)
+    binder = Binder(tuple(exchanges), tuple(topics), retry_interval, queue_name, queue_type)
+    queue = _queue(queue_name, queue_type)
     # prepare is the binder's bound method: source.prepare.__self__.bound says
     # which exchanges are read (for tests and health checks).
     return Source("notifications", queue, lambda body: decide(body, rules, ttl),
@@ -407,4 +415,5 @@ def sources_from_settings(settings: Settings) -> tuple[Source, ...]:
     exchanges = _names(settings.collector_notifications_exchanges, "notifications_exchanges")
     topics = _names(settings.collector_notifications_topics, "notifications_topics")
     rules = load_mapping(settings.collector_notification_mapping_file)
-    return (source(list(exchanges), rules, settings.message_ttl, topics),)
+    return (source(list(exchanges), rules, settings.message_ttl, topics,
+                   queue_type=settings.bus_queue_type),)

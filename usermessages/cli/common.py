@@ -51,11 +51,15 @@ def load_settings(config_file: str | None, db: str | None = None) -> config_modu
 
 
 def safe_url(url: str) -> str:
-    """``url`` without its password, for banners and errors."""
-    # kombu takes ~60 ms to import: only the commands that print a broker URL pay it.
-    from kombu.utils.url import maybe_sanitize_url
+    """``url`` without its passwords, for banners and errors.
 
-    return str(maybe_sanitize_url(url))
+    Every host's, in a multi-host bus URL too (kombu's own sanitizer shows the
+    second host's password of "amqp://...;amqp://...").
+    """
+    # kombu takes ~60 ms to import: only the commands that print a broker URL pay it.
+    from usermessages.bus import redacted
+
+    return redacted(url)
 
 
 config_option = click.option(

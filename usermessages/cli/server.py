@@ -128,7 +128,8 @@ def dead_letters_list(bus_url: str | None, limit: int, config_file: str | None,
 
     settings = load_settings(config_file).replace(bus_url=bus_url)
     try:
-        letters = list_dead_letters(settings.bus_url, limit, settings.bus_timeout)
+        letters = list_dead_letters(settings.bus_url, limit, settings.bus_timeout,
+                                    settings.bus_queue_type)
     except OSError as exc:
         raise click.ClickException(
             f"cannot reach the broker at {safe_url(settings.bus_url)}: {exc}"
