@@ -33,6 +33,8 @@ def edge(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except click.ClickException:
+            raise  # already a line and an exit code of its own (output.ColumnError: 2)
         except UserMessagesError as exc:
             raise click.ClickException(str(exc)) from exc
         except ModuleNotFoundError as exc:

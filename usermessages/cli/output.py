@@ -35,13 +35,14 @@ import yaml
 from rich.cells import cell_len
 
 from usermessages.cli import table
+from usermessages.errors import UserMessagesError
 
 FORMATS = ("table", "json", "yaml", "csv", "value")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class ColumnError(click.ClickException):
+class ColumnError(UserMessagesError, click.ClickException):
     """Raised when ``-c`` names a column the command does not have: one line, exit 2."""
 
     exit_code = 2
