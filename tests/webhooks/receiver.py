@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Received:
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)  # when it arrived (before the answer)
 
 
 @dataclass
@@ -22,6 +23,8 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     status: int = 204
     delay: float = 0.0  # seconds before answering: a slow receiver
+    # Or per request (numbered from 0): its status and delay, overriding the two above.
+    plan: Callable[[int], tuple[int, float]] | None = None
     # Hold the request numbered ``hold_at`` (0-based) until ``release`` is set; ``holding``
     # is set while it waits, so a test can act mid-delivery.
     hold_at: int | None = None
@@ -51,9 +54,9 @@ def receiver() -> Iterator[Receiver]:
             if number == state.hold_at:
                 state.holding.set()
                 state.release.wait(60)
-            if state.delay:
-                time.sleep(state.delay)
-            status = state.status
+            status, delay = state.plan(number) if state.plan else (state.status, state.delay)
+            if delay:
+                time.sleep(delay)
             if 200 <= status < 300:
                 # Recorded once answered 2xx: what the sender may count as delivered.
                 state.received.append(Received({k.lower(): v for k, v in self.headers.items()},
