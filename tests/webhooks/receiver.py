@@ -32,6 +32,11 @@ class Receiver:
     release: threading.Event = field(default_factory=threading.Event)
     count: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Requests under way, by path (with its query), and the most ever under way at once:
+    # in all, and on any one path.
+    active: dict[str, int] = field(default_factory=dict)
+    peak: int = 0
+    peak_per_path: int = 0
 
     def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = 60) -> None:
         """Poll until ``predicate(received)`` holds (no fixed sleeps); fail at the deadline."""
@@ -51,6 +56,20 @@ def receiver() -> Iterator[Receiver]:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             with state.lock:
                 number, state.count = state.count, state.count + 1
+                state.active[self.path] = state.active.get(self.path, 0) + 1
+                state.peak = max(state.peak, sum(state.active.values()))
+                state.peak_per_path = max(state.peak_per_path, state.active[self.path])
+            try:
+                status = self._decide(number, body)
+            finally:
+                with state.lock:  # before the answer: the sender may not send again sooner
+                    state.active[self.path] -= 1
+            self.send_response(status)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def _decide(self, number: int, body: bytes) -> int:
             if number == state.hold_at:
                 state.holding.set()
                 state.release.wait(60)
@@ -61,10 +80,7 @@ def receiver() -> Iterator[Receiver]:
                 # Recorded once answered 2xx: what the sender may count as delivered.
                 state.received.append(Received({k.lower(): v for k, v in self.headers.items()},
                                                body))
-            self.send_response(status)
-            self.send_header("content-length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
+            return status
 
         def log_message(self, *args: object) -> None:
             pass
