@@ -24,7 +24,7 @@ from usermessages.webhooks.sender import MAX_ANSWER
 
 P1 = "a1a1"
 TIMEOUT = 1.0
-MARGIN = 0.5  # the attempt's bookkeeping around it (claim, list, record) on SQLite
+MARGIN = 1.0  # the turn's bookkeeping around the attempt (claim, list, record) on SQLite
 
 
 @pytest.fixture

@@ -2,8 +2,9 @@
 
 Another project's delivery latency (stored to received) is measured quiet, then beside
 two receivers of each bad kind in other projects (trickling, hanging, sleeping 30 s,
-answering 10 GB), then beside all eight at once: six failing subscriptions, more than
-the workers. Each figure stays within one second of the quiet one, on the deliverer
+answering 10 GB), then beside all eight at once (six failing subscriptions, more than
+the workers), then beside as many receivers as workers that answer 2xx, but after
+1.5 s. Each figure stays within one second of the quiet one, on the deliverer
 inside `usermessages serve` and on two `usermessages webhook-deliverer` processes
 sharing a PostgreSQL store. ``pytest -s`` prints the figures docs/webhooks.md quotes.
 """
@@ -90,10 +91,13 @@ class Tenant:
             took.append(self.hook.received[count].at - began)
         return took, busy
 
-    def beside(self, kinds: tuple[str, ...], first: int) -> list[float]:
-        """The latencies beside two bad receivers of each kind, in projects of their own."""
+    def beside(self, kinds: tuple[str, ...], copies: int, first: int,
+               **options: float) -> list[float]:
+        """The latencies beside ``copies`` bad receivers of each kind, each in a project
+        of its own."""
         with contextlib.ExitStack() as stack:
-            bad = [stack.enter_context(bad_receiver(kind)) for kind in kinds for _ in "ab"]
+            bad = [stack.enter_context(bad_receiver(kind, **options))
+                   for kind in kinds for _ in range(copies)]
             projects = [f"b{first + i:03x}" for i in range(len(bad))]
             ids = [_subscribe(self.engine, p, b.url) for p, b in zip(projects, bad, strict=True)]
             with self.engine.begin() as conn:
@@ -119,13 +123,23 @@ class Tenant:
             return bool(store_webhooks.deliveries(conn, project, webhook_id, 1))
 
 
+# Name, the bad kinds beside the quiet project, how many receivers of each, their options.
+PHASES: list[tuple[str, tuple[str, ...], int, dict[str, float]]] = [
+    ("quiet", (), 0, {}),
+    *((kind, (kind,), 2, {}) for kind in KINDS),
+    ("all at once", KINDS, 2, {}),  # six failing subscriptions: more than the workers
+    # Never failing, only slow: as many receivers answering in 1.5 s as the workers.
+    ("answer 1.5 s", ("slow",), 4, {"sleep": 1.5}),
+]
+
+
 def _measure(shape: str, engine: Engine, hook: Receiver) -> None:
     tenant = Tenant(engine, hook)
     print(f"\nanother project's webhook latency, {shape} (s): median / max of {STEPS}")
     quiet: list[float] = []
-    phases = [("quiet", ()), *((kind, (kind,)) for kind in KINDS), ("all at once", KINDS)]
-    for i, (name, kinds) in enumerate(phases):
-        took = tenant.beside(kinds, first=16 * i) if kinds else tenant.latencies([], [])[0]
+    for i, (name, kinds, copies, options) in enumerate(PHASES):
+        took = (tenant.beside(kinds, copies, first=16 * i, **options) if kinds
+                else tenant.latencies([], [])[0])
         quiet = quiet or took
         print(f"  {name:<12} {statistics.median(took):.3f} / {max(took):.3f}")
         assert max(took) <= max(quiet) + ALLOWANCE, (name, took, quiet)

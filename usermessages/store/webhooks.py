@@ -115,10 +115,24 @@ def record(conn: Connection, webhook_id: str, message: dict, attempt: int,
         status_code=status_code, error=error[:64], outcome=outcome, created_at=now))
 
 
-def delivered(conn: Connection, webhook_id: str, seq: int) -> None:
-    """The receiver took the message: move the cursor past it, forget the failures."""
+def delivered(conn: Connection, webhook_id: str, seq: int,
+              slow_at: dt.datetime | None = None) -> None:
+    """The receiver took the message: move the cursor past it, forget the failures.
+    ``slow_at``: it took long to answer (then), so the subscription stays out of good
+    standing, as every deliverer reads it (see in_good_standing)."""
     conn.execute(update(webhooks).where(webhooks.c.id == webhook_id).values(
-        cursor=seq, failures=0, failing_since=None, next_attempt_at=None))
+        cursor=seq, failures=0, failing_since=None, next_attempt_at=slow_at))
+
+
+def skipped(conn: Connection, webhook_id: str, seq: int) -> None:
+    """No message up to ``seq`` matched the subscription: the next turn starts after it."""
+    conn.execute(update(webhooks).where(webhooks.c.id == webhook_id).values(cursor=seq))
+
+
+def in_good_standing(webhook: dict) -> bool:
+    """Neither failing (its retry is scheduled) nor slow at its last delivery (set to that
+    time, already due): both leave ``next_attempt_at`` set, and a prompt delivery clears it."""
+    return webhook["next_attempt_at"] is None
 
 
 def failed(conn: Connection, webhook_id: str, failures: int, failing_since: dt.datetime,

@@ -12,13 +12,13 @@ A slow receiver delays only its own webhook. Each attempt ends by its deadline
 (``[webhooks] timeout`` in all, see ``sender``), well within the lease. Turns
 run on a pool of ``[webhooks] workers`` threads: a turn delivers one
 subscription's messages one at a time, in order, so no subscription holds more
-than one worker. A turn ends at the first failed or slow attempt (then the
-subscription backs off, or goes back in line), after BATCH messages or after
-``timeout`` seconds. Subscriptions not in good standing (failing, or slow here
-last time) share at most half the workers: the other half stays free for the
-rest, however many receivers hang. Due subscriptions are taken least recently
-served first, across deliverers (the store orders them by when their lease was
-let go).
+than one worker. A turn ends at the first failed or slow attempt (the
+subscription then backs off, or goes back in line), after BATCH messages or
+after ``timeout`` seconds. Subscriptions out of good standing (failing, or slow
+at their last delivery: the store says so to every deliverer) share at most
+half the workers; the other half stays free for the rest, however many
+receivers hang. Due subscriptions are taken least recently served first, across
+deliverers (the store orders them by when their lease was let go).
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 100
 EVENT_TYPE = "message.created"
-# An attempt that took longer is "slow": its subscription's next turn is in the
-# failing lane. Receivers are expected to answer at once and work afterwards.
+# Seconds after which a delivery is "slow": its subscription leaves good standing until
+# a prompt one. Receivers are expected to answer at once and do their work afterwards.
 SLOW = 1.0
 
 
@@ -72,7 +72,6 @@ class Deliverer:
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="webhook")
         self.lock = threading.Lock()
         self.running: dict[str, bool] = {}  # subscriptions in a turn here: in the failing lane?
-        self.slow: set[str] = set()  # subscriptions whose last attempt here was slow
         self.turn_ended = threading.Event()  # wakes the dispatcher
 
     def __enter__(self) -> Deliverer:
@@ -113,7 +112,7 @@ class Deliverer:
             due = store_webhooks.due_all_projects(conn, utcnow(), store.last_seq(conn))
         turns = []
         for webhook in due:
-            failing = webhook["failures"] > 0 or webhook["id"] in self.slow
+            failing = not store_webhooks.in_good_standing(webhook)
             with self.lock:
                 if len(self.running) >= self.workers:
                     break
@@ -165,12 +164,12 @@ class Deliverer:
                         return attempted  # deleted, disabled, or lost to another deliverer
                 held = until
                 attempted = True
-                if not self._attempt(webhook, row) or webhook["id"] in self.slow:
+                if not self._attempt(webhook, row):
                     return attempted
             if len(rows) < BATCH and newest > webhook["cursor"]:
                 # Nothing else matched up to ``newest``: skip those rows next time.
                 with self.engine.begin() as conn:
-                    store_webhooks.delivered(conn, webhook["id"], newest)
+                    store_webhooks.skipped(conn, webhook["id"], newest)
             return attempted
         finally:
             with self.engine.begin() as conn:
@@ -184,7 +183,8 @@ class Deliverer:
         return json.dumps(body, separators=(",", ":")).encode()
 
     def _attempt(self, webhook: dict, row: dict) -> bool:
-        """One attempt, recorded; True when the receiver took the message."""
+        """One attempt, recorded; True when the receiver took the message promptly (the
+        turn may go on: after a failure or a slow answer, it goes back in line)."""
         body = self.payload(webhook, row)
         msg_id = signing.delivery_id(webhook["id"], row["id"])
         attempt = webhook["failures"] + 1
@@ -203,18 +203,16 @@ class Deliverer:
             # off and is eventually disabled instead of failing the same way forever.
             log.debug("webhook %s: attempt failed", webhook["id"], exc_info=True)
             error = type(exc).__name__
-        if time.monotonic() - began > SLOW:
-            self.slow.add(webhook["id"])
-        else:
-            self.slow.discard(webhook["id"])
         now = utcnow()
         if status is not None and 200 <= status < 300:
+            slow_at = now if time.monotonic() - began > SLOW else None
             with self.engine.begin() as conn:
                 store_webhooks.record(conn, webhook["id"], row, attempt, status, "",
                                       "delivered", now)
-                store_webhooks.delivered(conn, webhook["id"], row["seq"])
-            webhook.update(cursor=row["seq"], failures=0, failing_since=None)
-            return True
+                store_webhooks.delivered(conn, webhook["id"], row["seq"], slow_at)
+            webhook.update(cursor=row["seq"], failures=0, failing_since=None,
+                           next_attempt_at=slow_at)
+            return slow_at is None
         failures = attempt
         failing_since = webhook["failing_since"] or now
         reason = self._disable_reason(failures, failing_since, now, status)
