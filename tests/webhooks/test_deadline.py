@@ -4,6 +4,7 @@ does, and reads no more of the answer than the cap."""
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -81,3 +82,16 @@ def test_a_huge_answer_is_read_no_further_than_the_cap(
         bad.wait_idle(5)
         # Beyond what was read, only what the two kernels' buffers took (a few MB).
         assert MAX_ANSWER <= bad.sent < 64 * 1024**2, bad.sent
+
+
+def test_a_connection_never_accepted_is_cut_too(
+        sqlite: tuple[Settings, Engine],
+        make_deliverer: Callable[[Settings, Engine], Deliverer]) -> None:
+    """A listener whose queue is full (backlog 0, one connection waiting): the kernel drops
+    our SYNs, the connect never completes. Logged as ConnectTimeout, the phase it cut."""
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as listener, \
+            socket.create_connection(listener.getsockname()):
+        took, attempt = _attempt_once(*sqlite, f"http://127.0.0.1:{listener.getsockname()[1]}/",
+                                      make_deliverer)
+    assert (attempt["error"], attempt["status_code"]) == ("ConnectTimeout", None), attempt
+    assert took <= TIMEOUT + MARGIN, f"the attempt took {took:.2f} s"

@@ -54,6 +54,8 @@ SLOW = 1.0
 
 
 class Deliverer:
+    """Delivers every project's new messages to its webhooks, on a pool of workers."""
+
     def __init__(self, settings: Settings, engine: Engine, catalog: Catalog | None = None,
                  targets: Targets | None = None) -> None:
         self.settings = settings
@@ -138,9 +140,11 @@ class Deliverer:
             # Read again once claimed: another deliverer may have moved it on meanwhile.
             return store_webhooks.claimed(conn, webhook_id), held
 
-    def _ended(self, webhook_id: str, _turn: Future[bool]) -> None:
+    def _ended(self, webhook_id: str, turn: Future[bool]) -> None:
         with self.lock:
             del self.running[webhook_id]
+        if (error := turn.exception()) is not None:  # the store failed mid-turn, a bug
+            log.error("webhook %s: turn failed", webhook_id, exc_info=error)
         self.turn_ended.set()
 
     def _turn(self, webhook: dict, held: dt.datetime, stop: threading.Event | None) -> bool:
