@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import time
 from collections.abc import Callable
 
@@ -276,3 +277,26 @@ def test_a_receiver_slower_than_the_timeout_is_a_failure(db_url: str, engine: En
             assert (attempt["error"], attempt["status_code"]) == ("ReadTimeout", None)
         finally:
             hook.release.set()
+
+
+def test_a_stop_ends_the_deliverer_at_once(db_url: str, engine: Engine) -> None:
+    """However long the poll interval: serve waits 10 s for its threads, a SIGTERM'd
+    webhook-deliverer should not wait at all."""
+    deliverer = Deliverer(_settings(db_url, webhooks_poll_interval=3600.0), engine)
+    dispatched = threading.Event()
+    dispatch = deliverer.dispatch
+
+    def observed(stop: threading.Event | None = None) -> list:
+        turns = dispatch(stop)
+        dispatched.set()
+        return turns
+
+    deliverer.dispatch = observed  # type: ignore[method-assign]
+    stop = threading.Event()
+    thread = threading.Thread(target=deliverer.run, args=(stop,), daemon=True)
+    thread.start()
+    assert dispatched.wait(30)  # it polled once: now it waits for the next poll
+    began = time.monotonic()
+    stop.set()
+    thread.join(30)
+    assert not thread.is_alive() and time.monotonic() - began < 2

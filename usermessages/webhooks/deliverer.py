@@ -90,6 +90,9 @@ class Deliverer:
     def run(self, stop: threading.Event) -> None:
         """Deliver until ``stop`` is set (serve's background thread, or the command)."""
         log.info("webhook deliverer started (%d workers)", self.workers)
+        # The dispatcher waits for a turn's end or the next poll; a stop must wake it too.
+        threading.Thread(target=self._wake_on, args=(stop,), name="webhook-stop",
+                         daemon=True).start()
         try:
             while not stop.is_set():
                 try:
@@ -101,6 +104,10 @@ class Deliverer:
                 self.turn_ended.clear()
         finally:
             self.close()
+
+    def _wake_on(self, stop: threading.Event) -> None:
+        stop.wait()
+        self.turn_ended.set()
 
     def pass_once(self, stop: threading.Event | None = None) -> bool:
         """Give every due subscription one turn (as many at once as there are workers);
