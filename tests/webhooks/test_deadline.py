@@ -16,8 +16,7 @@ from tests.api.conftest import row as _row
 from tests.webhooks.bad_receivers import FAILING, bad_receiver
 from usermessages.config import Settings
 from usermessages.store import engine as store_engine
-from usermessages.store import messages as store
-from usermessages.store import migrate
+from usermessages.store import migrate, writer
 from usermessages.store import webhooks as store_webhooks
 from usermessages.webhooks import subscriptions
 from usermessages.webhooks.deliverer import Deliverer
@@ -43,7 +42,7 @@ def _attempt_once(settings: Settings, engine: Engine, url: str,
     """Subscribe ``url``, store one message, give one turn; its duration and its log line."""
     sub, _ = subscriptions.register(settings, engine, P1, "u", {"url": url})
     with engine.begin() as conn:
-        store.insert_rows(conn, [_row(P1, expires_in=dt.timedelta(days=3650))])
+        writer.insert(conn, [_row(P1, expires_in=dt.timedelta(days=3650))])
     deliverer = make_deliverer(settings, engine)
     began = time.monotonic()
     assert deliverer.pass_once()

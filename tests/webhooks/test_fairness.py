@@ -30,8 +30,8 @@ from tests.webhooks.bad_receivers import FAILING, KINDS, BadReceiver, bad_receiv
 from tests.webhooks.receiver import Receiver, receiver
 from usermessages.config import Settings
 from usermessages.store import engine as store_engine
-from usermessages.store import messages as store
 from usermessages.store import webhooks as store_webhooks
+from usermessages.store import writer
 from usermessages.webhooks import subscriptions
 
 TIMEOUT = 2.0
@@ -70,7 +70,7 @@ class Tenant:
         # One delivery before any figure: the deliverers are up and connected.
         self.sent.append(row(QUIET)["id"])
         with engine.begin() as conn:
-            store.insert_rows(conn, [{**row(QUIET), "id": self.sent[0]}])
+            writer.insert(conn, [{**row(QUIET), "id": self.sent[0]}])
         hook.wait_for(lambda got: len(got) == 1, timeout=60)
 
     def latencies(self, neighbours: list[str], bad: list[BadReceiver]) -> tuple[list[float],
@@ -85,7 +85,7 @@ class Tenant:
             mine = row(QUIET)
             began = time.monotonic()
             with self.engine.begin() as conn:
-                store.insert_rows(conn, [mine, *(row(p) for p in neighbours)])
+                writer.insert(conn, [mine, *(row(p) for p in neighbours)])
             self.sent.append(mine["id"])
             self.hook.wait_for(lambda got, count=count: len(got) > count, timeout=60)
             took.append(self.hook.received[count].at - began)
@@ -101,7 +101,7 @@ class Tenant:
             projects = [f"b{first + i:03x}" for i in range(len(bad))]
             ids = [_subscribe(self.engine, p, b.url) for p, b in zip(projects, bad, strict=True)]
             with self.engine.begin() as conn:
-                store.insert_rows(conn, [row(p) for p in projects])
+                writer.insert(conn, [row(p) for p in projects])
             # Each bad receiver tried once: from now on the deliverer knows them for
             # what they are (a receiver is trusted until its first failed or slow attempt).
             deadline = time.monotonic() + 60

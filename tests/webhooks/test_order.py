@@ -23,7 +23,7 @@ from standardwebhooks import Webhook
 from tests.api.conftest import row as _row
 from tests.webhooks.receiver import receiver
 from usermessages.config import Settings
-from usermessages.store import messages as store
+from usermessages.store import writer
 from usermessages.webhooks import subscriptions
 
 PROJECTS = [f"c{i:03x}" for i in range(8)]
@@ -59,7 +59,7 @@ def test_each_subscription_in_order_once_with_the_pool_across_processes(
             for _ in range(PER_PROJECT):  # stored while the deliverers run
                 rows = [_row(p, expires_in=dt.timedelta(days=3650)) for p in PROJECTS]
                 with engine_pg.begin() as conn:
-                    store.insert_rows(conn, rows)
+                    writer.insert(conn, rows)
                 for message in rows:
                     stored[message["project_id"]].append(message["id"])
             hook.wait_for(lambda got: len(got) >= len(PROJECTS) * PER_PROJECT, timeout=120)
