@@ -195,7 +195,12 @@ OPTIONS: tuple[Option, ...] = (
            "Comma-separated networks (e.g. 10.20.0.0/16) webhooks may target although "
            "private; public addresses are always allowed."),
     Option("webhooks", "timeout", 5.0,
-           "Seconds one delivery (connect, send, answer) may take; redirects are not followed."),
+           "Seconds one delivery attempt (connect, send, answer) may take in all, whatever the "
+           "receiver does; redirects are not followed."),
+    Option("webhooks", "workers", 8,
+           "Deliveries one deliverer makes at once, each to a different subscription. "
+           "Failing or slow subscriptions share at most half of them; the rest serve the "
+           "others, so a slow receiver delays only its own webhook."),
     Option("webhooks", "retry_base", 2.0,
            "Seconds before the first retry of a failed delivery; doubled at each failure."),
     Option("webhooks", "retry_max", 600.0, "Longest wait between two attempts, in seconds."),
@@ -273,6 +278,7 @@ class Settings:
     webhooks_allow_private_targets: bool = False
     webhooks_allowed_cidrs: str = ""
     webhooks_timeout: float = 5.0
+    webhooks_workers: int = 8
     webhooks_retry_base: float = 2.0
     webhooks_retry_max: float = 600.0
     webhooks_disable_after_failures: int = 15
