@@ -75,8 +75,10 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Listen port (default 8776).")
+@click.option("--host", default=None,
+              help=f"Listen address (default {config_module.DEFAULTS.host}).")
+@click.option("--port", type=int, default=None,
+              help=f"Listen port (default {config_module.DEFAULTS.port}).")
 @db_option
 @config_option
 @_edge
@@ -116,7 +118,7 @@ def _safe_url(url: str) -> str:
 @main.command()
 @click.option("--bus", "bus_url", default=None, envvar="USERMESSAGES_BUS",
               help="Broker URL; overrides [bus] url.")
-@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+@click.option("--metrics-port", type=int, default=None,
               help="Serve Prometheus metrics on this port (0: off); overrides "
                    "[collector] metrics_port.")
 @db_option
