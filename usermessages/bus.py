@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from kombu import Connection, Exchange, Queue
 
+from usermessages.config import DEFAULTS
+
 EXCHANGE = Exchange("usermessages", type="direct", durable=True)
 MESSAGES_KEY = "message"
 DEAD_KEY = "dead"
@@ -22,7 +24,7 @@ def is_bus_url(url: str) -> bool:
     return url.split(":", 1)[0].lower() in BUS_SCHEMES
 
 
-def messages_queue(queue_type: str = "classic") -> Queue:
+def messages_queue(queue_type: str = DEFAULTS.bus_queue_type) -> Queue:
     """The queue collectors compete on; ``quorum`` for a RabbitMQ cluster."""
     arguments = {"x-queue-type": "quorum"} if queue_type == "quorum" else None
     return Queue("usermessages.messages", EXCHANGE, routing_key=MESSAGES_KEY,
@@ -38,7 +40,8 @@ def is_amqp(url: str) -> bool:
     return url.split(":", 1)[0].lower() in ("amqp", "amqps", "pyamqp")
 
 
-def connect(url: str, *, timeout: float = 2.0, confirms: bool = True) -> Connection:
+def connect(url: str, *, timeout: float = DEFAULTS.bus_timeout,
+            confirms: bool = True) -> Connection:
     """A (lazy) connection whose every network step is bounded by ``timeout``.
 
     With ``confirms``, every publish waits for the broker's confirm. A caller
@@ -52,7 +55,7 @@ def connect(url: str, *, timeout: float = 2.0, confirms: bool = True) -> Connect
     return Connection(url, connect_timeout=timeout, transport_options=options, heartbeat=0)
 
 
-def declare(connection: Connection, queue_type: str = "classic") -> None:
+def declare(connection: Connection, queue_type: str = DEFAULTS.bus_queue_type) -> None:
     """Declare the exchange and both queues (idempotent)."""
     channel = connection.default_channel
     for queue in (messages_queue(queue_type), dead_letter_queue()):

@@ -11,6 +11,9 @@ import json
 import click
 from rich.table import Table
 
+from usermessages.zaqar.client import MIN_TTL
+from usermessages.zaqar.subscriptions import DEFAULT_TTL
+
 zaqar_option = click.option("--zaqar", "zaqar_url", default=None, envvar="USERMESSAGES_ZAQAR",
                             help="Zaqar v2 endpoint; overrides [zaqar] url.")
 project_option = click.option("--project", required=True, envvar="OS_PROJECT_ID",
@@ -68,8 +71,8 @@ def register(main: click.Group) -> None:
     @subscription.command("create")
     @project_option
     @click.option("--subscriber", required=True, help="Webhook URL (http:// or https://).")
-    @click.option("--ttl", type=int, default=30 * 86400, show_default=True,
-                  help="Seconds before Zaqar drops the subscription (at least 60).")
+    @click.option("--ttl", type=int, default=DEFAULT_TTL, show_default=True,
+                  help=f"Seconds before Zaqar drops the subscription (at least {MIN_TTL}).")
     @zaqar_option
     @config_option
     @_edge
