@@ -20,12 +20,13 @@ from urllib.parse import quote, unquote, urlsplit
 
 from kombu import Connection, Exchange, Queue
 
+from usermessages.config import DEFAULTS
+
 EXCHANGE = Exchange("usermessages", type="direct", durable=True)
 MESSAGES_KEY = "message"
 DEAD_KEY = "dead"
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp", "rabbit")
 BUS_SCHEMES = (*AMQP_SCHEMES, "memory", "filesystem")
-QUEUE_TYPES = ("classic", "quorum")
 
 
 def is_bus_url(url: str) -> bool:
@@ -79,18 +80,17 @@ def redacted(url: str) -> str:
 
 
 def _arguments(queue_type: str) -> dict[str, str] | None:
-    if queue_type not in QUEUE_TYPES:
-        raise ValueError(f"queue_type must be one of {', '.join(QUEUE_TYPES)}, not {queue_type!r}")
+    # [bus] queue_type is checked where it is declared (config.Settings).
     return {"x-queue-type": "quorum"} if queue_type == "quorum" else None
 
 
-def messages_queue(queue_type: str = "classic") -> Queue:
+def messages_queue(queue_type: str = DEFAULTS.bus_queue_type) -> Queue:
     """The queue collectors compete on; ``quorum`` for a RabbitMQ cluster."""
     return Queue("usermessages.messages", EXCHANGE, routing_key=MESSAGES_KEY,
                  durable=True, queue_arguments=_arguments(queue_type))
 
 
-def dead_letter_queue(queue_type: str = "classic") -> Queue:
+def dead_letter_queue(queue_type: str = DEFAULTS.bus_queue_type) -> Queue:
     """Where the collector puts what it cannot accept, with the reason in a header.
 
     Of the same type as the messages queue: a classic queue lives on one node,
@@ -100,7 +100,8 @@ def dead_letter_queue(queue_type: str = "classic") -> Queue:
                  queue_arguments=_arguments(queue_type))
 
 
-def connect(url: str, *, timeout: float = 2.0, confirms: bool = True) -> Connection:
+def connect(url: str, *, timeout: float = DEFAULTS.bus_timeout,
+            confirms: bool = True) -> Connection:
     """A (lazy) connection whose every network step is bounded by ``timeout``.
 
     With ``confirms``, every publish waits for the broker's confirm (on a
@@ -124,7 +125,7 @@ def ensure(connection: Connection, timeout: float) -> None:
                                  interval_step=0, timeout=timeout)
 
 
-def declare(connection: Connection, queue_type: str = "classic") -> None:
+def declare(connection: Connection, queue_type: str = DEFAULTS.bus_queue_type) -> None:
     """Declare the exchange and both queues (idempotent)."""
     channel = connection.default_channel
     for queue in (messages_queue(queue_type), dead_letter_queue(queue_type)):

@@ -38,7 +38,7 @@ from kombu.message import Message
 from sqlalchemy import Engine
 
 from usermessages import bus, envelope, metrics
-from usermessages.config import Settings, check_ttl
+from usermessages.config import DEFAULTS, Settings, check_ttl
 from usermessages.message import Message as UserMessage
 from usermessages.retry import Backoff
 from usermessages.store import series
@@ -149,10 +149,10 @@ class Collector:
         engine: Engine,
         *,
         ttl: int,
-        batch_size: int = 2000,
-        flush_interval: float = 0.2,
-        queue_type: str = "classic",
-        timeout: float = 2.0,
+        batch_size: int = DEFAULTS.collector_batch_size,
+        flush_interval: float = DEFAULTS.collector_flush_interval,
+        queue_type: str = DEFAULTS.bus_queue_type,
+        timeout: float = DEFAULTS.bus_timeout,
         max_backoff: float = 30.0,
         extra_sources: tuple[Source, ...] = (),
         policy: series.Policy = series.DEFAULT_POLICY,
@@ -401,8 +401,8 @@ class Collector:
         LOG.warning("dead-lettered an envelope from %s: %s", source, reason)
 
 
-def list_dead_letters(bus_url: str, limit: int = 100, timeout: float = 2.0,
-                      queue_type: str = "classic") -> list[dict]:
+def list_dead_letters(bus_url: str, limit: int = 100, timeout: float = DEFAULTS.bus_timeout,
+                      queue_type: str = DEFAULTS.bus_queue_type) -> list[dict]:
     """Read dead letters without consuming them (they are requeued on close)."""
     letters: list[dict] = []
     with bus.connect(bus_url, timeout=timeout) as connection:

@@ -17,6 +17,7 @@ import logging
 from kombu import Connection, Producer
 
 from usermessages import bus, envelope
+from usermessages.config import DEFAULTS
 from usermessages.spool import Spool
 from usermessages.spooling import BATCH, MAX_BACKOFF, SinkClosed, SinkStats, SpoolingSink
 
@@ -35,8 +36,8 @@ class BusSink(SpoolingSink):
         url: str,
         spool: Spool,
         *,
-        timeout: float = 2.0,
-        queue_type: str = "classic",
+        timeout: float = DEFAULTS.bus_timeout,
+        queue_type: str = DEFAULTS.bus_queue_type,
         max_backoff: float = MAX_BACKOFF,
     ) -> None:
         self._url = url

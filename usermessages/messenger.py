@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from usermessages import metrics
 from usermessages.catalog import Action, Detail, Kind, Level, Resource
-from usermessages.config import check_ttl
+from usermessages.config import DEFAULTS, SINKS, check_ttl
 from usermessages.context import RequestContext
 from usermessages.errors import CatalogError, ConfigError, UserMessagesError
 from usermessages.message import MAX_FIELD, Message
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
-DEFAULT_TTL = 2592000
 # Seconds close() waits for the bus to take what is spooled before it gives up.
 CLOSE_TIMEOUT = 10.0
 
@@ -134,13 +133,11 @@ class FanoutSink:
         return [sink for sink in self._sinks if isinstance(sink, Buffered)]
 
 
-SINKS = ("db", "bus", "both", "zaqar", "db+zaqar")
-
-
 class Messenger:
     """Creates user messages from the sanctioned catalog and hands them to a sink."""
 
-    def __init__(self, sink: Sink, *, ttl: int = DEFAULT_TTL, host: str | None = None) -> None:
+    def __init__(self, sink: Sink, *, ttl: int = DEFAULTS.message_ttl,
+                 host: str | None = None) -> None:
         self._sink = sink
         self._ttl = check_ttl(ttl)
         self._host = host or socket.gethostname()
@@ -156,13 +153,13 @@ class Messenger:
         sink: str | None = None,
         db_url: str | None = None,
         spool_path: str | None = None,
-        spool_max_messages: int = 100_000,
-        timeout: float = 2.0,
-        ttl: int = DEFAULT_TTL,
+        spool_max_messages: int = DEFAULTS.sdk_spool_max_messages,
+        timeout: float = DEFAULTS.bus_timeout,
+        ttl: int = DEFAULTS.message_ttl,
         host: str | None = None,
         zaqar_options: dict[str, Any] | None = None,
         policy: Policy | None = None,
-        queue_type: str = "classic",
+        queue_type: str = DEFAULTS.bus_queue_type,
     ) -> Messenger:
         """A messenger for a database URL or a bus URL.
 

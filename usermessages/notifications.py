@@ -55,7 +55,7 @@ from kombu import Connection, Exchange, Queue
 from usermessages import metrics
 from usermessages.catalog import Action, Detail, Kind, Level, Resource
 from usermessages.collector import Accept, Decision, Ignore, Reject, Source
-from usermessages.config import Settings
+from usermessages.config import DEFAULTS, Settings
 from usermessages.errors import CatalogError, ConfigError
 from usermessages.message import MAX_FIELD, Message
 
@@ -310,7 +310,7 @@ class Binder:
     topics: tuple[str, ...]
     retry_interval: float = 5.0
     queue: str = QUEUE
-    queue_type: str = "classic"
+    queue_type: str = DEFAULTS.bus_queue_type
     bound: set[str] = field(default_factory=set)
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -390,7 +390,7 @@ def _queue(name: str, queue_type: str) -> Queue:
 def source(exchanges: list[str], rules: Mapping[str, Rule], ttl: int,
            topics: tuple[str, ...] = ("notifications",),
            retry_interval: float = 5.0, queue_name: str = QUEUE,
-           queue_type: str = "classic") -> Source:
+           queue_type: str = DEFAULTS.bus_queue_type) -> Source:
     """Our own queue, bound to each exchange's error topics: other consumers of
     ``notifications.error`` (ceilometer...) keep getting every notification."""
     binder = Binder(tuple(exchanges), tuple(topics), retry_interval, queue_name, queue_type)

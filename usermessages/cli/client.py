@@ -13,6 +13,11 @@ from typing import Any
 import click
 import httpx
 
+from usermessages.config import DEFAULTS
+
+# Where `usermessages serve` listens by default.
+API_URL = f"http://{DEFAULTS.host}:{DEFAULTS.port}"
+
 API_VERSION = "volume 3.71"
 
 
@@ -118,7 +123,7 @@ def _check_lang(_ctx: click.Context, _param: click.Parameter, value: str | None)
 _OPTIONS = (
     click.option("--url", envvar="USERMESSAGES_URL", default=None,
                  help="Base URL of the API (env USERMESSAGES_URL) "
-                      "[default: http://127.0.0.1:8776]."),
+                      f"[default: {API_URL}]."),
     click.option("--project", envvar="OS_PROJECT_ID", default=None,
                  help="Project id, hex digits and dashes (env OS_PROJECT_ID); required."),
     click.option("--user", envvar="OS_USER_ID", default=None,
@@ -133,7 +138,7 @@ _OPTIONS = (
                       "zh-CN or 'fr, en;q=0.5' (env USERMESSAGES_LANG) [default: the API's, "
                       "English]."),
 )
-_DEFAULTS = {"url": "http://127.0.0.1:8776", "user": "user", "timeout": 10.0}
+_DEFAULTS = {"url": API_URL, "user": "user", "timeout": 10.0}
 _NAMES = ("url", "project", "user", "token", "timeout", "lang")
 
 

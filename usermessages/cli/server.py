@@ -32,8 +32,10 @@ DEAD_LETTERS = View(
 
 
 @click.command()
-@click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Listen port (default 8776).")
+@click.option("--host", default=None,
+              help=f"Listen address (default {config_module.DEFAULTS.host}).")
+@click.option("--port", type=int, default=None,
+              help=f"Listen port (default {config_module.DEFAULTS.port}).")
 @db_option
 @config_option
 @edge
@@ -67,7 +69,7 @@ def serve(host: str | None, port: int | None, db: str | None, config_file: str |
 @click.command()
 @click.option("--bus", "bus_url", default=None, envvar="USERMESSAGES_BUS",
               help="Broker URL; overrides [bus] url.")
-@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+@click.option("--metrics-port", type=int, default=None,
               help="Serve Prometheus metrics on this port (0: off); overrides "
                    "[collector] metrics_port.")
 @db_option

@@ -25,6 +25,8 @@ from usermessages.cli.common import (
     safe_url,
 )
 from usermessages.cli.output import Column, Output, View, output_options
+from usermessages.zaqar.client import MIN_TTL
+from usermessages.zaqar.subscriptions import DEFAULT_TTL
 
 zaqar_option = click.option("--zaqar", "zaqar_url", default=None, envvar="USERMESSAGES_ZAQAR",
                             help="Zaqar v2 endpoint; overrides [zaqar] url.")
@@ -99,8 +101,8 @@ def _subscriptions(config_file: str | None,
 @subscription.command("create")
 @project_option
 @click.option("--subscriber", required=True, help="Webhook URL (http:// or https://).")
-@click.option("--ttl", type=int, default=30 * 86400, show_default=True,
-              help="Seconds before Zaqar drops the subscription (at least 60).")
+@click.option("--ttl", type=int, default=DEFAULT_TTL, show_default=True,
+              help=f"Seconds before Zaqar drops the subscription (at least {MIN_TTL}).")
 @zaqar_option
 @config_option
 @edge

@@ -30,6 +30,7 @@ from sqlalchemy import Connection, and_, delete, select, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from usermessages.catalog import Kind
+from usermessages.config import DEFAULTS
 from usermessages.errors import SeriesNotFound
 from usermessages.store.schema import message_series, message_storm
 
@@ -44,9 +45,9 @@ _LATEST = ("resource_type", "message_level", "action_id", "detail_id")
 class Storm:
     """Rows stored per ``window`` seconds: per project, per (project, event); 0 is no limit."""
 
-    per_project: int = 0
-    per_event: int = 0
-    window: int = 60
+    per_project: int = DEFAULTS.collector_storm_rows_per_project
+    per_event: int = DEFAULTS.collector_storm_rows_per_event
+    window: int = DEFAULTS.collector_storm_window
 
     @property
     def enabled(self) -> bool:
@@ -57,7 +58,7 @@ class Storm:
 class Policy:
     """How a writer groups what it stores: exemplars kept, storm limits."""
 
-    exemplars: int = 5
+    exemplars: int = DEFAULTS.collector_series_exemplars
     storm: Storm = Storm()
 
 
@@ -83,7 +84,8 @@ def _key(row: Mapping[str, Any]) -> str:
 
 
 def record(conn: Connection, stored: Iterable[Mapping[str, Any]],
-           suppressed: Iterable[Mapping[str, Any]] = (), exemplars: int = 5) -> int:
+           suppressed: Iterable[Mapping[str, Any]] = (),
+           exemplars: int = DEFAULTS.collector_series_exemplars) -> int:
     """Add occurrences to their series in one statement; returns how many series.
 
     ``stored`` and ``suppressed`` are message rows (as ``Message.to_row``).

@@ -42,7 +42,7 @@ from sqlalchemy.exc import DBAPIError
 
 from usermessages import envelope, metrics
 from usermessages.catalog import Kind
-from usermessages.config import Settings
+from usermessages.config import DEFAULTS, Settings
 from usermessages.errors import StoreUnavailable
 from usermessages.message import Message
 from usermessages.retry import Backoff
@@ -50,7 +50,7 @@ from usermessages.store import messages as store
 from usermessages.store import series
 from usermessages.store.writer import Writer, Written, policy_of
 from usermessages.zaqar.client import MAX_PER_CALL, Claim, QueuedMessage, ZaqarClient, ZaqarError
-from usermessages.zaqar.sink import ZAQAR_MAX_TTL, Layout, layout_from_settings
+from usermessages.zaqar.sink import Layout, layout_from_settings
 
 LOG = logging.getLogger(__name__)
 
@@ -104,12 +104,12 @@ class ZaqarCollector:
         layout: Layout = Layout(),
         projects: tuple[str, ...] = (),
         batch_size: int = 500,
-        claim_ttl: int = 60,
-        poll_interval: float = 1.0,
+        claim_ttl: int = DEFAULTS.zaqar_claim_ttl,
+        poll_interval: float = DEFAULTS.zaqar_poll_interval,
         refresh_interval: float = 30.0,
-        timeout: float = 2.0,
+        timeout: float = DEFAULTS.zaqar_timeout,
         max_backoff: float = 30.0,
-        dead_letter_ttl: int = ZAQAR_MAX_TTL,
+        dead_letter_ttl: int = DEFAULTS.zaqar_max_message_ttl,
         auth_token: str = "",
         concurrency: int = 4,
         policy: series.Policy = series.DEFAULT_POLICY,
