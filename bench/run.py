@@ -44,6 +44,8 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
 
+from bench.cinder_peer import CINDER_VENV, cinder_conf, cinder_db_sync, ensure_cinder  # noqa: E402
+from bench.workload import PROJECTS, records  # noqa: E402
 from tests import servers  # noqa: E402  (the same throwaway servers the tests use)
 from usermessages import Action, Detail, Messenger, RequestContext  # noqa: E402
 from usermessages.config import Settings  # noqa: E402
@@ -55,9 +57,6 @@ from usermessages.store.messages import utcnow as store_messages_utcnow  # noqa:
 from usermessages.store import migrate, partitions  # noqa: E402
 from usermessages.store.schema import messages as messages_table  # noqa: E402
 
-CINDER_VERSION = "29.0.0"
-CINDER_VENV = ROOT / "bench" / ".cinder-venv"
-PROJECTS = 1000
 PAGE = 50
 RESULTS: list[tuple[str, str, str]] = []  # (section, measure, value)
 
@@ -77,45 +76,6 @@ def ms(seconds: float) -> str:
 
 
 # --- peers ------------------------------------------------------------------
-
-
-def ensure_cinder() -> Path:
-    python = CINDER_VENV / "bin" / "python"
-    if not (CINDER_VENV / "bin" / "cinder-api").exists():
-        print(f"installing cinder=={CINDER_VERSION} into {CINDER_VENV} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(CINDER_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "-U", "pip"], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", f"cinder=={CINDER_VERSION}",
-                        "psycopg2-binary"], check=True)
-    return python
-
-
-def cinder_conf(workdir: Path, db_url: str, port: int | None = None) -> Path:
-    conf = workdir / f"cinder-{uuid.uuid4().hex[:6]}.conf"
-    etc = next(CINDER_VENV.glob("etc/cinder"), CINDER_VENV / "etc" / "cinder")
-    conf.write_text(f"""[DEFAULT]
-auth_strategy = noauth
-osapi_volume_listen = 127.0.0.1
-osapi_volume_listen_port = {port or 0}
-osapi_volume_workers = 1
-api_paste_config = {etc}/api-paste.ini
-resource_query_filters_file = {etc}/resource_filters.json
-transport_url = fake:/
-state_path = {workdir}
-log_file = {workdir}/cinder-api.log
-[database]
-connection = {db_url}
-[oslo_messaging_notifications]
-driver = noop
-[oslo_concurrency]
-lock_path = {workdir}
-""")
-    return conf
-
-
-def cinder_db_sync(conf: Path) -> None:
-    subprocess.run([str(CINDER_VENV / "bin" / "cinder-manage"), "--config-file", str(conf),
-                    "db", "sync"], check=True, capture_output=True)
 
 
 @contextlib.contextmanager
@@ -162,25 +122,6 @@ def our_store(url: str):  # type: ignore[no-untyped-def]
 def count_rows(engine) -> int:  # type: ignore[no-untyped-def]
     with engine.connect() as conn:
         return conn.exec_driver_sql("SELECT count(*) FROM messages").scalar_one()
-
-
-def records(n: int) -> list[Message]:
-    """n messages as the SDK builds them (through a capturing sink)."""
-    built: list[Message] = []
-
-    class Capture:
-        def deliver(self, message: Message) -> None:
-            built.append(message)
-
-        def close(self) -> None:
-            pass
-
-    messenger = Messenger(Capture())
-    for i in range(n):
-        messenger.create(RequestContext(project_id=f"{i % PROJECTS:08x}", user_id="u"),
-                         Action.SCHEDULE_ALLOCATE_VOLUME, resource_uuid=str(uuid.uuid4()),
-                         detail=Detail.NO_BACKEND_AVAILABLE)
-    return built
 
 
 def ingest(engine_name: str, url_factory: Callable[[], str], n: int, workdir: Path,
