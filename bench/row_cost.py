@@ -225,7 +225,8 @@ def _table(url: str, table: str, statements: Sequence[str], like: str = "message
 
 
 def pg_profile(admin_url: str, workdir: Path, n: int, repeat: int,
-               cinder: bool = True) -> list[Line]:
+               cinder: bool = True) -> tuple[list[Line], float]:
+    """The lines, and ours (head) / Cinder's COPY rate (nan without Cinder)."""
     rows = _rows(n)
     bench = PgBench(admin_url, rows)
     old, new = bench.database(BEFORE), bench.database(None)
@@ -388,7 +389,9 @@ def pg_profile(admin_url: str, workdir: Path, n: int, repeat: int,
     lines += store_path(new, rows)
     lines += seq_contention(new, rows)
     lines += minimal_wal(rows, repeat)
-    return lines
+    ratio = (cost(head_base).rate / cost(cinder_variant).rate if cinder_variant is not None
+             else float("nan"))
+    return lines, ratio
 
 
 def python_side(rows: list[dict[str, Any]]) -> list[Line]:
@@ -553,7 +556,9 @@ def _sqlite_value(value: Any) -> Any:
     return value.isoformat(" ") if isinstance(value, dt.datetime) else value
 
 
-def sqlite_profile(workdir: Path, n: int, repeat: int, cinder: bool = True) -> list[Line]:
+def sqlite_profile(workdir: Path, n: int, repeat: int,
+                   cinder: bool = True) -> tuple[list[Line], float]:
+    """The lines, and ours (head) / Cinder's executemany rate (nan without Cinder)."""
     rows = _rows(n)
     values = [tuple(_sqlite_value(r[c]) for c in COLUMNS) for r in rows]
     cinder_values = [tuple(_sqlite_value(r[c]) for c in CINDER_COLUMNS) for r in rows]
@@ -644,19 +649,23 @@ def sqlite_profile(workdir: Path, n: int, repeat: int, cinder: bool = True) -> l
         lines.append(("row cost", f"SQLite: {label}",
                       f"{1 / c:,.0f} rows/s; {c * 1e6:.1f} µs per row"
                       + ("" if share is None else f"; {share:.0%} of the row's cost")))
+    ratio = float("nan")
     if cinder:
+        ratio = median[targets[-1][0]] / median["ours (head)"]
         lines.append(("row cost", "SQLite: ours (0006) / ours (head) as a share of Cinder's rate",
-                      f"{median[targets[-1][0]] / ref:.2f} / "
-                      f"{median[targets[-1][0]] / median['ours (head)']:.2f}"))
-    return lines
+                      f"{median[targets[-1][0]] / ref:.2f} / {ratio:.2f}"))
+    return lines, ratio
 
 
 # --- main ------------------------------------------------------------------------------
 
 
-def profile(admin_url: str, workdir: Path, n: int, repeat: int) -> list[Line]:
-    """Both engines' profiles, as bench/run.py's lines."""
-    return pg_profile(admin_url, workdir, n, repeat) + sqlite_profile(workdir, n, repeat)
+def profile(admin_url: str, workdir: Path, n: int, repeat: int
+            ) -> tuple[list[Line], dict[str, float]]:
+    """Both engines' profiles as bench/run.py's lines, and ours (head) / Cinder's rate."""
+    pg_lines, pg_ratio = pg_profile(admin_url, workdir, n, repeat)
+    lite_lines, lite_ratio = sqlite_profile(workdir, n, repeat)
+    return pg_lines + lite_lines, {"postgresql": pg_ratio, "sqlite": lite_ratio}
 
 
 def main() -> None:
@@ -670,7 +679,8 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="um-rowcost-"))
     with contextlib.ExitStack() as stack:
         admin_url = options.postgresql or stack.enter_context(servers.postgresql_server())
-        for section, measure, value in profile(admin_url, workdir, options.rows, options.repeat):
+        lines, _ = profile(admin_url, workdir, options.rows, options.repeat)
+        for section, measure, value in lines:
             print(f"| {section} | {measure} | {value} |", flush=True)
     shutil.rmtree(workdir, ignore_errors=True)
 
