@@ -76,10 +76,8 @@ def measure(base: str, project_number: int, project: str, size: int, samples: in
     cells.append((user, "project user, created_since/created_before (one hour)",
                   f"{prefix}&created_since=2026-01-01T00:00:00&created_before=2026-01-01T01:00:00",
                   True))
-    with user:
-        rows = user.get(f"{prefix}&sort=created_at:desc&offset={size // 1000 // 2}&limit=1")
-        middle = rows.json()["messages"][0]["id"]
-    user = httpx.Client(headers={**headers, "X-Auth-Token": f"alice:{project}"}, timeout=300)
+    halfway = user.get(f"{prefix}&sort=created_at:desc&offset={size // 1000 // 2}&limit=1")
+    middle = halfway.json()["messages"][0]["id"]
     cells.append((user, "project user, halfway down by marker", f"{prefix}&marker={middle}", True))
     for key in ADMIN_FILTERS:
         cells.append((admin, f"admin, all projects, {key}=(a value rows hold)",
@@ -89,7 +87,7 @@ def measure(base: str, project_number: int, project: str, size: int, samples: in
     for key in sorted(SORT_KEYS - {"created_at", "id"}):
         cells.append((admin, f"admin, all projects, sort={key}:asc (no index, as before 0007)",
                       f"{prefix}&sort={key}:asc", False))
-    with user, admin:
+    try:
         for client, label, url, targeted in cells:
             times = _times(client, url, samples if targeted else slow_samples)
             median = statistics.median(times)
@@ -99,4 +97,7 @@ def measure(base: str, project_number: int, project: str, size: int, samples: in
                           + ("" if targeted else f" ({len(times)} samples)")))
             if targeted:
                 p50[label] = median
+    finally:
+        user.close()
+        admin.close()
     return lines, p50

@@ -294,7 +294,8 @@ def soft_delete_message(conn: Connection, message_id: str) -> bool:
 
 
 # The distinct projects of the messages table as a loose index scan on
-# ix_messages_project_id: one index probe per project, not a scan of every row.
+# ix_messages_project_created (project_id leads it): one index probe per project,
+# not a scan of every row.
 _STORED_PROJECTS = text("""
     WITH RECURSIVE p(id) AS (
         SELECT min(project_id) FROM messages
