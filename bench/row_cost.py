@@ -54,8 +54,7 @@ from tests import servers  # noqa: E402
 
 from usermessages.message import Message  # noqa: E402
 from usermessages.store import engine as store_engine  # noqa: E402
-from usermessages.store import messages as store  # noqa: E402
-from usermessages.store import migrate, partitions  # noqa: E402
+from usermessages.store import migrate, partitions, writer  # noqa: E402
 from usermessages.store.schema import messages as messages_table  # noqa: E402
 
 BEFORE = "0006"  # the schema the 10x was measured on
@@ -507,9 +506,9 @@ def store_path(url: str, rows: list[dict[str, Any]]) -> list[Line]:
             began = time.perf_counter()
             with engine.begin() as conn:
                 if label == "with":
-                    store.insert_rows(conn, batch)
+                    writer.insert(conn, batch)
                 else:
-                    store._copy_insert(conn, batch)  # numbers the rows itself, after its COPY
+                    writer._copy_insert(conn, batch)  # numbers the rows itself, after its COPY
             spent[label] += time.perf_counter() - began
     engine.dispose()
     n = len(rows)
@@ -532,7 +531,7 @@ def seq_contention(url: str, rows: list[dict[str, Any]]) -> list[Line]:
     def writer(mine: list[list[dict[str, Any]]]) -> None:
         for batch in mine:
             with engine.begin() as conn:
-                store._copy_insert(conn, batch)
+                writer._copy_insert(conn, batch)
 
     began = time.perf_counter()
     threads = [threading.Thread(target=writer, args=(batches[k::2],)) for k in range(2)]

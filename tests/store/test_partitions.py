@@ -227,7 +227,7 @@ def test_the_reaper_counts_a_day_on_one_core_and_leaves_its_connection_as_found(
     engine = store_engine.connect(postgresql_url, pool_size=1)
     migrate.upgrade(engine)
     with engine.begin() as conn:
-        store.insert_rows(conn, [_expiring("p1", day=0, minutes=i) for i in range(50)])
+        writer.insert(conn, [_expiring("p1", day=0, minutes=i) for i in range(50)])
     plans: list[str] = []
 
     def explain_counts(_conn, cursor, statement, parameters, _context, _many) -> None:
