@@ -23,6 +23,9 @@ from tests.keystone.cloud import PASSWORD, Cloud
 from tests.keystone.osc import Live, base_env, live_api, os_variables
 from tests.peers.harness import TIMEOUT
 
+# Each `openstack` is a fresh process loading every openstackclient plugin (1-2 s idle,
+# ten times that on a loaded 2-core machine), and a test runs several.
+pytestmark = pytest.mark.timeout(600)
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "openstackclient.md"
 

@@ -38,6 +38,9 @@ from tests.peers.harness import parse_properties, parse_table
 from tests.webhooks.receiver import Receiver, receiver
 from usermessages import Action, Detail, Resource
 
+# Each `openstack` is a fresh process loading every openstackclient plugin (1-2 s idle,
+# ten times that on a loaded 2-core machine), and a test runs several.
+pytestmark = pytest.mark.timeout(600)
 SERIES_HEADINGS = ["ID", "Event ID", "Resource Type", "Resource UUID", "Message Level", "Count",
                    "Suppressed", "First Seen", "Last Seen", "User Message"]
 

@@ -85,7 +85,7 @@ def negotiate(requested: tuple[int, int] | None, low: tuple[int, int] | None,
 
 def fault_text(response: requests.Response) -> str:
     """The API's fault body (Cinder's ``{"name": {"code", "message"}}``) as one line."""
-    message = f"HTTP {response.status_code} from the messages API"
+    message = "The messages API answered without a fault body."
     try:
         [(_name, fault)] = response.json().items()
         message = str(fault["message"])
@@ -99,11 +99,9 @@ def fault_text(response: requests.Response) -> str:
 class MessageClient:
     """Requests to ``<endpoint>/messages...`` and ``<endpoint>/messages-ext/...``."""
 
-    def __init__(self, adapter: ks_adapter.Adapter, endpoint: str,
-                 version: tuple[int, int]) -> None:
+    def __init__(self, adapter: ks_adapter.Adapter, endpoint: str) -> None:
         self.adapter = adapter
         self.endpoint = endpoint.rstrip("/")
-        self.version = version
 
     def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         url = path if path.startswith(("http://", "https://")) else f"{self.endpoint}/{path}"
@@ -113,9 +111,9 @@ class MessageClient:
             raise CommandError(f"cannot reach the messages API at {self.endpoint}: "
                                f"{type(exc).__name__}") from exc
         if response.status_code >= 400:
-            if kwargs.get("stream"):
-                response.close()
-            raise CommandError(fault_text(response))
+            text = fault_text(response)  # reads the (small) fault body, streamed or not
+            response.close()
+            raise CommandError(text)
         return response
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -133,7 +131,12 @@ class MessageClient:
         found: list[dict[str, Any]] = []
         url: str | None = path
         query: dict[str, Any] | None = params
+        seen: set[str] = set()
         while url is not None and (limit is None or len(found) < limit):
+            if url in seen:  # a server linking back would page forever
+                raise CommandError(f"the messages API at {self.endpoint} links to a page "
+                                   "it already gave; stopped.")
+            seen.add(url)
             body = self.get(url, query)
             found += body[key]
             links = [link["href"] for link in body.get(f"{key}_links", ())
@@ -216,4 +219,4 @@ def connect(instance: Any, requested_text: str) -> MessageClient:
                                f"{type(exc).__name__}") from exc
     version = negotiate(requested, low, high, endpoint)
     adapter.default_microversion = version_text(version)
-    return MessageClient(adapter, endpoint, version)
+    return MessageClient(adapter, endpoint)
