@@ -104,6 +104,17 @@ def test_no_arrow_points_back(source: str, target: str) -> None:
     assert _arrows(source, target) == []
 
 
+def test_the_openstackclient_plugin_is_a_client_of_the_api_alone() -> None:
+    # It runs inside `openstack`, beside only the osc extra: nothing of ours but itself,
+    # and nothing of ours imports it (the SDK stays as light as it was).
+    plugin = [module for module in GRAPH if _within(module, "usermessages.osc")]
+    assert len(plugin) > 5
+    assert {name for module in plugin for name in GRAPH[module]
+            if not _within(name, "usermessages.osc")} == set()
+    assert [module for module, names in GRAPH.items() if not _within(module, "usermessages.osc")
+            and any(_within(name, "usermessages.osc") for name in names)] == []
+
+
 def test_the_catalog_imports_nothing_of_ours_but_errors() -> None:
     assert GRAPH["usermessages.catalog"] <= {"usermessages.errors"}
 

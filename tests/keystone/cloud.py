@@ -6,6 +6,8 @@ Every user's password is PASSWORD; tokens come from keystoneauth password auth.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import openstack
@@ -27,6 +29,8 @@ PERSONAS: dict[str, list[tuple[str, str]]] = {
     "norole": [("alpha", "observer")],  # a role no rule knows
     "multi": [("alpha", "reader"), ("beta", "member")],
 }
+# Cinder's two service types (and names) in the catalog, as README registers this service.
+BLOCK_STORAGE = (("block-storage", "cinder"), ("volumev3", "cinderv3"))
 
 
 @dataclass
@@ -70,12 +74,32 @@ class Cloud:
     def register_endpoint(self, base: str) -> None:
         """This service in the catalog, under both of Cinder's service types."""
         assert self.admin is not None
-        for kind, name in (("block-storage", "cinder"), ("volumev3", "cinderv3")):
+        for kind, name in BLOCK_STORAGE:
             service = self.admin.identity.create_service(name=name, type=kind)
             for interface in ("public", "internal"):
                 self.admin.identity.create_endpoint(
                     service_id=service.id, interface=interface, region_id="RegionOne",
                     url=f"{base}/v3/%(project_id)s")
+
+    def unregister_endpoints(self) -> None:
+        """No block storage in the catalog (a service's endpoints go with it)."""
+        assert self.admin is not None
+        kinds = {kind for kind, _ in BLOCK_STORAGE}
+        for service in list(self.admin.identity.services()):
+            if service.type in kinds:
+                self.admin.identity.delete_service(service)
+
+    @contextlib.contextmanager
+    def only_endpoint(self, base: str) -> Iterator[None]:
+        """``base`` as the catalog's only block storage while the block runs, none after:
+        clients take the first block-storage endpoint they find, and the Keystone is the
+        session's."""
+        self.unregister_endpoints()
+        self.register_endpoint(base)
+        try:
+            yield
+        finally:
+            self.unregister_endpoints()
 
 
 def provision(keystone: Keystone) -> Cloud:

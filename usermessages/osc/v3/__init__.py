@@ -1,0 +1,1 @@
+"""The ``openstack message ...`` commands (command group ``openstack.message.v3``)."""
