@@ -14,10 +14,14 @@ only then deletes the claimed messages. So:
   retried with capped back-off; Zaqar keeps the messages;
 * an envelope that cannot be accepted goes, with the reason, to the
   dead-letter queue of the same project (``[zaqar] dead_letter_queue``),
-  and is then deleted from the messages queue. This includes an envelope
+  and is then deleted from the messages queue, even when the store is down:
+  one dead letter per envelope, however often the round is retried (only a
+  Zaqar failure between the two posts it again). This includes an envelope
   naming another project than the queue it came from: a project's members
   can post to their own queue, so the queue, not the envelope, says whose
   message it is, and admin-only kinds are only taken from the admin project.
+  An envelope too large to travel in a dead letter (Zaqar's 256 KiB) is
+  described there by its size and first 4 KiB.
 
 Which projects (Zaqar v2 cannot list queues across projects): the
 ``[zaqar] projects`` list, the admin project, every project that has messages
@@ -36,6 +40,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
@@ -54,6 +59,7 @@ LOG = logging.getLogger(__name__)
 
 MAX_PROJECT = 255
 MAX_INDEX_CLAIMS = 50  # announcements claimed per refresh: 1,000
+ENVELOPE_HEAD = 4096  # characters of an envelope too large for its dead letter
 
 # The distinct projects of the messages table as a loose index scan on
 # ix_messages_project_id: one index probe per project, not a scan of every row.
@@ -77,6 +83,7 @@ class ZaqarCollectorStats:
     stored: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
+    dropped: int = 0  # refused envelopes Zaqar would not take even a short dead letter for
     db_retries: int = 0
     zaqar_errors: int = 0
     rounds: int = 0
@@ -90,6 +97,9 @@ class _Round:
     rows: list[Message] = field(default_factory=list)
     origins: list[tuple[str, QueuedMessage]] = field(default_factory=list)  # per row
     visited: list[str] = field(default_factory=list)  # projects whose queue was read
+    # Dead-lettered: (project, claim id, Zaqar id), deleted whatever the store does.
+    dead: list[tuple[str, str, str]] = field(default_factory=list)
+    kept: set[str] = field(default_factory=set)  # Zaqar ids left claimed, to come back
 
 
 def check_origin(message: Message, project: str, admin_project: str) -> None:
@@ -189,7 +199,7 @@ class ZaqarCollector:
         work = self._claim_round()
         if work.claims:
             self._store(work)
-            self._delete(work.claims)
+            self._delete(work)
         self._forget_announcements(work.visited)
         return sum(len(claim.messages) for _, claim in work.claims)
 
@@ -261,7 +271,7 @@ class ZaqarCollector:
                 for claim in claims:
                     work.claims.append((project, claim))
                     for message in claim.messages:
-                        self._decide(project, message, work)
+                        self._decide(project, claim.id, message, work)
             if len(work.rows) >= self._batch_size:
                 break
         return work
@@ -280,13 +290,17 @@ class ZaqarCollector:
                 break
         return claims
 
-    def _decide(self, project: str, message: QueuedMessage, work: _Round) -> None:
+    def _decide(self, project: str, claim_id: str, message: QueuedMessage,
+                work: _Round) -> None:
         raw = json.dumps(message.body, separators=(",", ":"))
         try:
             decoded = Message.from_wire(raw, self._ttl)
             check_origin(decoded, project, self._layout.admin_project)
         except envelope.InvalidEnvelope as exc:
-            self._dead_letter(project, message, str(exc))
+            if self._dead_letter(project, message, str(exc), raw):
+                work.dead.append((project, claim_id, message.id))
+            else:
+                work.kept.add(message.id)
             return
         work.rows.append(decoded)
         work.origins.append((project, message))
@@ -302,6 +316,7 @@ class ZaqarCollector:
         except DBAPIError as exc:
             self.stats.db_retries += 1
             metrics.DB_RETRIES.inc()
+            self._delete_dead(work)  # they have their dead letter: never post them again
             self._release(work.claims)
             raise StoreUnavailable(f"store unavailable: {type(exc.orig).__name__}") from exc
         self._count(len(work.rows), new)
@@ -312,15 +327,30 @@ class ZaqarCollector:
                 with self._engine.begin() as conn:
                     new = store.insert_messages(conn, [row])
             except (DataError, IntegrityError) as exc:
-                self._dead_letter(project, message,
-                                  f"store refused the row: {type(exc.orig).__name__}")
+                if not self._dead_letter(project, message,
+                                         f"store refused the row: {type(exc.orig).__name__}",
+                                         json.dumps(message.body, separators=(",", ":"))):
+                    work.kept.add(message.id)
                 continue
             self._count(1, new)
 
-    def _delete(self, claims: list[tuple[str, Claim]]) -> None:
+    def _delete(self, work: _Round) -> None:
         """Only now, with the rows committed, take the messages off their queues."""
+        deletes = [(project, [m.id for m in claim.messages if m.id not in work.kept], claim.id)
+                   for project, claim in work.claims]
         list(self._pool.map(lambda item: self._client.delete(
-            item[0], self._layout.queue, [m.id for m in item[1].messages], item[1].id), claims))
+            item[0], self._layout.queue, item[1], item[2]), [d for d in deletes if d[1]]))
+
+    def _delete_dead(self, work: _Round) -> None:
+        by_claim: dict[tuple[str, str], list[str]] = {}
+        for project, claim_id, zaqar_id in work.dead:
+            by_claim.setdefault((project, claim_id), []).append(zaqar_id)
+        for (project, claim_id), ids in by_claim.items():
+            try:
+                self._client.delete(project, self._layout.queue, ids, claim_id)
+            except ZaqarError:  # they come back at the claim's expiry, and are posted again
+                LOG.warning("could not delete %d dead-lettered messages of project %s",
+                            len(ids), project, exc_info=True)
 
     def _release(self, claims: list[tuple[str, Claim]]) -> None:
         for project, claim in claims:
@@ -329,16 +359,46 @@ class ZaqarCollector:
             except ZaqarError:  # it expires by itself after claim_ttl
                 LOG.debug("could not release claim %s", claim.id, exc_info=True)
 
-    def _dead_letter(self, project: str, message: QueuedMessage, reason: str) -> None:
-        """Keep the refused envelope, with why, in the project's dead-letter queue."""
-        self._client.post(project, self._layout.dead_letter_queue, [{
-            "ttl": self._dead_letter_ttl,
-            "body": {"reason": reason[:1000], "queue": self._layout.queue,
-                     "envelope": message.body},
-        }])
+    def _dead_letter(self, project: str, message: QueuedMessage, reason: str,
+                     raw: str) -> bool:
+        """Keep the refused envelope, with why, in the project's dead-letter queue.
+
+        True when the message may go: its letter is posted, or Zaqar refuses
+        any letter for it for good (logged). False when Zaqar failed for now:
+        the message stays claimed and comes back at the claim's expiry.
+        """
+        letter: dict[str, Any] = {"reason": reason[:1000], "queue": self._layout.queue,
+                                  "envelope": message.body}
+        try:
+            try:
+                self._post_letter(project, letter)
+            except ZaqarError as exc:
+                if not exc.permanent:
+                    raise
+                # Too large with its envelope (a member may post a body just under
+                # Zaqar's limit to their own queue): its size and head instead.
+                del letter["envelope"]
+                letter |= {"envelope_bytes": len(raw.encode()),
+                           "envelope_head": raw[:ENVELOPE_HEAD]}
+                self._post_letter(project, letter)
+        except ZaqarError as exc:
+            if not exc.permanent:
+                self.stats.zaqar_errors += 1
+                LOG.warning("could not dead-letter an envelope from project %s (%s); it "
+                            "comes back when its claim expires", project, exc)
+                return False
+            self.stats.dropped += 1
+            LOG.error("Zaqar refuses dead letters in project %s (%s); dropped an envelope "
+                      "refused for: %s", project, exc, reason)
+            return True
         self.stats.dead_lettered += 1
         metrics.DEAD_LETTERED.labels(source="zaqar").inc()
         LOG.warning("dead-lettered an envelope from project %s: %s", project, reason)
+        return True
+
+    def _post_letter(self, project: str, letter: dict[str, Any]) -> None:
+        self._client.post(project, self._layout.dead_letter_queue,
+                          [{"ttl": self._dead_letter_ttl, "body": letter}])
 
     def _count(self, rows: int, new: int) -> None:
         self.stats.stored += new
