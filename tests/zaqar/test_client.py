@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from tests.zaqar.conftest import in_zaqar, read_queue
-from usermessages.zaqar.client import MAX_PER_CALL
+from usermessages.zaqar.client import MAX_PER_CALL, MAX_POST_BYTES, encoded_post
+from usermessages.zaqar.sink import split_posts
 
 
 def test_delete_takes_claimed_and_free_messages_off_by_id(zaqar, zaqar_client, new_project):
@@ -37,3 +41,17 @@ def test_post_encoded_posts_each_body_as_it_is(zaqar, zaqar_client, new_project)
     read = read_queue(zaqar_client, project, queue)
     assert sorted(m.body["n"] for m in read) == [0, 1, 2]
     assert {m.body["text"] for m in read} == {"é\"\\,&?"} and {m.ttl for m in read} == {120}
+
+
+@given(st.lists(st.integers(min_value=2, max_value=MAX_POST_BYTES + 10), max_size=60),
+       st.integers(min_value=60, max_value=1209600))
+def test_posts_stay_within_zaqar_limit_in_order(sizes, ttl):
+    """How the sink cuts a project's envelopes into posts (no server needed)."""
+    items = [(seq, b'"' + b"x" * (size - 2) + b'"') for seq, size in enumerate(sizes)]
+    posts = split_posts(items, ttl)
+    assert [item for post in posts for item in post] == items  # all of them, in order
+    for post in posts:
+        assert post  # none empty
+        body = encoded_post([body for _, body in post], ttl)
+        json.loads(body)
+        assert len(body) <= MAX_POST_BYTES or len(post) == 1  # alone only when too large

@@ -121,7 +121,7 @@ class ZaqarSink(SpoolingSink):
         client = self._connected()
         for project, items in by_project.items():
             self._announce(client, project)
-            for chunk in _posts(items, self._ttl):
+            for chunk in split_posts(items, self._ttl):
                 self._post(client, project, chunk)
 
     def _post(self, client: ZaqarClient, project: str, items: list[tuple[int, bytes]]) -> None:
@@ -161,7 +161,7 @@ class ZaqarSink(SpoolingSink):
         LOG.error("Zaqar refused %d user messages for good; dropped them: %s", count, exc)
 
 
-def _posts(items: list[tuple[int, bytes]], ttl: int) -> list[list[tuple[int, bytes]]]:
+def split_posts(items: list[tuple[int, bytes]], ttl: int) -> list[list[tuple[int, bytes]]]:
     """``items`` in order, cut into posts whose bodies stay within Zaqar's size limit."""
     wrapper = len(b'{"messages":[]}')
     each = len(b'{"ttl":%d,"body":},' % ttl)

@@ -5,7 +5,10 @@ Each round claims up to ``batch_size`` messages across the project queues
 round starting where the last one stopped, so busy projects do not starve
 the others), decodes them with ``Message.from_wire``, inserts them
 in one transaction with "on conflict do nothing" on the producer's id, and
-only then deletes the claimed messages. So:
+only then deletes the claimed messages. The deletes of one round run while
+the next round claims (one round's deletes in flight at most; ``close``
+waits for them): a delete is a round trip as long as a claim, and nothing
+in the next round depends on it. So:
 
 * a collector killed after its claim, before or after the insert, loses
   nothing: Zaqar hands the messages out again when the claim expires
@@ -36,9 +39,10 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +56,15 @@ from usermessages.errors import UserMessagesError
 from usermessages.message import Message
 from usermessages.retry import Backoff
 from usermessages.store import messages as store
-from usermessages.zaqar.client import MAX_PER_CALL, Claim, QueuedMessage, ZaqarClient, ZaqarError
+from usermessages.zaqar.client import (
+    MAX_PER_CALL,
+    MAX_POST_BYTES,
+    Claim,
+    QueuedMessage,
+    ZaqarClient,
+    ZaqarError,
+    encoded_post,
+)
 from usermessages.zaqar.sink import ZAQAR_MAX_TTL, Layout, layout_from_settings
 
 LOG = logging.getLogger(__name__)
@@ -84,6 +96,7 @@ class ZaqarCollectorStats:
     duplicates: int = 0
     dead_lettered: int = 0
     dropped: int = 0  # refused envelopes Zaqar would not take even a short dead letter for
+    deleted: int = 0  # messages taken off the queues once stored or dead-lettered
     db_retries: int = 0
     zaqar_errors: int = 0
     rounds: int = 0
@@ -152,9 +165,15 @@ class ZaqarCollector:
         self._poll_interval = poll_interval
         self._max_backoff = max_backoff
         self._dead_letter_ttl = dead_letter_ttl
-        self._turn = 0
+        # Collectors start at different projects, so they seldom claim the same queue
+        # at once (each claim scans past the messages claimed ahead of it).
+        self._turn = random.randrange(1 << 30)
         self._concurrency = concurrency
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="usermessages-zaqar")
+        # The deletes have their own threads: in flight, they must not hold up the claims.
+        self._deleter = ThreadPoolExecutor(concurrency,
+                                           thread_name_prefix="usermessages-zaqar-delete")
+        self._deleting: list[Future[int]] = []  # the last round's deletes
         self.stats = ZaqarCollectorStats()
         self.ready = threading.Event()  # a round has completed (for tests and health checks)
 
@@ -171,13 +190,22 @@ class ZaqarCollector:
         )
 
     def close(self) -> None:
+        """Wait for the deletes in flight, then let go of the threads and the connection."""
+        self._settle_deletes()
         self._pool.shutdown()
+        self._deleter.shutdown()
         self._client.close()
 
     # --- the loop ---------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
         """Collect until ``stop`` is set; Zaqar or store trouble backs off and retries."""
+        try:
+            self._collect(stop)
+        finally:
+            self._settle_deletes()
+
+    def _collect(self, stop: threading.Event) -> None:
         backoff = Backoff(self._max_backoff, stop)
         while not stop.is_set():
             try:
@@ -200,6 +228,8 @@ class ZaqarCollector:
         if work.claims:
             self._store(work)
             self._delete(work)
+        else:
+            self._settle_deletes()
         self._forget_announcements(work.visited)
         return sum(len(claim.messages) for _, claim in work.claims)
 
@@ -335,11 +365,34 @@ class ZaqarCollector:
             self._count(1, new)
 
     def _delete(self, work: _Round) -> None:
-        """Only now, with the rows committed, take the messages off their queues."""
-        deletes = [(project, [m.id for m in claim.messages if m.id not in work.kept], claim.id)
-                   for project, claim in work.claims]
-        list(self._pool.map(lambda item: self._client.delete(
-            item[0], self._layout.queue, item[1], item[2]), [d for d in deletes if d[1]]))
+        """Only now, with the rows committed, take the messages off their queues.
+
+        The deletes are started, not awaited: the next round claims meanwhile,
+        and waits for them before it starts its own.
+        """
+        self._settle_deletes()
+        for project, claim in work.claims:
+            ids = [m.id for m in claim.messages if m.id not in work.kept]
+            if ids:
+                self._deleting.append(self._deleter.submit(self._delete_claimed, project, ids,
+                                                           claim.id))
+
+    def _delete_claimed(self, project: str, ids: list[str], claim_id: str) -> int:
+        self._client.delete(project, self._layout.queue, ids, claim_id)
+        return len(ids)
+
+    def _settle_deletes(self) -> None:
+        """Wait for the deletes in flight; a failed one is retried by the claim's expiry."""
+        done, _ = wait(self._deleting)
+        self._deleting = []
+        for future in done:
+            try:
+                self.stats.deleted += future.result()
+            except ZaqarError as exc:
+                # Claimed again once the claim expires, stored again (a no-op), deleted then.
+                self.stats.zaqar_errors += 1
+                LOG.warning("could not delete stored messages (they come back after "
+                            "claim_ttl and are deleted then): %s", exc)
 
     def _delete_dead(self, work: _Round) -> None:
         by_claim: dict[tuple[str, str], list[str]] = {}
@@ -367,41 +420,45 @@ class ZaqarCollector:
         any letter for it for good (logged). False when Zaqar failed for now:
         the message stays claimed and comes back at the claim's expiry.
         """
-        letter: dict[str, Any] = {"reason": reason[:1000], "queue": self._layout.queue,
-                                  "envelope": message.body}
-        try:
+        about = {"reason": reason[:1000], "queue": self._layout.queue}
+        # The envelope itself when the letter fits in a post; else (a member may post
+        # a body just under Zaqar's limit to their own queue) its size and head. Not
+        # sent to be refused: Zaqar may close the connection on a post it refuses for
+        # its size before reading it, which looks like an outage.
+        letters = [letter for letter in (
+            _encoded(about | {"envelope": message.body}),
+            _encoded(about | {"envelope_bytes": len(raw.encode()),
+                              "envelope_head": raw[:ENVELOPE_HEAD]}),
+        ) if len(encoded_post([letter], self._dead_letter_ttl)) <= MAX_POST_BYTES]
+        refusal: ZaqarError | str = "no letter fits in a post"
+        for letter in letters:
             try:
-                self._post_letter(project, letter)
+                self._client.post_encoded(project, self._layout.dead_letter_queue, [letter],
+                                          self._dead_letter_ttl)
+                break
             except ZaqarError as exc:
                 if not exc.permanent:
-                    raise
-                # Too large with its envelope (a member may post a body just under
-                # Zaqar's limit to their own queue): its size and head instead.
-                del letter["envelope"]
-                letter |= {"envelope_bytes": len(raw.encode()),
-                           "envelope_head": raw[:ENVELOPE_HEAD]}
-                self._post_letter(project, letter)
-        except ZaqarError as exc:
-            if not exc.permanent:
-                self.stats.zaqar_errors += 1
-                LOG.warning("could not dead-letter an envelope from project %s (%s); it "
-                            "comes back when its claim expires", project, exc)
-                return False
+                    self.stats.zaqar_errors += 1
+                    LOG.warning("could not dead-letter an envelope from project %s (%s); it "
+                                "comes back when its claim expires", project, exc)
+                    return False
+                refusal = exc  # the queue's own limit is lower: try the shorter letter
+        else:
             self.stats.dropped += 1
             LOG.error("Zaqar refuses dead letters in project %s (%s); dropped an envelope "
-                      "refused for: %s", project, exc, reason)
+                      "refused for: %s", project, refusal, reason)
             return True
         self.stats.dead_lettered += 1
         metrics.DEAD_LETTERED.labels(source="zaqar").inc()
         LOG.warning("dead-lettered an envelope from project %s: %s", project, reason)
         return True
 
-    def _post_letter(self, project: str, letter: dict[str, Any]) -> None:
-        self._client.post(project, self._layout.dead_letter_queue,
-                          [{"ttl": self._dead_letter_ttl, "body": letter}])
-
     def _count(self, rows: int, new: int) -> None:
         self.stats.stored += new
         self.stats.duplicates += rows - new
         metrics.STORED.inc(new)
         metrics.DUPLICATES.inc(rows - new)
+
+
+def _encoded(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
