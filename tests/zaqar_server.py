@@ -135,6 +135,10 @@ class Zaqar:
 
         _wait("zaqar (gunicorn)", ping, self._zaqar, log, 60)
 
+    def pids(self) -> list[int]:
+        """The running gunicorn master's and Redis's process ids (to count their CPU)."""
+        return [p.pid for p in (self._zaqar, self._redis) if p is not None]
+
     def freeze(self) -> None:
         """SIGSTOP Zaqar: its port still accepts connections, and nothing answers."""
         if self._zaqar is not None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
+import sys
+import textwrap
 import time
 import uuid
 
@@ -268,3 +271,50 @@ def test_create_does_not_wait_for_a_post_in_flight_to_a_frozen_zaqar(
     assert statistics.median(timings) < 0.001
     arrived = {m.body["message"]["id"] for m in read_queue(zaqar_client, project, layout.queue)}
     assert arrived == set(created)
+
+
+KILLED_PRODUCER = textwrap.dedent("""
+    import os, signal, sys
+    from usermessages import Action, Detail, Messenger, RequestContext
+    from usermessages.spool import Spool
+    from usermessages.zaqar.sink import Layout, ZaqarSink
+
+    url, spool_path, queue, project, count = sys.argv[1:]
+    sink = ZaqarSink(url, Spool(spool_path), ttl=3600, timeout=30,
+                     layout=Layout(queue=queue, index_queue=""))
+    messenger = Messenger(sink)
+    for n in range(int(count)):
+        print(messenger.create(RequestContext(project_id=project, user_id="u", request_id="r"),
+                               Action.SCHEDULE_ALLOCATE_VOLUME,
+                               detail=Detail.NO_BACKEND_AVAILABLE), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # create() returned: the spool must hold it
+""")
+
+
+def test_a_producer_killed_with_zaqar_frozen_loses_nothing_it_created(
+        zaqar, zaqar_client, new_project, tmp_path):
+    """create() returned, the process died (SIGKILL) with its forwarder stuck on a frozen
+    Zaqar: every message is in the spool file, and the next start delivers each once."""
+    from usermessages.spool import Spool
+
+    project, queue = new_project(), f"um_{new_project()[:8]}"
+    spool_path = tmp_path / "spool.sqlite"
+    zaqar.freeze()
+    try:
+        died = subprocess.run([sys.executable, "-c", KILLED_PRODUCER, zaqar.url, str(spool_path),
+                               queue, project, "3000"], capture_output=True, text=True,
+                              timeout=120)
+    finally:
+        zaqar.thaw()
+    assert died.returncode == -9, died.stderr
+    created = died.stdout.split()
+    assert len(created) == 3000
+    sink = ZaqarSink(zaqar.url, Spool(spool_path), ttl=3600, timeout=5,
+                     layout=Layout(queue=queue, index_queue=""))
+    try:
+        assert sink.flush(60), f"{sink.pending()} still spooled"
+    finally:
+        sink.close()
+    arrived = [m.body["message"]["id"] for m in read_queue(zaqar_client, project, queue)]
+    # A post the dead forwarder had sent may have reached Zaqar; the collector stores it once.
+    assert set(arrived) == set(created)
