@@ -215,9 +215,9 @@ def drain(zaqar: Zaqar, db_url: str, count: int, projects: int, workdir: Path,
             time.sleep(0.02)
         elapsed = time.perf_counter() - flowing
         spent = {name: cpu.seconds() - before[name] for name, cpu in parts.items()}
-    return Drain(count, projects, (count - first) / elapsed, flowing - started,
+    return Drain(count, projects, max(count - first, 1) / elapsed, flowing - started,
                  depth(zaqar.url, layout, names),
-                 {name: seconds * 1000 / (count - first) for name, seconds in spent.items()})
+                 {name: seconds * 1000 / max(count - first, 1) for name, seconds in spent.items()})
 
 
 # --- 3. where a collector's time goes ------------------------------------------------
@@ -304,8 +304,9 @@ def breakdown(zaqar: Zaqar, db_url: str, count: int, projects: int) -> dict[str,
 
 def create_latency(zaqar: Zaqar, calls: int, workdir: Path, *, up: bool,
                    db_url: str | None = None) -> tuple[list[float], int]:
-    """create() timings, Zaqar up (forwarder busy; collectors draining when ``db_url``)
-    or stopped; and how many messages the spool still held at the end of the calls."""
+    """create() timings with Zaqar up (the forwarder posting all along; two collectors
+    draining the queue meanwhile when ``db_url`` is given) or stopped, and how many
+    messages the spool still held when the calls ended."""
     tag = uuid.uuid4().hex[:8]
     layout = Layout(queue=f"bench_{tag}", admin_project=f"admin_{tag}", index_queue="")
     project = f"p{tag}"
@@ -352,12 +353,13 @@ def main() -> None:
         def fresh() -> str:
             return servers.create_database(admin_url, f"z{uuid.uuid4().hex[:10]}")
 
-        for up in (True, False):
-            times, pending = create_latency(zaqar, args.calls, workdir, up=up,
-                                            db_url=fresh() if up else None)
-            print(f"create() with Zaqar {'up, 2 zaqar-collectors draining' if up else 'down'}: "
-                  f"p50 / p99 / max {ms(statistics.median(times))} / {ms(pct(times, 99))} / "
-                  f"{ms(max(times))} ({pending} in the spool at the end)", flush=True)
+        for state, up, db_url in (("up", True, None),
+                                  ("up, 2 zaqar-collectors draining", True, fresh()),
+                                  ("down", False, None)):
+            times, pending = create_latency(zaqar, args.calls, workdir, up=up, db_url=db_url)
+            print(f"create() with Zaqar {state}: p50 / p99 / max {ms(statistics.median(times))}"
+                  f" / {ms(pct(times, 99))} / {ms(max(times))} ({pending} in the spool at the "
+                  f"end)", flush=True)
         figures = drain(zaqar, fresh(), args.messages, args.projects, workdir)
         print(f"2 zaqar-collectors draining {figures.messages:,} messages over "
               f"{figures.projects:,} queues: {figures.rate:,.0f} msg/s ({figures.start:.1f} s "

@@ -318,3 +318,28 @@ def test_a_producer_killed_with_zaqar_frozen_loses_nothing_it_created(
     arrived = [m.body["message"]["id"] for m in read_queue(zaqar_client, project, queue)]
     # A post the dead forwarder had sent may have reached Zaqar; the collector stores it once.
     assert set(arrived) == set(created)
+
+
+def test_a_project_id_no_header_can_carry_is_dropped_not_retried_forever(
+        zaqar, zaqar_client, new_project, tmp_path):
+    """A project id httpx cannot encode, with a control character, or with blanks HTTP
+    would strip (posting into another project's queue): refused for good, dropped and
+    counted, and the spool moves on to the others' messages."""
+    from usermessages.spool import Spool
+
+    good = new_project()
+    layout = Layout(queue=f"um_{new_project()[:8]}", index_queue="", admin_project=new_project())
+    sink = ZaqarSink(zaqar.url, Spool(tmp_path / "spool.sqlite"), ttl=3600, layout=layout,
+                     timeout=5, max_backoff=0.5)
+    messenger = Messenger(sink)
+    try:
+        created = [_create(messenger, good, 0)]
+        for bad in ("projé", "a\nb", f" {good}", f"{good}\t"):
+            _create(messenger, bad)
+        created.append(_create(messenger, good, 1))
+        assert sink.flush(30), f"{sink.pending()} still spooled"
+    finally:
+        messenger.close()
+    assert sink.stats.dropped == 4 and sink.stats.published == 2
+    arrived = [m.body["message"]["id"] for m in read_queue(zaqar_client, good, layout.queue)]
+    assert sorted(arrived) == sorted(created)  # " good" did not land in good's queue

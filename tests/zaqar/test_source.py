@@ -308,3 +308,27 @@ def test_busy_projects_do_not_starve_the_others(zaqar, layout, new_project, pg_e
     finally:
         collector.close()
     assert set(_rows(pg_engine).values()) == set(projects)
+
+
+def test_a_stored_project_id_zaqar_cannot_carry_does_not_stop_the_collector(
+        zaqar, zaqar_client, layout, new_project, pg_engine, postgresql_url, tmp_path):
+    """The collector reads the projects of every stored message, whatever path stored
+    it: one whose id no HTTP header can carry must not stop it collecting the others."""
+    project = new_project()
+    direct = Messenger.from_url(postgresql_url)  # another way in: the direct sink
+    try:
+        direct.create(RequestContext(project_id="projé", user_id="u", request_id="r"),
+                      Action.SCHEDULE_ALLOCATE_VOLUME, detail=Detail.NO_BACKEND_AVAILABLE)
+    finally:
+        direct.close()
+    assert "projé" in _rows(pg_engine).values()
+    quiet = Layout(queue=layout.queue, admin_project=layout.admin_project, index_queue="")
+    ids = _produce(zaqar.url, quiet, [project], 5, tmp_path)
+    collector = ZaqarCollector(zaqar.url, pg_engine, ttl=3600, layout=quiet,
+                               projects=(project,), timeout=5)
+    try:
+        while collector.collect_once():
+            pass
+    finally:
+        collector.close()
+    assert set(ids) <= set(_rows(pg_engine))

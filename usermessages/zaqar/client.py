@@ -28,10 +28,15 @@ from usermessages.errors import UserMessagesError
 MAX_PER_CALL = 20  # Zaqar's limit on claim ``limit`` and on ``ids`` in one delete
 MIN_TTL = 60  # Zaqar refuses message TTLs, claim TTLs and graces below this
 MAX_POST_BYTES = 262_144  # Zaqar's default max_messages_post_size: one post's whole body
+MAX_PROJECT = 256  # Zaqar's PROJECT_ID_MAX_LEN
 
 
 class ZaqarError(UserMessagesError):
-    """Zaqar is unreachable (``status`` None), or refused a request with ``status``."""
+    """Zaqar is unreachable (``status`` None), or refused a request with ``status``.
+
+    A request that cannot be made at all (a project id no header can carry) is
+    refused as Zaqar would refuse it: 400.
+    """
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -84,6 +89,9 @@ class ZaqarClient:
     def _call(self, method: str, path: str, project: str, *, expect: tuple[int, ...],
               json: Any = None, params: dict[str, Any] | None = None,
               content: bytes | None = None) -> httpx.Response:
+        if not carries_project(project):
+            raise ZaqarError(f"not sent: Zaqar cannot carry the project id {project[:300]!r}",
+                             400)
         headers = {"X-Project-ID": project}
         if content is not None:
             headers["Content-Type"] = "application/json"
@@ -235,6 +243,17 @@ class ZaqarClient:
     def unsubscribe(self, project: str, queue: str, subscription_id: str) -> None:
         self._call("DELETE", f"/v2/queues/{queue}/subscriptions/{subscription_id}", project,
                    expect=(204,))
+
+
+def carries_project(project: str) -> bool:
+    """Whether a project id can name a Zaqar project: it travels as a header value.
+
+    Printable ASCII only (httpx cannot encode the rest, h11 refuses control
+    characters), no surrounding blanks (HTTP strips them: another project's
+    queue), at most Zaqar's 256 characters.
+    """
+    return (0 < len(project) <= MAX_PROJECT and project.isascii() and project.isprintable()
+            and project == project.strip())
 
 
 def encoded_post(bodies: Sequence[bytes], ttl: int) -> bytes:

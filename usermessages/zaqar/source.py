@@ -1,11 +1,12 @@
 """The Zaqar collector (phase 3): claim from the project queues, store, then delete.
 
 Each round claims up to ``batch_size`` messages across the project queues
-(20 per claim, Zaqar's limit; a few projects at a time in parallel, each
-round starting where the last one stopped, so busy projects do not starve
-the others), decodes them with ``Message.from_wire``, inserts them
-in one transaction with "on conflict do nothing" on the producer's id, and
-only then deletes the claimed messages. The deletes of one round run while
+(20 per claim, Zaqar's limit; ``concurrency`` claims in flight, one per
+project in turn from where the last round stopped, then more from the
+projects that had more, so busy projects do not starve the others),
+decodes them with ``Message.from_wire``, inserts them in one transaction
+with "on conflict do nothing" on the producer's id, and only then deletes
+the claimed messages. The deletes of one round run while
 the next round claims (one round's deletes in flight at most; ``close``
 waits for them): a delete is a round trip as long as a claim, and nothing
 in the next round depends on it. So:
@@ -42,7 +43,8 @@ import logging
 import random
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +65,7 @@ from usermessages.zaqar.client import (
     QueuedMessage,
     ZaqarClient,
     ZaqarError,
+    carries_project,
     encoded_post,
 )
 from usermessages.zaqar.sink import ZAQAR_MAX_TTL, Layout, layout_from_settings
@@ -72,6 +75,7 @@ LOG = logging.getLogger(__name__)
 MAX_PROJECT = 255
 MAX_INDEX_CLAIMS = 50  # announcements claimed per refresh: 1,000
 ENVELOPE_HEAD = 4096  # characters of an envelope too large for its dead letter
+ROUND_SECONDS = 1.0  # a round claims for this long at most, then stores what it has
 
 # The distinct projects of the messages table as a loose index scan on
 # ix_messages_project_id: one index probe per project, not a scan of every row.
@@ -242,8 +246,10 @@ class ZaqarCollector:
             self._refresh_stored()
             if self._layout.index_queue:
                 self._claim_announcements()
-            self._known = tuple(dict.fromkeys(
-                (*self._static, *sorted(self._stored | self._announced))))
+            known = dict.fromkeys((*self._static, *sorted(self._stored | self._announced)))
+            # A project id Zaqar cannot be asked about has no queue there (the sink
+            # could not post to it either): asking would only fail every round.
+            self._known = tuple(p for p in known if carries_project(p))
             self._refreshed = now
         return self._known
 
@@ -285,40 +291,71 @@ class ZaqarCollector:
                 LOG.debug("could not delete announcements", exc_info=True)
 
     def _claim_round(self) -> _Round:
+        """Claim up to a batch, ``concurrency`` claims in flight.
+
+        Every project gets one claim in turn, starting where the last round
+        stopped; then the projects whose claim came back full (there may be
+        more) get further claims, several at once, in rotation. So a busy
+        project is drained in parallel and still cannot starve the others.
+        The round stops asking once its batch is claimed or ROUND_SECONDS have
+        passed: the claims must be stored and deleted well within claim_ttl,
+        and the first rows need not wait for the last of a thousand queues.
+        """
         work = _Round()
         projects = self.projects()
-        # Start where the last round stopped, so every project gets its turn.
+        if not projects:
+            return work
         first = self._turn % len(projects)
-        order = projects[first:] + projects[:first]
-        # Claims are HTTP round trips: a few projects at a time, in parallel.
-        want = max(MAX_PER_CALL, self._batch_size // self._concurrency)
-        for start in range(0, len(order), self._concurrency):
-            window = order[start:start + self._concurrency]
-            work.visited += window
-            self._turn = first + start + len(window)
-            for project, claims in zip(window, self._pool.map(
-                    lambda p: self._claim_project(p, want), window), strict=False):
-                for claim in claims:
+        line = deque(projects[first:] + projects[:first])  # one claim each, in turn
+        busy: deque[str] = deque()  # full last time: more, in rotation
+        deadline = time.monotonic() + ROUND_SECONDS
+        asked: dict[Future[Claim | None], str] = {}
+        claimed = 0
+        failure: ZaqarError | None = None
+        while True:
+            while (len(asked) < self._concurrency and (line or busy) and failure is None
+                   and claimed < self._batch_size
+                   and time.monotonic() < deadline):
+                if line:
+                    project = line.popleft()
+                    work.visited.append(project)
+                else:
+                    project = busy[0]
+                    busy.rotate(-1)
+                asked[self._pool.submit(self._claim, project)] = project
+            if not asked:
+                break
+            done, _ = wait(asked, return_when=FIRST_COMPLETED)
+            for future in done:
+                project = asked.pop(future)
+                try:
+                    claim = future.result()
+                except ZaqarError as exc:
+                    if exc.permanent:  # this project's: the others go on
+                        LOG.warning("Zaqar refused a claim in project %s: %s", project, exc)
+                    else:  # Zaqar's trouble: ask no more; the claims in flight are kept
+                        failure = failure or exc
+                    continue
+                full = claim is not None and len(claim.messages) == MAX_PER_CALL
+                if full and project not in busy:
+                    busy.append(project)
+                elif not full and project in busy:
+                    busy.remove(project)
+                if claim is not None:
                     work.claims.append((project, claim))
+                    claimed += len(claim.messages)
                     for message in claim.messages:
                         self._decide(project, claim.id, message, work)
-            if len(work.rows) >= self._batch_size:
-                break
+        self._turn = first + len(work.visited)
+        if failure is not None:
+            if not work.claims:
+                raise failure
+            LOG.warning("some claims failed this round (%s); storing the others", failure)
         return work
 
-    def _claim_project(self, project: str, want: int) -> list[Claim]:
-        claims: list[Claim] = []
-        got = 0
-        while got < want:
-            claim = self._client.claim(project, self._layout.queue, ttl=self._claim_ttl,
-                                       grace=self._claim_ttl, limit=MAX_PER_CALL)
-            if claim is None:
-                break
-            claims.append(claim)
-            got += len(claim.messages)
-            if len(claim.messages) < MAX_PER_CALL:
-                break
-        return claims
+    def _claim(self, project: str) -> Claim | None:
+        return self._client.claim(project, self._layout.queue, ttl=self._claim_ttl,
+                                  grace=self._claim_ttl, limit=MAX_PER_CALL)
 
     def _decide(self, project: str, claim_id: str, message: QueuedMessage,
                 work: _Round) -> None:
