@@ -831,12 +831,7 @@ def producer(rabbit: servers.RabbitMQ, admin_url: str, workdir: Path, n: int,
                 rabbit.stop_app()
             messenger = Messenger.from_url(rabbit.url, spool_path=str(workdir / f"p-{state}.sqlite"),
                                            timeout=1.0)
-            times = []
-            for _ in range(n):
-                started = time.perf_counter()
-                messenger.create(RequestContext(project_id="p", user_id="u"), Action.ATTACH_VOLUME,
-                                 resource_uuid=str(uuid.uuid4()), detail=Detail.ATTACH_ERROR)
-                times.append(time.perf_counter() - started)
+            times, own = zaqar_bench.timed_creates(messenger, n, "p")
             pending = messenger.sink.pending()  # type: ignore[attr-defined]
             if state == "up":
                 assert messenger.sink.flush(120)  # type: ignore[attr-defined]
@@ -844,7 +839,8 @@ def producer(rabbit: servers.RabbitMQ, admin_url: str, workdir: Path, n: int,
             note("producer", f"create() with the broker {state}: p50 / p99 / max over {n:,}"
                  + (" (2 collectors storing meanwhile)" if state == "up" else ""),
                  f"{ms(statistics.median(times))} / {ms(pct(times, 99))} / {ms(max(times))}"
-                 + (f" ({pending:,} waiting in the spool)" if state == "down" else ""))
+                 + (f" ({pending:,} waiting in the spool)" if state == "down" else "")
+                 + f"; p99 less the run-queue wait {ms(pct(own, 99))}")
             messenger.sink.close()  # type: ignore[attr-defined]
     rabbit.start_app()
     # The same with the zaqar sink: the forwarder posting to a live Zaqar; then with two
@@ -853,11 +849,13 @@ def producer(rabbit: servers.RabbitMQ, admin_url: str, workdir: Path, n: int,
             ("zaqar_up", "up (the forwarder posting)", True, None),
             ("zaqar_busy", "up, 2 zaqar-collectors draining meanwhile", True, fresh_db(admin_url)),
             ("zaqar_down", "down", False, None)):
-        times, pending = zaqar_bench.create_latency(zaqar, n, workdir, up=up, db_url=db_url)
+        times, own, pending = zaqar_bench.create_latency(zaqar, n, workdir, up=up,
+                                                         db_url=db_url)
         p99[key] = pct(times, 99)
         note("producer", f"create() with Zaqar {state}: p50 / p99 / max over {n:,}",
              f"{ms(statistics.median(times))} / {ms(pct(times, 99))} / {ms(max(times))}"
-             + (f" ({pending:,} waiting in the spool)" if not up else ""))
+             + (f" ({pending:,} waiting in the spool)" if not up else "")
+             + f"; p99 less the run-queue wait {ms(pct(own, 99))}")
     return p99
 
 
@@ -1024,7 +1022,10 @@ def write_report(options: argparse.Namespace, seconds: float, partial: bool = Fa
         " DELETE + VACUUM is the same end state.",
         "- *producer*: `create()` on the caller's thread while the forwarder, the broker and two"
         " collector processes share the same cores; the same with the zaqar sink, Zaqar 23"
-        " (gunicorn -w 2 --threads 4, Redis) and two `usermessages zaqar-collector` processes.",
+        " (gunicorn -w 2 --threads 4, Redis) and two `usermessages zaqar-collector` processes."
+        " \"Less the run-queue wait\": each call's time minus the time its thread was runnable"
+        " and not running (/proc schedstat): what the call cost, without the machine's other"
+        " work.",
         "- *Zaqar draining*: the same number of messages, pre-posted as the sink posts them over"
         " the same 1,000 projects (one Zaqar queue each), drained by two `usermessages"
         " zaqar-collector` processes (told the projects, not finding them on the index) into a"

@@ -302,11 +302,37 @@ def breakdown(zaqar: Zaqar, db_url: str, count: int, projects: int) -> dict[str,
 # --- 1. create() on the caller's thread ------------------------------------------------
 
 
+def timed_creates(messenger: Messenger, calls: int,
+                  project: str) -> tuple[list[float], list[float]]:
+    """``calls`` create() calls: each one's wall time, and that time less the calling
+    thread's run-queue wait (Linux schedstat): what the call itself cost, CPU and
+    waits on a lock, the GIL or the disk, without the time the machine's other work
+    kept it off a core."""
+    context = RequestContext(project_id=project, user_id="u")
+    walls, own = [], []
+    path = f"/proc/self/task/{threading.get_native_id()}/schedstat"
+    with open(path, "rb") as schedstat:
+
+        def runqueue() -> int:
+            schedstat.seek(0)
+            return int(schedstat.read().split()[1])  # nanoseconds runnable, not running
+
+        for _ in range(calls):
+            waited = runqueue()
+            started = time.perf_counter()
+            messenger.create(context, Action.ATTACH_VOLUME, resource_uuid=str(uuid.uuid4()),
+                             detail=Detail.ATTACH_ERROR)
+            wall = time.perf_counter() - started
+            walls.append(wall)
+            own.append(max(0.0, wall - (runqueue() - waited) / 1e9))
+    return walls, own
+
+
 def create_latency(zaqar: Zaqar, calls: int, workdir: Path, *, up: bool,
-                   db_url: str | None = None) -> tuple[list[float], int]:
-    """create() timings with Zaqar up (the forwarder posting all along; two collectors
-    draining the queue meanwhile when ``db_url`` is given) or stopped, and how many
-    messages the spool still held when the calls ended."""
+                   db_url: str | None = None) -> tuple[list[float], list[float], int]:
+    """create() timings (see ``timed_creates``) with Zaqar up (the forwarder posting all
+    along; two collectors draining the queue meanwhile when ``db_url`` is given) or
+    stopped, and how many messages the spool still held when the calls ended."""
     tag = uuid.uuid4().hex[:8]
     layout = Layout(queue=f"bench_{tag}", admin_project=f"admin_{tag}", index_queue="")
     project = f"p{tag}"
@@ -322,18 +348,12 @@ def create_latency(zaqar: Zaqar, calls: int, workdir: Path, *, up: bool,
         messenger = Messenger.from_url(zaqar.url, sink="zaqar", timeout=1.0,
                                        spool_path=str(workdir / f"spool-{tag}.sqlite"),
                                        zaqar_options={"layout": layout})
-        context = RequestContext(project_id=project, user_id="u")
-        times = []
-        for _ in range(calls):
-            started = time.perf_counter()
-            messenger.create(context, Action.ATTACH_VOLUME, resource_uuid=str(uuid.uuid4()),
-                             detail=Detail.ATTACH_ERROR)
-            times.append(time.perf_counter() - started)
+        times, own = timed_creates(messenger, calls, project)
         pending = messenger.sink.pending()  # type: ignore[attr-defined]
         if up:
             assert messenger.flush(120) == 0
         messenger.close(timeout=1.0)
-    return times, pending
+    return times, own, pending
 
 
 def ms(seconds: float) -> str:
@@ -356,10 +376,12 @@ def main() -> None:
         for state, up, db_url in (("up", True, None),
                                   ("up, 2 zaqar-collectors draining", True, fresh()),
                                   ("down", False, None)):
-            times, pending = create_latency(zaqar, args.calls, workdir, up=up, db_url=db_url)
+            times, own, pending = create_latency(zaqar, args.calls, workdir, up=up,
+                                                 db_url=db_url)
             print(f"create() with Zaqar {state}: p50 / p99 / max {ms(statistics.median(times))}"
-                  f" / {ms(pct(times, 99))} / {ms(max(times))} ({pending} in the spool at the "
-                  f"end)", flush=True)
+                  f" / {ms(pct(times, 99))} / {ms(max(times))}; less the run-queue wait: p99 "
+                  f"{ms(pct(own, 99))} ({pending} in the spool at the end; load "
+                  f"{os.getloadavg()[0]:.1f})", flush=True)
         figures = drain(zaqar, fresh(), args.messages, args.projects, workdir)
         print(f"2 zaqar-collectors draining {figures.messages:,} messages over "
               f"{figures.projects:,} queues: {figures.rate:,.0f} msg/s ({figures.start:.1f} s "
