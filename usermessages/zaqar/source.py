@@ -100,7 +100,7 @@ class ZaqarCollectorStats:
     duplicates: int = 0
     dead_lettered: int = 0
     dropped: int = 0  # refused envelopes Zaqar would not take even a short dead letter for
-    deleted: int = 0  # messages taken off the queues once stored or dead-lettered
+    deleted: int = 0  # ids Zaqar answered 204 to deleting (it does for unknown ids too)
     db_retries: int = 0
     zaqar_errors: int = 0
     rounds: int = 0
