@@ -54,7 +54,7 @@ from usermessages.config import Settings  # noqa: E402
 from usermessages.message import Message  # noqa: E402
 from usermessages.reaper import reap  # noqa: E402
 from usermessages.store import engine as store_engine  # noqa: E402
-from usermessages.store import messages as store  # noqa: E402
+from usermessages.store import writer  # noqa: E402
 from usermessages.store.messages import utcnow as store_messages_utcnow  # noqa: E402
 from usermessages.store import migrate, partitions  # noqa: E402
 from usermessages.store.schema import messages as messages_table  # noqa: E402
@@ -291,7 +291,7 @@ def ingest(engine_name: str, url_factory: Callable[[], str], n: int, workdir: Pa
     started = time.perf_counter()
     for start in range(0, n, batch):
         with engine.begin() as conn:
-            store.insert_messages(conn, rows[start:start + batch])
+            writer.insert(conn, writer.rows_of(rows[start:start + batch]))
     rates["batched"] = n / (time.perf_counter() - started)
     note("ingest", f"{engine_name}: batched insert, {batch} per transaction (the collector's path)", f"{rates['batched']:,.0f} msg/s")
 

@@ -3,7 +3,7 @@
     python bench/series_cost.py [N] [BATCH]
 
 Two fresh PostgreSQL databases take the same kind of batches in turn: one through
-``store.insert_messages`` (rows and series), the other through the same COPY and
+``writer.insert`` (rows and series), the other through the same COPY and
 INSERT without series (what the store did before them). Interleaving batch by batch
 makes the comparison fair on a loaded machine, where two separate runs are not.
 Prints both rates in messages per second and the ratio.
@@ -19,7 +19,7 @@ from bench.series_insert import _messages
 from tests import servers
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
-from usermessages.store import migrate, partitions
+from usermessages.store import migrate, partitions, writer
 
 
 def _without_series(conn, batch) -> None:  # type: ignore[no-untyped-def]
@@ -39,7 +39,7 @@ def main() -> None:
             migrate.upgrade(engine)
         batches = {name: _messages(n) for name in spent}
         for start in range(0, n, size):
-            for name, insert in (("series", store.insert_messages),
+            for name, insert in (("series", lambda c, b: writer.insert(c, writer.rows_of(b))),
                                  ("without", _without_series)):
                 began = time.perf_counter()
                 with engines[name].begin() as conn:

@@ -3,7 +3,7 @@
     python bench/series_insert.py [N] [BATCH] [ROUNDS]
 
 Prints {"messages": N, "batch": B, "rates": [...], "median": R} (messages per second):
-N messages in batches of B through ``store.insert_messages``, one transaction per
+N messages in batches of B through ``writer.insert``, one transaction per
 batch, as the collector does. The mix: 100 projects, a tenth of them failing
 repeatedly on the same volume (series of many), the rest on fresh volumes
 (series of one). Run it from another checkout with PYTHONPATH=<checkout> to
@@ -24,8 +24,7 @@ from tests import servers
 from usermessages.catalog import Action, Detail, Kind, Resource
 from usermessages.message import Message
 from usermessages.store import engine as store_engine
-from usermessages.store import messages as store
-from usermessages.store import migrate
+from usermessages.store import migrate, writer
 
 
 def _messages(n: int) -> list[Message]:
@@ -52,7 +51,7 @@ def main() -> None:
             started = time.perf_counter()
             for start in range(0, n, batch):
                 with engine.begin() as conn:
-                    store.insert_messages(conn, messages[start:start + batch])
+                    writer.insert(conn, writer.rows_of(messages[start:start + batch]))
             rates.append(round(n / (time.perf_counter() - started)))
             engine.dispose()
     print(json.dumps({"messages": n, "batch": batch, "rates": rates,

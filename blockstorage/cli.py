@@ -34,8 +34,10 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.option("--components", default=",".join(service.COMPONENTS), show_default=True,
               help="Comma-separated parts to run here: api, scheduler, volume, backup.")
-@click.option("--host", default=None, help="API listen address (default 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="API listen port (default 8776).")
+@click.option("--host", default=None,
+              help=f"API listen address (default {um_config.DEFAULTS.host}).")
+@click.option("--port", type=int, default=None,
+              help=f"API listen port (default {um_config.DEFAULTS.port}).")
 @click.option("--db", default=None, envvar="USERMESSAGES_DB", help="Messages store URL.")
 @click.option("--state-db", default=None, help="This service's own state store URL.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,

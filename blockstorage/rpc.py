@@ -33,6 +33,7 @@ from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from blockstorage.breaker import Breaker
 from usermessages import bus as um_bus
+from usermessages.config import DEFAULTS
 from usermessages.errors import UserMessagesError
 from usermessages.retry import Backoff
 
@@ -65,7 +66,7 @@ class Caster:
     ``on_change(down)`` is told when the breaker opens (True) and closes (False).
     """
 
-    def __init__(self, url: str, timeout: float = 2.0,
+    def __init__(self, url: str, timeout: float = DEFAULTS.bus_timeout,
                  on_change: Callable[[bool], None] | None = None) -> None:
         self._url = url
         self._timeout = timeout
@@ -172,7 +173,7 @@ class Server:
     MAX_BACKOFF = 5.0
 
     def __init__(self, url: str, topic: str, handlers: dict[str, Handler],
-                 timeout: float = 2.0) -> None:
+                 timeout: float = DEFAULTS.bus_timeout) -> None:
         self._url = url
         self._topic = topic
         self._handlers = handlers

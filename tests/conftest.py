@@ -11,7 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from tests import servers
+from tests.harness.rabbitmq_cluster import Cluster
+from tests.harness.rabbitmq_cluster import rabbitmq_cluster as start_rabbitmq_cluster
 from tests.keystone.cloud import Cloud, provision
+from tests.zaqar_server import Zaqar, zaqar_server
 from usermessages.config import Settings
 from usermessages.service import create_app
 from usermessages.store import engine as store_engine
@@ -67,6 +70,20 @@ def rabbitmq_url() -> Iterator[str]:
     """One throwaway RabbitMQ for the whole run (tests that stop it start their own)."""
     with servers.rabbitmq_server() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_cluster() -> Iterator[Cluster]:
+    """One three-node RabbitMQ cluster for the whole run (about 25 s to start)."""
+    with start_rabbitmq_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def zaqar() -> Iterator[Zaqar]:
+    """One real Zaqar 23 on a throwaway Redis for the whole run."""
+    with zaqar_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

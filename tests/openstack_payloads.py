@@ -4,6 +4,9 @@ Each builder follows the named function line by line (keys, nesting, what is an
 object to serialize); the exceptions mimic Cinder's and Nova's: a formatted
 message kept in ``msg``/``kwargs``, so the real serializer does to them what it
 does in those services (``repr``, through oslo.serialization's to_primitive).
+These are for tests that need a payload without the services installed; what the
+services really send is checked by tests/test_notifications_real.py, which runs
+their own code: when the two disagree, that one is right.
 """
 
 from __future__ import annotations
@@ -75,6 +78,10 @@ class NovaException(Exception):
         self.kwargs.setdefault("code", self.code)
         super().__init__(message or self.msg_fmt % kwargs)
 
+    def __repr__(self) -> str:
+        """nova/exception.py NovaException.__repr__: what its legacy payloads carry."""
+        return str({**self.__dict__, "class": type(self).__name__})
+
 
 class NoValidHost(NovaException):
     msg_fmt = "No valid host was found. %(reason)s"
@@ -115,11 +122,11 @@ def cinder_set_volume_state(method: str, volume_id: str, project: str, user: str
                 state={"status": "available"}, method=method, reason=reason)
 
 
-def cinder_create_snapshot(snapshot_id: str, project: str, user: str,
-                           reason: Exception) -> dict:
-    """cinder/scheduler/manager.py SchedulerManager._set_snapshot_state_and_notify."""
-    request_spec = {"snapshot_id": snapshot_id,
-                    "volume_properties": {"size": 10, "project_id": project, "user_id": user}}
+def cinder_create_snapshot(snapshot_id: str, reason: Exception) -> dict:
+    """cinder/scheduler/manager.py SchedulerManager._set_snapshot_state_and_notify, with
+    the RequestSpec of cinder/volume/api.py _create_snapshot: no project, no user."""
+    request_spec = {"snapshot_id": snapshot_id, "volume_properties": {"size": 10},
+                    "operation": "create_snapshot", "resource_properties": {"size": 10}}
     return dict(request_spec=request_spec, snapshot_id=snapshot_id, state="error",
                 method="create_snapshot", reason=reason)
 

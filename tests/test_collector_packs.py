@@ -116,13 +116,13 @@ def test_a_pack_of_good_and_crafted_envelopes(rabbitmq_url, postgresql_admin_url
 def test_the_forwarder_sends_packs(rabbitmq_url, postgresql_admin_url, monkeypatch):
     engine = _fresh(rabbitmq_url, postgresql_admin_url)
     publishes: list[int] = []
-    real_publish = amqp.Channel.basic_publish
+    real_publish = amqp.Channel._basic_publish  # with or without confirms
 
     def counting(channel, msg, *args, **kwargs):
         publishes.append(msg.body.count(b"\n") + 1)
         return real_publish(channel, msg, *args, **kwargs)
 
-    monkeypatch.setattr(amqp.Channel, "basic_publish", counting)
+    monkeypatch.setattr(amqp.Channel, "_basic_publish", counting)
     messenger = Messenger.from_url(rabbitmq_url)
     for i in range(2000):
         messenger.create(RequestContext(project_id=f"p{i % 7}", user_id="u"),

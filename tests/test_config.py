@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
@@ -10,23 +9,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from usermessages import config
+from usermessages import config, options
 from usermessages.errors import ConfigError
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
-
-
-def test_every_option_has_a_settings_field_with_the_same_default():
-    defaults = {f.name: f.default for f in dataclasses.fields(config.Settings)
-                if f.name not in config.PASSTHROUGH}
-    declared = {config._attr(o): o.default for o in config.OPTIONS}
-    assert declared == defaults
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "configuration.md"
+DECLARED = options.declared(config.Settings)
 
 
 def test_every_option_is_documented():
     text = DOCS.read_text(encoding="utf-8")
-    for option in config.OPTIONS:
-        assert text == config.markdown(), "regenerate: usermessages config docs > docs/configuration.md"
+    assert text == config.markdown(), "regenerate: usermessages config docs > docs/configuration.md"
 
 
 def test_sample_round_trips_to_the_defaults(tmp_path):
@@ -61,7 +54,7 @@ def test_file_values_are_typed(tmp_path):
         ("[api]\ntrust_roles_header = maybe\n", "is not a valid bool"),
         ("[DEFAULT]\nmessage_reap_batch_size = 0\n", "must be positive"),
         ("[sdk]\nsink = kafka\n", "must be one of db, bus, both"),
-        ("[DEFAULT]\nmessage_reap_interval = -5\n", "or -1 to disable"),
+        ("[DEFAULT]\nmessage_reap_interval = -5\n", "must be -1 (no reaper) or positive, not -5"),
         ("[collector]\nstorm_rows_per_event = -1\n", "storm_rows_per_event must be 0"),
         ("[collector]\nstorm_window = 0\n", "[collector] storm_window must be positive"),
         ("[collector]\nseries_exemplars = 0\n", "must be positive"),
@@ -71,13 +64,18 @@ def test_file_values_are_typed(tmp_path):
         ("message_ttl = 5\n", "line 1: 'message_ttl = 5' comes before any [section] header"),
         ("[api]\nport = 1\nport = 2\n", "line 3: [api] port appears twice"),
         ("[api]\n[api]\n", "line 2: section [api] appears twice"),
+        ("[api]\nauth_strategy = keystone\n", "needs a [keystone_authtoken] section"),
+        ("[api]\nauth_strategy = ldap\n", "auth_strategy must be one of noauth, keystone"),
+        ("[api]\nmetrics = everyone\n", "metrics must be one of public, admin, off"),
+        ("[api]\nmetrics_port = 70000\n", "metrics_port must be 0 (off) or from 1 to 65535"),
     ],
 )
 def test_bad_files_fail_clearly(tmp_path, content, complaint):
     path = tmp_path / "bad.conf"
     path.write_text(content)
-    with pytest.raises(ConfigError, match=complaint.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ConfigError, match=re.escape(complaint)) as caught:
         config.load(path)
+    assert "\n" not in str(caught.value)
 
 
 def test_flags_override_the_file():
@@ -165,19 +163,6 @@ def test_keystone_sections_pass_through_to_their_libraries(tmp_path):
     assert settings.oslo_policy == (("enforce_new_defaults", "false"),)
 
 
-@pytest.mark.parametrize(("text", "error"), [
-    ("[api]\nauth_strategy = keystone\n", "needs a [keystone_authtoken] section"),
-    ("[api]\nauth_strategy = ldap\n", "auth_strategy must be one of noauth, keystone"),
-    ("[api]\nmetrics = everyone\n", "metrics must be one of public, admin, off"),
-    ("[api]\nmetrics_port = 70000\n", "metrics_port must be 0"),
-])
-def test_bad_auth_and_metrics_options(tmp_path, text, error):
-    path = tmp_path / "u.conf"
-    path.write_text(text)
-    with pytest.raises(ConfigError, match=re.escape(error)):
-        config.load(path)
-
-
 def test_oslo_config_generator_prints_our_sample():
     """The sample is oslo-config-generator's, from our oslo.config.opts entry points."""
     import subprocess
@@ -201,10 +186,19 @@ def test_values_are_read_with_oslo_config_habits(tmp_path):
 
 
 @pytest.mark.parametrize(("text", "error"), [
-    ("[backend:gold]\ntotal_capacity_gb = lots\n", "[backend:gold] total_capacity_gb is not a valid int"),
+    ("[backend:gold]\ntotal_capacity_gb = lots\n",
+     "[backend:gold] total_capacity_gb is not a valid int"),
     ("[backend:gold]\ntotal_capasity_gb = 5\n", "unknown option [backend:gold] total_capasity_gb"),
-    ("[blockstorage]\noperation_deadline = soon\n", "[blockstorage] operation_deadline is not a valid float"),
-    ("[backend:gold]\nfail_operations = explode\n", "unknown operations ['explode']"),
+    ("[blockstorage]\noperation_deadline = soon\n",
+     "[blockstorage] operation_deadline is not a valid float"),
+    ("[backend:gold]\nfail_operations = explode, attach_volume\n",
+     "[backend:gold] fail_operations must be some of create_volume, delete_volume"),
+    ("[backend:gold]\nreserved_percentage = 101\n",
+     "[backend:gold] reserved_percentage must be from 0 to 100, not 101"),
+    ("[blockstorage]\nmessage_sink = kafka\n",
+     "[blockstorage] message_sink must be one of db, bus"),
+    ("[blockstorage]\nwatchdog_interval = 0\n",
+     "[blockstorage] watchdog_interval must be positive, not 0.0"),
     ("[backend:gold]\nreserved_percentage =\n", "[backend:gold] reserved_percentage is empty"),
 ])
 def test_the_shared_sections_fail_clearly_in_one_line(tmp_path, text, error):
@@ -229,7 +223,7 @@ def test_a_dollar_that_names_no_option_is_one_clear_line(tmp_path):
 
 @settings(max_examples=200, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(option=st.sampled_from(config.OPTIONS),
+@given(option=st.sampled_from(DECLARED),
        raw=st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=30))
 def test_any_value_of_any_option_loads_or_fails_in_one_line(tmp_path, option, raw):
     path = tmp_path / "fuzz.conf"

@@ -27,8 +27,7 @@ from usermessages.config import MAX_MESSAGE_TTL, Settings, check_ttl, load
 from usermessages.errors import ConfigError
 from usermessages.message import Message
 from usermessages.store import engine as store_engine
-from usermessages.store import messages as store
-from usermessages.store import migrate
+from usermessages.store import migrate, writer
 
 TTL = 2592000
 FUZZ = settings(max_examples=300, deadline=None, database=None,
@@ -57,7 +56,7 @@ def _check(body: bytes, engines: list[Engine]) -> Message | None:
         return None
     for engine in engines:
         with engine.connect() as conn, conn.begin() as transaction:
-            assert store.insert_messages(conn, [message]) == 1, engine.dialect.name
+            assert writer.insert(conn, writer.rows_of([message])).new == 1, engine.dialect.name
             transaction.rollback()
     return message
 

@@ -36,6 +36,7 @@ from usermessages.errors import CatalogError, StoreError
 from usermessages.message import MAX_FIELD, Message
 from usermessages.notifications import NAMESPACE, Rule, decide
 from usermessages.store import messages as store
+from usermessages.store import writer
 
 ROOT = Path(__file__).resolve().parent.parent
 TTL = 2592000  # 30 days: CREATED, a fixed past time, has not expired
@@ -127,10 +128,8 @@ def test_the_envelope_carries_the_message_unchanged(kind):
 def test_every_store_path_stores_the_same_row(engine):
     """The SDK's direct sink and the collector's batch insert store identical rows."""
     direct, batched = _sdk(), _sdk()
-    with engine.begin() as conn:
-        store.insert_message(conn, direct)
-    with engine.begin() as conn:
-        assert store.insert_messages(conn, [batched, batched]) == 1
+    writer.Writer(engine).write_one(direct)
+    assert writer.Writer(engine).write([batched, batched]).new == 1
     with engine.connect() as conn:
         stored = {row["id"]: row for row in
                   store.list_messages_all_projects(conn, store.ListQuery())}
@@ -138,7 +137,7 @@ def test_every_store_path_stores_the_same_row(engine):
         row = stored[message.id]
         assert {key: row[key] for key in message.to_row()} == message.to_row()
         assert (row["deleted"], row["deleted_at"]) == (False, None)
-    assert set(direct.to_row()) == store.MESSAGE_COLUMNS  # to_row is every message column
+    assert set(direct.to_row()) == writer.MESSAGE_COLUMNS  # to_row is every message column
 
 
 def test_the_store_fills_in_no_field_of_a_message(engine):
@@ -146,7 +145,7 @@ def test_the_store_fills_in_no_field_of_a_message(engine):
     row = _sdk().to_row()
     del row["kind"]
     with engine.begin() as conn, pytest.raises(StoreError, match=r"lacks \['kind'\]"):
-        store.insert_rows(conn, [row])
+        writer.insert(conn, [row])
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM messages")).scalar_one() == 0
 

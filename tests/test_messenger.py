@@ -195,8 +195,8 @@ def test_sdk_import_pulls_in_no_server_libraries():
     code = (
         "import sys, usermessages\n"
         "from usermessages import Messenger, RequestContext, Action, Detail, Resource\n"
-        "heavy = {'fastapi', 'starlette', 'uvicorn', 'oslo_policy', 'sqlalchemy', 'click',"
-        " 'usermessages.api', 'usermessages.cli', 'usermessages.store'}\n"
+        "heavy = {'fastapi', 'starlette', 'uvicorn', 'oslo_policy', 'oslo_config', 'sqlalchemy',"
+        " 'click', 'usermessages.api', 'usermessages.cli', 'usermessages.store'}\n"
         "print(sorted(heavy & set(sys.modules)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

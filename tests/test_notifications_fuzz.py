@@ -25,8 +25,7 @@ from tests.openstack_payloads import RequestContextSerializer
 from usermessages.collector import Accept, Ignore, Reject, list_dead_letters
 from usermessages.notifications import MAX_FIELD, decide, load_mapping, source
 from usermessages.store import engine as store_engine
-from usermessages.store import messages as store
-from usermessages.store import migrate
+from usermessages.store import migrate, writer
 
 MAPPING = Path(__file__).resolve().parent.parent / "etc" / "notification-mapping.ini"
 RULES = load_mapping(MAPPING)
@@ -55,7 +54,7 @@ REAL = [
     _real("scheduler.retype", os_payloads.cinder_set_volume_state(
         "retype", "v2", "p1", "u1", os_payloads.ParameterNotFound(param="volume_type"))),
     _real("scheduler.create_snapshot", os_payloads.cinder_create_snapshot(
-        "s1", "p1", "u1", os_payloads.NoValidBackend(reason="r"))),
+        "s1", os_payloads.NoValidBackend(reason="r"))),
     _real("compute.instance.create.error", os_payloads.nova_legacy_instance_error(
         "i1", "p1", "u1", os_payloads.BuildAbortException(instance_uuid="i1", reason="r"))),
     _real("compute_task.build_instances", os_payloads.nova_legacy_compute_task(
@@ -102,7 +101,7 @@ def _check(decision, engine: Engine | None = None) -> None:
         assert row["project_id"] and row["created_at"] < row["expires_at"]
         if engine is not None:  # the store takes it
             with engine.begin() as conn:
-                store.insert_messages(conn, [decision.message])
+                writer.insert(conn, writer.rows_of([decision.message]))
 
 
 @given(st.binary(max_size=2000))

@@ -33,7 +33,7 @@ CINDER = [
                                  osp.ParameterNotFound(param="secret")),
      "vol-r", "VOLUME_VOLUME_103_001", "ParameterNotFound"),
     ("scheduler.create_snapshot",
-     osp.cinder_create_snapshot("snap-1", "p1", "u1", osp.NoValidBackend(reason="secret")),
+     osp.cinder_create_snapshot("snap-1", osp.NoValidBackend(reason="secret")),
      "snap-1", "VOLUME_VOLUME_SNAPSHOT_009_003", "NoValidBackend"),
 ]
 NOVA_LEGACY = [

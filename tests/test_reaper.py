@@ -19,7 +19,7 @@ from usermessages.cli.main import main
 from usermessages.reaper import ADVISORY_LOCK_KEY, PeriodicReaper, ReapResult, reap
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
-from usermessages.store import migrate, partitions
+from usermessages.store import migrate, partitions, writer
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, 0)
 TICK = dt.timedelta(microseconds=1)
@@ -41,7 +41,7 @@ def _aged(project: str | None, expires_at: dt.datetime, *, deleted: bool = False
 
 def _seed(engine: Engine, rows: list[dict]) -> None:
     with engine.begin() as conn:
-        store.insert_rows(conn, rows)
+        writer.insert(conn, rows)
 
 
 def _seed_many(engine: Engine, expired: int, live: int, now: dt.datetime) -> None:

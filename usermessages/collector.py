@@ -36,14 +36,13 @@ from typing import Any
 from kombu import Connection, Consumer, Producer
 from kombu.message import Message
 from sqlalchemy import Engine
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from usermessages import bus, envelope, metrics
-from usermessages.config import Settings, check_ttl
+from usermessages.config import DEFAULTS, Settings, check_ttl
 from usermessages.message import Message as UserMessage
 from usermessages.retry import Backoff
-from usermessages.store import messages as store
 from usermessages.store import series
+from usermessages.store.writer import Writer, Written, policy_of
 
 LOG = logging.getLogger(__name__)
 PREFETCH_CAP = 1000
@@ -107,19 +106,6 @@ class _Pending:
     since: float = 0.0
 
 
-def _refused(exc: Exception) -> bool:
-    """Did the store refuse the data (isolate the row) rather than fail itself (retry)?
-
-    DataError and IntegrityError are the store judging a value. Any other
-    SQLAlchemy error (connection lost, table missing, pool timeout) or an
-    OSError is the store being unavailable. Anything else was raised while
-    the driver adapted a value (UnicodeEncodeError, OverflowError...).
-    """
-    if isinstance(exc, (DataError, IntegrityError)):
-        return True
-    return not isinstance(exc, (SQLAlchemyError, OSError))
-
-
 def _decide(source: Source, body: bytes) -> Decision:
     try:
         return source.decide(body)
@@ -163,23 +149,22 @@ class Collector:
         engine: Engine,
         *,
         ttl: int,
-        batch_size: int = 2000,
-        flush_interval: float = 0.2,
-        queue_type: str = "classic",
-        timeout: float = 2.0,
+        batch_size: int = DEFAULTS.collector_batch_size,
+        flush_interval: float = DEFAULTS.collector_flush_interval,
+        queue_type: str = DEFAULTS.bus_queue_type,
+        timeout: float = DEFAULTS.bus_timeout,
         max_backoff: float = 30.0,
         extra_sources: tuple[Source, ...] = (),
         policy: series.Policy = series.DEFAULT_POLICY,
     ) -> None:
         check_ttl(ttl)  # an expiry that cannot be computed would reject every message
         self._url = bus_url
-        self._engine = engine
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._queue_type = queue_type
         self._timeout = timeout
         self._max_backoff = max_backoff
-        self._policy = policy
+        self._writer = Writer(engine, policy)
         self._sources = (
             Source("usermessages", bus.messages_queue(queue_type), lambda b: decide(b, ttl)),
             *extra_sources,
@@ -211,7 +196,7 @@ class Collector:
             queue_type=settings.bus_queue_type,
             timeout=settings.bus_timeout,
             extra_sources=extra_sources,
-            policy=policy(settings),
+            policy=policy_of(settings),
         )
 
     def run(self, stop: threading.Event) -> None:
@@ -221,7 +206,7 @@ class Collector:
         while not stop.is_set():
             try:
                 with bus.connect(self._url, timeout=self._timeout) as connection:
-                    connection.ensure_connection(max_retries=1, timeout=self._timeout)
+                    bus.ensure(connection, self._timeout)
                     bus.declare(connection, self._queue_type)
                     backoff.reset()
                     self._consume(connection)
@@ -345,27 +330,29 @@ class Collector:
         )
 
     def _flush(self) -> None:
-        """Commit the pending batch, then ack it; retry while the store is down."""
+        """Commit the pending batch, then ack it; retry while the store is down.
+
+        The writer settles what it can (stored, duplicate, suppressed, or
+        refused: a refused row is dead-lettered alone); after an outage the
+        rest stays pending, unacknowledged, and is written again.
+        """
         backoff = Backoff(self._max_backoff, self._stop)
         while self._pending.rows:
-            try:
-                stored = self._insert(self._pending.rows)
-            except Exception as exc:
-                outage: Exception | None = None if _refused(exc) else exc
-            else:
-                self._ack(self._pending.messages)
-                self._count(len(self._pending.rows), stored)
+            pending = self._pending
+            written = self._writer.write(pending.rows)
+            self._count(written)
+            for refusal in written.refused:
+                self._dead_letter_body(pending.bodies[refusal.index], refusal.reason,
+                                       pending.sources[refusal.index])
+            if written.outage is None:
+                self._ack(pending.messages)
                 self._pending = _Pending()
                 return
-            if outage is None:  # a row is refused: find it
-                outage = self._isolate()
-                if outage is None:
-                    return
-            # The store is down or broken: keep the batch, ack nothing, try again.
-            self.stats.db_retries += 1
-            metrics.DB_RETRIES.inc()
-            LOG.error("store unavailable (%s); retrying batch of %d in %.1fs",
-                      type(getattr(outage, "orig", None) or outage).__name__,
+            # The store is down or broken: keep the rest, ack nothing, try again.
+            kept = written.settled
+            self._pending = _Pending(pending.rows[kept:], pending.bodies[kept:],
+                                     pending.sources[kept:], pending.messages, pending.since)
+            LOG.error("%s; retrying batch of %d in %.1fs", written.outage,
                       len(self._pending.rows), backoff.delay)
             if backoff.wait():
                 return  # stopping: the broker redelivers the unacked batch
@@ -385,45 +372,11 @@ class Collector:
         for message in messages:
             message.ack()
 
-    def _insert(self, rows: list[UserMessage]) -> store.Stored:
-        with self._engine.begin() as conn:
-            return store.store_batch(conn, rows, self._policy)
-
-    def _isolate(self) -> Exception | None:
-        """Insert the pending rows one by one, dead-lettering each one the store refuses.
-
-        If the store fails meanwhile, returns that error and keeps the rows
-        not yet inserted pending; the broker messages are acked only once all
-        of their rows are settled.
-        """
-        pending = self._pending
-        for i, (row, body, source) in enumerate(
-                zip(pending.rows, pending.bodies, pending.sources, strict=True)):
-            try:
-                stored = self._insert([row])
-            except Exception as exc:
-                if not _refused(exc):
-                    self._pending = _Pending(pending.rows[i:], pending.bodies[i:],
-                                             pending.sources[i:], pending.messages,
-                                             pending.since)
-                    return exc
-                cause = getattr(exc, "orig", None) or exc
-                self._dead_letter_body(body, f"store refused the row: {type(cause).__name__}",
-                                       source)
-                continue
-            self._count(1, stored)
-        self._ack(pending.messages)
-        self._pending = _Pending()
-        return None
-
-    def _count(self, rows: int, stored: store.Stored) -> None:
-        duplicates = rows - stored.new - stored.suppressed
-        self.stats.stored += stored.new
-        self.stats.duplicates += duplicates
-        self.stats.suppressed += stored.suppressed
-        metrics.STORED.inc(stored.new)
-        metrics.DUPLICATES.inc(duplicates)
-        metrics.SUPPRESSED.inc(stored.suppressed)
+    def _count(self, written: Written) -> None:
+        self.stats.stored += written.new
+        self.stats.duplicates += written.duplicates
+        self.stats.suppressed += written.suppressed
+        self.stats.db_retries += written.outage is not None
 
     def _dead_letter(self, message: Message, reason: str, source: str) -> None:
         """A whole broker message is refused: it goes as it came, then is acked."""
@@ -448,23 +401,14 @@ class Collector:
         LOG.warning("dead-lettered an envelope from %s: %s", source, reason)
 
 
-def policy(settings: Settings) -> series.Policy:
-    """How the settings group and limit what a collector stores."""
-    return series.Policy(
-        exemplars=settings.collector_series_exemplars,
-        storm=series.Storm(per_project=settings.collector_storm_rows_per_project,
-                           per_event=settings.collector_storm_rows_per_event,
-                           window=settings.collector_storm_window),
-    )
-
-
-def list_dead_letters(bus_url: str, limit: int = 100, timeout: float = 2.0) -> list[dict]:
+def list_dead_letters(bus_url: str, limit: int = 100, timeout: float = DEFAULTS.bus_timeout,
+                      queue_type: str = DEFAULTS.bus_queue_type) -> list[dict]:
     """Read dead letters without consuming them (they are requeued on close)."""
     letters: list[dict] = []
     with bus.connect(bus_url, timeout=timeout) as connection:
-        connection.ensure_connection(max_retries=1, timeout=timeout)
-        bus.declare(connection)
-        queue = bus.dead_letter_queue()(connection.channel())
+        bus.ensure(connection, timeout)
+        bus.declare(connection, queue_type)
+        queue = bus.dead_letter_queue(queue_type)(connection.channel())
         held = []
         while len(letters) < limit:
             message = queue.get(no_ack=False)

@@ -2,8 +2,12 @@
 
 The spooling, the forwarder thread, flush/stop/close and their accounting are
 usermessages.spooling.SpoolingSink's; this module says only how a batch goes to
-the broker: published oldest first, as packs of envelopes, each batch an AMQP
-transaction, removed from the spool only once the broker has committed it.
+the broker: published oldest first, as packs of envelopes, each confirmed by the
+broker (on a quorum queue, once a majority of the cluster holds it), removed
+from the spool only once every pack of the batch is confirmed. A batch that
+fails (a nack, a lost connection, the node gone) stays spooled whole and is
+published again, through the next broker of the URL: the collector ignores the
+ids that had got through.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import logging
 from kombu import Connection, Producer
 
 from usermessages import bus, envelope
+from usermessages.config import DEFAULTS
 from usermessages.spool import Spool
 from usermessages.spooling import BATCH, MAX_BACKOFF, SinkClosed, SinkStats, SpoolingSink
 
@@ -31,15 +36,14 @@ class BusSink(SpoolingSink):
         url: str,
         spool: Spool,
         *,
-        timeout: float = 2.0,
-        queue_type: str = "classic",
+        timeout: float = DEFAULTS.bus_timeout,
+        queue_type: str = DEFAULTS.bus_queue_type,
         max_backoff: float = MAX_BACKOFF,
     ) -> None:
         self._url = url
         self._queue_type = queue_type
         self._connection: Connection | None = None
         self._producer: Producer | None = None
-        self._transactional = False
         super().__init__(spool, timeout=timeout, max_backoff=max_backoff,
                          thread_name="usermessages-forwarder")
 
@@ -59,25 +63,16 @@ class BusSink(SpoolingSink):
                 delivery_mode=2,
                 retry=False,
                 timeout=self._timeout,
-            )
-        if self._transactional:
-            # Returns once the broker holds the whole batch (bounded by read_timeout).
-            producer.channel.tx_commit()
-        # A batch that failed stays spooled whole and is published again; the
-        # collector ignores the ids that had got through.
+            )  # returns once the broker confirms it (bounded by read_timeout)
         self._settled(seq for seq, _ in batch)
 
     def _ensure_producer(self) -> Producer:
         if self._producer is None:
-            connection = bus.connect(self._url, timeout=self._timeout, confirms=False)
-            connection.ensure_connection(max_retries=1, timeout=self._timeout)
+            connection = bus.connect(self._url, timeout=self._timeout, confirms=True)
+            bus.ensure(connection, self._timeout)
             bus.declare(connection, self._queue_type)
-            channel = connection.default_channel
-            self._transactional = bus.is_amqp(self._url)
-            if self._transactional:
-                channel.tx_select()  # type: ignore[attr-defined]  # kombu's stub lacks it
             self._connection = connection
-            self._producer = Producer(channel)
+            self._producer = Producer(connection.default_channel)
         return self._producer
 
     def _disconnect(self) -> None:

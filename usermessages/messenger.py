@@ -26,17 +26,17 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from usermessages import metrics
 from usermessages.catalog import Action, Detail, Kind, Level, Resource
-from usermessages.config import check_ttl
+from usermessages.config import DEFAULTS, SINKS, check_ttl
 from usermessages.context import RequestContext
 from usermessages.errors import CatalogError, ConfigError, UserMessagesError
 from usermessages.message import MAX_FIELD, Message
 
 if TYPE_CHECKING:
     from usermessages.config import Settings
+    from usermessages.store.series import Policy
 
 LOG = logging.getLogger(__name__)
 
-DEFAULT_TTL = 2592000
 # Seconds close() waits for the bus to take what is spooled before it gives up.
 CLOSE_TIMEOUT = 10.0
 
@@ -70,24 +70,27 @@ class Stats:
 
 
 class DatabaseSink:
-    """Insert each record straight into the store (the ``db`` sink)."""
+    """Insert each record straight into the store (the ``db`` sink).
 
-    def __init__(self, url: str) -> None:
+    Through the store's one Writer, as the collectors do: one short
+    transaction per message, series and storm control by ``policy``.
+    """
+
+    def __init__(self, url: str, policy: Policy | None = None) -> None:
         # Imported here so that a bus-only producer never loads SQLAlchemy.
         try:
             from usermessages.store import engine as store_engine
+            from usermessages.store.writer import Writer
         except ModuleNotFoundError as exc:
             raise ConfigError(
                 f"a database URL needs the server extra ({exc.name} is not installed): "
                 "pip install 'usermessages[server]', or give a bus URL") from exc
 
         self._engine = store_engine.connect(url)
+        self._writer = Writer(self._engine) if policy is None else Writer(self._engine, policy)
 
     def deliver(self, message: Message) -> None:
-        from usermessages.store import messages as store_messages
-
-        with self._engine.begin() as conn:
-            store_messages.insert_message(conn, message)
+        self._writer.write_one(message)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -130,13 +133,11 @@ class FanoutSink:
         return [sink for sink in self._sinks if isinstance(sink, Buffered)]
 
 
-SINKS = ("db", "bus", "both", "zaqar", "db+zaqar")
-
-
 class Messenger:
     """Creates user messages from the sanctioned catalog and hands them to a sink."""
 
-    def __init__(self, sink: Sink, *, ttl: int = DEFAULT_TTL, host: str | None = None) -> None:
+    def __init__(self, sink: Sink, *, ttl: int = DEFAULTS.message_ttl,
+                 host: str | None = None) -> None:
         self._sink = sink
         self._ttl = check_ttl(ttl)
         self._host = host or socket.gethostname()
@@ -152,11 +153,13 @@ class Messenger:
         sink: str | None = None,
         db_url: str | None = None,
         spool_path: str | None = None,
-        spool_max_messages: int = 100_000,
-        timeout: float = 2.0,
-        ttl: int = DEFAULT_TTL,
+        spool_max_messages: int = DEFAULTS.sdk_spool_max_messages,
+        timeout: float = DEFAULTS.bus_timeout,
+        ttl: int = DEFAULTS.message_ttl,
         host: str | None = None,
         zaqar_options: dict[str, Any] | None = None,
+        policy: Policy | None = None,
+        queue_type: str = DEFAULTS.bus_queue_type,
     ) -> Messenger:
         """A messenger for a database URL or a bus URL.
 
@@ -166,6 +169,11 @@ class Messenger:
         file that survives a crash (None keeps it in memory). Sink ``both``
         takes the bus URL and ``db_url``. Sinks ``zaqar`` and ``db+zaqar`` take
         Zaqar's URL (and ``db_url``), with ``zaqar_options`` for ZaqarSink.
+        ``policy`` is how the database sink groups and limits what it stores
+        (series exemplars, storm control; the store's defaults if None).
+        A bus URL may name several brokers of a cluster (``rabbit://u:p@h1,u:p@h2/``
+        or kombu's ``amqp://...;amqp://...``); ``queue_type`` must be the
+        cluster's (``quorum``), as the collectors declare it.
         """
         from usermessages.bus import is_bus_url
 
@@ -183,25 +191,35 @@ class Messenger:
             if chosen == "zaqar":
                 return cls(zaqar_sink, ttl=ttl, host=host)
             assert db_url is not None  # checked above
-            return cls(FanoutSink(DatabaseSink(db_url), zaqar_sink), ttl=ttl, host=host)
+            return cls(FanoutSink(DatabaseSink(db_url, policy), zaqar_sink), ttl=ttl, host=host)
         if chosen == "db":
-            return cls(DatabaseSink(url), ttl=ttl, host=host)
+            return cls(DatabaseSink(url, policy), ttl=ttl, host=host)
         if not is_bus_url(url):
-            raise CatalogError(f"sink {chosen!r} needs a bus URL (amqp:// or memory://)")
+            raise CatalogError(f"sink {chosen!r} needs a bus URL (rabbit://, amqp:// or memory://)")
         from usermessages.forwarder import BusSink
         from usermessages.spool import Spool
 
-        bus_sink = BusSink(url, Spool(spool_path, spool_max_messages), timeout=timeout)
+        bus_sink = BusSink(url, Spool(spool_path, spool_max_messages), timeout=timeout,
+                           queue_type=queue_type)
         if chosen == "bus":
             return cls(bus_sink, ttl=ttl, host=host)
         if not db_url:
             raise CatalogError("sink 'both' needs db_url as well as the bus URL")
-        return cls(FanoutSink(DatabaseSink(db_url), bus_sink), ttl=ttl, host=host)
+        return cls(FanoutSink(DatabaseSink(db_url, policy), bus_sink), ttl=ttl, host=host)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, host: str | None = None) -> Messenger:
-        """A messenger as the config file says (``[sdk]``, ``[bus]``, ``[database]``)."""
+        """A messenger as the config file says (``[sdk]``, ``[bus]``, ``[database]``).
+
+        A sink that writes to the database applies ``[collector]``'s series
+        and storm control, as the collectors do.
+        """
         sink = settings.sdk_sink
+        policy = None
+        if sink in ("db", "both", "db+zaqar"):
+            from usermessages.store.writer import policy_of
+
+            policy = policy_of(settings)
         if sink in ("zaqar", "db+zaqar"):
             from usermessages.zaqar.sink import options_from_settings
 
@@ -210,7 +228,7 @@ class Messenger:
                 spool_path=settings.sdk_spool_path or None,
                 spool_max_messages=settings.sdk_spool_max_messages,
                 timeout=settings.zaqar_timeout, ttl=settings.message_ttl, host=host,
-                zaqar_options=options_from_settings(settings),
+                zaqar_options=options_from_settings(settings), policy=policy,
             )
         return cls.from_url(
             settings.database_connection if sink == "db" else settings.bus_url,
@@ -221,6 +239,8 @@ class Messenger:
             timeout=settings.bus_timeout,
             ttl=settings.message_ttl,
             host=host,
+            policy=policy,
+            queue_type=settings.bus_queue_type,
         )
 
     @property

@@ -36,7 +36,9 @@ SUPPRESSED = Counter(
     "usermessages_collector_suppressed",
     "Occurrences storm control did not store as rows (counted on their series)",
 )
-DB_RETRIES = Counter("usermessages_collector_db_retries", "Batch inserts retried: store down")
+DB_RETRIES = Counter(
+    "usermessages_collector_db_retries", "Writes that found the store down (collectors retry them)"
+)
 UNMAPPED = Counter(
     "usermessages_collector_unmapped_notifications",
     "OpenStack error notifications with no mapping (never stored)", ["event_type"]

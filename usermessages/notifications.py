@@ -26,8 +26,10 @@ reaches the class name of an ``ExceptionPayload``. oslo.messaging sends the
 sender's request context as ``_context_*`` keys beside the payload: the
 context's project, user, request id and global request id win; the paths are
 the fallback. ``exception`` names the field holding the exception's class
-(``"NoValidBackend('...')"`` or ``"NoValidHost"``): its class name picks the
-detail through the catalog, ``detail`` is the fallback.
+(``"NoValidBackend('...')"``, ``"NoValidHost"``, or a NovaException's repr
+``"{..., 'class': 'NoValidHost'}"``): its class name picks the detail through the
+catalog, ``detail`` is the fallback. tests/test_notifications_real.py checks every
+path of the shipped mapping against what Cinder's and Nova's own code sends.
 
 ``decide`` is total: whatever the bytes, it maps, ignores (and counts), or
 rejects with a reason; it never raises, so no notification can stall the queue.
@@ -53,7 +55,7 @@ from kombu import Connection, Exchange, Queue
 from usermessages import metrics
 from usermessages.catalog import Action, Detail, Kind, Level, Resource
 from usermessages.collector import Accept, Decision, Ignore, Reject, Source
-from usermessages.config import Settings
+from usermessages.config import DEFAULTS, Settings
 from usermessages.errors import CatalogError, ConfigError
 from usermessages.message import MAX_FIELD, Message
 
@@ -72,6 +74,10 @@ MAX_UNMAPPED_LABELS = 200
 _LABEL = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 # "NoValidBackend('...')" (repr, Cinder), "NoValidHost" (Nova), "nova.exception.X".
 _EXCEPTION_NAME = re.compile(r"\s*(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*)\s*(?:\(|$)")
+# NovaException.__repr__ is str(self.__dict__) with 'class' added last:
+# "{'kwargs': {...}, 'message': '...', 'class': 'NoValidHost'}" (Nova's legacy
+# payloads); anchored at the end, so text in the message cannot pose as the class.
+_NOVA_EXCEPTION_REPR = re.compile(r"'class': '([A-Za-z_]\w*)'\}\s*$")
 _NOVA_DATA = "nova_object.data"
 
 PATH_KEYS = ("resource_id", "project_id", "user_id", "request_id", "exception")
@@ -157,7 +163,9 @@ def _context(notification: Mapping[str, Any], *names: str) -> str:
     return ""
 
 
-def _dig(document: Any, path: tuple[str, ...] | None) -> str:
+def lookup(document: Any, path: tuple[str, ...] | None) -> str:
+    """The string at a mapping's dotted path in a notification, or '' when the
+    path leads nowhere (or to anything but a string the store can hold)."""
     if not path:
         return ""
     for key in path:
@@ -179,7 +187,7 @@ def _host(publisher: str) -> str:
 
 
 def _exception_name(text: str) -> str:
-    match = _EXCEPTION_NAME.match(text)
+    match = _NOVA_EXCEPTION_REPR.search(text) or _EXCEPTION_NAME.match(text)
     return match.group(1) if match else ""
 
 
@@ -248,7 +256,7 @@ def _decide(body: bytes, rules: Mapping[str, Rule], ttl: int) -> Decision:
     # The request context is the sender's truth (whose request failed), as for
     # Cinder's own message API; the payload path is the fallback.
     project = (_context(notification, "project_id", "project", "tenant")
-               or _dig(notification, paths.get("project_id")))
+               or lookup(notification, paths.get("project_id")))
     if not project or len(project) > MAX_FIELD:
         return Reject(f"{event_type}: no project in the notification's context or payload")
     message_id = _text(notification.get("message_id"))
@@ -260,11 +268,11 @@ def _decide(body: bytes, rules: Mapping[str, Rule], ttl: int) -> Decision:
         return Ignore(f"{event_type}: older than message_ttl")
     publisher = _text(notification.get("publisher_id"))
     user = (_context(notification, "user_id", "user")
-            or _dig(notification, paths.get("user_id")))
+            or lookup(notification, paths.get("user_id")))
     request = (_context(notification, "request_id")
-               or _dig(notification, paths.get("request_id")))
+               or lookup(notification, paths.get("request_id")))
     # Only the class name (admins only): the exception text is free text.
-    exception = _exception_name(_dig(notification, paths.get("exception")))[:MAX_FIELD]
+    exception = _exception_name(lookup(notification, paths.get("exception")))[:MAX_FIELD]
     try:
         message = Message.create(
             Kind.API, rule.action, rule.resource_type, ttl=ttl,
@@ -272,7 +280,7 @@ def _decide(body: bytes, rules: Mapping[str, Rule], ttl: int) -> Decision:
             user_id=user[:MAX_FIELD],
             request_id=request[:MAX_FIELD],
             global_request_id=_context(notification, "global_request_id")[:MAX_FIELD],
-            resource_uuid=_dig(notification, paths.get("resource_id"))[:MAX_FIELD],
+            resource_uuid=lookup(notification, paths.get("resource_id"))[:MAX_FIELD],
             detail=rule.detail,
             exception_name=exception or None,
             level=rule.level,
@@ -302,6 +310,7 @@ class Binder:
     topics: tuple[str, ...]
     retry_interval: float = 5.0
     queue: str = QUEUE
+    queue_type: str = DEFAULTS.bus_queue_type
     bound: set[str] = field(default_factory=set)
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -319,7 +328,7 @@ class Binder:
         """
         channel = connection.channel()
         try:
-            Queue(self.queue, durable=True)(channel).declare()
+            _queue(self.queue, self.queue_type)(channel).declare()
         finally:
             channel.close()
         with self._lock:
@@ -372,13 +381,20 @@ class Binder:
             LOG.warning("stopped waiting for notification exchanges: %s", exc)
 
 
+def _queue(name: str, queue_type: str) -> Queue:
+    # Of the bus's type: on a cluster (quorum) no node takes it down with it.
+    arguments = {"x-queue-type": "quorum"} if queue_type == "quorum" else None
+    return Queue(name, durable=True, queue_arguments=arguments)
+
+
 def source(exchanges: list[str], rules: Mapping[str, Rule], ttl: int,
            topics: tuple[str, ...] = ("notifications",),
-           retry_interval: float = 5.0, queue_name: str = QUEUE) -> Source:
+           retry_interval: float = 5.0, queue_name: str = QUEUE,
+           queue_type: str = DEFAULTS.bus_queue_type) -> Source:
     """Our own queue, bound to each exchange's error topics: other consumers of
     ``notifications.error`` (ceilometer...) keep getting every notification."""
-    binder = Binder(tuple(exchanges), tuple(topics), retry_interval, queue_name)
-    queue = Queue(queue_name, durable=True)
+    binder = Binder(tuple(exchanges), tuple(topics), retry_interval, queue_name, queue_type)
+    queue = _queue(queue_name, queue_type)
     # prepare is the binder's bound method: source.prepare.__self__.bound says
     # which exchanges are read (for tests and health checks).
     return Source("notifications", queue, lambda body: decide(body, rules, ttl),
@@ -399,4 +415,5 @@ def sources_from_settings(settings: Settings) -> tuple[Source, ...]:
     exchanges = _names(settings.collector_notifications_exchanges, "notifications_exchanges")
     topics = _names(settings.collector_notifications_topics, "notifications_topics")
     rules = load_mapping(settings.collector_notification_mapping_file)
-    return (source(list(exchanges), rules, settings.message_ttl, topics),)
+    return (source(list(exchanges), rules, settings.message_ttl, topics,
+                   queue_type=settings.bus_queue_type),)

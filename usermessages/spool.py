@@ -25,7 +25,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
-DEFAULT_MAX_MESSAGES = 100_000
+from usermessages.config import DEFAULTS
+
 _REMOVE_CHUNK = 500  # below SQLite's oldest limit on bound parameters (999)
 # Pages of write-ahead log at which an append checkpoints after all: only when the
 # forwarder has not (it checkpoints after each batch and each wake-up).
@@ -35,7 +36,8 @@ _BACKSTOP_CHECKPOINT = 10_000
 class Spool:
     """A FIFO of envelope bytes in a SQLite file (or in memory when ``path`` is None)."""
 
-    def __init__(self, path: str | Path | None, max_messages: int = DEFAULT_MAX_MESSAGES) -> None:
+    def __init__(self, path: str | Path | None,
+                 max_messages: int = DEFAULTS.sdk_spool_max_messages) -> None:
         if max_messages < 1:
             raise ValueError("max_messages must be at least 1")
         target = ":memory:"

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from usermessages.catalog import Action, Detail, Kind, Resource, event_id
-from usermessages.store import messages as store
+from usermessages.store import writer
 
 BASE_TIME = dt.datetime(2026, 11, 1, 12, 0, 0, 123456)
 V35 = {"OpenStack-API-Version": "volume 3.5"}
@@ -45,7 +45,7 @@ def row(project: str | None, *, minutes: float = 0, action: Action = Action.ATTA
 def seed(engine: Engine) -> Callable[..., list[dict]]:
     def insert(*rows: dict) -> list[dict]:
         with engine.begin() as conn:
-            store.insert_rows(conn, list(rows))
+            writer.insert(conn, list(rows))
         return list(rows)
 
     return insert

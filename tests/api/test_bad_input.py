@@ -17,8 +17,7 @@ from tests.api.conftest import headers, row
 from usermessages.config import Settings
 from usermessages.service import create_app
 from usermessages.store import engine as store_engine
-from usermessages.store import messages as store
-from usermessages.store import migrate
+from usermessages.store import migrate, writer
 
 P = "aaaa1111"
 LONG = "x" * 256
@@ -37,7 +36,7 @@ def sweep_client(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[T
     engine = store_engine.connect(url)
     migrate.upgrade(engine)
     with engine.begin() as conn:
-        store.insert_rows(conn, [row(P, minutes=i) for i in range(3)])
+        writer.insert(conn, [row(P, minutes=i) for i in range(3)])
     try:
         with TestClient(create_app(Settings(database_connection=url), engine=engine)) as client:
             yield client

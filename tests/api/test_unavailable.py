@@ -24,8 +24,7 @@ from tests.viewer.test_stream import Stream
 from tests.viewer_session import sign_in
 from usermessages.config import Settings
 from usermessages.store import engine as store_engine
-from usermessages.store import messages as store
-from usermessages.store import migrate
+from usermessages.store import migrate, writer
 
 PROJECT = "dddd0004"
 TIMEOUT = Settings().database_timeout
@@ -46,7 +45,7 @@ def site() -> Iterator[tuple[servers.PostgreSQL, str, str]]:
         engine = store_engine.connect(url)
         migrate.upgrade(engine)
         with engine.begin() as conn:
-            store.insert_rows(conn, [row(PROJECT, expires_in=LIVE)])
+            writer.insert(conn, [row(PROJECT, expires_in=LIVE)])
         engine.dispose()
         with servers.api_server(url) as base:
             yield cluster, base, url
@@ -126,7 +125,7 @@ def _assert_recovers(base: str, url: str, stream: Stream) -> None:
     assert all(len(answer.json()["messages"]) == 1 for _, _, answer in results)
     engine = store_engine.connect(url)
     with engine.begin() as conn:
-        store.insert_rows(conn, [row(PROJECT, message_id="after-the-outage", expires_in=LIVE)])
+        writer.insert(conn, [row(PROJECT, message_id="after-the-outage", expires_in=LIVE)])
     engine.dispose()
     while stream.next_event()[1] != "after-the-outage":
         pass

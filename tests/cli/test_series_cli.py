@@ -20,7 +20,7 @@ from tests.api.conftest import row
 from usermessages import Action, Detail, Messenger, RequestContext
 from usermessages.cli.main import main
 from usermessages.store import engine as store_engine
-from usermessages.store import messages as store
+from usermessages.store import writer
 
 PROJECT = "cccc3333"
 
@@ -105,7 +105,7 @@ def test_watch_prints_each_new_message_once_then_exits_after_count(api):
     late["created_at"] = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=20)
     engine = store_engine.connect(db_url)
     with engine.begin() as conn:
-        store.insert_rows(conn, [late])
+        writer.insert(conn, [late])
     engine.dispose()
     assert watcher.next_id() == late["id"]
     last = _fail(messenger, "vol-2")

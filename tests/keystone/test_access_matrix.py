@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 
 from tests.api.conftest import row
 from tests.keystone.cloud import Cloud
-from usermessages.store import messages as store
+from usermessages.store import writer
 
 V = {"OpenStack-API-Version": "volume 3.5"}
 
@@ -32,7 +32,7 @@ def seeded(cloud: Cloud, engine: Engine) -> dict[str, str]:
     rows = {"alpha": row(cloud.projects["alpha"]), "beta": row(cloud.projects["beta"]),
             "service": row(None)}
     with engine.begin() as conn:
-        store.insert_rows(conn, list(rows.values()))
+        writer.insert(conn, list(rows.values()))
     return {name: r["id"] for name, r in rows.items()}
 
 

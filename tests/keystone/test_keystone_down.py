@@ -10,7 +10,7 @@ import pytest
 
 from tests.api.conftest import row
 from tests.keystone.cloud import Cloud
-from usermessages.store import messages as store
+from usermessages.store import writer
 
 V = {"OpenStack-API-Version": "volume 3.5"}
 # [keystone_authtoken] http_connect_timeout is 3 s in these tests; the rest is margin
@@ -22,7 +22,7 @@ BOUND = 10.0
 def alpha_message(cloud: Cloud, engine) -> str:
     message = row(cloud.projects["alpha"])
     with engine.begin() as conn:
-        store.insert_rows(conn, [message])
+        writer.insert(conn, [message])
     return message["id"]
 
 

@@ -9,7 +9,7 @@ from tests.api.conftest import row
 from tests.keystone.cloud import Cloud
 from usermessages.errors import ConfigError
 from usermessages.service import create_app
-from usermessages.store import messages as store
+from usermessages.store import writer
 
 V = {"OpenStack-API-Version": "volume 3.5"}
 PERSONAS = """\
@@ -23,7 +23,7 @@ PERSONAS = """\
 def seeded(cloud: Cloud, engine: Engine) -> dict[str, str]:
     rows = {"alpha": row(cloud.projects["alpha"]), "beta": row(cloud.projects["beta"])}
     with engine.begin() as conn:
-        store.insert_rows(conn, list(rows.values()))
+        writer.insert(conn, list(rows.values()))
     return {name: r["id"] for name, r in rows.items()}
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from tests.api.conftest import row
 from tests.keystone.cloud import PASSWORD, Cloud
-from usermessages.store import messages as store
+from usermessages.store import writer
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def seeded(cloud: Cloud, engine: Engine) -> dict[str, str]:
     rows = {"alpha": row(cloud.projects["alpha"], resource_uuid="vol-alpha-1"),
             "beta": row(cloud.projects["beta"], resource_uuid="vol-beta-1")}
     with engine.begin() as conn:
-        store.insert_rows(conn, list(rows.values()))
+        writer.insert(conn, list(rows.values()))
     return {name: r["id"] for name, r in rows.items()}
 
 

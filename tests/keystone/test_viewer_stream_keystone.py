@@ -21,7 +21,7 @@ from tests.keystone.test_viewer_keystone import _csrf, sign_in
 from tests.viewer.test_stream import Stream
 from usermessages.config import Settings
 from usermessages.service import create_app
-from usermessages.store import messages as store
+from usermessages.store import writer
 from usermessages.viewer.routes import STREAM_RECHECK_SECONDS
 from usermessages.viewer.sessions import ServerSessionMiddleware, SessionStore
 
@@ -124,7 +124,7 @@ def test_while_keystone_cannot_vouch_for_the_token_no_row_is_streamed(site, clou
         assert notice == "unavailable"
         message = row(cloud.projects["alpha"])
         with engine.begin() as conn:
-            store.insert_rows(conn, [message])
+            writer.insert(conn, [message])
         # Fail closed: the row waits for Keystone (the stream polls every second).
         with pytest.raises(queue.Empty):
             stream.events.get(timeout=3)

@@ -11,7 +11,7 @@ from tests.api.conftest import row
 from usermessages.config import Settings
 from usermessages.errors import BadRequest, Forbidden, MessageNotFound, NotFound, Unauthorized
 from usermessages.reader import Caller, Reader
-from usermessages.store import messages as store
+from usermessages.store import writer
 from usermessages.web import MAX_VERSION
 
 P, Q = "aaaa1111", "bbbb2222"
@@ -26,7 +26,7 @@ def reader(settings: Settings, engine: Engine) -> Reader:
 def rows(engine: Engine) -> dict[str, dict]:
     seeded = {"p": row(P), "q": row(Q, minutes=1)}
     with engine.begin() as conn:
-        store.insert_rows(conn, list(seeded.values()))
+        writer.insert(conn, list(seeded.values()))
     return seeded
 
 

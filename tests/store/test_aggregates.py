@@ -19,14 +19,14 @@ from usermessages.config import Settings
 from usermessages.reader import Policy, Reader, Scope
 from usermessages.reader.identity import Caller
 from usermessages.reader.search import resolve
-from usermessages.store import aggregates
+from usermessages.store import aggregates, writer
 from usermessages.store import messages as store
 from usermessages.web.views import user_message
 
 
 def _insert(engine: Engine, rows: list[dict]) -> list[dict]:
     with engine.begin() as conn:
-        store.insert_rows(conn, rows)
+        writer.insert(conn, rows)
     return rows
 
 

@@ -19,7 +19,7 @@ from tests.api.conftest import row
 from usermessages.catalog import Action, Detail, Resource
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
-from usermessages.store import migrate, partitions
+from usermessages.store import migrate, partitions, writer
 from usermessages.store.schema import PROJECT_LIST_KEYS
 
 PROJECT = "p7"
@@ -278,7 +278,7 @@ def sqlite_planned(tmp_path_factory) -> Iterator[Engine]:
             message["action_id"] = None
         rows.append(message)
     with engine.begin() as conn:
-        store.insert_rows(conn, rows)
+        writer.insert(conn, rows)
         conn.execute(text("ANALYZE"))
     yield engine
     engine.dispose()

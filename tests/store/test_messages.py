@@ -17,7 +17,7 @@ from usermessages.catalog import Action, Detail, Kind, Resource
 from usermessages.errors import MessageNotFound
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
-from usermessages.store import migrate
+from usermessages.store import migrate, writer
 
 Sort = Sequence[tuple[str, str]]
 
@@ -39,14 +39,14 @@ def _count(engine: Engine) -> int:
 def test_insert_stores_each_id_once_and_counts_only_new_rows(engine):
     rows = [row("p1", minutes=i) for i in range(5)]
     with engine.begin() as conn:
-        assert store.insert_rows(conn, []) == 0
-        assert store.insert_rows(conn, rows) == 5
+        assert writer.insert(conn, []).new == 0
+        assert writer.insert(conn, rows).new == 5
     with engine.begin() as conn:
-        assert store.insert_rows(conn, rows) == 0  # a redelivered batch
+        assert writer.insert(conn, rows).new == 0  # a redelivered batch
     with engine.begin() as conn:
         fresh = row("p1", minutes=9)
         # Old ids, a new one, and the new one twice in the same batch.
-        assert store.insert_rows(conn, [*rows[3:], fresh, fresh]) == 1
+        assert writer.insert(conn, [*rows[3:], fresh, fresh]).new == 1
     assert _count(engine) == 6
     with engine.connect() as conn:
         stored = store.get_message(conn, fresh["id"], "p1")
@@ -56,11 +56,11 @@ def test_insert_stores_each_id_once_and_counts_only_new_rows(engine):
 def test_an_insert_rolled_back_stores_nothing(engine):
     rows = [row("p1") for _ in range(3)]
     with engine.connect() as conn:
-        assert store.insert_rows(conn, rows) == 3
+        assert writer.insert(conn, rows).new == 3
         conn.rollback()
     assert _count(engine) == 0
     with engine.begin() as conn:  # and the same ids go in afterwards
-        assert store.insert_rows(conn, rows) == 3
+        assert writer.insert(conn, rows).new == 3
 
 
 def test_queries_are_scoped_to_the_project_and_the_api_kind(engine):
@@ -69,7 +69,7 @@ def test_queries_are_scoped_to_the_project_and_the_api_kind(engine):
     # A service message that names the project is still not the project's to see.
     service_in_p1 = row("p1", kind=Kind.SERVICE, resource=Resource.SERVICE)
     with engine.begin() as conn:
-        store.insert_rows(conn, [mine, theirs, service, service_in_p1])
+        writer.insert(conn, [mine, theirs, service, service_in_p1])
     with engine.connect() as conn:
         assert [r["id"] for r in store.list_messages(conn, "p1", store.ListQuery())] == [mine["id"]]
         assert [r["id"] for r in store.list_messages(conn, "p2", store.ListQuery())] == [theirs["id"]]
@@ -91,7 +91,7 @@ def test_queries_are_scoped_to_the_project_and_the_api_kind(engine):
 def test_soft_delete_hides_the_row_everywhere(engine):
     gone, kept = row("p1", minutes=1), row("p1", minutes=2)
     with engine.begin() as conn:
-        store.insert_rows(conn, [gone, kept])
+        writer.insert(conn, [gone, kept])
         assert store.soft_delete_message(conn, gone["id"])
         assert not store.soft_delete_message(conn, gone["id"])  # already deleted
     with engine.connect() as conn:
@@ -111,7 +111,7 @@ def test_soft_delete_hides_the_row_everywhere(engine):
 def test_like_filters_match_percent_underscore_and_backslash_literally(engine):
     values = ["a%b", "axb", "a_b", "ayyb", "a\\b", "c%d"]
     with engine.begin() as conn:
-        store.insert_rows(conn, [row("p1", resource_uuid=v) for v in values])
+        writer.insert(conn, [row("p1", resource_uuid=v) for v in values])
     with engine.connect() as conn:
         def like(value: str) -> set[str]:
             found = store.list_messages(conn, "p1", store.ListQuery(
@@ -163,7 +163,7 @@ def paged(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[tuple[En
     others += [row("p1", minutes=3, kind=Kind.SERVICE, resource=Resource.SERVICE)]
     deleted = [row("p1", minutes=i // 8) for i in range(0, 64, 9)]
     with engine.begin() as conn:
-        store.insert_rows(conn, visible + others + deleted)
+        writer.insert(conn, visible + others + deleted)
         for message in deleted:
             store.soft_delete_message(conn, message["id"])
     yield engine, {"p1": visible, "all": visible + others}

@@ -13,8 +13,7 @@ from sqlalchemy import Engine, inspect, text
 from tests.api.conftest import row
 from usermessages.cli.main import main
 from usermessages.store import engine as store_engine
-from usermessages.store import messages as store
-from usermessages.store import migrate
+from usermessages.store import migrate, writer
 from usermessages.store.schema import messages, metadata
 
 
@@ -113,7 +112,7 @@ def test_0002_numbers_existing_rows_in_created_order_and_new_rows_after_them(db_
             "('c', 'e', 'ERROR', '2026-01-01 00:00:00', '2027-01-01 00:00:00')"))
     migrate.upgrade(engine)
     with engine.begin() as conn:
-        store.insert_rows(conn, [row("p", message_id="late", minutes=-10_000)])
+        writer.insert(conn, [row("p", message_id="late", minutes=-10_000)])
         numbered = conn.execute(text("SELECT id, seq FROM messages ORDER BY seq")).all()
     assert [tuple(r) for r in numbered] == [("c", 1), ("a", 2), ("b", 3), ("late", 4)]
     migrate.downgrade(engine, "0001")

@@ -13,7 +13,7 @@ from tests.api.conftest import BASE_TIME, row
 from usermessages.reaper import reap
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
-from usermessages.store import migrate, partitions
+from usermessages.store import migrate, partitions, writer
 from usermessages.store.schema import messages
 
 DAY = dt.timedelta(days=1)
@@ -62,8 +62,8 @@ def test_0004_moves_every_row_into_daily_partitions_and_back(postgresql_url):
     assert _attached(engine) == [partitions.name_of(d) for d in days]
     assert _all_rows(engine) == before
     with engine.begin() as conn:  # numbering and idempotency go on after the move
-        assert store.insert_rows(conn, rows[:5]) == 0
-        assert store.insert_rows(conn, [_expiring("p9", day=9)]) == 1
+        assert writer.insert(conn, rows[:5]).new == 0
+        assert writer.insert(conn, [_expiring("p9", day=9)]).new == 1
         assert store.last_seq(conn) == 46  # the 5 ignored rows' numbers are skipped
     after = _all_rows(engine)
 
@@ -86,13 +86,13 @@ def test_redelivery_is_ignored_in_whichever_partition_the_row_went(postgresql_ur
     migrate.upgrade(engine)
     rows = [_expiring("p1", day=i % 5, minutes=i) for i in range(25)]
     with engine.begin() as conn:
-        assert store.insert_rows(conn, rows[:15]) == 15
+        assert writer.insert(conn, rows[:15]).new == 15
     with engine.begin() as conn:  # a redelivered batch that overlaps and extends the first
-        assert store.insert_rows(conn, rows[10:]) == 10
+        assert writer.insert(conn, rows[10:]).new == 10
     # Another process (its own connections: no memory of partitions) redelivers all.
     other = store_engine.connect(postgresql_url)
     with other.begin() as conn:
-        assert store.insert_rows(conn, rows) == 0
+        assert writer.insert(conn, rows).new == 0
     other.dispose()
     assert len(_all_rows(engine)) == 25
     assert len(_attached(engine)) == 5
@@ -112,7 +112,7 @@ def test_concurrent_inserters_create_each_new_day_once(postgresql_url):
         try:
             start.wait()
             with engine.begin() as conn:
-                store.insert_rows(conn, batch)
+                writer.insert(conn, batch)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -133,7 +133,7 @@ def test_reap_drops_whole_expired_days_and_batches_the_partial_one(postgresql_ur
     now = dt.datetime.combine(BASE_TIME.date() + 3 * DAY, dt.time(12))
     rows = [_expiring("p1", day=d, minutes=i) for d in range(6) for i in range(10)]
     with engine.begin() as conn:
-        store.insert_rows(conn, rows)
+        writer.insert(conn, rows)
     expired = {r["id"] for r in rows if r["expires_at"] < now}
     result = reap(engine, batch_size=3, now=now)
     assert result.deleted == len(expired)
@@ -146,7 +146,7 @@ def test_reap_drops_whole_expired_days_and_batches_the_partial_one(postgresql_ur
     assert {r[0] for r in _all_rows(engine)} == {r["id"] for r in rows} - expired
     # The store makes a dropped day again if a (very late) message still lands in it.
     with engine.begin() as conn:
-        assert store.insert_rows(conn, [_expiring("p1", day=0, minutes=999)]) == 1
+        assert writer.insert(conn, [_expiring("p1", day=0, minutes=999)]).new == 1
     engine.dispose()
 
 
@@ -159,7 +159,7 @@ def test_listings_run_unharmed_while_the_reaper_drops_partitions(postgresql_url)
     doomed = [_expiring("p1", day=d, minutes=i) for d in range(8) for i in range(300)]
     live = [_expiring("p1", day=d, minutes=i) for d in (9, 10) for i in range(40)]
     with engine.begin() as conn:
-        store.insert_rows(conn, doomed + live)
+        writer.insert(conn, doomed + live)
     live_ids = {r["id"] for r in live}
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -211,9 +211,9 @@ def test_one_id_with_two_expiries_is_stored_once(postgresql_url):
     first = _expiring("p1", day=1)
     again = {**first, "expires_at": first["expires_at"] + 5 * DAY}
     with engine.begin() as conn:
-        assert store.insert_rows(conn, [first]) == 1
+        assert writer.insert(conn, [first]).new == 1
     with engine.begin() as conn:
-        assert store.insert_rows(conn, [again, _expiring("p1", day=2)]) == 1
+        assert writer.insert(conn, [again, _expiring("p1", day=2)]).new == 1
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM messages WHERE id = :id"),
                             {"id": first["id"]}).scalar_one() == 1

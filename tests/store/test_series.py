@@ -19,7 +19,7 @@ from usermessages.catalog import Action, Detail, Kind, Resource
 from usermessages.errors import SeriesNotFound
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
-from usermessages.store import migrate, series
+from usermessages.store import migrate, series, writer
 
 VOLUME = "8b1f3a52-8d6c-4b53-9f0e-0d3c1f6a2b11"
 
@@ -38,9 +38,9 @@ def test_repeats_form_one_series_with_counts_times_and_recent_exemplars(engine):
     repeats = [row("p1", minutes=i, resource_uuid=VOLUME, request_id=f"req-{i}")
                for i in range(8)]
     with engine.begin() as conn:
-        store.insert_rows(conn, repeats[:5], series.Policy(exemplars=3))
+        writer.insert(conn, repeats[:5], series.Policy(exemplars=3))
     with engine.begin() as conn:
-        store.insert_rows(conn, repeats[5:], series.Policy(exemplars=3))
+        writer.insert(conn, repeats[5:], series.Policy(exemplars=3))
     (only,) = _all(engine)
     assert only["count"] == 8 and only["suppressed"] == 0
     assert only["first_seen"] == repeats[0]["created_at"]
@@ -58,7 +58,7 @@ def test_the_key_is_project_event_and_resource_with_no_resource_its_own(engine):
         row("p2", resource_uuid=VOLUME),  # another project
     ]
     with engine.begin() as conn:
-        store.insert_rows(conn, rows)
+        writer.insert(conn, rows)
     counts = sorted((s["resource_uuid"], s["event_id"], s["count"]) for s in _all(engine))
     assert counts == sorted([(VOLUME, rows[0]["event_id"], 2), ("", rows[2]["event_id"], 2),
                              (VOLUME, rows[4]["event_id"], 1)])
@@ -68,9 +68,9 @@ def test_the_key_is_project_event_and_resource_with_no_resource_its_own(engine):
 def test_a_redelivered_batch_counts_nothing_twice(engine):
     rows = [row("p1", resource_uuid=VOLUME, minutes=i) for i in range(4)]
     with engine.begin() as conn:
-        store.insert_rows(conn, rows)
+        writer.insert(conn, rows)
     with engine.begin() as conn:
-        store.insert_rows(conn, [*rows, rows[0]])  # redelivery, and an id twice in a batch
+        writer.insert(conn, [*rows, rows[0]])  # redelivery, and an id twice in a batch
     assert [s["count"] for s in _all(engine)] == [4]
 
 
@@ -82,13 +82,13 @@ def test_the_direct_sink_path_counts_too(engine):
              for _ in range(3)]
     for message in batch:
         with engine.begin() as conn:
-            store.insert_message(conn, message)
+            writer.insert(conn, [message.to_row()])
     assert [s["count"] for s in _all(engine)] == [3]
 
 
 def test_series_are_scoped_to_the_project_and_paged_last_seen_first(engine):
     with engine.begin() as conn:
-        store.insert_rows(conn, [row("p1", minutes=i, resource_uuid=f"vol-{i}") for i in range(5)]
+        writer.insert(conn, [row("p1", minutes=i, resource_uuid=f"vol-{i}") for i in range(5)]
                           + [row("p2", minutes=9)])
     with engine.connect() as conn:
         first = series.list_series(conn, "p1", series.SeriesQuery({}, limit=2))
@@ -115,7 +115,7 @@ def test_concurrent_writers_lose_no_occurrence(postgresql_url):
             for batch in range(10):
                 rows = [row("p1", minutes=worker + batch, resource_uuid=VOLUME) for _ in range(50)]
                 with eng.begin() as conn:
-                    store.insert_rows(conn, rows)
+                    writer.insert(conn, rows)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -147,7 +147,7 @@ def test_counts_equal_the_distinct_occurrences_stored_whatever_the_batching(
                             if resource else ""))
     for start in range(0, len(sent), batch_size):
         with engine.begin() as conn:
-            store.insert_rows(conn, sent[start:start + batch_size])
+            writer.insert(conn, sent[start:start + batch_size])
     expected: dict[str, set[str]] = {}
     for r in sent:
         expected.setdefault(r["resource_uuid"], set()).add(r["id"])
@@ -160,11 +160,11 @@ def test_storm_control_stores_up_to_the_limit_and_counts_the_rest(engine):
     storm = [row("p1", minutes=i / 100, resource_uuid=VOLUME) for i in range(10)]
     other_event = [row("p1", minutes=i, detail=Detail.QUOTA_EXCEED) for i in range(4)]
     with engine.begin() as conn:
-        first = store.store_rows(conn, storm[:6], policy)
+        first = writer.insert(conn, storm[:6], policy)
     with engine.begin() as conn:
-        second = store.store_rows(conn, [*storm[6:], *storm[:2]], policy)  # 2 redelivered
+        second = writer.insert(conn, [*storm[6:], *storm[:2]], policy)  # 2 redelivered
     with engine.begin() as conn:
-        third = store.store_rows(conn, other_event, policy)
+        third = writer.insert(conn, other_event, policy)
     assert (first.new, first.suppressed) == (3, 3)
     assert (second.new, second.suppressed) == (0, 4)
     assert (third.new, third.suppressed) == (2, 2)  # the project's 5 are used up
@@ -176,13 +176,13 @@ def test_storm_control_stores_up_to_the_limit_and_counts_the_rest(engine):
             by_event[other_event[0]["event_id"]]["suppressed"]) == (4, 2)
     # Another project has its own budget.
     with engine.begin() as conn:
-        assert store.store_rows(conn, [row("p2")], policy).new == 1
+        assert writer.insert(conn, [row("p2")], policy).new == 1
     # A window that has passed stores again.
     with engine.begin() as conn:
         conn.execute(text("UPDATE message_storm SET window_start = :t"),
                      {"t": dt.datetime(2000, 1, 1)})
     with engine.begin() as conn:
-        again = store.store_rows(conn, [row("p1", resource_uuid=VOLUME)], policy)
+        again = writer.insert(conn, [row("p1", resource_uuid=VOLUME)], policy)
     assert (again.new, again.suppressed) == (1, 0)
 
 
@@ -197,8 +197,7 @@ def test_storm_control_holds_across_concurrent_writers(postgresql_url):
         barrier.wait()
         for _ in range(10):
             with eng.begin() as conn:
-                results.append(store.store_rows(
-                    conn, [row("p1", resource_uuid=VOLUME) for _ in range(20)], policy))
+                results.append(writer.insert(conn, [row("p1", resource_uuid=VOLUME) for _ in range(20)], policy))
 
     threads = [threading.Thread(target=write) for _ in range(2)]
     for thread in threads:
@@ -214,7 +213,7 @@ def test_storm_control_holds_across_concurrent_writers(postgresql_url):
 
 def test_the_reaper_deletes_series_last_seen_longer_ago_than_the_ttl(engine):
     with engine.begin() as conn:
-        store.insert_rows(conn, [row("p1", resource_uuid="old"),
+        writer.insert(conn, [row("p1", resource_uuid="old"),
                                  row("p1", minutes=60 * 24 * 3, resource_uuid="recent")])
     now = row("p1")["created_at"] + dt.timedelta(days=3, hours=1)
     reaper.reap(engine, 1, now=now)  # no ttl given: series stay
@@ -225,7 +224,7 @@ def test_the_reaper_deletes_series_last_seen_longer_ago_than_the_ttl(engine):
 
 def test_kinds_without_a_project_are_admin_only(engine):
     with engine.begin() as conn:
-        store.insert_rows(conn, [row(None, kind=Kind.SERVICE)])
+        writer.insert(conn, [row(None, kind=Kind.SERVICE)])
     assert _all(engine, "") == []
     with engine.connect() as conn:
         (only,) = series.list_series_all_projects(conn, series.SeriesQuery({}, limit=5))

@@ -15,6 +15,7 @@ from tests.api.conftest import BASE_TIME, row
 from usermessages.catalog import Action, Kind, Resource
 from usermessages.message import Message
 from usermessages.store import messages as store
+from usermessages.store import writer
 
 
 def _after(engine: Engine, seq: int, limit: int = 1000) -> list[dict]:
@@ -24,12 +25,12 @@ def _after(engine: Engine, seq: int, limit: int = 1000) -> list[dict]:
 
 def test_rows_are_numbered_in_insert_order_whatever_their_created_at(engine):
     with engine.begin() as conn:
-        store.insert_rows(conn, [row("p", minutes=5), row("p", minutes=1)])
+        writer.insert(conn, [row("p", minutes=5), row("p", minutes=1)])
     with engine.begin() as conn:
         sdk = Message.create(Kind.API, Action.ATTACH_VOLUME, Resource.VOLUME, ttl=3600,
                              project_id="p", created_at=BASE_TIME - dt.timedelta(minutes=60))
-        store.insert_message(conn, sdk)  # the SDK's direct sink
-        store.insert_rows(conn, [row("p", minutes=-120)])
+        writer.insert(conn, [sdk.to_row()])  # the SDK's direct sink
+        writer.insert(conn, [row("p", minutes=-120)])
     rows = _after(engine, 0)
     assert [r["seq"] for r in rows] == [1, 2, 3, 4]
     assert [r["created_at"].minute for r in rows] == [5, 1, 0, 0]
@@ -40,7 +41,7 @@ def test_rows_are_numbered_in_insert_order_whatever_their_created_at(engine):
 
 def test_after_seq_keeps_the_scope_and_filters(engine):
     with engine.begin() as conn:
-        store.insert_rows(conn, [row("p1", resource_uuid="v1"), row("p2", resource_uuid="v1"),
+        writer.insert(conn, [row("p1", resource_uuid="v1"), row("p2", resource_uuid="v1"),
                                      row("p1", resource_uuid="v2")])
     with engine.connect() as conn:
         mine = store.list_messages(conn, "p1", store.ListQuery(after_seq=0,
@@ -52,12 +53,12 @@ def test_an_inserter_waits_for_the_one_holding_earlier_seqs(engine):
     """A later transaction cannot commit a higher seq while a lower one is still open."""
     first = engine.connect()
     transaction = first.begin()
-    store.insert_rows(first, [row("p", message_id="early")])
+    writer.insert(first, [row("p", message_id="early")])
     done = threading.Event()
 
     def later() -> None:
         with engine.begin() as conn:
-            store.insert_rows(conn, [row("p", message_id="later")])
+            writer.insert(conn, [row("p", message_id="later")])
         done.set()
 
     thread = threading.Thread(target=later)
@@ -96,7 +97,7 @@ def test_a_reader_paging_by_seq_misses_nothing_under_concurrent_inserters(engine
                 rows = [row("p", minutes=-(n * 100 + batch), message_id=str(uuid.uuid4()))
                         for _ in range(3)]
                 with engine.begin() as conn:
-                    store.insert_rows(conn, rows)
+                    writer.insert(conn, rows)
                 with lock:
                     stored.extend(r["id"] for r in rows)
         except BaseException as exc:  # surfaced by the assertion below

@@ -32,6 +32,7 @@ from tests.viewer_session import sign_in as viewer_sign_in
 from usermessages.catalog import Action, Catalog, Detail, Resource
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
+from usermessages.store import writer
 from usermessages.viewer import browse
 from usermessages.web.views import user_message
 
@@ -82,7 +83,7 @@ def site(tmp_path_factory) -> Iterator[tuple[str, str, list[dict]]]:
         rows.append(_at(OTHER, now - dt.timedelta(minutes=2), resource_uuid="vol-secret"))
         engine = store_engine.connect(db_url)
         with engine.begin() as conn:
-            store.insert_rows(conn, rows)
+            writer.insert(conn, rows)
         engine.dispose()
         yield base, db_url, rows
 

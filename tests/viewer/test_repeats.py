@@ -13,7 +13,7 @@ from tests import servers
 from tests.api.conftest import row
 from tests.viewer.test_viewer import _page, browser, sign_in  # noqa: F401 (fixture)
 from usermessages.store import engine as store_engine
-from usermessages.store import messages as store
+from usermessages.store import writer
 
 PROJECT = "cccc0003"
 
@@ -32,7 +32,7 @@ def _failure(resource: str, minutes_ago: float) -> dict:
 def _store(db_url: str, rows: list[dict]) -> None:
     engine = store_engine.connect(db_url)
     with engine.begin() as conn:
-        store.insert_rows(conn, rows)
+        writer.insert(conn, rows)
     engine.dispose()
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,9 +19,11 @@ from tests.webhooks.receiver import receiver
 from usermessages.catalog import Level
 from usermessages.config import Settings
 from usermessages.service import create_app
-from usermessages.store import messages as store
+from usermessages.store import writer
 from usermessages.store.schema import webhooks
 from usermessages.webhooks.deliverer import Deliverer
+
+Make = Callable[[Settings, Engine], Deliverer]
 
 
 def row(project: str | None, **fields: object) -> dict:
@@ -47,7 +51,7 @@ def _subscribe(client: TestClient, project: str, url: str, **filters: str) -> di
 
 def _store(engine: Engine, *rows: dict) -> list[dict]:
     with engine.begin() as conn:
-        store.insert_rows(conn, list(rows))
+        writer.insert(conn, list(rows))
     return list(rows)
 
 
@@ -59,7 +63,8 @@ def _deliver_until(deliverer: Deliverer, done, timeout: float = 60) -> None:  # 
             time.sleep(0.02)
 
 
-def test_each_new_matching_message_is_posted_signed_once(db_url: str, engine: Engine) -> None:
+def test_each_new_matching_message_is_posted_signed_once(db_url: str, engine: Engine,
+                                                         make_deliverer: Make) -> None:
     # Links in payloads use the public endpoint, as the API's do behind a proxy.
     settings = _settings(db_url, public_endpoint="http://testserver")
     with receiver() as hook, TestClient(create_app(settings, engine=engine)) as client:
@@ -70,7 +75,7 @@ def test_each_new_matching_message_is_posted_signed_once(db_url: str, engine: En
         _store(engine, row(P1, level=Level.WARNING.value), row(P2), row(P2))
         last = _store(engine, row(P1, minutes=3))
         wanted += last
-        deliverer = Deliverer(settings, engine)
+        deliverer = make_deliverer(settings, engine)
         _deliver_until(deliverer, lambda: len(hook.received) >= 3)
         # Nothing else comes: a full extra pass sends nothing.
         deliverer.pass_once()
@@ -98,13 +103,13 @@ def test_each_new_matching_message_is_posted_signed_once(db_url: str, engine: En
                                "outcome", "created_at"}
 
 
-def test_failures_back_off_then_disable_and_a_recovery_resets(db_url: str,
-                                                               engine: Engine) -> None:
+def test_failures_back_off_then_disable_and_a_recovery_resets(db_url: str, engine: Engine,
+                                                              make_deliverer: Make) -> None:
     settings = _settings(db_url, webhooks_disable_after_failures=4)
     with receiver() as hook, TestClient(create_app(settings, engine=engine)) as client:
         sub = _subscribe(client, P1, hook.url)
         first, second = _store(engine, row(P1), row(P1, minutes=1))
-        deliverer = Deliverer(settings, engine)
+        deliverer = make_deliverer(settings, engine)
         hook.status = 503
         url = f"/v3/{P1}/messages-ext/webhooks/{sub['id']}"
 
@@ -144,14 +149,15 @@ def test_failures_back_off_then_disable_and_a_recovery_resets(db_url: str,
         assert not deliverer.pass_once()
 
 
-def test_the_guard_runs_again_at_delivery(db_url: str, engine: Engine) -> None:
+def test_the_guard_runs_again_at_delivery(db_url: str, engine: Engine,
+                                          make_deliverer: Make) -> None:
     """A URL allowed at registration but not any more (the rule changed, or the name now
     resolves elsewhere) is not called; the attempt is logged as refused."""
     with receiver() as hook, TestClient(create_app(_settings(db_url), engine=engine)) as client:
         sub = _subscribe(client, P1, hook.url)
         _store(engine, row(P1))
-        strict = Deliverer(Settings(database_connection=db_url, webhooks_retry_base=0.05),
-                           engine)
+        strict = make_deliverer(Settings(database_connection=db_url, webhooks_retry_base=0.05),
+                                engine)
         url = f"/v3/{P1}/messages-ext/webhooks/{sub['id']}/deliveries"
         deadline = time.monotonic() + 30
         while not client.get(url, headers=headers("u", P1)).json()["deliveries"]:
@@ -162,14 +168,14 @@ def test_the_guard_runs_again_at_delivery(db_url: str, engine: Engine) -> None:
         assert hook.received == []
 
 
-def test_redirects_are_not_followed(db_url: str, engine: Engine) -> None:
+def test_redirects_are_not_followed(db_url: str, engine: Engine, make_deliverer: Make) -> None:
     settings = _settings(db_url)
     with receiver() as hook, receiver() as elsewhere, \
             TestClient(create_app(settings, engine=engine)) as client:
         sub = _subscribe(client, P1, hook.url)
         hook.status = 307
         _store(engine, row(P1))
-        deliverer = Deliverer(settings, engine)
+        deliverer = make_deliverer(settings, engine)
         url = f"/v3/{P1}/messages-ext/webhooks/{sub['id']}/deliveries"
         deadline = time.monotonic() + 30
         while not client.get(url, headers=headers("u", P1)).json()["deliveries"]:
@@ -188,13 +194,14 @@ def test_redirects_are_not_followed(db_url: str, engine: Engine) -> None:
     ({}, 410, "410 Gone"),
 ])
 def test_other_ways_a_subscription_is_disabled(db_url: str, engine: Engine, changes: dict,
-                                               status: int, reason: str) -> None:
+                                               status: int, reason: str,
+                                               make_deliverer: Make) -> None:
     settings = _settings(db_url, **changes)
     with receiver() as hook, TestClient(create_app(settings, engine=engine)) as client:
         sub = _subscribe(client, P1, hook.url)
         hook.status = status
         _store(engine, row(P1))
-        deliverer = Deliverer(settings, engine)
+        deliverer = make_deliverer(settings, engine)
         url = f"/v3/{P1}/messages-ext/webhooks/{sub['id']}"
         deadline = time.monotonic() + 60
         while (shown := client.get(url, headers=headers("u", P1)).json()["webhook"])["enabled"]:
@@ -229,7 +236,7 @@ def test_serve_runs_the_deliverer(tmp_path) -> None:  # type: ignore[no-untyped-
         assert payload["data"]["message"]["id"] == stored["id"]
 
 
-def test_the_back_off_doubles(db_url: str, engine: Engine) -> None:
+def test_the_back_off_doubles(db_url: str, engine: Engine, make_deliverer: Make) -> None:
     from sqlalchemy import update
 
     from usermessages.store.schema import webhook_deliveries
@@ -239,7 +246,7 @@ def test_the_back_off_doubles(db_url: str, engine: Engine) -> None:
         _subscribe(client, P1, hook.url)
         hook.status = 500
         _store(engine, row(P1))
-        deliverer = Deliverer(settings, engine)
+        deliverer = make_deliverer(settings, engine)
         waits = []
         for _ in range(4):
             assert deliverer.pass_once()
@@ -256,16 +263,40 @@ def test_the_back_off_doubles(db_url: str, engine: Engine) -> None:
             assert 0.8 * full - 1 <= wait <= full + 1, waits
 
 
-def test_a_receiver_slower_than_the_timeout_is_a_failure(db_url: str, engine: Engine) -> None:
+def test_a_receiver_slower_than_the_timeout_is_a_failure(db_url: str, engine: Engine,
+                                                         make_deliverer: Make) -> None:
     settings = _settings(db_url, webhooks_timeout=0.5)
     with receiver() as hook, TestClient(create_app(settings, engine=engine)) as client:
         sub = _subscribe(client, P1, hook.url)
         hook.hold_at = 0  # never answers in time
         try:
             _store(engine, row(P1))
-            Deliverer(settings, engine).pass_once()
+            make_deliverer(settings, engine).pass_once()
             [attempt] = client.get(f"/v3/{P1}/messages-ext/webhooks/{sub['id']}/deliveries",
                                    headers=headers("u", P1)).json()["deliveries"]
             assert (attempt["error"], attempt["status_code"]) == ("ReadTimeout", None)
         finally:
             hook.release.set()
+
+
+def test_a_stop_ends_the_deliverer_at_once(db_url: str, engine: Engine) -> None:
+    """However long the poll interval: serve waits 10 s for its threads, a SIGTERM'd
+    webhook-deliverer should not wait at all."""
+    deliverer = Deliverer(_settings(db_url, webhooks_poll_interval=3600.0), engine)
+    dispatched = threading.Event()
+    dispatch = deliverer.dispatch
+
+    def observed(stop: threading.Event | None = None) -> list:
+        turns = dispatch(stop)
+        dispatched.set()
+        return turns
+
+    deliverer.dispatch = observed  # type: ignore[method-assign]
+    stop = threading.Event()
+    thread = threading.Thread(target=deliverer.run, args=(stop,), daemon=True)
+    thread.start()
+    assert dispatched.wait(30)  # it polled once: now it waits for the next poll
+    began = time.monotonic()
+    stop.set()
+    thread.join(30)
+    assert not thread.is_alive() and time.monotonic() - began < 2

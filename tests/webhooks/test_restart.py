@@ -18,7 +18,7 @@ from tests.api.conftest import row as _row
 from tests.webhooks.receiver import receiver
 from usermessages.config import Settings
 from usermessages.service import create_app
-from usermessages.store import messages as store
+from usermessages.store import writer
 
 
 def row(project: str | None, **fields: object) -> dict:
@@ -50,7 +50,7 @@ def test_a_killed_deliverer_loses_nothing(postgresql_url: str, engine_pg: Engine
                           headers=headers("u", P1)).json()["webhook"]
         rows = [row(P1, minutes=i) for i in range(COUNT)]
         with engine_pg.begin() as conn:
-            store.insert_rows(conn, rows)
+            writer.insert(conn, rows)
         first = _deliverer(postgresql_url, config, log)
         try:
             assert hook.holding.wait(60), log.read_text()
@@ -106,7 +106,7 @@ def test_deliverers_running_together_send_each_message_once_in_order(
             for i in range(15):  # stored while the deliverers run
                 batch = [row(p, minutes=i) for p in projects]
                 with engine_pg.begin() as conn:
-                    store.insert_rows(conn, batch)
+                    writer.insert(conn, batch)
                 stored += batch
             hook.wait_for(lambda got: len(got) >= len(stored))
         finally:

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from tests import servers
 from tests.api.conftest import headers
 from tests.api.conftest import row as _row
-from usermessages.store import messages as store
+from usermessages.store import writer
 
 
 def row(project: str | None, **fields: object) -> dict:
@@ -29,7 +29,7 @@ P1, P2 = "a1a1", "b2b2"
 
 def _store(engine: Engine, *rows: dict) -> list[dict]:
     with engine.begin() as conn:
-        store.insert_rows(conn, list(rows))
+        writer.insert(conn, list(rows))
     return list(rows)
 
 

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine
 
 from tests import servers
-from tests.zaqar_server import Zaqar, zaqar_server
+from tests.zaqar_server import Zaqar
 from usermessages import Action, Detail, Messenger, RequestContext
 from usermessages.message import Message
 from usermessages.spool import Spool
@@ -49,12 +49,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             items.remove(item)
         at = items.index(ours[-1]) + 1
         items[at:at] = slow
-
-
-@pytest.fixture(scope="session")
-def zaqar() -> Iterator[Zaqar]:
-    with zaqar_server() as server:
-        yield server
 
 
 CRASHING_COLLECTOR = textwrap.dedent("""

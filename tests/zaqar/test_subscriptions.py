@@ -50,7 +50,8 @@ def receiver() -> Iterator[Receiver]:
 
 
 def _cli(*args: str) -> object:
-    return CliRunner(env={"COLUMNS": "400"}).invoke(main, list(args))
+    """`usermessages zaqar ARGS`."""
+    return CliRunner(env={"COLUMNS": "400"}).invoke(main, ["zaqar", *args])
 
 
 def test_a_project_member_subscribes_a_webhook_and_receives_only_their_messages(

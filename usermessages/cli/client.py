@@ -1,23 +1,24 @@
-"""``usermessages message ...``: read and delete messages through a running API.
+"""The HTTP client of the commands that go through a running API (message, series, webhook).
 
-A thin HTTP client with cinderclient's options. The API's fault body becomes a
+A thin client with cinderclient's options. The API's fault body becomes a
 one-line error and a non-zero exit; so does an API that cannot be reached.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import re
 from typing import Any
 
 import click
 import httpx
-from rich.console import Console
-from rich.table import Table
+
+from usermessages.config import DEFAULTS
+
+# Where `usermessages serve` listens by default.
+API_URL = f"http://{DEFAULTS.host}:{DEFAULTS.port}"
 
 API_VERSION = "volume 3.71"
-console = Console()
 
 
 class Client:
@@ -59,6 +60,19 @@ class Client:
             raise click.ClickException(fault_text(response))
         return response
 
+    def pages(self, url: str, key: str, query: dict[str, Any] | None,
+              limit: int | None = None) -> list[dict[str, Any]]:
+        """Every item of a paged list (``key``), following its ``next`` links, up to ``limit``."""
+        found: list[dict[str, Any]] = []
+        next_url: str | None = url
+        while next_url and (limit is None or len(found) < limit):
+            body = self.request("GET", next_url, params=query).json()
+            found += body[key]
+            links = [link["href"] for link in body.get(f"{key}_links", [])
+                     if link["rel"] == "next"]
+            next_url, query = (links[0], None) if links else (None, None)
+        return found if limit is None else found[:limit]
+
 
 def fault_text(response: httpx.Response) -> str:
     """The API's fault body as one line (its message, code and name)."""
@@ -67,6 +81,33 @@ def fault_text(response: httpx.Response) -> str:
         return f"{fault['message']} (HTTP {fault['code']} {name})"
     except (ValueError, TypeError, KeyError, AttributeError):
         return f"HTTP {response.status_code} from the API"
+
+
+def resource_options(func: Any) -> Any:
+    """--resource-uuid, --resource-type and --event-id: what list, watch, export and series
+    filter on (``resource_filters`` makes them the API's query)."""
+    for option in reversed((
+            click.option("--resource-uuid", help="Only those about this resource."),
+            click.option("--resource-type", help="VOLUME, VOLUME_SNAPSHOT or VOLUME_BACKUP."),
+            click.option("--event-id", help="Only this event id, e.g. VOLUME_VOLUME_001_003."))):
+        func = option(func)
+    return func
+
+
+def message_options(func: Any) -> Any:
+    """``resource_options``, --request-id and --level: what a message list filters on."""
+    func = click.option("--level", help="ERROR, WARNING or INFO.")(func)
+    func = click.option("--request-id", help="Only messages of this request.")(func)
+    return resource_options(func)
+
+
+def resource_filters(resource_uuid: str | None, resource_type: str | None,
+                     event_id: str | None) -> dict[str, str]:
+    """The resource and event filters as the API's query (the type upper-cased, as cinderclient)."""
+    given = {"resource_uuid": resource_uuid,
+             "resource_type": resource_type.upper() if resource_type else None,
+             "event_id": event_id}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _check_lang(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -82,7 +123,7 @@ def _check_lang(_ctx: click.Context, _param: click.Parameter, value: str | None)
 _OPTIONS = (
     click.option("--url", envvar="USERMESSAGES_URL", default=None,
                  help="Base URL of the API (env USERMESSAGES_URL) "
-                      "[default: http://127.0.0.1:8776]."),
+                      f"[default: {API_URL}]."),
     click.option("--project", envvar="OS_PROJECT_ID", default=None,
                  help="Project id, hex digits and dashes (env OS_PROJECT_ID); required."),
     click.option("--user", envvar="OS_USER_ID", default=None,
@@ -97,7 +138,7 @@ _OPTIONS = (
                       "zh-CN or 'fr, en;q=0.5' (env USERMESSAGES_LANG) [default: the API's, "
                       "English]."),
 )
-_DEFAULTS = {"url": "http://127.0.0.1:8776", "user": "user", "timeout": 10.0}
+_DEFAULTS = {"url": API_URL, "user": "user", "timeout": 10.0}
 _NAMES = ("url", "project", "user", "token", "timeout", "lang")
 
 
@@ -129,151 +170,14 @@ def pass_client(func: Any) -> Any:
     return wrapper
 
 
-@click.group()
-@connection_options
-@click.pass_context
-def message(ctx: click.Context, **options: Any) -> None:
-    """Read and delete messages through a running API.
+def api_group(func: Any) -> Any:
+    """A group of API commands: its connection options are the default of each command's."""
 
-    The connection options may come before or after the command name.
-    """
-    ctx.obj = options
+    @connection_options
+    @click.pass_context
+    @functools.wraps(func)
+    def wrapper(ctx: click.Context, **options: Any) -> None:
+        ctx.obj = options
+        func()
 
-
-@message.command("list")
-@click.option("--resource-uuid", help="Only messages about this resource.")
-@click.option("--resource-type", help="VOLUME, VOLUME_SNAPSHOT or VOLUME_BACKUP.")
-@click.option("--event-id", help="Only this event id, e.g. VOLUME_VOLUME_001_003.")
-@click.option("--request-id", help="Only messages of this request.")
-@click.option("--level", help="ERROR, WARNING or INFO.")
-@click.option("--marker", help="Start after this message id.")
-@click.option("--limit", type=click.IntRange(1), help="At most this many messages.")
-@click.option("--sort", help="key[:asc|desc][,key...], e.g. created_at:desc.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.option("--series", is_flag=True,
-              help="List series of repeats instead: count, first and last seen.")
-@pass_client
-def list_command(client: Client, resource_uuid: str | None, resource_type: str | None,
-                 event_id: str | None, request_id: str | None, level: str | None,
-                 marker: str | None, limit: int | None, sort: str | None, fmt: str,
-                 series: bool) -> None:
-    """List messages, newest first, following the API's pages."""
-    if series:
-        from usermessages.cli import series as series_cli
-
-        series_cli.check_series_options(request_id=request_id, level=level, marker=marker,
-                                        sort=sort)
-        series_cli.list_series(client, _filters(resource_uuid, resource_type, event_id),
-                               limit, fmt)
-        return
-    params = {
-        "resource_uuid": resource_uuid,
-        # Upper-cased, as cinderclient does.
-        "resource_type": resource_type.upper() if resource_type else None,
-        "event_id": event_id,
-        "request_id": request_id,
-        "message_level": level.upper() if level else None,
-        "marker": marker,
-        "limit": limit,
-        "sort": sort,
-    }
-    url: str | None = f"{client.base}/messages"
-    query: dict | None = {k: v for k, v in params.items() if v is not None}
-    found: list[dict] = []
-    while url and (limit is None or len(found) < limit):
-        body = client.request("GET", url, params=query).json()
-        found += body["messages"]
-        links = [link["href"] for link in body.get("messages_links", []) if link["rel"] == "next"]
-        url, query = (links[0], None) if links else (None, None)
-    if limit is not None:
-        found = found[:limit]
-    if fmt == "json":
-        click.echo(json.dumps(found, indent=2))
-        return
-    table = Table("ID", "Resource Type", "Resource UUID", "Event ID", "Level", "User Message",
-                  "Created At")
-    for item in found:
-        table.add_row(item["id"], item.get("resource_type", ""), item.get("resource_uuid", ""),
-                      item["event_id"], item["message_level"], item["user_message"],
-                      item["created_at"])
-    console.print(table)
-
-
-def _filters(resource_uuid: str | None, resource_type: str | None,
-             event_id: str | None) -> dict[str, str]:
-    given = {"resource_uuid": resource_uuid,
-             "resource_type": resource_type.upper() if resource_type else None,
-             "event_id": event_id}
-    return {k: v for k, v in given.items() if v is not None}
-
-
-@message.command("watch")
-@click.option("--resource-uuid", help="Only messages about this resource.")
-@click.option("--resource-type", help="VOLUME, VOLUME_SNAPSHOT or VOLUME_BACKUP.")
-@click.option("--event-id", help="Only this event id.")
-@click.option("--interval", type=click.FloatRange(0.1, 3600), default=2.0, show_default=True,
-              help="Seconds between polls.")
-@click.option("--count", type=click.IntRange(1), help="Exit after printing this many.")
-@click.option("--for", "duration", type=click.FloatRange(0), help="Exit after this many seconds.")
-@click.option("--format", "fmt", type=click.Choice(["line", "json"]), default="line",
-              help="One line per message, or one JSON object per line.")
-@pass_client
-def watch_command(client: Client, resource_uuid: str | None, resource_type: str | None,
-                  event_id: str | None, interval: float, count: int | None,
-                  duration: float | None, fmt: str) -> None:
-    """Print messages as they are stored, each once, until Ctrl-C (exit 0)."""
-    import signal
-    import threading
-
-    from usermessages.cli import series as series_cli
-
-    # Ctrl-C and SIGTERM end the watch at its next pause, never mid-request or mid-line.
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    series_cli.watch(client, _filters(resource_uuid, resource_type, event_id), interval, count,
-                     duration, fmt, stop)
-
-
-@message.command("show")
-@click.argument("message_id")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@pass_client
-def show_command(client: Client, message_id: str, fmt: str) -> None:
-    """Show one message, with what you can do about it (remediation, action required, help).
-
-    The advice comes from the API's messages-ext extension; against an API
-    without it (a real Cinder), the message alone.
-    """
-    answer = client.get_if_served(f"{client.base}/messages-ext/messages/{message_id}")
-    if answer is None:
-        answer = client.request("GET", f"{client.base}/messages/{message_id}")
-    body = answer.json()["message"]
-    body.pop("links", None)
-    if fmt == "json":
-        click.echo(json.dumps(body, indent=2, ensure_ascii=False))
-        return
-    table = Table("Property", "Value")
-    for key in sorted(body):
-        value = body[key]
-        table.add_row(key, "" if value is None else str(value).lower()
-                      if isinstance(value, bool) else str(value))
-    console.print(table)
-
-
-@message.command("delete")
-@click.argument("message_ids", nargs=-1, required=True)
-@pass_client
-def delete_command(client: Client, message_ids: tuple[str, ...]) -> None:
-    """Delete messages; exits non-zero if any could not be deleted."""
-    failed = 0
-    for message_id in message_ids:
-        try:
-            client.request("DELETE", f"{client.base}/messages/{message_id}")
-        except click.ClickException as exc:
-            failed += 1
-            click.echo(f"Delete for message {message_id} failed: {exc.message}", err=True)
-        else:
-            click.echo(f"deleted {message_id}")
-    if failed:
-        raise click.ClickException(f"{failed} of {len(message_ids)} messages not deleted")
+    return wrapper

@@ -12,17 +12,19 @@ from pathlib import Path
 import click
 import httpx
 
-from usermessages.cli.client import Client, fault_text, message, pass_client
+from usermessages.cli.client import (
+    Client,
+    fault_text,
+    message_options,
+    pass_client,
+    resource_filters,
+)
 
 
-@message.command("export")
+@click.command("export")
 @click.option("--format", "fmt", type=click.Choice(["ndjson", "csv"]), default="ndjson",
               show_default=True)
-@click.option("--resource-uuid", help="Only messages about this resource.")
-@click.option("--resource-type", help="VOLUME, VOLUME_SNAPSHOT or VOLUME_BACKUP.")
-@click.option("--event-id", help="Only this event id, e.g. VOLUME_VOLUME_001_003.")
-@click.option("--request-id", help="Only messages of this request.")
-@click.option("--level", help="ERROR, WARNING or INFO.")
+@message_options
 @click.option("--since", help="Created at or after this ISO 8601 time (UTC if no zone).")
 @click.option("--until", help="Created before this ISO 8601 time.")
 @click.option("--search", help="Only messages whose summary holds this text.")
@@ -37,9 +39,7 @@ def export_command(client: Client, fmt: str, resource_uuid: str | None,
     """Export every message matching the filters, as NDJSON (one JSON object a line) or CSV."""
     params = {
         "format": fmt,
-        "resource_uuid": resource_uuid,
-        "resource_type": resource_type.upper() if resource_type else None,
-        "event_id": event_id,
+        **resource_filters(resource_uuid, resource_type, event_id),
         "request_id": request_id,
         "message_level": level.upper() if level else None,
         "created_since": since,

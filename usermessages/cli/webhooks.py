@@ -1,43 +1,59 @@
-"""``usermessages webhook ...`` (through the API) and ``usermessages webhook-deliverer``.
-
-Registered on the main group by ``register``; errors are one line and exit 1.
-"""
+"""``usermessages webhook ...`` (through the API) and ``usermessages webhook-deliverer``."""
 
 from __future__ import annotations
 
 import contextlib
-import json
+import signal
+import threading
 
 import click
-from rich.table import Table
 
-from usermessages.cli.client import Client, connection_options, console, pass_client
+from usermessages.cli.client import Client, api_group, pass_client
+from usermessages.cli.common import config_option, console, db_option, edge, load_settings
+from usermessages.cli.output import Column, Output, View, output_options
+
+_COLUMNS = (
+    Column("id", "ID", whole=True),
+    Column("url", "URL"),
+    Column("message_level", "Level"),
+    Column("event_id", "Event ID", whole=True),
+    Column("resource_type", "Resource Type", whole=True),
+    Column("enabled", "Enabled"),
+    Column("disabled_reason", "Disabled Reason"),
+    Column("consecutive_failures", "Failures"),
+    Column("created_at", "Created At", whole=True),
+)
+WEBHOOKS = View(
+    "webhook list", _COLUMNS,
+    shown=("id", "url", "message_level", "event_id", "resource_type", "enabled",
+           "disabled_reason", "consecutive_failures"),
+    priority=("id", "url", "enabled", "consecutive_failures", "event_id", "message_level",
+              "resource_type", "disabled_reason"),
+)
+WEBHOOK = View("webhook show", _COLUMNS)
+# What create answers: the webhook and, this once, its signing secret.
+CREATED = View("webhook create", (*_COLUMNS, Column("secret", "Secret", whole=True)))
+DELIVERIES = View(
+    "webhook deliveries",
+    (Column("created_at", "Time", whole=True),
+     Column("message_id", "Message ID", whole=True),
+     Column("attempt", "Attempt"),
+     Column("status_code", "Status"),
+     Column("error", "Error"),
+     Column("outcome", "Outcome")),
+    shown=("created_at", "message_id", "attempt", "status_code", "error", "outcome"),
+    priority=("message_id", "outcome", "created_at", "status_code", "error", "attempt"),
+)
 
 
 @click.group()
-@connection_options
-@click.pass_context
-def webhook(ctx: click.Context, **options: object) -> None:
+@api_group
+def webhook() -> None:
     """Manage the project's signed webhooks through a running API (docs/webhooks.md)."""
-    ctx.obj = options
 
 
 def _base(client: Client) -> str:
     return f"{client.base}/messages-ext/webhooks"
-
-
-def _table(items: list[dict]) -> Table:
-    table = Table("ID", "URL", "Level", "Event ID", "Resource Type", "Enabled", "Failures")
-    for item in items:
-        table.add_row(item["id"], item["url"], item["message_level"] or "",
-                      item["event_id"] or "", item["resource_type"] or "",
-                      "yes" if item["enabled"] else f"no: {item['disabled_reason']}",
-                      str(item["consecutive_failures"]))
-    return table
-
-
-format_option = click.option("--format", "fmt", type=click.Choice(["table", "json"]),
-                             default="table")
 
 
 @webhook.command("create")
@@ -45,49 +61,38 @@ format_option = click.option("--format", "fmt", type=click.Choice(["table", "jso
 @click.option("--level", help="Only messages of this level (ERROR, WARNING, INFO).")
 @click.option("--event-id", help="Only this event id, e.g. VOLUME_VOLUME_001_003.")
 @click.option("--resource-type", help="Only messages about VOLUME, VOLUME_SNAPSHOT...")
-@format_option
+@output_options(CREATED)
 @pass_client
 def create(client: Client, target: str, level: str | None, event_id: str | None,
-           resource_type: str | None, fmt: str) -> None:
+           resource_type: str | None, output: Output) -> None:
     """Subscribe URL to the project's new messages; prints the signing secret, once."""
     fields = {"url": target, "message_level": level.upper() if level else None,
               "event_id": event_id,
               "resource_type": resource_type.upper() if resource_type else None}
     body = {"webhook": {k: v for k, v in fields.items() if v}}
     created = client.request("POST", _base(client), json=body).json()["webhook"]
-    if fmt == "json":
-        click.echo(json.dumps(created, indent=2))
+    if output.fmt != "table":
+        output.one(created)
         return
-    console.print(_table([created]))
+    output.one({k: v for k, v in created.items() if k != "secret"})
     click.echo(f"Signing secret (shown only now): {created['secret']}")
 
 
 @webhook.command("list")
-@format_option
+@output_options(WEBHOOKS)
 @pass_client
-def list_command(client: Client, fmt: str) -> None:
+def list_command(client: Client, output: Output) -> None:
     """The project's webhooks."""
-    items = client.request("GET", _base(client)).json()["webhooks"]
-    if fmt == "json":
-        click.echo(json.dumps(items, indent=2))
-        return
-    console.print(_table(items))
+    output.items(client.request("GET", _base(client)).json()["webhooks"])
 
 
 @webhook.command("show")
 @click.argument("webhook_id")
-@format_option
+@output_options(WEBHOOK)
 @pass_client
-def show(client: Client, webhook_id: str, fmt: str) -> None:
+def show(client: Client, webhook_id: str, output: Output) -> None:
     """One webhook (never its secret)."""
-    item = client.request("GET", f"{_base(client)}/{webhook_id}").json()["webhook"]
-    if fmt == "json":
-        click.echo(json.dumps(item, indent=2))
-        return
-    table = Table("Property", "Value")
-    for key in sorted(item):
-        table.add_row(key, "" if item[key] is None else str(item[key]))
-    console.print(table)
+    output.one(client.request("GET", f"{_base(client)}/{webhook_id}").json()["webhook"])
 
 
 @webhook.command("delete")
@@ -102,52 +107,37 @@ def delete(client: Client, webhook_id: str) -> None:
 @webhook.command("deliveries")
 @click.argument("webhook_id")
 @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
-@format_option
+@output_options(DELIVERIES)
 @pass_client
-def deliveries(client: Client, webhook_id: str, limit: int, fmt: str) -> None:
+def deliveries(client: Client, webhook_id: str, limit: int, output: Output) -> None:
     """A webhook's delivery attempts, newest first."""
-    items = client.request("GET", f"{_base(client)}/{webhook_id}/deliveries",
-                           params={"limit": limit}).json()["deliveries"]
-    if fmt == "json":
-        click.echo(json.dumps(items, indent=2))
-        return
-    table = Table("Time", "Message", "Attempt", "Status", "Error", "Outcome")
-    for item in items:
-        table.add_row(item["created_at"], item["message_id"], str(item["attempt"]),
-                      str(item["status_code"] or ""), item["error"] or "", item["outcome"])
-    console.print(table)
+    output.items(client.request("GET", f"{_base(client)}/{webhook_id}/deliveries",
+                                params={"limit": limit}).json()["deliveries"])
 
 
-def register(main: click.Group) -> None:
-    from usermessages.cli.main import _edge, _settings, config_option, db_option
+@click.command("webhook-deliverer")
+@db_option
+@config_option
+@edge
+def webhook_deliverer(db: str | None, config_file: str | None) -> None:
+    """Deliver new messages to the webhooks, until SIGTERM or Ctrl-C.
 
-    main.add_command(webhook)
+    For deployments that run it apart from `usermessages serve`
+    ([webhooks] embedded = false); several may run at once.
+    """
+    # The server extra: loaded by the commands that need it, so the client installs alone.
+    from usermessages.store import engine as store_engine
+    from usermessages.store import migrate
+    from usermessages.webhooks.deliverer import Deliverer
 
-    @main.command("webhook-deliverer")
-    @db_option
-    @config_option
-    @_edge
-    def webhook_deliverer(db: str | None, config_file: str | None) -> None:
-        """Deliver new messages to the webhooks, until SIGTERM or Ctrl-C.
-
-        For deployments that run it apart from `usermessages serve`
-        ([webhooks] embedded = false); several may run at once.
-        """
-        import signal
-        import threading
-
-        from usermessages.store import engine as store_engine
-        from usermessages.store import migrate
-        from usermessages.webhooks.deliverer import Deliverer
-
-        settings = _settings(config_file, db)
-        engine = store_engine.connect(settings.database_connection)
-        if not migrate.is_at_head(engine):
-            raise click.ClickException(
-                "the database schema is not current: run `usermessages db upgrade` first")
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        console.print("usermessages webhook deliverer on "
-                      f"{engine.url.render_as_string(hide_password=True)}")
-        with contextlib.suppress(KeyboardInterrupt):
-            Deliverer(settings, engine).run(stop)
+    settings = load_settings(config_file, db)
+    engine = store_engine.connect(settings.database_connection)
+    if not migrate.is_at_head(engine):
+        raise click.ClickException(
+            "the database schema is not current: run `usermessages db upgrade` first")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    console.print("usermessages webhook deliverer on "
+                  f"{engine.url.render_as_string(hide_password=True)}")
+    with contextlib.suppress(KeyboardInterrupt):
+        Deliverer(settings, engine).run(stop)

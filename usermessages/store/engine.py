@@ -93,6 +93,9 @@ def connect(url: str, *, pool_size: int = 5, connect_timeout: int = 5,
     return engine
 
 
+_STATEMENT_TIMEOUT = "usermessages.statement_timeout"  # record.info: the session's setting
+
+
 def _bounded_checkouts(engine: Engine) -> None:
     """Bound what a request with a ``deadline.budget`` may spend on a connection.
 
@@ -131,6 +134,12 @@ def _bounded_checkouts(engine: Engine) -> None:
     @event.listens_for(engine, "checkout")
     def _arm(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         seconds = budget.get()
+        if seconds is None and record.info.get(_STATEMENT_TIMEOUT) == "DEFAULT":
+            # Nothing to change, so no round trip: a writer's hot path (one
+            # short transaction per message) pays for every one. A stale
+            # connection then shows at its first statement; SQLAlchemy
+            # invalidates it, and the writer tries once more on a fresh one.
+            return
         # The server cancels a slow statement at 3/4 of the budget, cleanly (the
         # connection survives); the watchdog's cut is for a server that cannot.
         setting = "DEFAULT" if seconds is None else f"{max(1, int(seconds * 750))}"
@@ -143,6 +152,7 @@ def _bounded_checkouts(engine: Engine) -> None:
                 dbapi_connection.execute(f"SET statement_timeout TO {setting}")
             finally:
                 dbapi_connection.autocommit = autocommit
+            record.info[_STATEMENT_TIMEOUT] = setting
         except engine.dialect.loaded_dbapi.Error as exc:
             WATCHDOG.disarm(record)
             if record.info.get(EXPIRED):

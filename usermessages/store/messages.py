@@ -20,16 +20,14 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 from usermessages.catalog import Kind
-from usermessages.errors import MessageNotFound, StoreError
-from usermessages.message import Message
-from usermessages.store import partitions, series
+from usermessages.errors import MessageNotFound
 from usermessages.store.schema import message_seq, messages, sortable
 
 # What lists may be sorted by: stored columns, as in Cinder, minus internals.
@@ -282,201 +280,22 @@ def soft_delete_message(conn: Connection, message_id: str) -> bool:
     return result.rowcount == 1
 
 
-_COLUMNS = [column.name for column in messages.columns]
-# Every column but these comes from the message (Message.to_row): the store
-# fills in no field of a message. These are the store's own: a stored-order
-# number (reserve_seqs) and the life cycle of a new row.
-_NEW_ROW: dict[str, Any] = {"deleted": False, "deleted_at": None}
-MESSAGE_COLUMNS = frozenset(_COLUMNS) - {"seq", *_NEW_ROW}
+# The distinct projects of the messages table as a loose index scan on
+# ix_messages_project_id: one index probe per project, not a scan of every row.
+_STORED_PROJECTS = text("""
+    WITH RECURSIVE p(id) AS (
+        SELECT min(project_id) FROM messages
+        UNION ALL
+        SELECT (SELECT min(project_id) FROM messages WHERE project_id > p.id)
+        FROM p WHERE p.id IS NOT NULL
+    )
+    SELECT id FROM p WHERE id IS NOT NULL
+""")
 
 
-@dataclass(frozen=True)
-class Stored:
-    """What a batch did: rows stored as new, occurrences storm control suppressed."""
-
-    new: int
-    suppressed: int = 0
-
-
-def insert_messages(conn: Connection, batch: Sequence[Message],
-                    policy: series.Policy = series.DEFAULT_POLICY) -> int:
-    """Insert messages, ignoring ids already stored, so redelivery stores nothing twice.
-
-    Returns how many were new (suppressed ones are not: see ``store_batch``).
-    """
-    return store_batch(conn, batch, policy).new
-
-
-def store_batch(conn: Connection, batch: Sequence[Message],
-                policy: series.Policy = series.DEFAULT_POLICY) -> Stored:
-    """Store a batch and count it on its series. This is the collector's hot path."""
-    return _insert(conn, [message.to_row() for message in batch], policy)
-
-
-def insert_rows(conn: Connection, rows: Sequence[Mapping[str, Any]],
-                policy: series.Policy = series.DEFAULT_POLICY) -> int:
-    """Insert complete rows (every column of MESSAGE_COLUMNS), ignoring ids already stored.
-
-    ``insert_messages`` is the way in for messages; rows serve what no
-    ``Message`` can be, like a legacy row without an action id. A row may set
-    ``deleted``/``deleted_at``; a missing message column is a StoreError, not
-    a default. The statement is built once and handed to the driver's
-    executemany (psycopg pipelines it), skipping per-row SQL compilation.
-    """
-    return store_rows(conn, rows, policy).new
-
-
-def store_rows(conn: Connection, rows: Sequence[Mapping[str, Any]],
-               policy: series.Policy = series.DEFAULT_POLICY) -> Stored:
-    """``insert_rows`` telling what storm control suppressed as well."""
-    return _insert(conn, rows, policy)
-
-
-def _insert(conn: Connection, rows: Sequence[Mapping[str, Any]], policy: series.Policy) -> Stored:
-    if not rows:
-        return Stored(0)
-    for row in rows:
-        if not row.keys() >= MESSAGE_COLUMNS:
-            raise StoreError(f"a row lacks {sorted(MESSAGE_COLUMNS - row.keys())}")
-    partitions.ensure(conn, (row["expires_at"] for row in rows))
-    try:
-        postgresql = conn.engine.dialect.name == "postgresql"
-        new: Sequence[Mapping[str, Any]]
-        suppressed: list[Mapping[str, Any]] = []
-        if postgresql and not policy.storm.enabled:
-            # Nothing to admit: COPY first, number after (see _copy_insert).
-            new = _copy_insert(conn, rows)
-        else:
-            # From here to commit, writers take turns (reserve_seqs): storm
-            # control decides on committed windows, series see every new row.
-            numbered: Sequence[Mapping[str, Any]] = _numbered(conn, rows)
-            if policy.storm.enabled or not postgresql:
-                numbered, suppressed = series.admit(conn, _fresh(conn, numbered), policy.storm,
-                                                    utcnow())
-            new = (_copy_insert(conn, numbered) if postgresql
-                   else _executemany_insert(conn, numbered))
-        series.record(conn, new, suppressed, policy.exemplars)
-        return Stored(len(new), len(suppressed))
-    except conn.dialect.dbapi.Error as exc:  # type: ignore[union-attr]
-        partitions.forget(conn)  # a partition the reaper dropped is made again next time
-        # The driver was used directly: translate as SQLAlchemy would (DataError,
-        # IntegrityError, OperationalError...), so callers see one exception tree.
-        raise DBAPIError.instance("INSERT INTO messages", None, exc,
-                                  conn.dialect.dbapi.Error) from exc  # type: ignore[union-attr]
-
-
-def _fresh(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The rows whose id is not stored yet (nor earlier in the batch)."""
-    ids = list({row["id"] for row in rows})
-    stored: set[str] = set()
-    for start in range(0, len(ids), 500):  # SQLite caps bound parameters
-        chunk = ids[start:start + 500]
-        stored.update(conn.execute(select(messages.c.id).where(messages.c.id.in_(chunk)))
-                      .scalars())
-    fresh = []
-    for row in rows:
-        if row["id"] not in stored:
-            stored.add(row["id"])
-            fresh.append(row)
-    return fresh
-
-
-def _executemany_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]
-                        ) -> Sequence[Mapping[str, Any]]:
-    """SQLite: one executemany of a statement built once; returns the rows (all fresh)."""
-    sql = (f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES "
-           f"({', '.join('?' for _ in _COLUMNS)}) ON CONFLICT (id) DO NOTHING")
-    values = [tuple(_sqlite_value(row[c]) for c in _COLUMNS)
-              for row in rows]
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.executemany(sql, values)
-        return rows
-    finally:
-        cursor.close()
-
-
-def _copy_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """PostgreSQL: COPY the batch into a session temp table, then insert what is new.
-
-    Returns what the series need of each new row (``_RETURNED``).
-
-    COPY is PostgreSQL's fastest way in; the INSERT ... SELECT keeps "on
-    conflict do nothing" on the real table. Rows not numbered yet are
-    numbered only after the COPY: numbering locks the seq counter until
-    commit (reserve_seqs), so another collector's COPY overlaps ours and only
-    the INSERT waits. The temp table empties itself at commit, and is emptied
-    after each batch, so nothing is left behind.
-    """
-    columns = ", ".join(_COLUMNS)
-    numbered = bool(rows) and "seq" in rows[0]
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS messages_incoming "
-                       "(LIKE messages INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-        with cursor.copy(f"COPY messages_incoming ({columns}) FROM STDIN") as copy:
-            for i, row in enumerate(rows):  # unnumbered: seq holds the place in the batch
-                copy.write_row([(row["seq"] if numbered else i) if c == "seq"
-                                else row.get(c, _NEW_ROW.get(c)) for c in _COLUMNS])
-        first = 0 if numbered else reserve_seqs(conn, len(rows))
-        selected = ", ".join(f"seq + {int(first)}" if c == "seq" else c for c in _COLUMNS)
-        # Idempotent on the id alone. Partitioned (migration 0004), the
-        # primary key is (id, expires_at), and one id can come with two
-        # expiries: the SDK's direct sink and the collector, or two collectors,
-        # may run with different message_ttl. NOT EXISTS is exact here: this
-        # transaction took the seq counter's row lock first (reserve_seqs), so
-        # any inserter of the same id has committed before this statement's
-        # snapshot. ON CONFLICT covers a batch that holds an id twice.
-        cursor.execute(f"INSERT INTO messages ({columns}) SELECT {selected} "
-                       "FROM messages_incoming AS incoming WHERE NOT EXISTS "
-                       "(SELECT 1 FROM messages WHERE messages.id = incoming.id) "
-                       f"ON CONFLICT DO NOTHING RETURNING {', '.join(_RETURNED)}")
-        new = [dict(zip(_RETURNED, values, strict=True)) for values in cursor.fetchall()]
-        cursor.execute("DELETE FROM messages_incoming")
-        return new
-    finally:
-        cursor.close()
-
-
-# What series.record needs of a stored row.
-_RETURNED = ("kind", "project_id", "event_id", "resource_uuid", "resource_type", "message_level",
-             "action_id", "detail_id", "request_id", "created_at")
-
-
-def _sqlite_value(value: Any) -> Any:
-    # SQLite stores datetimes as the text SQLAlchemy writes: "YYYY-MM-DD HH:MM:SS.ffffff".
-    if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
-
-
-def insert_message(conn: Connection, message: Message,
-                   policy: series.Policy = series.DEFAULT_POLICY) -> None:
-    """Insert one message (the SDK's direct sink), counted on its series like a batch."""
-    store_batch(conn, [message], policy)
-
-
-def reserve_seqs(conn: Connection, count: int) -> int:
-    """Take ``count`` stored-order numbers; returns the first.
-
-    Commit order is seq order, so a reader paging by seq never skips a row
-    that commits late: bumping the one counter row locks it until this
-    transaction ends, so a concurrent inserter waits here and numbers its
-    rows after ours (a PostgreSQL sequence would not: seq 101 could commit
-    before 100). SQLite has one writer anyway. The price is that inserting
-    transactions serialize from here to commit; the collector batches, so
-    that is one short wait per batch. Numbers of rows ignored as already
-    stored are skipped: gaps are harmless, order is what counts.
-    """
-    last = conn.execute(
-        update(message_seq).values(value=message_seq.c.value + count).returning(message_seq.c.value)
-    ).scalar_one()
-    return last - count + 1
-
-
-def _numbered(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    first = reserve_seqs(conn, len(rows))
-    return [{**_NEW_ROW, **row, "seq": first + i} for i, row in enumerate(rows)]
+def stored_projects_all_projects(conn: Connection) -> list[str]:
+    """Every project that has messages in the store (the Zaqar collector's queues to visit)."""
+    return list(conn.execute(_STORED_PROJECTS).scalars())
 
 
 def last_seq(conn: Connection) -> int:

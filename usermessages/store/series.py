@@ -30,6 +30,7 @@ from sqlalchemy import Connection, and_, delete, select, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from usermessages.catalog import Kind
+from usermessages.config import DEFAULTS
 from usermessages.errors import SeriesNotFound
 from usermessages.store.schema import message_series, message_storm
 
@@ -44,9 +45,9 @@ _LATEST = ("resource_type", "message_level", "action_id", "detail_id")
 class Storm:
     """Rows stored per ``window`` seconds: per project, per (project, event); 0 is no limit."""
 
-    per_project: int = 0
-    per_event: int = 0
-    window: int = 60
+    per_project: int = DEFAULTS.collector_storm_rows_per_project
+    per_event: int = DEFAULTS.collector_storm_rows_per_event
+    window: int = DEFAULTS.collector_storm_window
 
     @property
     def enabled(self) -> bool:
@@ -57,7 +58,7 @@ class Storm:
 class Policy:
     """How a writer groups what it stores: exemplars kept, storm limits."""
 
-    exemplars: int = 5
+    exemplars: int = DEFAULTS.collector_series_exemplars
     storm: Storm = Storm()
 
 
@@ -83,7 +84,8 @@ def _key(row: Mapping[str, Any]) -> str:
 
 
 def record(conn: Connection, stored: Iterable[Mapping[str, Any]],
-           suppressed: Iterable[Mapping[str, Any]] = (), exemplars: int = 5) -> int:
+           suppressed: Iterable[Mapping[str, Any]] = (),
+           exemplars: int = DEFAULTS.collector_series_exemplars) -> int:
     """Add occurrences to their series in one statement; returns how many series.
 
     ``stored`` and ``suppressed`` are message rows (as ``Message.to_row``).
@@ -108,15 +110,20 @@ def record(conn: Connection, stored: Iterable[Mapping[str, Any]],
         ))
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        if conn.engine.dialect.name == "postgresql":
-            _copy_upsert(cursor, values, exemplars)
-        else:
-            cursor.executemany(_upsert_sql("VALUES (" + ", ".join("?" for _ in _COLUMNS) + ")",
-                                           exemplars, postgresql=False),
+        if conn.engine.dialect.name != "postgresql":
+            cursor.executemany(_upsert_sql(_values("?"), exemplars, postgresql=False),
                                [tuple(_sqlite_value(v) for v in row) for row in values])
+        elif len(values) == 1:  # one statement, no temp table (the SDK's direct sink)
+            cursor.execute(_upsert_sql(_values("%s"), exemplars, postgresql=True), values[0])
+        else:
+            _copy_upsert(cursor, values, exemplars)
     finally:
         cursor.close()
     return len(groups)
+
+
+def _values(placeholder: str) -> str:
+    return "VALUES (" + ", ".join(placeholder for _ in _COLUMNS) + ")"
 
 
 def _copy_upsert(cursor: Any, values: list[tuple[Any, ...]], exemplars: int) -> None:
@@ -137,6 +144,23 @@ def _copy_upsert(cursor: Any, values: list[tuple[Any, ...]], exemplars: int) -> 
 
 _COLUMNS = ("id", "kind", "project_id", "event_id", "resource_uuid", *_LATEST,
             "count", "suppressed", "first_seen", "last_seen", "request_ids")
+
+
+def upsert_one_sql(rows: str, exemplars: int) -> str:
+    """PostgreSQL: the upsert counting each row of ``rows`` (a CTE's name) once on its series.
+
+    For one new row at most: its series id and exemplars come as the two
+    parameters (``series_id`` of the row, and ``[request_id]`` as JSON).
+    """
+    latest = ", ".join(_LATEST)
+    return _upsert_sql(
+        f"SELECT %s, kind, project_id, event_id, resource_uuid, {latest}, 1, 0, created_at, "
+        f"created_at, %s FROM {rows}", exemplars, postgresql=True)
+
+
+def key_of(row: Mapping[str, Any]) -> str:
+    """The id of the series a message row belongs to."""
+    return _key(row)
 
 
 def _upsert_sql(source: str, exemplars: int, postgresql: bool) -> str:

@@ -72,13 +72,15 @@ def deliveries(conn: Connection, project_id: str, webhook_id: str, limit: int) -
 
 # --- the deliverer's side (all projects) -------------------------------------
 
-def due_all_projects(conn: Connection, now: dt.datetime) -> list[dict]:
-    """Enabled subscriptions whose back-off is over and which no live deliverer holds."""
+def due_all_projects(conn: Connection, now: dt.datetime, newest: int) -> list[dict]:
+    """Enabled subscriptions behind message ``newest`` whose back-off is over and which no
+    live deliverer holds; least recently served first (never served: first of all)."""
     statement = select(webhooks).where(
         webhooks.c.enabled == true(),
+        webhooks.c.cursor < newest,
         or_(webhooks.c.next_attempt_at.is_(None), webhooks.c.next_attempt_at <= now),
         or_(webhooks.c.lease_until.is_(None), webhooks.c.lease_until <= now),
-    ).order_by(webhooks.c.id)
+    ).order_by(webhooks.c.lease_until.asc().nulls_first(), webhooks.c.id)
     return [dict(row) for row in conn.execute(statement).mappings()]
 
 
@@ -98,8 +100,12 @@ def claimed(conn: Connection, webhook_id: str) -> dict:
                 .mappings().one())
 
 
-def release(conn: Connection, webhook_id: str) -> None:
-    conn.execute(update(webhooks).where(webhooks.c.id == webhook_id).values(lease_until=None))
+def release(conn: Connection, webhook_id: str, held: dt.datetime, now: dt.datetime) -> None:
+    """Let the subscription go if our lease (``held``) is still its lease: it ends now,
+    which also says when it was last served. A lease that lapsed and was taken by
+    another deliverer is theirs: left alone."""
+    conn.execute(update(webhooks).where(webhooks.c.id == webhook_id,
+                                        webhooks.c.lease_until == held).values(lease_until=now))
 
 
 def record(conn: Connection, webhook_id: str, message: dict, attempt: int,
@@ -109,10 +115,24 @@ def record(conn: Connection, webhook_id: str, message: dict, attempt: int,
         status_code=status_code, error=error[:64], outcome=outcome, created_at=now))
 
 
-def delivered(conn: Connection, webhook_id: str, seq: int) -> None:
-    """The receiver took the message: move the cursor past it, forget the failures."""
+def delivered(conn: Connection, webhook_id: str, seq: int,
+              slow_at: dt.datetime | None = None) -> None:
+    """The receiver took the message: move the cursor past it, forget the failures.
+    ``slow_at``: it took long to answer (then), so the subscription stays out of good
+    standing, as every deliverer reads it (see in_good_standing)."""
     conn.execute(update(webhooks).where(webhooks.c.id == webhook_id).values(
-        cursor=seq, failures=0, failing_since=None, next_attempt_at=None))
+        cursor=seq, failures=0, failing_since=None, next_attempt_at=slow_at))
+
+
+def skipped(conn: Connection, webhook_id: str, seq: int) -> None:
+    """No message up to ``seq`` matched the subscription: the next turn starts after it."""
+    conn.execute(update(webhooks).where(webhooks.c.id == webhook_id).values(cursor=seq))
+
+
+def in_good_standing(webhook: dict) -> bool:
+    """Neither failing (its retry is scheduled) nor slow at its last delivery (set to that
+    time, already due): both leave ``next_attempt_at`` set, and a prompt delivery clears it."""
+    return webhook["next_attempt_at"] is None
 
 
 def failed(conn: Connection, webhook_id: str, failures: int, failing_since: dt.datetime,

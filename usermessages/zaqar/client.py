@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import httpx
 
+from usermessages.config import DEFAULTS
 from usermessages.errors import UserMessagesError
 
 MAX_PER_CALL = 20  # Zaqar's limit on claim ``limit`` and on ``ids`` in one delete
@@ -68,7 +69,8 @@ class Claim:
 class ZaqarClient:
     """Zaqar v2 over one pooled HTTP connection; thread-safe (httpx.Client is)."""
 
-    def __init__(self, url: str, *, timeout: float = 2.0, auth_token: str = "") -> None:
+    def __init__(self, url: str, *, timeout: float = DEFAULTS.zaqar_timeout,
+                 auth_token: str = "") -> None:
         self._base = url.rstrip("/")
         headers = {"Client-ID": str(uuid.uuid4()), "Accept": "application/json"}
         if auth_token:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from usermessages import metrics
+from usermessages.config import DEFAULTS
 from usermessages.spool import Spool
 from usermessages.spooling import MAX_BACKOFF, SpoolingSink
 from usermessages.zaqar.client import MAX_POST_BYTES, MIN_TTL, ZaqarClient, ZaqarError
@@ -36,17 +37,16 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 ANNOUNCE_INTERVAL = 600.0
-ZAQAR_MAX_TTL = 1209600  # Zaqar's default max_message_ttl (14 days)
 
 
 @dataclass(frozen=True)
 class Layout:
     """Where messages go in Zaqar (shared by the sink, the source and subscriptions)."""
 
-    queue: str = "user_messages"
-    admin_project: str = "admin"
-    index_queue: str = "user_messages_projects"
-    dead_letter_queue: str = "user_messages_dead"
+    queue: str = DEFAULTS.zaqar_queue
+    admin_project: str = DEFAULTS.zaqar_admin_project
+    index_queue: str = DEFAULTS.zaqar_index_queue
+    dead_letter_queue: str = DEFAULTS.zaqar_dead_letter_queue
 
     def project_of(self, message: dict[str, Any]) -> str:
         return message.get("project_id") or self.admin_project
@@ -64,7 +64,7 @@ def options_from_settings(settings: Settings) -> dict[str, Any]:
             "auth_token": settings.zaqar_auth_token}
 
 
-def zaqar_ttl(ttl: int, max_ttl: int = ZAQAR_MAX_TTL) -> int:
+def zaqar_ttl(ttl: int, max_ttl: int = DEFAULTS.zaqar_max_message_ttl) -> int:
     """A message_ttl Zaqar accepts: at least 60 s, at most its max_message_ttl."""
     return max(MIN_TTL, min(ttl, max_ttl))
 
@@ -81,8 +81,8 @@ class ZaqarSink(SpoolingSink):
         *,
         ttl: int,
         layout: Layout = Layout(),
-        timeout: float = 2.0,
-        max_ttl: int = ZAQAR_MAX_TTL,
+        timeout: float = DEFAULTS.zaqar_timeout,
+        max_ttl: int = DEFAULTS.zaqar_max_message_ttl,
         max_backoff: float = MAX_BACKOFF,
         auth_token: str = "",
         announce_interval: float = ANNOUNCE_INTERVAL,

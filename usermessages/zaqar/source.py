@@ -48,16 +48,18 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from usermessages import envelope, metrics
 from usermessages.catalog import Kind
-from usermessages.config import Settings
-from usermessages.errors import UserMessagesError
+from usermessages.config import DEFAULTS, Settings
+from usermessages.errors import StoreUnavailable
 from usermessages.message import Message
 from usermessages.retry import Backoff
 from usermessages.store import messages as store
+from usermessages.store import series
+from usermessages.store.writer import Writer, Written, policy_of
 from usermessages.zaqar.client import (
     MAX_PER_CALL,
     MAX_POST_BYTES,
@@ -68,7 +70,7 @@ from usermessages.zaqar.client import (
     carries_project,
     encoded_post,
 )
-from usermessages.zaqar.sink import ZAQAR_MAX_TTL, Layout, layout_from_settings
+from usermessages.zaqar.sink import Layout, layout_from_settings
 
 LOG = logging.getLogger(__name__)
 
@@ -77,27 +79,12 @@ MAX_INDEX_CLAIMS = 50  # announcements claimed per refresh: 1,000
 ENVELOPE_HEAD = 4096  # characters of an envelope too large for its dead letter
 ROUND_SECONDS = 1.0  # a round claims for this long at most, then stores what it has
 
-# The distinct projects of the messages table as a loose index scan on
-# ix_messages_project_id: one index probe per project, not a scan of every row.
-_STORED_PROJECTS = text("""
-    WITH RECURSIVE p(id) AS (
-        SELECT min(project_id) FROM messages
-        UNION ALL
-        SELECT (SELECT min(project_id) FROM messages WHERE project_id > p.id)
-        FROM p WHERE p.id IS NOT NULL
-    )
-    SELECT id FROM p WHERE id IS NOT NULL
-""")
-
-
-class StoreUnavailable(UserMessagesError):
-    """The store could not take a batch; its claims were released for redelivery."""
-
 
 @dataclass
 class ZaqarCollectorStats:
     stored: int = 0
     duplicates: int = 0
+    suppressed: int = 0
     dead_lettered: int = 0
     dropped: int = 0  # refused envelopes Zaqar would not take even a short dead letter for
     deleted: int = 0  # ids Zaqar answered 204 to deleting (it does for unknown ids too)
@@ -113,10 +100,10 @@ class _Round:
     claims: list[tuple[str, Claim]] = field(default_factory=list)
     rows: list[Message] = field(default_factory=list)
     origins: list[tuple[str, QueuedMessage]] = field(default_factory=list)  # per row
+    # Dead-lettered while decoding: done with, whatever the store does.
+    rejected: set[str] = field(default_factory=set)
     visited: list[str] = field(default_factory=list)  # projects whose queue was read
-    # Dead-lettered: (project, claim id, Zaqar id), deleted whatever the store does.
-    dead: list[tuple[str, str, str]] = field(default_factory=list)
-    kept: set[str] = field(default_factory=set)  # Zaqar ids left claimed, to come back
+    kept: set[str] = field(default_factory=set)  # their dead letter failed: left to come back
 
 
 def check_origin(message: Message, project: str, admin_project: str) -> None:
@@ -143,17 +130,19 @@ class ZaqarCollector:
         layout: Layout = Layout(),
         projects: tuple[str, ...] = (),
         batch_size: int = 500,
-        claim_ttl: int = 60,
-        poll_interval: float = 1.0,
+        claim_ttl: int = DEFAULTS.zaqar_claim_ttl,
+        poll_interval: float = DEFAULTS.zaqar_poll_interval,
         refresh_interval: float = 30.0,
-        timeout: float = 2.0,
+        timeout: float = DEFAULTS.zaqar_timeout,
         max_backoff: float = 30.0,
-        dead_letter_ttl: int = ZAQAR_MAX_TTL,
+        dead_letter_ttl: int = DEFAULTS.zaqar_max_message_ttl,
         auth_token: str = "",
         concurrency: int = 4,
+        policy: series.Policy = series.DEFAULT_POLICY,
     ) -> None:
         self._client = ZaqarClient(url, timeout=timeout, auth_token=auth_token)
         self._engine = engine
+        self._writer = Writer(engine, policy)
         self._ttl = ttl
         self._layout = layout
         self._static = tuple(dict.fromkeys((*projects, layout.admin_project)))
@@ -191,6 +180,7 @@ class ZaqarCollector:
             poll_interval=settings.zaqar_poll_interval, timeout=settings.zaqar_timeout,
             dead_letter_ttl=settings.zaqar_max_message_ttl,
             auth_token=settings.zaqar_auth_token,
+            policy=policy_of(settings),
         )
 
     def close(self) -> None:
@@ -256,7 +246,7 @@ class ZaqarCollector:
     def _refresh_stored(self) -> None:
         try:
             with self._engine.connect() as conn:
-                self._stored = {row[0] for row in conn.execute(_STORED_PROJECTS)}
+                self._stored = set(store.stored_projects_all_projects(conn))
         except DBAPIError as exc:  # keep the last known set; the store's trouble shows later
             LOG.warning("could not read the store's projects: %s", type(exc.orig).__name__)
 
@@ -345,7 +335,7 @@ class ZaqarCollector:
                     work.claims.append((project, claim))
                     claimed += len(claim.messages)
                     for message in claim.messages:
-                        self._decide(project, claim.id, message, work)
+                        self._decide(project, message, work)
         self._turn = first + len(work.visited)
         if failure is not None:
             if not work.claims:
@@ -357,15 +347,14 @@ class ZaqarCollector:
         return self._client.claim(project, self._layout.queue, ttl=self._claim_ttl,
                                   grace=self._claim_ttl, limit=MAX_PER_CALL)
 
-    def _decide(self, project: str, claim_id: str, message: QueuedMessage,
-                work: _Round) -> None:
+    def _decide(self, project: str, message: QueuedMessage, work: _Round) -> None:
         raw = json.dumps(message.body, separators=(",", ":"))
         try:
             decoded = Message.from_wire(raw, self._ttl)
             check_origin(decoded, project, self._layout.admin_project)
         except envelope.InvalidEnvelope as exc:
             if self._dead_letter(project, message, str(exc), raw):
-                work.dead.append((project, claim_id, message.id))
+                work.rejected.add(message.id)
             else:
                 work.kept.add(message.id)
             return
@@ -373,33 +362,25 @@ class ZaqarCollector:
         work.origins.append((project, message))
 
     def _store(self, work: _Round) -> None:
-        try:
-            with self._engine.begin() as conn:
-                new = store.insert_messages(conn, work.rows)
-        except (DataError, IntegrityError):
-            # The store refuses a row (bad data, not a store problem): find it.
-            self._store_one_by_one(work)
-            return
-        except DBAPIError as exc:
-            self.stats.db_retries += 1
-            metrics.DB_RETRIES.inc()
-            self._delete_dead(work)  # they have their dead letter: never post them again
-            self._release(work.claims)
-            raise StoreUnavailable(f"store unavailable: {type(exc.orig).__name__}") from exc
-        self._count(len(work.rows), new)
+        """Write the round's rows; after an outage, give back what was not settled.
 
-    def _store_one_by_one(self, work: _Round) -> None:
-        for row, (project, message) in zip(work.rows, work.origins, strict=False):
-            try:
-                with self._engine.begin() as conn:
-                    new = store.insert_messages(conn, [row])
-            except (DataError, IntegrityError) as exc:
-                if not self._dead_letter(project, message,
-                                         f"store refused the row: {type(exc.orig).__name__}",
-                                         json.dumps(message.body, separators=(",", ":"))):
-                    work.kept.add(message.id)
-                continue
-            self._count(1, new)
+        A refused row is dead-lettered alone. When the store fails, the
+        messages settled so far (stored, refused, dead-lettered) are deleted
+        and the claims released, so Zaqar hands out only the rest again.
+        """
+        written = self._writer.write(work.rows)
+        self._count(written)
+        for refusal in written.refused:
+            project, message = work.origins[refusal.index]
+            if not self._dead_letter(project, message, refusal.reason,
+                                     json.dumps(message.body, separators=(",", ":"))):
+                work.kept.add(message.id)  # its letter failed: it comes back
+        if written.outage is None:
+            return
+        settled = work.rejected | {message.id for _, message in work.origins[:written.settled]}
+        self._delete_now(work.claims, settled - work.kept)  # before their claims go back
+        self._release(work.claims)
+        raise written.outage
 
     def _delete(self, work: _Round) -> None:
         """Only now, with the rows committed, take the messages off their queues.
@@ -413,6 +394,15 @@ class ZaqarCollector:
             if ids:
                 self._deleting.append(self._deleter.submit(self._delete_claimed, project, ids,
                                                            claim.id))
+
+    def _delete_now(self, claims: list[tuple[str, Claim]], only: set[str]) -> None:
+        """Delete these messages of the claims, and wait (an outage releases the rest)."""
+        for project, claim in claims:
+            ids = [m.id for m in claim.messages if m.id in only]
+            if ids:
+                self._deleting.append(self._deleter.submit(self._delete_claimed, project, ids,
+                                                           claim.id))
+        self._settle_deletes()
 
     def _delete_claimed(self, project: str, ids: list[str], claim_id: str) -> int:
         self._client.delete(project, self._layout.queue, ids, claim_id)
@@ -430,17 +420,6 @@ class ZaqarCollector:
                 self.stats.zaqar_errors += 1
                 LOG.warning("could not delete stored messages (they come back after "
                             "claim_ttl and are deleted then): %s", exc)
-
-    def _delete_dead(self, work: _Round) -> None:
-        by_claim: dict[tuple[str, str], list[str]] = {}
-        for project, claim_id, zaqar_id in work.dead:
-            by_claim.setdefault((project, claim_id), []).append(zaqar_id)
-        for (project, claim_id), ids in by_claim.items():
-            try:
-                self._client.delete(project, self._layout.queue, ids, claim_id)
-            except ZaqarError:  # they come back at the claim's expiry, and are posted again
-                LOG.warning("could not delete %d dead-lettered messages of project %s",
-                            len(ids), project, exc_info=True)
 
     def _release(self, claims: list[tuple[str, Claim]]) -> None:
         for project, claim in claims:
@@ -490,11 +469,11 @@ class ZaqarCollector:
         LOG.warning("dead-lettered an envelope from project %s: %s", project, reason)
         return True
 
-    def _count(self, rows: int, new: int) -> None:
-        self.stats.stored += new
-        self.stats.duplicates += rows - new
-        metrics.STORED.inc(new)
-        metrics.DUPLICATES.inc(rows - new)
+    def _count(self, written: Written) -> None:
+        self.stats.stored += written.new
+        self.stats.duplicates += written.duplicates
+        self.stats.suppressed += written.suppressed
+        self.stats.db_retries += written.outage is not None
 
 
 def _encoded(document: dict[str, Any]) -> bytes:
