@@ -358,6 +358,9 @@ def zaqar_drain(engine_name: str, url_factory: Callable[[], str], n: int, workdi
          f"{deletes.seconds / deletes.calls * 1000:.1f} ms, {store.calls} transactions of "
          f"{store.seconds / store.calls * 1000:.0f} ms; "
          f"{b['collector_cpu_per_1000']:.3f} CPU s per 1,000 in the collector")
+    costs = zaqar_bench.call_costs(zaqar)
+    note("ingest", "Zaqar's own CPU per message, one call at a time: "
+         + " / ".join(costs), " / ".join(f"{cpu:.0f} µs" for _wall, cpu in costs.values()))
 
 
 def decode_share(messages: list[Message]) -> None:

@@ -16,7 +16,10 @@ script prints them.
    queues' depth afterwards, and the CPU seconds each part spent per 1,000
    messages (Zaqar's gunicorn and Redis, the collectors, PostgreSQL);
 3. where one collector's time goes (in this process): claim round trips,
-   deletes, the store's statements, per round and per message.
+   deletes, the store's transactions;
+4. what Zaqar itself spends (gunicorn and Redis CPU) per message on each call
+   the collector and the sink make, one client, one call at a time: a post of
+   200, a claim of 20, a delete of 20 under their claim.
 
 Nothing here is a test: the figures are printed, never asserted.
 """
@@ -299,6 +302,42 @@ def breakdown(zaqar: Zaqar, db_url: str, count: int, projects: int) -> dict[str,
             "deleted": collector.stats.deleted, "depth": depth(zaqar.url, layout, names)}
 
 
+# --- 4. what Zaqar spends per call -----------------------------------------------------
+
+
+def call_costs(zaqar: Zaqar, count: int = 4000) -> dict[str, tuple[float, float]]:
+    """Per message, for each call: (wall µs, Zaqar's CPU µs), one call at a time.
+
+    The claims and deletes go to ``count / 20`` queues of 20 messages each, so no
+    claim scans past messages claimed before it (see docs/zaqar.md).
+    """
+    project = f"cost{uuid.uuid4().hex[:8]}"
+    body = built(1, [project])[project][0]
+    queues = [f"costs{n}" for n in range(count // 20)]
+    server = Cpu(*zaqar.pids())
+    costs: dict[str, tuple[float, float]] = {}
+
+    def measure(name: str, step: Callable[[], Any]) -> Any:
+        cpu, started = server.seconds(), time.perf_counter()
+        result = step()
+        costs[name] = ((time.perf_counter() - started) * 1e6 / count,
+                       (server.seconds() - cpu) * 1e6 / count)
+        return result
+
+    with ZaqarClient(zaqar.url, timeout=30) as client:
+        measure("post, 200 a post", lambda: [
+            client.post_encoded(project, "costs", [body] * 200, 3600)
+            for _ in range(count // 200)])
+        for queue in queues:
+            client.post_encoded(project, queue, [body] * 20, 3600)
+        claims = measure("claim, 20 a claim", lambda: [
+            (queue, client.claim(project, queue, ttl=60, grace=60)) for queue in queues])
+        measure("delete, 20 a delete", lambda: [
+            client.delete(project, queue, [m.id for m in claim.messages], claim.id)
+            for queue, claim in claims if claim])
+    return costs
+
+
 # --- 1. create() on the caller's thread ------------------------------------------------
 
 
@@ -388,6 +427,8 @@ def main() -> None:
               f"to start), {figures.depth} left in the queues; CPU s per 1,000: "
               + ", ".join(f"{k} {v:.3f}" for k, v in figures.cpu.items()), flush=True)
         print_breakdown(breakdown(zaqar, fresh(), args.messages, args.projects))
+        print("Zaqar per message, one call at a time (wall / Zaqar's CPU): " + ", ".join(
+            f"{name} {wall:.0f} / {cpu:.0f} µs" for name, (wall, cpu) in call_costs(zaqar).items()))
 
 
 def print_breakdown(b: dict[str, Any]) -> None:
