@@ -54,7 +54,7 @@ from usermessages import Action, Detail, Messenger, RequestContext  # noqa: E402
 from usermessages.message import Message  # noqa: E402
 from usermessages.store import engine as store_engine  # noqa: E402
 from usermessages.store import migrate  # noqa: E402
-from usermessages.zaqar.client import ZaqarClient  # noqa: E402
+from usermessages.zaqar.client import ZaqarClient, ZaqarError  # noqa: E402
 from usermessages.zaqar.sink import Layout  # noqa: E402
 from usermessages.zaqar.source import ZaqarCollector  # noqa: E402
 
@@ -124,11 +124,23 @@ def built(count: int, projects: list[str]) -> dict[str, list[bytes]]:
 
 
 def prepost(url: str, layout: Layout, by_project: dict[str, list[bytes]]) -> None:
-    """Post them as the sink does (200 a post), before any collector starts."""
+    """Post them as the sink does (200 a post), before any collector starts.
+
+    A post Zaqar fails for now (a 503 when Redis is slow on a loaded machine) is
+    posted again, as the sink would.
+    """
     with ZaqarClient(url, timeout=30) as client:
         for project, bodies in by_project.items():
             for start in range(0, len(bodies), 200):
-                client.post_encoded(project, layout.queue, bodies[start:start + 200], 3600)
+                for attempt in range(5):
+                    try:
+                        client.post_encoded(project, layout.queue, bodies[start:start + 200],
+                                            3600)
+                        break
+                    except ZaqarError as exc:
+                        if exc.permanent or attempt == 4:
+                            raise
+                        time.sleep(0.5 * 2 ** attempt)
 
 
 def depth(url: str, layout: Layout, projects: list[str]) -> int:
