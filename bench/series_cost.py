@@ -17,15 +17,15 @@ import time
 
 from bench.series_insert import _messages
 from tests import servers
+
 from usermessages.store import engine as store_engine
-from usermessages.store import messages as store
 from usermessages.store import migrate, partitions, writer
 
 
 def _without_series(conn, batch) -> None:  # type: ignore[no-untyped-def]
     rows = [message.to_row() for message in batch]
     partitions.ensure(conn, (row["expires_at"] for row in rows))
-    store._copy_insert(conn, rows)  # numbers the rows itself, after its COPY
+    writer._copy_insert(conn, rows)  # numbers the rows itself, after its COPY
 
 
 def main() -> None:

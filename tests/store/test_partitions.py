@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
 from tests.api.conftest import BASE_TIME, row
 from usermessages.reaper import reap
@@ -217,4 +217,39 @@ def test_one_id_with_two_expiries_is_stored_once(postgresql_url):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM messages WHERE id = :id"),
                             {"id": first["id"]}).scalar_one() == 1
+    engine.dispose()
+
+
+def test_the_reaper_counts_a_day_on_one_core_and_leaves_its_connection_as_found(postgresql_url):
+    """Dropping a day counts its rows first. A parallel scan (a leader and two workers)
+    took both cores of a two-core server from the API's listings; the count runs in one
+    process, and the pooled connection gets PostgreSQL's default back."""
+    engine = store_engine.connect(postgresql_url, pool_size=1)
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        writer.insert(conn, [_expiring("p1", day=0, minutes=i) for i in range(50)])
+    plans: list[str] = []
+
+    def explain_counts(_conn, cursor, statement, parameters, _context, _many) -> None:
+        if statement.startswith("SELECT count(*)"):
+            with cursor.connection.cursor() as probe:
+                # Gather on every plan whenever the session allows workers at all
+                # (force_parallel_mode, debug_parallel_query from PostgreSQL 16).
+                probe.execute("SELECT name FROM pg_settings WHERE name IN "
+                              "('force_parallel_mode', 'debug_parallel_query')")
+                setting = probe.fetchone()[0]
+                probe.execute(f"SET {setting} = on")
+                probe.execute("EXPLAIN " + statement, parameters)
+                plans.append("\n".join(row[0] for row in probe.fetchall()))
+                probe.execute(f"RESET {setting}")
+
+    event.listen(engine, "before_cursor_execute", explain_counts)
+    try:
+        deleted = partitions.drop_expired(engine, BASE_TIME + 2 * DAY)
+    finally:
+        event.remove(engine, "before_cursor_execute", explain_counts)
+    assert deleted == 50
+    assert plans and all("Gather" not in plan and "Parallel" not in plan for plan in plans), plans
+    with engine.connect() as conn:  # the pool's one connection, the reaper's
+        assert conn.execute(text("SHOW max_parallel_workers_per_gather")).scalar_one() == "2"
     engine.dispose()

@@ -206,6 +206,19 @@ def _list(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery,
         _sort_column(key).asc() if direction == "asc" else _sort_column(key).desc()
         for key, direction in sort
     ]
+    if query.limit is not None and conn.engine.dialect.name == "postgresql":
+        # The page's keys first, then its rows. ix_messages_project_created
+        # holds every column a project's list names (schema.PROJECT_LIST_COLUMNS),
+        # so PostgreSQL finds the page in it alone (an index-only scan), in
+        # any order and under any filter, and reads the table for the page's
+        # rows only, by primary key.
+        page = (select(messages.c.id, messages.c.expires_at).where(*conditions)
+                .order_by(*order).limit(query.limit).offset(query.offset or None).subquery())
+        statement = (select(messages)
+                     .join(page, and_(messages.c.id == page.c.id,
+                                      messages.c.expires_at == page.c.expires_at))
+                     .order_by(*order))
+        return [dict(row) for row in conn.execute(statement).mappings()]
     statement = select(messages).where(*conditions).order_by(*order)
     if query.limit is not None:
         statement = statement.limit(query.limit)
@@ -281,7 +294,8 @@ def soft_delete_message(conn: Connection, message_id: str) -> bool:
 
 
 # The distinct projects of the messages table as a loose index scan on
-# ix_messages_project_id: one index probe per project, not a scan of every row.
+# ix_messages_project_created (project_id leads it): one index probe per project,
+# not a scan of every row.
 _STORED_PROJECTS = text("""
     WITH RECURSIVE p(id) AS (
         SELECT min(project_id) FROM messages

@@ -75,54 +75,39 @@ message_seq = Table(
 
 
 def sortable(column: Column[Any]) -> ColumnElement[Any]:
-    """The expression a list sorts on, and the one its index holds.
+    """The expression a list sorts on.
 
     A nullable column (project_id of SERVICE/SYSTEM rows, action_id of legacy
     rows) sorts as the empty string: NULL would compare as unknown in the
     keyset condition, losing rows, and would sort first on SQLite but last on
-    PostgreSQL. The '' is literal SQL, not a bound parameter, so the query's
-    expression is the index's, which both planners need to match them.
+    PostgreSQL. The '' is literal SQL, not a bound parameter, so every page
+    of a list sorts on one and the same expression.
     """
     return func.coalesce(column, literal_column("''")) if column.nullable else column
 
 
-# The keys a project's list can be sorted or filtered on. Each index ends in
-# (created_at, id), the tie-breakers every sort gets, so one index serves both
-# "filter on k, newest first" and "sort by k" with keyset pagination; a btree
-# read backwards serves the other direction.
-PROJECT_LIST_KEYS = (
-    "event_id",
-    "message_level",
-    "resource_type",
-    "resource_uuid",
-    "request_id",
-    "expires_at",
+# What a project's list reads besides its key (project_id, created_at, id):
+# every column its conditions and sort keys name, so the list finds its page
+# in this one index without touching the table (an index-only scan, see
+# messages._list), whatever the sort or filter. One index per sort key served
+# each order straight from its own index, but a row then cost 17 index
+# insertions and COPY ran at a tenth of Cinder's table (docs/benchmarks.md,
+# "row cost"). PostgreSQL only: SQLite and MariaDB have no INCLUDE.
+PROJECT_LIST_COLUMNS = (
+    "kind", "deleted", "event_id", "message_level", "resource_type", "resource_uuid",
+    "request_id", "expires_at", "action_id", "detail_id",
 )
 
-Index("ix_messages_project_created", messages.c.project_id, messages.c.created_at, messages.c.id)
-Index("ix_messages_project_id", messages.c.project_id, messages.c.id)
-for _key in PROJECT_LIST_KEYS:
-    Index(
-        f"ix_messages_project_{_key}",
-        messages.c.project_id,
-        messages.c[_key],
-        messages.c.created_at,
-        messages.c.id,
-    )
-# Nullable sort keys are indexed as they sort (see sortable). The project's
-# own id needs none: every row of a project listing shares it.
-for _key in ("action_id", "detail_id"):
-    Index(
-        f"ix_messages_project_{_key}",
-        messages.c.project_id,
-        sortable(messages.c[_key]),
-        messages.c.created_at,
-        messages.c.id,
-    )
-# Admins list across projects, newest first, and look up a request or a resource.
+Index("ix_messages_project_created", messages.c.project_id, messages.c.created_at, messages.c.id,
+      postgresql_include=list(PROJECT_LIST_COLUMNS))
+# Admins list across projects, newest first. Inserted in created_at order, so
+# each insert lands on the index's last page: the cheapest index a row has.
 Index("ix_messages_created", messages.c.created_at, messages.c.id)
-Index("ix_messages_request_id", messages.c.request_id)
-Index("ix_messages_resource_uuid", messages.c.resource_uuid)
+# Lookups of one request's or one resource's messages, for admins and as a
+# project's filters: equality only, which a hash index serves for half a
+# btree's insertion cost on PostgreSQL (a btree elsewhere).
+Index("ix_messages_request_id", messages.c.request_id, postgresql_using="hash")
+Index("ix_messages_resource_uuid", messages.c.resource_uuid, postgresql_using="hash")
 # Live updates read rows stored after a cursor, in stored order. Not unique:
 # on PostgreSQL a unique index must hold the partition key (migration 0004);
 # seq is unique by construction (one counter row hands the numbers out).
