@@ -14,7 +14,9 @@ RabbitMQ on 127.0.0.1, and measures, in this one run and on this machine:
    first page and 500 pages deep, unfiltered and filtered, p50 and p99, against
    the real cinder-api (noauth, same PostgreSQL) and ours;
 3. reaping 1,000,000 expired rows, and the listing p99 while it runs;
-4. the SDK's create() p50 and p99 with the broker up and down.
+4. the SDK's create() p50 and p99 with the broker up and down, and with Zaqar up
+   and down (bench/zaqar.py); the Zaqar collectors draining beside the bus's
+   collectors in 1., with what each part spends per message.
 
 Prints a table and writes it, with the command, to the output file. Nothing
 here is a test: targets are compared and reported, never asserted.
@@ -45,9 +47,11 @@ import httpx  # noqa: E402
 import psycopg  # noqa: E402
 
 from bench import listing_keys, row_cost  # noqa: E402
+from bench import zaqar as zaqar_bench  # noqa: E402
 from bench.cinder_peer import CINDER_VENV, cinder_conf, cinder_db_sync, ensure_cinder  # noqa: E402
 from bench.workload import PROJECTS, records  # noqa: E402
 from tests import servers  # noqa: E402  (the same throwaway servers the tests use)
+from tests.zaqar_server import Zaqar, zaqar_server  # noqa: E402
 from usermessages import Action, Detail, Messenger, RequestContext  # noqa: E402
 from usermessages.config import Settings  # noqa: E402
 from usermessages.message import Message  # noqa: E402
@@ -126,7 +130,8 @@ def count_rows(engine) -> int:  # type: ignore[no-untyped-def]
 
 
 def ingest(engine_name: str, url_factory: Callable[[], str], n: int, workdir: Path,
-           rabbit_url: str, cinder_python: Path) -> dict[str, float]:
+           rabbit_url: str, cinder_python: Path, *, zaqar: Zaqar | None = None,
+           rabbit_pid: int | None = None) -> dict[str, float]:
     rates: dict[str, float] = {}
     # Cinder: one db.message_create (one transaction) per message.
     cinder_url = url_factory()  # kept: the Cinder-schema ceiling reuses its table
@@ -155,11 +160,11 @@ def ingest(engine_name: str, url_factory: Callable[[], str], n: int, workdir: Pa
     conf_file = workdir / f"collector-{engine_name}.conf"
     conf_file.write_text("[collector]\n")  # the defaults (batch_size, flush_interval)
 
-    def collectors(url: str, stack: contextlib.ExitStack) -> None:
+    def collectors(url: str, stack: contextlib.ExitStack) -> list[subprocess.Popen]:
         args = [sys.executable, "-m", "usermessages.cli.main", "collector", "--bus", rabbit_url,
                 "--db", url, "--config", str(conf_file)]
-        for k in range(2):
-            stack.enter_context(process(args, workdir / f"collector-{engine_name}-{k}.log"))
+        return [stack.enter_context(process(args, workdir / f"collector-{engine_name}-{k}.log"))
+                for k in range(2)]
 
     def produce(messenger: Messenger) -> float:
         started = time.perf_counter()
@@ -200,15 +205,25 @@ def ingest(engine_name: str, url_factory: Callable[[], str], n: int, workdir: Pa
     messenger.close()
     with contextlib.ExitStack() as stack:
         started = time.perf_counter()
-        collectors(url, stack)
+        processes = collectors(url, stack)
+        # With Zaqar beside: what each part spends, to compare (see zaqar_drain).
+        parts = {} if zaqar is None else {
+            "RabbitMQ": zaqar_bench.Cpu(*([rabbit_pid] if rabbit_pid else [])),
+            "PostgreSQL": zaqar_bench.Cpu(zaqar_bench.postmaster(url)),
+            "collectors": zaqar_bench.Cpu(*(p.pid for p in processes))}
         # Time the storing, not the processes' start: from the first stored row.
         while (first := count_rows(engine)) == 0:
             time.sleep(0.005)
         flowing = time.perf_counter()
+        before = {name: cpu.seconds() for name, cpu in parts.items()}
         elapsed = stored(engine, flowing)
+        bus_cpu = {name: (cpu.seconds() - before[name]) * 1000 / max(n - first, 1)
+                   for name, cpu in parts.items()}
     rates["bus"] = (n - first) / elapsed
     note("ingest", f"{engine_name}: 2 collectors draining {n:,} queued messages into the store",
          f"{rates['bus']:,.0f} msg/s ({flowing - started:.1f} s to start)")
+    if zaqar is not None:
+        zaqar_drain(engine_name, url_factory, n, workdir, zaqar, rates, bus_cpu)
 
     # The collector's batched insert on its own (its default batch, on conflict do nothing).
     rows = records(n)
@@ -262,6 +277,32 @@ def ingest(engine_name: str, url_factory: Callable[[], str], n: int, workdir: Pa
         note("ingest", f"{engine_name}: {label} as a share of each ceiling (ours / Cinder's)",
              f"{rates[key] / rates['raw']:.2f} / {rates[key] / rates['raw_cinder']:.2f}")
     return rates
+
+
+def zaqar_drain(engine_name: str, url_factory: Callable[[], str], n: int, workdir: Path,
+                zaqar: Zaqar, rates: dict[str, float], bus_cpu: dict[str, float]) -> None:
+    """The Zaqar collectors beside the bus's: same count, same store, and where each
+    spends its CPU (per 1,000 messages: the queue's server, the collectors, the store)."""
+    figures = zaqar_bench.drain(zaqar, url_factory(), n, PROJECTS, workdir)
+    rates["zaqar"] = figures.rate
+    note("ingest", f"{engine_name}: 2 zaqar-collectors draining {n:,} messages from "
+         f"{PROJECTS:,} Zaqar queues", f"{figures.rate:,.0f} msg/s ({figures.start:.1f} s to "
+         f"start; {figures.depth} left in Zaqar after)")
+    for path, cpu in (("bus", bus_cpu), ("Zaqar", figures.cpu)):
+        note("ingest", f"{engine_name}: CPU s per 1,000 messages drained through {path}: "
+             + " / ".join(cpu), " / ".join(f"{v:.3f}" for v in cpu.values()))
+    b = zaqar_bench.breakdown(zaqar, url_factory(), n, PROJECTS)
+    claims, deletes, store = b["claims"], b["deletes"], b["store"]
+    note("ingest", f"{engine_name}: one zaqar-collector in process (4 claim threads, batches of "
+         f"500): claims / deletes / store transactions",
+         f"{b['rate']:,.0f} msg/s; {claims.calls:,} claims of "
+         f"{claims.seconds / claims.calls * 1000:.1f} ms, {deletes.calls:,} deletes of "
+         f"{deletes.seconds / deletes.calls * 1000:.1f} ms, {store.calls} transactions of "
+         f"{store.seconds / store.calls * 1000:.0f} ms; "
+         f"{b['collector_cpu_per_1000']:.3f} CPU s per 1,000 in the collector")
+    costs = zaqar_bench.call_costs(zaqar)
+    note("ingest", "Zaqar's own CPU per message, one call at a time: "
+         + " / ".join(costs), " / ".join(f"{cpu:.0f} µs" for _wall, cpu in costs.values()))
 
 
 def decode_share(messages: list[Message]) -> None:
@@ -657,7 +698,8 @@ def partial_day(admin_url: str, rows: int, batch: int) -> float:
 # --- 4. producer overhead -----------------------------------------------------------
 
 
-def producer(rabbit: servers.RabbitMQ, admin_url: str, workdir: Path, n: int) -> dict[str, float]:
+def producer(rabbit: servers.RabbitMQ, admin_url: str, workdir: Path, n: int,
+             zaqar: Zaqar) -> dict[str, float]:
     """create()'s latency, the broker up (two collectors draining beside it) and down."""
     p99: dict[str, float] = {}
     url = fresh_db(admin_url)
@@ -673,12 +715,7 @@ def producer(rabbit: servers.RabbitMQ, admin_url: str, workdir: Path, n: int) ->
                 rabbit.stop_app()
             messenger = Messenger.from_url(rabbit.url, spool_path=str(workdir / f"p-{state}.sqlite"),
                                            timeout=1.0)
-            times = []
-            for _ in range(n):
-                started = time.perf_counter()
-                messenger.create(RequestContext(project_id="p", user_id="u"), Action.ATTACH_VOLUME,
-                                 resource_uuid=str(uuid.uuid4()), detail=Detail.ATTACH_ERROR)
-                times.append(time.perf_counter() - started)
+            times, own = zaqar_bench.timed_creates(messenger, n, "p")
             pending = messenger.sink.pending()  # type: ignore[attr-defined]
             if state == "up":
                 assert messenger.sink.flush(120)  # type: ignore[attr-defined]
@@ -686,9 +723,23 @@ def producer(rabbit: servers.RabbitMQ, admin_url: str, workdir: Path, n: int) ->
             note("producer", f"create() with the broker {state}: p50 / p99 / max over {n:,}"
                  + (" (2 collectors storing meanwhile)" if state == "up" else ""),
                  f"{ms(statistics.median(times))} / {ms(pct(times, 99))} / {ms(max(times))}"
-                 + (f" ({pending:,} waiting in the spool)" if state == "down" else ""))
+                 + (f" ({pending:,} waiting in the spool)" if state == "down" else "")
+                 + f"; p99 less the run-queue wait {ms(pct(own, 99))}")
             messenger.sink.close()  # type: ignore[attr-defined]
     rabbit.start_app()
+    # The same with the zaqar sink: the forwarder posting to a live Zaqar; then with two
+    # zaqar-collectors draining meanwhile, as above; then Zaqar stopped.
+    for key, state, up, db_url in (
+            ("zaqar_up", "up (the forwarder posting)", True, None),
+            ("zaqar_busy", "up, 2 zaqar-collectors draining meanwhile", True, fresh_db(admin_url)),
+            ("zaqar_down", "down", False, None)):
+        times, own, pending = zaqar_bench.create_latency(zaqar, n, workdir, up=up,
+                                                         db_url=db_url)
+        p99[key] = pct(times, 99)
+        note("producer", f"create() with Zaqar {state}: p50 / p99 / max over {n:,}",
+             f"{ms(statistics.median(times))} / {ms(pct(times, 99))} / {ms(max(times))}"
+             + (f" ({pending:,} waiting in the spool)" if not up else "")
+             + f"; p99 less the run-queue wait {ms(pct(own, 99))}")
     return p99
 
 
@@ -738,13 +789,15 @@ def main() -> None:
     cinder_python = ensure_cinder()
     workdir = Path(tempfile.mkdtemp(prefix="um-bench-"))
     started = time.time()
-    with servers.postgresql_server() as admin_url, servers.rabbitmq_broker() as rabbit:
+    with servers.postgresql_server() as admin_url, servers.rabbitmq_broker() as rabbit, \
+            zaqar_server() as zaqar:
         section("1/6 ingest", started)
         rates = {}
         rates["sqlite"] = ingest("SQLite", lambda: f"sqlite:///{workdir}/{uuid.uuid4().hex}.sqlite",
                                  ingest_n, workdir, rabbit.url, cinder_python)
         rates["postgresql"] = ingest("PostgreSQL", lambda: fresh_db(admin_url), ingest_n, workdir,
-                                     rabbit.url, cinder_python)
+                                     rabbit.url, cinder_python, zaqar=zaqar,
+                                     rabbit_pid=rabbit.process.pid)
         write_report(options, time.time() - started, partial=True)
 
         section("2/6 row cost", started)
@@ -795,7 +848,7 @@ def main() -> None:
         write_report(options, time.time() - started, partial=True)
 
         section("6/6 producer overhead", started)
-        create_p99 = producer(rabbit, admin_url, workdir, 2_000 if quick else 10_000)
+        create_p99 = producer(rabbit, admin_url, workdir, 2_000 if quick else 10_000, zaqar)
 
     pg, lite = rates["postgresql"], rates["sqlite"]
 
@@ -812,6 +865,8 @@ def main() -> None:
            lite["batched"] / lite["raw"], lite["batched"] / lite["raw"] >= 0.5, "")
     target("create() p99 with the broker up and 2 collectors storing (< 1 ms)",
            create_p99["up"] * 1000, create_p99["up"] < 0.001, " ms")
+    target("create() p99 with Zaqar up, the forwarder posting (< 1 ms)",
+           create_p99["zaqar_up"] * 1000, create_p99["zaqar_up"] < 0.001, " ms")
     for batch, figures in zip((1000, 10_000), reaps, strict=True):
         target(f"reap of {reap_rows:,} expired rows vs Cinder's DELETE, batch {batch} (> 1x)",
                figures["ours"] / figures["cinder"], figures["ours"] > figures["cinder"])
@@ -875,7 +930,17 @@ def write_report(options: argparse.Namespace, seconds: float, partial: bool = Fa
         " first page). Cinder's DELETE leaves dead rows for VACUUM; our DROP leaves none, so"
         " DELETE + VACUUM is the same end state.",
         "- *producer*: `create()` on the caller's thread while the forwarder, the broker and two"
-        " collector processes share the same cores.", "",
+        " collector processes share the same cores; the same with the zaqar sink, Zaqar 23"
+        " (gunicorn -w 2 --threads 4, Redis) and two `usermessages zaqar-collector` processes."
+        " \"Less the run-queue wait\": each call's time minus the time its thread was runnable"
+        " and not running (/proc schedstat): what the call cost, without the machine's other"
+        " work.",
+        "- *Zaqar draining*: the same number of messages, pre-posted as the sink posts them over"
+        " the same 1,000 projects (one Zaqar queue each), drained by two `usermessages"
+        " zaqar-collector` processes (told the projects, not finding them on the index) into a"
+        " fresh database of the same PostgreSQL, timed from the first stored row; CPU seconds"
+        " per 1,000 messages from /proc, each process tree with its reaped children"
+        " (docs/zaqar.md explains the gap).", "",
         "| section | measure | value |", "|---|---|---|",
     ]
     lines += [f"| {s} | {m} | {v} |" for s, m, v in RESULTS]

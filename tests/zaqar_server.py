@@ -17,6 +17,7 @@ import contextlib
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -134,6 +135,19 @@ class Zaqar:
 
         _wait("zaqar (gunicorn)", ping, self._zaqar, log, 60)
 
+    def pids(self) -> list[int]:
+        """The running gunicorn master's and Redis's process ids (to count their CPU)."""
+        return [p.pid for p in (self._zaqar, self._redis) if p is not None]
+
+    def freeze(self) -> None:
+        """SIGSTOP Zaqar: its port still accepts connections, and nothing answers."""
+        if self._zaqar is not None:
+            os.killpg(self._zaqar.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self._zaqar is not None:
+            os.killpg(self._zaqar.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         """Stop Zaqar (its port closes: clients get connection refused)."""
         if self._zaqar is not None:
@@ -150,7 +164,8 @@ class Zaqar:
 def _terminate(process: subprocess.Popen) -> None:
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, 15)
+            os.killpg(process.pid, signal.SIGCONT)  # a frozen one cannot act on SIGTERM
+            os.killpg(process.pid, signal.SIGTERM)
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ from usermessages.spool import Spool
 
 BATCH = 200
 MAX_BACKOFF = 30.0
+CHECKPOINT_INTERVAL = 0.5  # seconds between the forwarder's spool checkpoints, at most
 
 
 @dataclass
@@ -167,7 +169,12 @@ class SpoolingSink:
 
     def _forward(self) -> None:
         backoff = Backoff(self._max_backoff, self._stop)
+        checkpointed = float("-inf")
         while not self._stop.is_set():
+            if time.monotonic() - checkpointed >= CHECKPOINT_INTERVAL:
+                # Here, not in an append: the caller never pays for the spool's fsyncs.
+                self._spool.checkpoint()
+                checkpointed = time.monotonic()
             self._wake.clear()  # before reading: a later append sets it again
             batch = self._spool.oldest(BATCH)
             if not batch:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
+import sys
+import textwrap
 import time
+import uuid
+
+import httpx
 
 from tests.zaqar.conftest import read_queue
 from usermessages import Action, Detail, Messenger, RequestContext
@@ -187,3 +193,154 @@ def test_close_with_zaqar_down_is_bounded_and_counts_what_it_lost(new_project, c
     assert messenger.create(_context(new_project()), Action.SCHEDULE_ALLOCATE_VOLUME,
                             detail=Detail.NO_BACKEND_AVAILABLE) is None
     assert messenger.stats.failed == 1
+
+
+def _limit_posts(url: str, project: str, queue: str, size: int) -> None:
+    """Set the queue's own post-size limit, as any member of its project may."""
+    headers = {"Client-ID": str(uuid.uuid4()), "X-Project-ID": project}
+    with httpx.Client(base_url=url, headers=headers, timeout=10) as http:
+        assert http.put(f"/v2/queues/{queue}", json={}).status_code in (201, 204)
+        patched = http.patch(
+            f"/v2/queues/{queue}",
+            content=json.dumps([{"op": "add", "path": "/metadata/_max_messages_post_size",
+                                 "value": size}]),
+            headers={"Content-Type": "application/openstack-messaging-v2.0-json-patch"})
+        assert patched.status_code == 200, patched.text
+
+
+def test_a_post_zaqar_refuses_drops_only_the_message_it_refuses(
+        zaqar, zaqar_client, new_project, tmp_path):
+    """A member lowered their queue's post limit: posts are split until each message
+    stands alone; the one message too large for it is dropped, its neighbours arrive."""
+    from usermessages.spool import Spool
+
+    project = new_project()
+    layout = Layout(queue=f"um_{new_project()[:8]}", index_queue="", admin_project=new_project())
+    _limit_posts(zaqar.url, project, layout.queue, 900)  # one short message, not two
+    sink = ZaqarSink(zaqar.url, Spool(tmp_path / "spool.sqlite"), ttl=3600, layout=layout,
+                     timeout=5)
+    messenger = Messenger(sink)
+    long_context = RequestContext(project_id=project, user_id="u" * 255, request_id="r" * 255)
+    try:
+        short = [_create(messenger, project, n) for n in range(6)]
+        too_long = messenger.create(long_context, Action.SCHEDULE_ALLOCATE_VOLUME,
+                                    detail=Detail.NO_BACKEND_AVAILABLE)
+        short += [_create(messenger, project, n) for n in range(6, 12)]
+        assert sink.flush(30)
+    finally:
+        messenger.close()
+    arrived = [m.body["message"]["id"] for m in read_queue(zaqar_client, project, layout.queue)]
+    assert sorted(arrived) == sorted(short) and too_long not in arrived
+    assert sink.stats.dropped == 1 and sink.stats.published == len(short)
+
+
+def test_create_does_not_wait_for_a_post_in_flight_to_a_frozen_zaqar(
+        zaqar, zaqar_client, new_project, tmp_path):
+    """Zaqar frozen (SIGSTOP) under a post: the forwarder waits out its timeout; the
+    callers of create() must not wait with it (no lock of theirs is held across I/O)."""
+    from usermessages.spool import Spool
+
+    project = new_project()
+    layout = Layout(queue=f"um_{new_project()[:8]}", index_queue="", admin_project=new_project())
+    sink = ZaqarSink(zaqar.url, Spool(tmp_path / "spool.sqlite"), ttl=3600, layout=layout,
+                     timeout=3.0, max_backoff=0.5)
+    messenger = Messenger(sink)
+    created = [_create(messenger, project, n) for n in range(20)]
+    assert sink.flush(10)  # connected
+    timings = []
+    zaqar.freeze()
+    try:
+        frozen = time.monotonic()
+        created.append(_create(messenger, project))  # the forwarder posts it, and hangs
+        published = sink.stats.published
+        for n in range(2000):
+            started = time.perf_counter()
+            created.append(_create(messenger, project, n))
+            timings.append(time.perf_counter() - started)
+        window = time.monotonic() - frozen
+        stuck = sink.stats.published == published and sink.stats.spooled == 0
+    finally:
+        zaqar.thaw()
+    try:
+        assert sink.flush(60), f"{sink.pending()} still spooled"
+    finally:
+        messenger.close()
+    timings.sort()
+    assert timings[-1] < 0.25, f"max {timings[-1] * 1000:.1f} ms"
+    assert statistics.median(timings) < 0.001
+    # All of it while the forwarder's post hung: none returned, none timed out yet.
+    assert window < 3.0 and stuck
+    arrived = {m.body["message"]["id"] for m in read_queue(zaqar_client, project, layout.queue)}
+    assert arrived == set(created)
+
+
+KILLED_PRODUCER = textwrap.dedent("""
+    import os, signal, sys
+    from usermessages import Action, Detail, Messenger, RequestContext
+    from usermessages.spool import Spool
+    from usermessages.zaqar.sink import Layout, ZaqarSink
+
+    url, spool_path, queue, project, count = sys.argv[1:]
+    sink = ZaqarSink(url, Spool(spool_path), ttl=3600, timeout=30,
+                     layout=Layout(queue=queue, index_queue=""))
+    messenger = Messenger(sink)
+    for n in range(int(count)):
+        print(messenger.create(RequestContext(project_id=project, user_id="u", request_id="r"),
+                               Action.SCHEDULE_ALLOCATE_VOLUME,
+                               detail=Detail.NO_BACKEND_AVAILABLE), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # create() returned: the spool must hold it
+""")
+
+
+def test_a_producer_killed_with_zaqar_frozen_loses_nothing_it_created(
+        zaqar, zaqar_client, new_project, tmp_path):
+    """create() returned, the process died (SIGKILL) with its forwarder stuck on a frozen
+    Zaqar: every message is in the spool file, and the next start delivers each once."""
+    from usermessages.spool import Spool
+
+    project, queue = new_project(), f"um_{new_project()[:8]}"
+    spool_path = tmp_path / "spool.sqlite"
+    zaqar.freeze()
+    try:
+        died = subprocess.run([sys.executable, "-c", KILLED_PRODUCER, zaqar.url, str(spool_path),
+                               queue, project, "3000"], capture_output=True, text=True,
+                              timeout=120)
+    finally:
+        zaqar.thaw()
+    assert died.returncode == -9, died.stderr
+    created = died.stdout.split()
+    assert len(created) == 3000
+    sink = ZaqarSink(zaqar.url, Spool(spool_path), ttl=3600, timeout=5,
+                     layout=Layout(queue=queue, index_queue=""))
+    try:
+        assert sink.flush(60), f"{sink.pending()} still spooled"
+    finally:
+        sink.close()
+    arrived = [m.body["message"]["id"] for m in read_queue(zaqar_client, project, queue)]
+    # A post the dead forwarder had sent may have reached Zaqar; the collector stores it once.
+    assert set(arrived) == set(created)
+
+
+def test_a_project_id_no_header_can_carry_is_dropped_not_retried_forever(
+        zaqar, zaqar_client, new_project, tmp_path):
+    """A project id httpx cannot encode, with a control character, or with blanks HTTP
+    would strip (posting into another project's queue): refused for good, dropped and
+    counted, and the spool moves on to the others' messages."""
+    from usermessages.spool import Spool
+
+    good = new_project()
+    layout = Layout(queue=f"um_{new_project()[:8]}", index_queue="", admin_project=new_project())
+    sink = ZaqarSink(zaqar.url, Spool(tmp_path / "spool.sqlite"), ttl=3600, layout=layout,
+                     timeout=5, max_backoff=0.5)
+    messenger = Messenger(sink)
+    try:
+        created = [_create(messenger, good, 0)]
+        for bad in ("projé", "a\nb", f" {good}", f"{good}\t"):
+            _create(messenger, bad)
+        created.append(_create(messenger, good, 1))
+        assert sink.flush(30), f"{sink.pending()} still spooled"
+    finally:
+        messenger.close()
+    assert sink.stats.dropped == 4 and sink.stats.published == 2
+    arrived = [m.body["message"]["id"] for m in read_queue(zaqar_client, good, layout.queue)]
+    assert sorted(arrived) == sorted(created)  # " good" did not land in good's queue

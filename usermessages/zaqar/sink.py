@@ -4,9 +4,12 @@ The spooling, the forwarder thread, flush/stop/close and their accounting are
 usermessages.spooling.SpoolingSink's, as for the bus sink. This module says
 how a batch goes to Zaqar: oldest first, one queue per project (``[zaqar]
 queue`` in the message's project; admin-only service/system messages go to
-``[zaqar] admin_project``), removed from the spool only once Zaqar answered
-201 for it. What Zaqar refuses for good is dropped (and counted) rather than
-left to stall the spool.
+``[zaqar] admin_project``), as few posts as Zaqar's size limit allows (the
+envelopes are sent as they were spooled, never decoded and encoded again),
+removed from the spool only once Zaqar answered 201 for them. A post Zaqar
+refuses for good is split in halves until the message it refuses stands
+alone; that one is dropped (and counted) rather than left to stall the spool,
+and its neighbours go through.
 
 Collectors learn which projects have queues from an index queue in the admin
 project: the sink announces each project there before its first post, and
@@ -26,7 +29,7 @@ from usermessages import metrics
 from usermessages.config import DEFAULTS
 from usermessages.spool import Spool
 from usermessages.spooling import MAX_BACKOFF, SpoolingSink
-from usermessages.zaqar.client import MAX_PER_CALL, MIN_TTL, ZaqarClient, ZaqarError
+from usermessages.zaqar.client import MAX_POST_BYTES, MIN_TTL, ZaqarClient, ZaqarError
 
 if TYPE_CHECKING:
     from usermessages.config import Settings
@@ -111,29 +114,34 @@ class ZaqarSink(SpoolingSink):
         return str(exc)  # ZaqarError names the URL and the cause
 
     def _publish(self, batch: list[tuple[int, bytes]]) -> None:
-        by_project: dict[str, list[tuple[int, Any]]] = {}
+        by_project: dict[str, list[tuple[int, bytes]]] = {}
         for seq, body in batch:
-            document = json.loads(body)
-            by_project.setdefault(self._layout.project_of(document["message"]), []).append(
-                (seq, document))
+            project = self._layout.project_of(json.loads(body)["message"])
+            by_project.setdefault(project, []).append((seq, body))
         client = self._connected()
         for project, items in by_project.items():
             self._announce(client, project)
-            for start in range(0, len(items), MAX_PER_CALL):
-                chunk = items[start:start + MAX_PER_CALL]
-                accepted = True
-                try:
-                    client.post(project, self._layout.queue,
-                                      [{"ttl": self._ttl, "body": doc} for _, doc in chunk])
-                except ZaqarError as exc:
-                    if not exc.permanent:
-                        raise
-                    # Zaqar refuses these for good: drop them rather than stall the spool.
-                    self._drop(len(chunk), exc)
-                    accepted = False
-                # A chunk whose 201 was lost is posted again; the collector
-                # ignores the ids it has already stored.
-                self._settled((seq for seq, _ in chunk), published=accepted)
+            for chunk in split_posts(items, self._ttl):
+                self._post(client, project, chunk)
+
+    def _post(self, client: ZaqarClient, project: str, items: list[tuple[int, bytes]]) -> None:
+        try:
+            client.post_encoded(project, self._layout.queue, [body for _, body in items],
+                                self._ttl)
+        except ZaqarError as exc:
+            if not exc.permanent:
+                raise
+            if len(items) > 1:  # find the message Zaqar refuses; post the others
+                half = len(items) // 2
+                self._post(client, project, items[:half])
+                self._post(client, project, items[half:])
+                return
+            self._drop(1, exc)  # refused for good: dropped rather than stall the spool
+            self._settled([items[0][0]], published=False)
+            return
+        # A post whose 201 was lost is posted again; the collector ignores the ids
+        # it has already stored.
+        self._settled(seq for seq, _ in items)
 
     def _announce(self, client: ZaqarClient, project: str) -> None:
         """Put ``project`` in the index queue, at most once per announce interval."""
@@ -151,3 +159,19 @@ class ZaqarSink(SpoolingSink):
             self.stats.dropped += count
         metrics.DROPPED.inc(count)
         LOG.error("Zaqar refused %d user messages for good; dropped them: %s", count, exc)
+
+
+def split_posts(items: list[tuple[int, bytes]], ttl: int) -> list[list[tuple[int, bytes]]]:
+    """``items`` in order, cut into posts whose bodies stay within Zaqar's size limit."""
+    wrapper = len(b'{"messages":[]}')
+    each = len(b'{"ttl":%d,"body":},' % ttl)
+    posts: list[list[tuple[int, bytes]]] = []
+    size = 0
+    for item in items:
+        cost = each + len(item[1])
+        if not posts or size + cost > MAX_POST_BYTES:
+            posts.append([])
+            size = wrapper
+        posts[-1].append(item)
+        size += cost
+    return posts

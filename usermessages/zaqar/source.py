@@ -1,11 +1,15 @@
 """The Zaqar collector (phase 3): claim from the project queues, store, then delete.
 
 Each round claims up to ``batch_size`` messages across the project queues
-(20 per claim, Zaqar's limit; a few projects at a time in parallel, each
-round starting where the last one stopped, so busy projects do not starve
-the others), decodes them with ``Message.from_wire``, inserts them
-in one transaction with "on conflict do nothing" on the producer's id, and
-only then deletes the claimed messages. So:
+(20 per claim, Zaqar's limit; ``concurrency`` claims in flight, one per
+project in turn from where the last round stopped, then more from the
+projects that had more, so busy projects do not starve the others),
+decodes them with ``Message.from_wire``, inserts them in one transaction
+with "on conflict do nothing" on the producer's id, and only then deletes
+the claimed messages. The deletes of one round run while
+the next round claims (one round's deletes in flight at most; ``close``
+waits for them): a delete is a round trip as long as a claim, and nothing
+in the next round depends on it. So:
 
 * a collector killed after its claim, before or after the insert, loses
   nothing: Zaqar hands the messages out again when the claim expires
@@ -14,10 +18,14 @@ only then deletes the claimed messages. So:
   retried with capped back-off; Zaqar keeps the messages;
 * an envelope that cannot be accepted goes, with the reason, to the
   dead-letter queue of the same project (``[zaqar] dead_letter_queue``),
-  and is then deleted from the messages queue. This includes an envelope
+  and is then deleted from the messages queue, even when the store is down:
+  one dead letter per envelope, however often the round is retried (only a
+  Zaqar failure between the two posts it again). This includes an envelope
   naming another project than the queue it came from: a project's members
   can post to their own queue, so the queue, not the envelope, says whose
   message it is, and admin-only kinds are only taken from the admin project.
+  An envelope too large to travel in a dead letter (Zaqar's 256 KiB) is
+  described there by its size and first 4 KiB.
 
 Which projects (Zaqar v2 cannot list queues across projects): the
 ``[zaqar] projects`` list, the admin project, every project that has messages
@@ -32,10 +40,13 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -49,13 +60,25 @@ from usermessages.retry import Backoff
 from usermessages.store import messages as store
 from usermessages.store import series
 from usermessages.store.writer import Writer, Written, policy_of
-from usermessages.zaqar.client import MAX_PER_CALL, Claim, QueuedMessage, ZaqarClient, ZaqarError
+from usermessages.zaqar.client import (
+    MAX_PER_CALL,
+    MAX_POST_BYTES,
+    Claim,
+    QueuedMessage,
+    ZaqarClient,
+    ZaqarError,
+    carries_project,
+    encoded_post,
+)
 from usermessages.zaqar.sink import Layout, layout_from_settings
 
 LOG = logging.getLogger(__name__)
 
 MAX_PROJECT = 255
 MAX_INDEX_CLAIMS = 50  # announcements claimed per refresh: 1,000
+ENVELOPE_HEAD = 4096  # characters of an envelope too large for its dead letter
+ROUND_SECONDS = 1.0  # a round claims for this long at most, then stores what it has
+
 
 @dataclass
 class ZaqarCollectorStats:
@@ -63,6 +86,8 @@ class ZaqarCollectorStats:
     duplicates: int = 0
     suppressed: int = 0
     dead_lettered: int = 0
+    dropped: int = 0  # refused envelopes Zaqar would not take even a short dead letter for
+    deleted: int = 0  # ids Zaqar answered 204 to deleting (it does for unknown ids too)
     db_retries: int = 0
     zaqar_errors: int = 0
     rounds: int = 0
@@ -78,6 +103,7 @@ class _Round:
     # Dead-lettered while decoding: done with, whatever the store does.
     rejected: set[str] = field(default_factory=set)
     visited: list[str] = field(default_factory=list)  # projects whose queue was read
+    kept: set[str] = field(default_factory=set)  # their dead letter failed: left to come back
 
 
 def check_origin(message: Message, project: str, admin_project: str) -> None:
@@ -132,9 +158,15 @@ class ZaqarCollector:
         self._poll_interval = poll_interval
         self._max_backoff = max_backoff
         self._dead_letter_ttl = dead_letter_ttl
-        self._turn = 0
+        # Collectors start at different projects, so they seldom claim the same queue
+        # at once (each claim scans past the messages claimed ahead of it).
+        self._turn = random.randrange(1 << 30)
         self._concurrency = concurrency
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="usermessages-zaqar")
+        # The deletes have their own threads: in flight, they must not hold up the claims.
+        self._deleter = ThreadPoolExecutor(concurrency,
+                                           thread_name_prefix="usermessages-zaqar-delete")
+        self._deleting: list[Future[int]] = []  # the last round's deletes
         self.stats = ZaqarCollectorStats()
         self.ready = threading.Event()  # a round has completed (for tests and health checks)
 
@@ -152,13 +184,22 @@ class ZaqarCollector:
         )
 
     def close(self) -> None:
+        """Wait for the deletes in flight, then let go of the threads and the connection."""
+        self._settle_deletes()
         self._pool.shutdown()
+        self._deleter.shutdown()
         self._client.close()
 
     # --- the loop ---------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
         """Collect until ``stop`` is set; Zaqar or store trouble backs off and retries."""
+        try:
+            self._collect(stop)
+        finally:
+            self._settle_deletes()
+
+    def _collect(self, stop: threading.Event) -> None:
         backoff = Backoff(self._max_backoff, stop)
         while not stop.is_set():
             try:
@@ -180,7 +221,9 @@ class ZaqarCollector:
         work = self._claim_round()
         if work.claims:
             self._store(work)
-            self._delete(work.claims)
+            self._delete(work)
+        else:
+            self._settle_deletes()
         self._forget_announcements(work.visited)
         return sum(len(claim.messages) for _, claim in work.claims)
 
@@ -193,8 +236,10 @@ class ZaqarCollector:
             self._refresh_stored()
             if self._layout.index_queue:
                 self._claim_announcements()
-            self._known = tuple(dict.fromkeys(
-                (*self._static, *sorted(self._stored | self._announced))))
+            known = dict.fromkeys((*self._static, *sorted(self._stored | self._announced)))
+            # A project id Zaqar cannot be asked about has no queue there (the sink
+            # could not post to it either): asking would only fail every round.
+            self._known = tuple(p for p in known if carries_project(p))
             self._refreshed = now
         return self._known
 
@@ -236,40 +281,71 @@ class ZaqarCollector:
                 LOG.debug("could not delete announcements", exc_info=True)
 
     def _claim_round(self) -> _Round:
+        """Claim up to a batch, ``concurrency`` claims in flight.
+
+        Every project gets one claim in turn, starting where the last round
+        stopped; then the projects whose claim came back full (there may be
+        more) get further claims, several at once, in rotation. So a busy
+        project is drained in parallel and still cannot starve the others.
+        The round stops asking once its batch is claimed or ROUND_SECONDS have
+        passed: the claims must be stored and deleted well within claim_ttl,
+        and the first rows need not wait for the last of a thousand queues.
+        """
         work = _Round()
         projects = self.projects()
-        # Start where the last round stopped, so every project gets its turn.
+        if not projects:
+            return work
         first = self._turn % len(projects)
-        order = projects[first:] + projects[:first]
-        # Claims are HTTP round trips: a few projects at a time, in parallel.
-        want = max(MAX_PER_CALL, self._batch_size // self._concurrency)
-        for start in range(0, len(order), self._concurrency):
-            window = order[start:start + self._concurrency]
-            work.visited += window
-            self._turn = first + start + len(window)
-            for project, claims in zip(window, self._pool.map(
-                    lambda p: self._claim_project(p, want), window), strict=False):
-                for claim in claims:
+        line = deque(projects[first:] + projects[:first])  # one claim each, in turn
+        busy: deque[str] = deque()  # full last time: more, in rotation
+        deadline = time.monotonic() + ROUND_SECONDS
+        asked: dict[Future[Claim | None], str] = {}
+        claimed = 0
+        failure: ZaqarError | None = None
+        while True:
+            while (len(asked) < self._concurrency and (line or busy) and failure is None
+                   and claimed < self._batch_size
+                   and time.monotonic() < deadline):
+                if line:
+                    project = line.popleft()
+                    work.visited.append(project)
+                else:
+                    project = busy[0]
+                    busy.rotate(-1)
+                asked[self._pool.submit(self._claim, project)] = project
+            if not asked:
+                break
+            done, _ = wait(asked, return_when=FIRST_COMPLETED)
+            for future in done:
+                project = asked.pop(future)
+                try:
+                    claim = future.result()
+                except ZaqarError as exc:
+                    if exc.permanent:  # this project's: the others go on
+                        LOG.warning("Zaqar refused a claim in project %s: %s", project, exc)
+                    else:  # Zaqar's trouble: ask no more; the claims in flight are kept
+                        failure = failure or exc
+                    continue
+                full = claim is not None and len(claim.messages) == MAX_PER_CALL
+                if full and project not in busy:
+                    busy.append(project)
+                elif not full and project in busy:
+                    busy.remove(project)
+                if claim is not None:
                     work.claims.append((project, claim))
+                    claimed += len(claim.messages)
                     for message in claim.messages:
                         self._decide(project, message, work)
-            if len(work.rows) >= self._batch_size:
-                break
+        self._turn = first + len(work.visited)
+        if failure is not None:
+            if not work.claims:
+                raise failure
+            LOG.warning("some claims failed this round (%s); storing the others", failure)
         return work
 
-    def _claim_project(self, project: str, want: int) -> list[Claim]:
-        claims: list[Claim] = []
-        got = 0
-        while got < want:
-            claim = self._client.claim(project, self._layout.queue, ttl=self._claim_ttl,
-                                       grace=self._claim_ttl, limit=MAX_PER_CALL)
-            if claim is None:
-                break
-            claims.append(claim)
-            got += len(claim.messages)
-            if len(claim.messages) < MAX_PER_CALL:
-                break
-        return claims
+    def _claim(self, project: str) -> Claim | None:
+        return self._client.claim(project, self._layout.queue, ttl=self._claim_ttl,
+                                  grace=self._claim_ttl, limit=MAX_PER_CALL)
 
     def _decide(self, project: str, message: QueuedMessage, work: _Round) -> None:
         raw = json.dumps(message.body, separators=(",", ":"))
@@ -277,8 +353,10 @@ class ZaqarCollector:
             decoded = Message.from_wire(raw, self._ttl)
             check_origin(decoded, project, self._layout.admin_project)
         except envelope.InvalidEnvelope as exc:
-            self._dead_letter(project, message, str(exc))
-            work.rejected.add(message.id)
+            if self._dead_letter(project, message, str(exc), raw):
+                work.rejected.add(message.id)
+            else:
+                work.kept.add(message.id)
             return
         work.rows.append(decoded)
         work.origins.append((project, message))
@@ -294,23 +372,54 @@ class ZaqarCollector:
         self._count(written)
         for refusal in written.refused:
             project, message = work.origins[refusal.index]
-            self._dead_letter(project, message, refusal.reason)
+            if not self._dead_letter(project, message, refusal.reason,
+                                     json.dumps(message.body, separators=(",", ":"))):
+                work.kept.add(message.id)  # its letter failed: it comes back
         if written.outage is None:
             return
         settled = work.rejected | {message.id for _, message in work.origins[:written.settled]}
-        self._delete(work.claims, settled)
+        self._delete_now(work.claims, settled - work.kept)  # before their claims go back
         self._release(work.claims)
         raise written.outage
 
-    def _delete(self, claims: list[tuple[str, Claim]], only: set[str] | None = None) -> None:
-        """Only now, with the rows committed, take the messages off their queues."""
-        def delete(item: tuple[str, Claim]) -> None:
-            project, claim = item
-            ids = [m.id for m in claim.messages if only is None or m.id in only]
-            if ids:
-                self._client.delete(project, self._layout.queue, ids, claim.id)
+    def _delete(self, work: _Round) -> None:
+        """Only now, with the rows committed, take the messages off their queues.
 
-        list(self._pool.map(delete, claims))
+        The deletes are started, not awaited: the next round claims meanwhile,
+        and waits for them before it starts its own.
+        """
+        self._settle_deletes()
+        for project, claim in work.claims:
+            ids = [m.id for m in claim.messages if m.id not in work.kept]
+            if ids:
+                self._deleting.append(self._deleter.submit(self._delete_claimed, project, ids,
+                                                           claim.id))
+
+    def _delete_now(self, claims: list[tuple[str, Claim]], only: set[str]) -> None:
+        """Delete these messages of the claims, and wait (an outage releases the rest)."""
+        for project, claim in claims:
+            ids = [m.id for m in claim.messages if m.id in only]
+            if ids:
+                self._deleting.append(self._deleter.submit(self._delete_claimed, project, ids,
+                                                           claim.id))
+        self._settle_deletes()
+
+    def _delete_claimed(self, project: str, ids: list[str], claim_id: str) -> int:
+        self._client.delete(project, self._layout.queue, ids, claim_id)
+        return len(ids)
+
+    def _settle_deletes(self) -> None:
+        """Wait for the deletes in flight; a failed one is retried by the claim's expiry."""
+        done, _ = wait(self._deleting)
+        self._deleting = []
+        for future in done:
+            try:
+                self.stats.deleted += future.result()
+            except ZaqarError as exc:
+                # Claimed again once the claim expires, stored again (a no-op), deleted then.
+                self.stats.zaqar_errors += 1
+                LOG.warning("could not delete stored messages (they come back after "
+                            "claim_ttl and are deleted then): %s", exc)
 
     def _release(self, claims: list[tuple[str, Claim]]) -> None:
         for project, claim in claims:
@@ -319,19 +428,53 @@ class ZaqarCollector:
             except ZaqarError:  # it expires by itself after claim_ttl
                 LOG.debug("could not release claim %s", claim.id, exc_info=True)
 
-    def _dead_letter(self, project: str, message: QueuedMessage, reason: str) -> None:
-        """Keep the refused envelope, with why, in the project's dead-letter queue."""
-        self._client.post(project, self._layout.dead_letter_queue, [{
-            "ttl": self._dead_letter_ttl,
-            "body": {"reason": reason[:1000], "queue": self._layout.queue,
-                     "envelope": message.body},
-        }])
+    def _dead_letter(self, project: str, message: QueuedMessage, reason: str,
+                     raw: str) -> bool:
+        """Keep the refused envelope, with why, in the project's dead-letter queue.
+
+        True when the message may go: its letter is posted, or Zaqar refuses
+        any letter for it for good (logged). False when Zaqar failed for now:
+        the message stays claimed and comes back at the claim's expiry.
+        """
+        about = {"reason": reason[:1000], "queue": self._layout.queue}
+        # The envelope itself when the letter fits in a post; else (a member may post
+        # a body just under Zaqar's limit to their own queue) its size and head. Not
+        # sent to be refused: Zaqar may close the connection on a post it refuses for
+        # its size before reading it, which looks like an outage.
+        letters = [letter for letter in (
+            _encoded(about | {"envelope": message.body}),
+            _encoded(about | {"envelope_bytes": len(raw.encode()),
+                              "envelope_head": raw[:ENVELOPE_HEAD]}),
+        ) if len(encoded_post([letter], self._dead_letter_ttl)) <= MAX_POST_BYTES]
+        refusal: ZaqarError | str = "no letter fits in a post"
+        for letter in letters:
+            try:
+                self._client.post_encoded(project, self._layout.dead_letter_queue, [letter],
+                                          self._dead_letter_ttl)
+                break
+            except ZaqarError as exc:
+                if not exc.permanent:
+                    self.stats.zaqar_errors += 1
+                    LOG.warning("could not dead-letter an envelope from project %s (%s); it "
+                                "comes back when its claim expires", project, exc)
+                    return False
+                refusal = exc  # the queue's own limit is lower: try the shorter letter
+        else:
+            self.stats.dropped += 1
+            LOG.error("Zaqar refuses dead letters in project %s (%s); dropped an envelope "
+                      "refused for: %s", project, refusal, reason)
+            return True
         self.stats.dead_lettered += 1
         metrics.DEAD_LETTERED.labels(source="zaqar").inc()
         LOG.warning("dead-lettered an envelope from project %s: %s", project, reason)
+        return True
 
     def _count(self, written: Written) -> None:
         self.stats.stored += written.new
         self.stats.duplicates += written.duplicates
         self.stats.suppressed += written.suppressed
         self.stats.db_retries += written.outage is not None
+
+
+def _encoded(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
