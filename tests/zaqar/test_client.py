@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.zaqar.conftest import in_zaqar, read_queue
-from usermessages.zaqar.client import MAX_PER_CALL, MAX_POST_BYTES, encoded_post
+from usermessages.zaqar.client import MAX_PER_CALL, MAX_POST_BYTES, ZaqarError, encoded_post
 from usermessages.zaqar.sink import split_posts
 
 
@@ -55,3 +56,12 @@ def test_posts_stay_within_zaqar_limit_in_order(sizes, ttl):
         body = encoded_post([body for _, body in post], ttl)
         json.loads(body)
         assert len(body) <= MAX_POST_BYTES or len(post) == 1  # alone only when too large
+
+
+@pytest.mark.parametrize(("status", "permanent"), [
+    (400, True), (403, True), (404, True), (413, True),
+    # Retried, the message kept: the credentials (an expired token), a timeout, a rate limit.
+    (401, False), (408, False), (429, False), (500, False), (503, False), (None, False),
+])
+def test_only_what_zaqar_refuses_for_good_is_permanent(status, permanent):
+    assert ZaqarError("refused", status).permanent is permanent

@@ -45,9 +45,14 @@ class ZaqarError(UserMessagesError):
 
     @property
     def permanent(self) -> bool:
-        """Zaqar refused this request itself (4xx): sending it again cannot help."""
+        """Zaqar refused this request itself (4xx): sending it again cannot help.
+
+        Except a 401: the credentials were refused (a token expired), not the
+        request; it succeeds once the operator renews them, so what it carried is
+        kept and sent again rather than dropped. Like 408 and 429, it is retried.
+        """
         return self.status is not None and 400 <= self.status < 500 and self.status not in (
-            408, 429)
+            401, 408, 429)
 
 
 @dataclass(frozen=True)
