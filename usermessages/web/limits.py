@@ -25,6 +25,7 @@ protocol; the callers do not change.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from usermessages.config import Settings
 from usermessages.errors import ProjectOverLimit, ServerBusy
 from usermessages.web.faults import UNAVAILABLE_TEXT
 
+LOG = logging.getLogger(__name__)
 # Seconds a refused client waits: a server's slot frees as soon as any holder
 # ends; a project's only when one of that project's own does.
 RETRY_FULL = 5
@@ -127,6 +129,14 @@ class Limits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
+        for kind, total, share in (("streams", settings.max_streams,
+                                    settings.max_streams_per_project),
+                                   ("exports", settings.max_exports,
+                                    settings.max_exports_per_project)):
+            if share >= total:
+                # Allowed (a one-tenant cloud), but the per-project cap then protects nobody.
+                LOG.warning("[api] max_%s_per_project (%d) is not below max_%s (%d): one "
+                            "project can take every slot", kind, share, kind, total)
         return cls(streams=LocalSlots("streams", "event streams", settings.max_streams,
                                       settings.max_streams_per_project),
                    exports=LocalSlots("exports", "exports", settings.max_exports,
