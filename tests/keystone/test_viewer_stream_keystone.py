@@ -6,13 +6,11 @@ streaming; the test can read the token its session holds), a real Keystone."""
 from __future__ import annotations
 
 import queue
-import threading
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 
 from tests import servers
@@ -21,7 +19,7 @@ from tests.keystone.test_viewer_keystone import _csrf, sign_in
 from tests.viewer.test_stream import Stream
 from tests.web import sse
 from usermessages.config import Settings
-from usermessages.service import Server, create_app
+from usermessages.service import create_app
 from usermessages.store import writer
 from usermessages.viewer.sessions import ServerSessionMiddleware, SessionStore
 from usermessages.web.events import RECHECK_SECONDS
@@ -36,20 +34,8 @@ BOUND = RECHECK_SECONDS + 12
 def site(keystone_settings: Settings, engine: Engine) -> Iterator[tuple[str, SessionStore]]:
     """The app in keystone mode on a free port; its viewer's session store."""
     app = create_app(keystone_settings, engine=engine)
-    server = Server(uvicorn.Config(app, host="127.0.0.1", port=servers.free_port(),
-                                   log_level="warning", timeout_graceful_shutdown=5),
-                    app.state.limits)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{server.config.port}", _session_store(app)
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with servers.in_process(app) as served:
+        yield served.base, _session_store(app)
 
 
 def _session_store(app) -> SessionStore:  # noqa: ANN001 - the assembled Starlette app

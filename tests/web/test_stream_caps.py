@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from tests import servers
 from tests.api.conftest import headers
@@ -28,7 +27,7 @@ from tests.web.sse import (
     wait_held,
 )
 from usermessages.config import Settings
-from usermessages.service import Server, create_app
+from usermessages.service import create_app
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate
 from usermessages.web.events import POLL_SECONDS
@@ -174,26 +173,16 @@ def test_a_shutdown_ends_open_streams_and_gives_their_slots_back(tmp_path: Path)
     engine = store_engine.connect(url)
     migrate.upgrade(engine)
     app = create_app(Settings(database_connection=url), engine=engine)
-    server = Server(uvicorn.Config(app, host="127.0.0.1", port=servers.free_port(),
-                                   log_level="warning"), app.state.limits)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{server.config.port}"
-    streams = [Stream(httpx.Client(timeout=30), api_url(base, p), headers("u", p))
-               for p in (P1, P2, P3)]
-    viewer = viewer_client(base, P4)
-    streams += [Stream(viewer, "/viewer/stream") for _ in range(3)]
-    assert [s.response().status_code for s in streams] == [200] * 6
-    assert app.state.limits.streams.held() == 6
-    stopping = time.monotonic()
-    server.should_exit = True
-    thread.join(30)
-    took = time.monotonic() - stopping
-    assert not thread.is_alive(), "the server still waits for its streams"
+    with servers.in_process(app) as served:
+        base = served.base
+        streams = [Stream(httpx.Client(timeout=30), api_url(base, p), headers("u", p))
+                   for p in (P1, P2, P3)]
+        viewer = viewer_client(base, P4)
+        streams += [Stream(viewer, "/viewer/stream") for _ in range(3)]
+        assert [s.response().status_code for s in streams] == [200] * 6
+        assert app.state.limits.streams.held() == 6
+        took = served.stop()
+        assert not served.thread.is_alive(), "the server still waits for its streams"
     print(f"\nshutdown with 6 open streams: {took:.2f} s")
     assert took < POLL_SECONDS + 5
     assert app.state.limits.streams.held() == 0
