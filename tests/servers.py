@@ -13,11 +13,17 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from usermessages.service import Server
 
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin")
 
@@ -149,6 +155,41 @@ def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@dataclass
+class InProcess:
+    """The app served by uvicorn in a thread of the test's process."""
+
+    base: str
+    server: Server
+    thread: threading.Thread
+
+    def stop(self, timeout: float = 30) -> float:
+        """Shut down as a SIGTERM would; how long it took (the thread may outlive it)."""
+        began = time.monotonic()
+        self.server.should_exit = True
+        self.thread.join(timeout)
+        return time.monotonic() - began
+
+
+@contextlib.contextmanager
+def in_process(app: FastAPI) -> Iterator[InProcess]:
+    """``app`` (built by ``create_app``) on a free port, served by ``usermessages serve``'s
+    uvicorn server in a thread: real HTTP streaming, and the test can reach the app's state."""
+    server = Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(),
+                                   log_level="warning"), app.state.limits)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    served = InProcess(f"http://127.0.0.1:{server.config.port}", server, thread)
+    try:
+        yield served
+    finally:
+        served.stop()
 
 
 @contextlib.contextmanager

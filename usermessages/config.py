@@ -120,8 +120,17 @@ class Settings:
     project_id_regex: str = option("api", r"[0-9a-f\-]+")
     """What a project id in a URL must look like (Cinder's project_id_regex)."""
     max_streams: int = option("api", 100, min=1)
-    """Most event streams (GET .../messages-ext/stream) one API process holds open; beyond, 503 with
-    Retry-After."""
+    """Most event streams (GET .../messages-ext/stream and the viewer's live list) one API process
+    holds open; beyond, 503 with Retry-After."""
+    max_streams_per_project: int = option("api", 25, min=1)
+    """Most of those streams one project holds open, so one tenant cannot take every slot; beyond,
+    429 with Retry-After. Keep it below max_streams (a quarter of it)."""
+    max_exports: int = option("api", 8, min=1)
+    """Most exports (GET .../messages-ext/export and the viewer's downloads) one API process runs
+    at once; beyond, 503 with Retry-After."""
+    max_exports_per_project: int = option("api", 2, min=1)
+    """Most of those exports one project runs at once; beyond, 429 with Retry-After. Keep it below
+    max_exports (a quarter of it)."""
     # --- [catalog] ---
     catalog_overrides_file: str = option("catalog", "")
     """INI file with [action] and [detail] sections replacing catalog texts by id."""

@@ -66,6 +66,35 @@ class NotAcceptable(HTTPError):
     status = 406
 
 
+class KeystoneUnavailable(HTTPError):
+    """Raised when Keystone cannot be asked about a token or a sign-in (503)."""
+
+    status = 503
+
+
+class LimitReached(HTTPError):
+    """Raised when a bounded resource (event streams, exports) has no slot for a caller.
+
+    ``retry_after`` is the seconds a client should wait (sent as Retry-After).
+    """
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServerBusy(LimitReached):
+    """Raised when every slot of this server is taken (503 ``serviceUnavailable``)."""
+
+    status = 503
+
+
+class ProjectOverLimit(LimitReached):
+    """Raised when the caller's project holds its share of the slots (429 ``overLimit``)."""
+
+    status = 429
+
+
 class MessageNotFound(NotFound):
     """Raised when a message does not exist, is deleted, or belongs to another project."""
 

@@ -1,4 +1,4 @@
-"""Counters for what the SDK and the collector do, in Prometheus' registry.
+"""Counters for what the SDK, the collector and the API do, in Prometheus' registry.
 
 The API serves them at /metrics; a producer process can expose the same
 registry its own way. Counting is cheap and never raises.
@@ -42,4 +42,14 @@ DB_RETRIES = Counter(
 UNMAPPED = Counter(
     "usermessages_collector_unmapped_notifications",
     "OpenStack error notifications with no mapping (never stored)", ["event_type"]
+)
+
+HELD = Gauge(
+    "usermessages_api_slots_held",
+    "Event streams and exports this process holds open now", ["kind"]
+)
+REFUSED = Counter(
+    "usermessages_api_slots_refused",
+    "Event streams and exports refused: the server's cap (total) or a project's (project)",
+    ["kind", "cap"],
 )

@@ -29,6 +29,7 @@ from usermessages.notifications import sources_from_settings
 from usermessages.reader import Reader
 from usermessages.reaper import PeriodicReaper
 from usermessages.viewer import create_viewer
+from usermessages.web.limits import Limits
 
 LOG = logging.getLogger(__name__)
 
@@ -52,8 +53,10 @@ def create_app(
     security headers, the store deadline) cover the viewer's pages too.
     """
     reader = Reader.from_settings(settings, engine=engine, catalog=catalog)
-    app = create_api(reader)
-    app.mount("/viewer", create_viewer(reader, settings.viewer_secret_key))
+    # One count of streams and exports for both front ends: the caps are the server's.
+    limits = Limits.from_settings(settings)
+    app = create_api(reader, limits)
+    app.mount("/viewer", create_viewer(reader, settings.viewer_secret_key, limits))
     return app
 
 
@@ -116,14 +119,31 @@ def serve(
     reaper.start()
     start_metrics_listener(settings)
     try:
-        config = uvicorn.Config(app or create_app(settings, engine=engine),
-                                host=settings.host, port=settings.port, log_level="warning")
-        uvicorn.Server(config).run(sockets=[sock])
+        app = app or create_app(settings, engine=engine)
+        config = uvicorn.Config(app, host=settings.host, port=settings.port,
+                                log_level="warning")
+        Server(config, app.state.limits).run(sockets=[sock])
     finally:
         stop.set()
         reaper.stop()
         for thread in threads:
             thread.join(timeout=10)
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, which first tells open event streams to end.
+
+    Its graceful shutdown waits for every response to finish: an open stream
+    would hold it up to its five minutes, and with it the process.
+    """
+
+    def __init__(self, config: uvicorn.Config, limits: Limits) -> None:
+        super().__init__(config)
+        self.limits = limits
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.limits.closing.set()
+        await super().shutdown(sockets)
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

@@ -1,7 +1,8 @@
 """A frozen or stopped PostgreSQL never freezes the API: concurrent requests each get
 503 serviceUnavailable within the documented bound, the viewer shows a page saying so,
-and everything answers again by itself once the database is back. Real server, real
-PostgreSQL (its own cluster: this test freezes and stops it)."""
+the live streams (the viewer's and the API's) stay open and say so, and everything
+answers again by itself once the database is back. Real server, real PostgreSQL (its
+own cluster: this test freezes and stops it)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from tests import servers
 from tests.api.conftest import row
 from tests.viewer.test_stream import Stream
 from tests.viewer_session import sign_in
+from tests.web import sse
 from usermessages.config import Settings
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate, writer
@@ -112,9 +114,9 @@ def _assert_viewer_unavailable(client: httpx.Client) -> None:
     assert "Temporarily unavailable" in page.text and "Traceback" not in page.text
 
 
-def _assert_recovers(base: str, url: str, stream: Stream) -> None:
+def _assert_recovers(base: str, url: str, stream: Stream, api_stream: sse.Stream) -> None:
     """Without any help, the API answers again once the database is back, and the live
-    stream, open through the outage, shows a row stored after it."""
+    streams, open through the outage, show a row stored after it."""
     deadline = time.monotonic() + 30
     url_list = f"{base}/v3/{PROJECT}/messages"
     while httpx.get(url_list, headers=HEADERS, timeout=60).status_code != 200:
@@ -129,11 +131,19 @@ def _assert_recovers(base: str, url: str, stream: Stream) -> None:
     engine.dispose()
     while stream.next_event()[1] != "after-the-outage":
         pass
+    while sse.message_id(api_stream.next_event()) != "after-the-outage":
+        pass
 
 
 def _open_stream(viewer: httpx.Client) -> Stream:
     stream = Stream(viewer, "/viewer/stream")
     assert stream.status.get(timeout=10) == 200
+    return stream
+
+
+def _open_api_stream(base: str) -> sse.Stream:
+    stream = sse.api_stream(base, PROJECT, user="alice")
+    assert stream.response().status_code == 200
     return stream
 
 
@@ -144,10 +154,17 @@ def _assert_stream_says_unavailable(stream: Stream) -> None:
         raise AssertionError("the open stream never said the store is unavailable") from None
 
 
+def _assert_api_stream_says_unavailable(stream: sse.Stream) -> None:
+    """The same event as the viewer's (one loop), and the stream stays open."""
+    event = stream.next_event("unavailable", timeout=BOUND + 2)
+    assert event.fields["data"] == "The database is not answering."
+
+
 def test_a_frozen_database_answers_503_within_the_bound_then_recovers(site):
     cluster, base, url = site
     viewer = _viewer(base)
     stream = _open_stream(viewer)
+    api_stream = _open_api_stream(base)
     assert _burst(base, 5)[0][0] == 200  # the pool holds live connections before the freeze
     pids = _server_pids(cluster)
     _signal(pids, signal.SIGSTOP)
@@ -156,9 +173,10 @@ def test_a_frozen_database_answers_503_within_the_bound_then_recovers(site):
         _assert_all_unavailable(_burst(base), "frozen (SIGSTOP), second burst")
         _assert_viewer_unavailable(viewer)
         _assert_stream_says_unavailable(stream)
+        _assert_api_stream_says_unavailable(api_stream)
     finally:
         _signal(pids, signal.SIGCONT)
-    _assert_recovers(base, url, stream)
+    _assert_recovers(base, url, stream, api_stream)
     assert viewer.get("/viewer/messages").status_code == 200
 
 
@@ -166,13 +184,15 @@ def test_a_stopped_database_answers_503_within_the_bound_then_recovers(site):
     cluster, base, url = site
     viewer = _viewer(base)
     stream = _open_stream(viewer)
+    api_stream = _open_api_stream(base)
     assert _burst(base, 5)[0][0] == 200
     cluster.stop()
     try:
         _assert_all_unavailable(_burst(base), "stopped")
         _assert_viewer_unavailable(viewer)
         _assert_stream_says_unavailable(stream)
+        _assert_api_stream_says_unavailable(api_stream)
     finally:
         cluster.start()
-    _assert_recovers(base, url, stream)
+    _assert_recovers(base, url, stream, api_stream)
     assert viewer.get("/viewer/messages").status_code == 200

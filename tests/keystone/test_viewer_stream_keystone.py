@@ -1,54 +1,41 @@
 """The keystone viewer's live stream ends when its session does: sign-out in another
-request, or the token revoked in Keystone. The real app served by uvicorn in this
-process (real HTTP streaming; the test can read the token its session holds), a
-real Keystone."""
+request, or the token revoked in Keystone; the API's stream (the same loop) ends when
+its token is revoked. The real app served by uvicorn in this process (real HTTP
+streaming; the test can read the token its session holds), a real Keystone."""
 
 from __future__ import annotations
 
 import queue
-import threading
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 
 from tests import servers
 from tests.api.conftest import row
 from tests.keystone.test_viewer_keystone import _csrf, sign_in
 from tests.viewer.test_stream import Stream
+from tests.web import sse
 from usermessages.config import Settings
 from usermessages.service import create_app
 from usermessages.store import writer
-from usermessages.viewer.routes import STREAM_RECHECK_SECONDS
 from usermessages.viewer.sessions import ServerSessionMiddleware, SessionStore
+from usermessages.web.events import RECHECK_SECONDS
 
 # The stream re-checks its session every poll (1 s) and its token every
-# STREAM_RECHECK_SECONDS; the rest is margin for a loaded machine. Without the
-# checks a stream runs for STREAM_MAX_SECONDS (300 s).
-BOUND = STREAM_RECHECK_SECONDS + 12
+# RECHECK_SECONDS; the rest is margin for a loaded machine. Without the
+# checks a stream runs for MAX_SECONDS (300 s).
+BOUND = RECHECK_SECONDS + 12
 
 
 @pytest.fixture
 def site(keystone_settings: Settings, engine: Engine) -> Iterator[tuple[str, SessionStore]]:
     """The app in keystone mode on a free port; its viewer's session store."""
     app = create_app(keystone_settings, engine=engine)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=servers.free_port(),
-                                           log_level="warning",
-                                           timeout_graceful_shutdown=5))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{server.config.port}", _session_store(app)
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with servers.in_process(app) as served:
+        yield served.base, _session_store(app)
 
 
 def _session_store(app) -> SessionStore:  # noqa: ANN001 - the assembled Starlette app
@@ -131,3 +118,19 @@ def test_while_keystone_cannot_vouch_for_the_token_no_row_is_streamed(site, clou
     finally:
         cloud.keystone.start()
     assert stream.next_event(timeout=BOUND + 20)[1] == message["id"]
+
+
+def test_a_token_revoked_in_keystone_ends_an_open_api_stream(site, cloud):
+    base, _ = site
+    token = cloud.token("reader", "alpha")
+    project = cloud.projects["alpha"]
+    stream = sse.Stream(httpx.Client(timeout=10), sse.api_url(base, project),
+                        {"X-Auth-Token": token, "OpenStack-API-Version": "volume 3.5"})
+    assert stream.response().status_code == 200
+    revoked_at = time.monotonic()
+    cloud.revoke(token)
+    event = stream.next_event("signedout", timeout=BOUND)
+    assert event.fields["data"] == "Signed out."
+    print(f"\nthe API stream said signedout {time.monotonic() - revoked_at:.1f} s after the "
+          f"revocation")
+    assert stream.next_block() is None, "the stream stayed open after signedout"

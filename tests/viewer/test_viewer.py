@@ -16,9 +16,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests import servers
+from tests.web import sse
 from usermessages import Action, Detail, Level, Messenger, RequestContext, Resource, catalog
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
+from usermessages.web.limits import RETRY_PROJECT
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -279,3 +281,27 @@ def test_new_messages_appear_live_and_a_lost_connection_is_said(browser, tmp_pat
         shot(page, "live")
     # The server is gone: the page says so.
     expect(page.locator("#live-status")).to_contain_text("Live updates lost", timeout=15_000)
+
+
+def test_a_live_list_refused_its_slot_says_why_then_goes_live(browser, tmp_path):
+    """The project holds its one stream (the API's): the page says why it is not live,
+    and goes live by itself once that stream closes (EventSource retries)."""
+    config = tmp_path / "usermessages.conf"
+    config.write_text("[api]\nmax_streams_per_project = 1\n")
+    db_url = f"sqlite:///{tmp_path}/busy.sqlite"
+    with servers.api_server(db_url, config_file=str(config)) as base:
+        held = sse.api_stream(base, "cccc0003", user="carol")
+        assert held.response().status_code == 200
+        page = _page(browser)
+        sign_in(page, base, "carol", "cccc0003")
+        status = page.locator("#live-status")
+        expect(status).to_contain_text(
+            "Live updates paused: Your project already holds its share of this server's "
+            "event streams (1)", timeout=10_000)
+        shot(page, "live-busy")
+        held.close()
+        expect(status).to_contain_text("Live:", timeout=(RETRY_PROJECT + 10) * 1000)
+        messenger = Messenger.from_url(db_url)
+        messenger.create(RequestContext(project_id="cccc0003"), Action.ATTACH_VOLUME,
+                         resource_uuid="vol-after-busy", detail=Detail.ATTACH_ERROR)
+        expect(page.locator("#rows")).to_contain_text("vol-after-busy", timeout=10_000)

@@ -15,11 +15,12 @@ from usermessages.api.metrics import keystone_protected, metrics_route
 from usermessages.api.middleware import OpenStackMiddleware
 from usermessages.api.security import SecurityHeaders
 from usermessages.api.versions import version_document
-from usermessages.errors import HTTPError
+from usermessages.errors import HTTPError, LimitReached
 from usermessages.reader import Reader
 from usermessages.reader.keystone import KeystoneMiddleware
 from usermessages.web import base_url
 from usermessages.web.faults import NOT_FOUND_TEXT, fault_body
+from usermessages.web.limits import Limits
 
 
 def _fault(status: int, message: str) -> Response:
@@ -28,7 +29,10 @@ def _fault(status: int, message: str) -> Response:
 
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPError)
-    return _fault(exc.status, exc.message)
+    response = _fault(exc.status, exc.message)
+    if isinstance(exc, LimitReached):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 async def _routing_error(_request: Request, exc: Exception) -> Response:
@@ -40,8 +44,12 @@ async def _routing_error(_request: Request, exc: Exception) -> Response:
     return _fault(exc.status_code, str(exc.detail))
 
 
-def create_api(reader: Reader) -> FastAPI:
-    """The messages API over ``reader`` (its settings, store, catalog, policy, Keystone)."""
+def create_api(reader: Reader, limits: Limits | None = None) -> FastAPI:
+    """The messages API over ``reader`` (its settings, store, catalog, policy, Keystone).
+
+    ``limits``: the stream and export slots, shared with the viewer when one is
+    mounted beside; by default the API's own.
+    """
     settings = reader.settings
     app = FastAPI(
         title="usermessages",
@@ -53,6 +61,7 @@ def create_api(reader: Reader) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.reader = reader
+    app.state.limits = limits or Limits.from_settings(settings)
     app.add_exception_handler(HTTPError, _http_error)
     app.add_exception_handler(StarletteHTTPException, _routing_error)
     if reader.token_validator is not None:

@@ -16,6 +16,7 @@ from usermessages.api.messages import begin
 from usermessages.errors import BadRequest
 from usermessages.reader import Reader
 from usermessages.web import export
+from usermessages.web.limits import LeasedResponse, holder
 from usermessages.web.views import timestamp
 
 router = APIRouter()
@@ -71,7 +72,9 @@ def export_view(request: Request, project_id: str | None = None) -> StreamingRes
     # status is sent. Starlette iterates this generator in a thread, a page at a time.
     rows = reader.walk(call.scope, query, EXPORT_PAGE)
     body = export.lines(fmt, rows, reader.catalog, call.scope.all_projects)
-    return StreamingResponse(body, media_type=export.FORMATS[fmt], headers={
+    # Last: a refused export (429 or 503 with Retry-After) took no slot.
+    lease = request.app.state.limits.exports.acquire(holder(call.scope.caller.project_id))
+    return LeasedResponse(lease, body, media_type=export.FORMATS[fmt], headers={
         "Content-Disposition": f'attachment; filename="messages.{fmt}"'})
 
 

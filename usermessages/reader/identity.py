@@ -13,17 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from usermessages.config import Settings
-from usermessages.errors import BadRequest, HTTPError, Unauthorized
+from usermessages.errors import BadRequest, Unauthorized
 
 MAX_ID = 255
 USER_ROLES = ("member", "reader")
 ADMIN_ROLES = ("admin", "member", "reader")
-
-
-class KeystoneUnavailable(HTTPError):
-    """Raised when Keystone cannot be asked about a token or a sign-in (503)."""
-
-    status = 503
 
 
 @dataclass(frozen=True)

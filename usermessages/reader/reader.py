@@ -17,14 +17,15 @@ from sqlalchemy import Connection, Engine
 
 from usermessages.catalog import LEGACY_DETAILS, PLACEHOLDERS, Advice, Catalog
 from usermessages.config import Settings, project_id_problem
-from usermessages.errors import BadRequest, MessageNotFound, NotFound, Unauthorized
-from usermessages.reader import filtered_view, policy
-from usermessages.reader.identity import (
-    Caller,
+from usermessages.errors import (
+    BadRequest,
     KeystoneUnavailable,
-    authenticate,
-    identify,
+    MessageNotFound,
+    NotFound,
+    Unauthorized,
 )
+from usermessages.reader import filtered_view, policy
+from usermessages.reader.identity import Caller, authenticate, identify
 from usermessages.reader.keystone import Refusal, TokenValidator
 from usermessages.reader.params import parse_list_query
 from usermessages.store import aggregates as store_aggregates
@@ -113,6 +114,17 @@ class Reader:
                 raise Unauthorized("The session's token is no longer valid.")
             raise KeystoneUnavailable("Keystone cannot be reached; try again later.")
         return result
+
+    def still_valid(self, token: str, caller: Caller) -> bool:
+        """Whether ``token`` still names ``caller`` (a live stream re-checks its token).
+
+        False once the token is refused (revoked, expired); raises
+        KeystoneUnavailable when Keystone cannot say.
+        """
+        try:
+            return self.session_caller(token) == caller
+        except Unauthorized:
+            return False
 
     def authorize_list(self, scope: Scope) -> None:
         self.policy.authorize(policy.GET_ALL, scope.caller, scope.caller.project_id)

@@ -14,14 +14,19 @@ from usermessages.store.engine import UNAVAILABLE
 from usermessages.viewer import routes, webhooks
 from usermessages.viewer.origin import SameOriginPosts
 from usermessages.viewer.sessions import ServerSessionMiddleware, SessionStore
+from usermessages.web.limits import Limits
 
 SESSION_SECONDS = 8 * 3600
 
 
-def create_viewer(reader: Reader, secret_key: str) -> FastAPI:
-    """A sub-application reading through the same reader as the API."""
+def create_viewer(reader: Reader, secret_key: str, limits: Limits | None = None) -> FastAPI:
+    """A sub-application reading through the same reader as the API.
+
+    ``limits``: the stream and export slots, the API's when mounted beside it.
+    """
     viewer = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     viewer.state.reader = reader
+    viewer.state.limits = limits or Limits.from_settings(reader.settings)
     settings = reader.settings
     if settings.auth_strategy == "keystone":
         # A Keystone token never leaves the server: the cookie is a random id.

@@ -9,10 +9,8 @@ ever rendered, in a page, a fragment or the live stream.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
-import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -24,18 +22,24 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from usermessages.config import project_id_problem
-from usermessages.errors import BadRequest, HTTPError, NotFound, Unauthorized, UserMessagesError
+from usermessages.errors import (
+    BadRequest,
+    HTTPError,
+    LimitReached,
+    NotFound,
+    Unauthorized,
+    UserMessagesError,
+)
 from usermessages.reader import DELETE, Caller, Reader, Scope
-from usermessages.reader.identity import KeystoneUnavailable
 from usermessages.reader.series import repeats
-from usermessages.store import deadline
-from usermessages.store.engine import UNAVAILABLE, is_unavailable
+from usermessages.store.engine import is_unavailable
 from usermessages.store.messages import ListQuery, utcnow
 from usermessages.translations import content_language
 from usermessages.viewer import browse, language, signin
 from usermessages.viewer.sessions import LIVE, LiveSession
-from usermessages.web import export
+from usermessages.web import events, export
 from usermessages.web.faults import UNAVAILABLE_TEXT
+from usermessages.web.limits import LeasedResponse, Limits, holder
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -54,15 +58,7 @@ SORTS = {
 }
 # Rows read per keyset page while streaming a download.
 EXPORT_PAGE = 500
-STREAM_POLL_SECONDS = 1.0
 STREAM_BATCH = 100
-STREAM_MAX_SECONDS = 300  # the browser reconnects; no request lives forever
-# An open stream re-validates its token this often (a call to Keystone; the session
-# itself, in memory, is checked on every poll): a revoked token stops it this soon.
-STREAM_RECHECK_SECONDS = 3.0
-# The stream's cursor is a stored-order number (seq): digits only, so it is safe
-# in a URL and in a bookmark; at most 18 digits, so it always fits a BIGINT.
-CURSOR = re.compile(r"[0-9]{1,18}")
 
 
 class SignedOut(UserMessagesError):
@@ -177,31 +173,12 @@ def _query(request: Request, scope: Scope, params: dict[str, str],
     return _reader(request).query(scope, _parse(request, scope, params, limit))
 
 
-def _poll(request: Request, scope: Scope, query: ListQuery,
-          cursor: int) -> tuple[list[dict], int]:
-    """The stream's next rows after ``cursor``, and the cursor to poll from next."""
-    deadline.begin(deadline.budget.get())  # each poll is new store work, as a request is
-    return _reader(request).poll(scope, query, cursor)
-
-
 def _last_seq(request: Request) -> int:
     return _reader(request).newest()
 
 
-def _cursor(request: Request) -> int | None:
-    """Where the stream resumes: the browser's Last-Event-ID on a reconnect, else ``after``.
-
-    Both are seqs the server handed out; anything else is a 400, never a 500.
-    """
-    for name, value in (("Last-Event-ID", request.headers.get("last-event-id")),
-                        ("after", request.query_params.get("after"))):
-        if value is None or value == "":
-            continue
-        if not CURSOR.fullmatch(value):
-            raise BadRequest(f"{name} must be a message sequence number (digits), "
-                             f"as the list page gives.")
-        return int(value)
-    return None
+def _limits(request: Request) -> Limits:
+    return request.app.state.limits
 
 
 def _guard(request: Request) -> Scope:
@@ -418,9 +395,11 @@ def export_view(request: Request) -> StreamingResponse:
                                         paged=False)
     rows = _reader(request).walk(scope, query, EXPORT_PAGE)
     body = export.lines(fmt, rows, _reader(request).catalog, scope.all_projects)
-    return StreamingResponse(body, media_type=export.FORMATS[fmt],
-                             headers={"Content-Disposition":
-                                      f'attachment; filename="messages.{fmt}"'})
+    # Last: a refused download (an error page saying why) took no slot.
+    lease = _limits(request).exports.acquire(holder(scope.caller.project_id))
+    return LeasedResponse(lease, body, media_type=export.FORMATS[fmt],
+                          headers={"Content-Disposition":
+                                   f'attachment; filename="messages.{fmt}"'})
 
 
 @router.get("/messages/{message_id}")
@@ -460,18 +439,34 @@ def delete(request: Request, message_id: str, csrf: str = Form("")) -> Response:
     return RedirectResponse("/viewer/messages", status_code=303)
 
 
-def _open_stream(request: Request) -> tuple[Scope, ListQuery, int]:
-    """Blocking (Keystone, the store): the stream's scope, query and first cursor."""
+def _open_stream(request: Request) -> tuple[Scope, events.Feed[tuple[dict, int]], int]:
+    """Blocking (Keystone, the store): the stream's scope, feed and first cursor."""
     scope = _guard(request)
     _reader(request).authorize_list(scope)
     state = _filters(request, scope.all_projects)
     state.pop("marker", None)
     query = _parse(request, scope, _list_params(state), STREAM_BATCH)
-    requested = _cursor(request)
-    newest = _last_seq(request)
-    # A cursor past the newest seq (a store restored from a backup) would hide
-    # the next rows: start from the newest instead.
-    return scope, query, newest if requested is None else min(requested, newest)
+    cursor = events.first_cursor(events.requested_cursor(request, "after"), _last_seq(request))
+    token = request.session["token"]  # _guard passed: the session holds one
+    reader = _reader(request)
+
+    def poll(after: int) -> tuple[list[tuple[dict, int]], int]:
+        """The rows after ``after``, each with its failure's repeat count (one query)."""
+        rows, following = reader.poll(scope, query, after)
+        counts = repeats(reader, rows)
+        return [(row, counts.get(row["id"], 0)) for row in rows], following
+
+    def render(item: tuple[dict, int]) -> events.Event:
+        row, count = item
+        html = templates.get_template("_row.html").render(
+            row=_row(request, row, scope.all_projects, count), is_admin=scope.all_projects,
+            text_lang=content_language(language.chosen(request)))
+        return events.Event(row["seq"], html)
+
+    def signed_in(revalidate: bool) -> bool:
+        return _still_signed_in(request, token, scope.caller, revalidate)
+
+    return scope, events.Feed(poll=poll, render=render, signed_in=signed_in), cursor
 
 
 def _still_signed_in(request: Request, token: str, caller: Caller, revalidate: bool) -> bool:
@@ -487,79 +482,31 @@ def _still_signed_in(request: Request, token: str, caller: Caller, revalidate: b
         data = live.current()
         if data is None or data.get("token") != token:
             return False
-    if not revalidate:
+    if not revalidate or _reader(request).still_valid(token, caller):
         return True
-    try:
-        again = _reader(request).session_caller(token)
-    except Unauthorized:
-        if isinstance(live, LiveSession):
-            live.end()  # as a page would: the copied cookie stops everywhere
-        return False
-    return again == caller
+    if isinstance(live, LiveSession):
+        live.end()  # as a page would: the copied cookie stops everywhere
+    return False
 
 
 @router.get("/stream")
-async def stream(request: Request) -> StreamingResponse:
+async def stream(request: Request) -> Response:
     """Server-sent events: rows stored after the cursor that match the page's filters.
 
     The cursor is the stored order (seq), not created_at: a row a producer
     stamped earlier but the store received later (a spool replayed after an
     outage, a slower collector) still comes, in the order rows became visible.
-    Each event carries its seq as the SSE id, so a reconnecting browser
-    resumes where it was (Last-Event-ID) instead of where the page started.
-    The session is checked on every poll and its token re-validated every
-    STREAM_RECHECK_SECONDS: once signed out or revoked, an ``event: signedout``
-    ends the stream.
+    A reconnecting browser resumes from its Last-Event-ID instead of where the
+    page started (``after``). The loop, its heartbeats, its ``unavailable`` and
+    ``signedout`` events and its slot are the API stream's: ``web.events``. A
+    stream refused a slot says why in a ``busy`` event, which the page shows.
     """
-    scope, query, cursor = await run_in_threadpool(_open_stream, request)
-    token = request.session["token"]  # _guard passed: the session holds one
-    is_admin = scope.all_projects
-
-    async def events():  # type: ignore[no-untyped-def]
-        nonlocal cursor
-        yield "retry: 2000\n\n"
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        recheck_at = started + STREAM_RECHECK_SECONDS
-        while loop.time() - started < STREAM_MAX_SECONDS:
-            if await request.is_disconnected():
-                return
-            now = loop.time()
-            try:
-                signed_in = await run_in_threadpool(_still_signed_in, request, token,
-                                                    scope.caller, now >= recheck_at)
-            except KeystoneUnavailable:
-                # Keystone cannot vouch for the token: no rows until it can (checked
-                # again at the next poll), but keep the stream, as for the store.
-                yield "event: unavailable\ndata: Keystone is not answering.\n\n"
-                await asyncio.sleep(STREAM_POLL_SECONDS)
-                continue
-            if not signed_in:
-                yield "event: signedout\ndata: Signed out.\n\n"
-                return
-            if now >= recheck_at:
-                recheck_at = now + STREAM_RECHECK_SECONDS
-            try:
-                rows, cursor = await run_in_threadpool(_poll, request, scope, query, cursor)
-            except UNAVAILABLE:
-                # Keep the stream (a browser does not reopen one that answered 503):
-                # say so, and poll again; the cursor has not moved, nothing is lost.
-                yield "event: unavailable\ndata: The database is not answering.\n\n"
-                await asyncio.sleep(STREAM_POLL_SECONDS)
-                continue
-            counts = await run_in_threadpool(repeats, _reader(request), rows)
-            for row in rows:
-                html = templates.get_template("_row.html").render(
-                    row=_row(request, row, is_admin, counts.get(row["id"], 0)), is_admin=is_admin,
-                    text_lang=content_language(language.chosen(request)))
-                data = "\n".join(f"data: {line}" for line in html.splitlines())
-                yield f"id: {row['seq']}\nevent: message\n{data}\n\n"
-            # An id with no data moves the browser's Last-Event-ID without an event.
-            yield f"id: {cursor}\n\n"
-            await asyncio.sleep(STREAM_POLL_SECONDS)
-
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store"})
+    scope, feed, cursor = await run_in_threadpool(_open_stream, request)
+    try:
+        return events.stream(request, _limits(request), holder(scope.caller.project_id),
+                             feed, cursor)
+    except LimitReached as exc:
+        return events.refusal(exc)
 
 
 async def signed_out(request: Request, exc: Exception) -> Response:
@@ -581,5 +528,8 @@ async def store_unavailable(request: Request, exc: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     """Errors on viewer pages render as an error page; API paths keep their faults."""
     assert isinstance(exc, HTTPError)
-    return _render(request, "error.html", status=exc.status, status_code=exc.status,
+    page = _render(request, "error.html", status=exc.status, status_code=exc.status,
                    message=exc.message)
+    if isinstance(exc, LimitReached):
+        page.headers["Retry-After"] = str(exc.retry_after)
+    return page

@@ -14,8 +14,7 @@ from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
 from usermessages.config import Settings
-from usermessages.errors import Unauthorized
-from usermessages.reader.identity import KeystoneUnavailable
+from usermessages.errors import KeystoneUnavailable, Unauthorized
 
 TIMEOUT = 10.0
 

@@ -16,6 +16,7 @@ FAULT_NAMES = {
     409: "conflictingRequest",
     413: "overLimit",
     415: "badMediaType",
+    429: "overLimit",  # beyond Cinder's table (it never answers 429), as Nova's faults name it
     501: "notImplemented",
     503: "serviceUnavailable",
 }

@@ -22,10 +22,19 @@ function startLive() {
   let url = status.dataset.stream;
   if (status.dataset.after) url += (url.includes("?") ? "&" : "?") + "after=" + encodeURIComponent(status.dataset.after);
   const source = new EventSource(url);
+  let busy = false;
   source.onopen = () => {
+    busy = false;
     status.textContent = "Live: new messages appear here as they happen.";
     status.className = "live on";
   };
+  // No slot for this stream (too many open for the project or the server): the
+  // server says why and when the browser tries again (its retry delay).
+  source.addEventListener("busy", (event) => {
+    busy = true;
+    status.textContent = `Live updates paused: ${event.data} This page retries by itself.`;
+    status.className = "live lost";
+  });
   source.addEventListener("message", (event) => {
     if (event.lastEventId) source.lastSeq = event.lastEventId;
     const holder = document.createElement("tbody");
@@ -48,8 +57,10 @@ function startLive() {
     window.location.reload();
   });
   source.onerror = () => {
-    status.textContent = "Live updates lost: reconnecting… (the list may be out of date)";
-    status.className = "live lost";
+    if (!busy) {
+      status.textContent = "Live updates lost: reconnecting… (the list may be out of date)";
+      status.className = "live lost";
+    }
     // A stream that answered an error (503 while the store was down) is not
     // reopened by the browser: reopen it, from the last row shown.
     if (source.readyState === EventSource.CLOSED) {
