@@ -17,13 +17,13 @@ from sqlalchemy import Engine
 
 from tests import servers
 from tests.api.conftest import row
-from tests.keystone.test_viewer_keystone import _csrf, sign_in
+from tests.keystone.viewer_client import csrf, session_store, sign_in
 from tests.viewer.test_stream import Stream
 from usermessages.config import Settings
 from usermessages.service import create_app
 from usermessages.store import writer
 from usermessages.viewer.routes import STREAM_RECHECK_SECONDS
-from usermessages.viewer.sessions import ServerSessionMiddleware, SessionStore
+from usermessages.viewer.sessions import SessionStore
 
 # The stream re-checks its session every poll (1 s) and its token every
 # STREAM_RECHECK_SECONDS; the rest is margin for a loaded machine. Without the
@@ -45,18 +45,10 @@ def site(keystone_settings: Settings, engine: Engine) -> Iterator[tuple[str, Ses
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{server.config.port}", _session_store(app)
+        yield f"http://127.0.0.1:{server.config.port}", session_store(app)
     finally:
         server.should_exit = True
         thread.join(30)
-
-
-def _session_store(app) -> SessionStore:  # noqa: ANN001 - the assembled Starlette app
-    viewer = next(r.app for r in app.routes if getattr(r, "path", "") == "/viewer")
-    stack = viewer.middleware_stack or viewer.build_middleware_stack()
-    while not isinstance(stack, ServerSessionMiddleware):
-        stack = stack.app
-    return stack.store
 
 
 def _open(site: str, user: str) -> tuple[httpx.Client, Stream]:
@@ -90,7 +82,7 @@ def test_sign_out_in_another_request_ends_an_open_stream(site):
     assert copied.status.get(timeout=10) == 200
     page = client.get("/viewer/messages")
     signed_out_at = time.monotonic()
-    assert client.post("/viewer/logout", data={"csrf": _csrf(page.text)}).status_code in (
+    assert client.post("/viewer/logout", data={"csrf": csrf(page.text)}).status_code in (
         200, 303)
     for open_stream in (stream, copied):
         _ends_signed_out(open_stream, signed_out_at)
