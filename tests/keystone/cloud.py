@@ -28,6 +28,8 @@ PERSONAS: dict[str, list[tuple[str, str]]] = {
     "other": [("beta", "member")],
     "norole": [("alpha", "observer")],  # a role no rule knows
     "multi": [("alpha", "reader"), ("beta", "member")],
+    # works in a project, and administers the cloud (system scope) when it switches
+    "operator": [("alpha", "member"), ("system", "admin")],
 }
 # Cinder's two service types (and names) in the catalog, as README registers this service.
 BLOCK_STORAGE = (("block-storage", "cinder"), ("volumev3", "cinderv3"))
@@ -57,6 +59,14 @@ class Cloud:
         assert self.admin is not None
         self.admin.session.delete(f"{self.auth_url}/auth/tokens",
                                   headers={"X-Subject-Token": token})
+
+    def is_valid(self, token: str) -> bool:
+        """Whether Keystone still vouches for a token (any scope, unscoped too)."""
+        assert self.admin is not None
+        answer = self.admin.session.head(f"{self.auth_url}/auth/tokens", raise_exc=False,
+                                         headers={"X-Subject-Token": token})
+        assert answer.status_code in (200, 404), answer.status_code
+        return answer.status_code == 200
 
     def authtoken_options(self, **extra: str) -> dict[str, str]:
         """[keystone_authtoken] for this cloud: the cinder service user, no token cache."""

@@ -105,10 +105,12 @@ def test_project_switch(ks_client, cloud, seeded):
     assert switched.status_code == 303
     page = ks_client.get("/viewer/messages")
     assert "vol-beta-1" in page.text and "vol-alpha-1" not in page.text
-    # Sign-out revokes the chain: the token before the switch dies with the current one.
-    assert api_status(ks_client, old) == 200
-    ks_client.post("/viewer/logout", data={"csrf": csrf(page.text)})
+    # The switch revokes the token it replaced; sign-out revokes the one in use.
+    new = next(iter(session_store(ks_client.app)._data.values()))[1]["token"]
     assert api_status(ks_client, old) == 401
+    assert api_status(ks_client, new) == 200
+    ks_client.post("/viewer/logout", data={"csrf": csrf(page.text)})
+    assert api_status(ks_client, new) == 401
     sign_in(ks_client, "multi", "alpha")
     page = ks_client.get("/viewer/messages")
     # A project the user has no role on is not offered, and refused if forged.
