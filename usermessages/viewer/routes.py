@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from usermessages.config import project_id_problem
@@ -322,19 +323,26 @@ def switch_project(request: Request, project_id: str = Form(""), csrf: str = For
     unscoped = _keystone_switch(request, csrf)
     if project_id not in {pid for pid, _ in request.session.get("projects", [])}:
         raise BadRequest("Choose one of your projects.")
-    settings = _reader(request).settings
-    signin.switch(settings, request.session,
-                  signin.to_project(settings, unscoped, project_id=project_id))
-    return RedirectResponse("/viewer/messages", status_code=303)
+    return _switched(request, signin.to_project(_reader(request).settings, unscoped,
+                                                project_id=project_id))
 
 
 @router.post("/system")
 def switch_system(request: Request, csrf: str = Form("")) -> Response:
     """Keystone: the system scope (every project), without signing in again, as Horizon's
     admin panel does; refused with the reason to a user without a system role."""
-    signed = signin.to_system(_reader(request), _keystone_switch(request, csrf))
-    signin.switch(_reader(request).settings, request.session, signed)
-    return RedirectResponse("/viewer/messages", status_code=303)
+    return _switched(request, signin.to_system(_reader(request), _keystone_switch(request, csrf)))
+
+
+def _switched(request: Request, signed: signin.SignIn) -> Response:
+    """Hold the new token; the one it replaces is revoked once this answer has set the
+    new session (sooner, a page in flight in another tab would find its token revoked
+    and sign the browser out)."""
+    replaced = signin.switch(request.session, signed)
+    response = RedirectResponse("/viewer/messages", status_code=303)
+    if replaced:
+        response.background = BackgroundTask(signin.revoke, _reader(request).settings, replaced)
+    return response
 
 
 @router.post("/logout")

@@ -12,7 +12,7 @@ auth_token validator as the API.
 
 A session holds two live tokens: the unscoped one and the scoped one in use. A
 switch revokes the token it replaces (rescoped from the unscoped token, it has
-no descendants to take with it); sign-out revokes both.
+no descendants to take with it) once the new session is set; sign-out revokes both.
 """
 
 from __future__ import annotations
@@ -177,11 +177,10 @@ def sign_in(reader: Reader, session: Session, user: str, password: str, domain: 
     _hold(session, signed)
 
 
-def switch(settings: Settings, session: Session, signed: SignIn) -> None:
-    """Hold ``signed`` from now on and revoke the token it replaces."""
+def switch(session: Session, signed: SignIn) -> str | None:
+    """Hold ``signed`` from now on; the token it replaces, for the caller to revoke."""
     replaced = _hold(session, signed)
-    if replaced and replaced != signed.token:
-        revoke(settings, replaced)
+    return replaced if replaced != signed.token else None
 
 
 def _hold(session: Session, signed: SignIn) -> str | None:
