@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import openstack
 from keystoneauth1 import session as ks_session
@@ -80,6 +81,13 @@ class Cloud:
             "http_request_max_retries": "0",
             **extra,
         }
+
+    def config_file(self, directory: Path, **extra: str) -> Path:
+        """A usermessages INI in keystone mode for this cloud (README's, with its values)."""
+        path = directory / "usermessages.conf"
+        path.write_text("[api]\nauth_strategy = keystone\n\n[keystone_authtoken]\n" + "".join(
+            f"{name} = {value}\n" for name, value in self.authtoken_options(**extra).items()))
+        return path
 
     def register_endpoint(self, base: str) -> None:
         """This service in the catalog, under both of Cinder's service types."""

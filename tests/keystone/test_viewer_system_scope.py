@@ -10,14 +10,20 @@ holds; a switch revokes the token it replaces, sign-out the rest.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
+from tests import servers
 from tests.api.conftest import row
 from tests.keystone.cloud import Cloud
 from tests.keystone.test_policy_modes import PERSONAS as PERSONAS_POLICY
@@ -31,6 +37,7 @@ from tests.keystone.viewer_client import (
 )
 from usermessages.catalog import Action, Detail, Kind, Resource
 from usermessages.store import writer
+from usermessages.viewer import signin
 from usermessages.viewer.signin import NO_SYSTEM_ROLE, SYSTEM_CANNOT_READ, SYSTEM_SCOPE
 
 ROW = re.compile(r'<tr data-id="([^"]+)">(.*?)</tr>', re.S)
@@ -41,16 +48,22 @@ OWNER = {"X-Usermessages-Owner-Fields": "true", **API}
 
 @pytest.fixture
 def seeded(cloud: Cloud, engine: Engine) -> dict[str, str]:
-    """A message in alpha and in beta, a SERVICE and a SYSTEM one: name -> id."""
+    """A message in alpha and in beta, a SERVICE and a SYSTEM one: name -> id.
+
+    They live ten years: a served app's reaper, at start, must leave them be.
+    """
+    life = dt.timedelta(days=3650)
     rows = {
-        "alpha": row(cloud.projects["alpha"], resource_uuid="vol-alpha-1", host="node-a"),
-        "beta": row(cloud.projects["beta"], resource_uuid="vol-beta-1", host="node-b"),
+        "alpha": row(cloud.projects["alpha"], resource_uuid="vol-alpha-1", host="node-a",
+                     expires_in=life),
+        "beta": row(cloud.projects["beta"], resource_uuid="vol-beta-1", host="node-b",
+                    expires_in=life),
         "service": row(None, kind=Kind.SERVICE, resource=Resource.SERVICE,
                        action=Action.SERVICE_STATUS, detail=Detail.SERVICE_DOWN,
-                       host="backup@node-9"),
+                       host="backup@node-9", expires_in=life),
         "system": row(None, kind=Kind.SYSTEM, resource=Resource.SYSTEM,
                       action=Action.MESSAGE_BUS, detail=Detail.BROKER_UNREACHABLE,
-                      host="api@node-1"),
+                      host="api@node-1", expires_in=life),
     }
     with engine.begin() as conn:
         writer.insert(conn, list(rows.values()))
@@ -151,6 +164,29 @@ def test_an_operator_switches_to_the_system_and_back_without_signing_in_again(
     assert ks_client.get("/viewer/messages", follow_redirects=False).status_code == 303
 
 
+def test_a_switch_revokes_the_replaced_token_once_no_session_holds_it(ks_client, cloud, seeded,
+                                                                      monkeypatch):
+    # Revoked while the old session is still stored, a page in flight in another tab
+    # would find its token refused and sign the browser out.
+    assert sign_in(ks_client, "operator", "alpha").status_code == 303
+    old = held(ks_client)["token"]
+    page = ks_client.get("/viewer/messages")
+    stored_at_revocation: list[tuple[str, list[str]]] = []
+    revoke = signin.revoke
+
+    def watched(settings: object, token: str) -> None:
+        stored_at_revocation.append((token, [d["token"] for d in sessions(ks_client.app)
+                                             if "token" in d]))
+        revoke(settings, token)
+
+    monkeypatch.setattr(signin, "revoke", watched)
+    assert ks_client.post("/viewer/system", data={"csrf": csrf(page.text)},
+                          follow_redirects=False).status_code == 303
+    new = held(ks_client)["token"]
+    assert stored_at_revocation == [(old, [new])]
+    assert api_status(ks_client, old) == 401 and api_status(ks_client, new) == 200
+
+
 @pytest.mark.parametrize("user", ["project_admin", "member"])
 def test_without_a_system_role_the_system_scope_is_refused_with_the_reason(
         ks_client, cloud, seeded, user):
@@ -220,3 +256,79 @@ def test_a_crafted_scope_gets_a_clear_400(ks_client, cloud, scope):
         "scope": scope, "csrf": csrf(form.text)}, follow_redirects=False)
     assert answer.status_code == 400
     assert "Sign in to a project or to the system" in answer.text
+
+
+def test_concurrent_pages_each_show_one_scope_while_a_session_switches(cloud, seeded, db_url,
+                                                                       tmp_path):
+    """`usermessages serve` in keystone mode; four browsers load pages at once while one
+    of them switches between alpha and the system: every page is one scope, whole."""
+    everything = set(seeded.values())
+    # One Keystone worker answers every validation: give it time under the load.
+    config = cloud.config_file(tmp_path, http_connect_timeout="30")
+    with servers.api_server(db_url, config_file=str(config)) as base:
+        def browser(user: str, project: str = "", system: bool = False) -> httpx.Client:
+            client = httpx.Client(base_url=base, timeout=60)
+            assert sign_in(client, user, project, system=system).status_code == 303
+            return client
+
+        def load(client: httpx.Client) -> tuple[str, set[str]] | None:
+            """The badge and the rows of one list page; None when it was sent with a
+            cookie a concurrent switch had just replaced (the next one has the new id)."""
+            page = client.get("/viewer/messages", follow_redirects=False)
+            if page.status_code == 303:
+                return None
+            assert page.status_code == 200, page.text
+            badge = re.search(r'<span class="badge">(\w+)</span>', page.text)
+            assert badge
+            return badge.group(1), set(shown(page.text))
+
+        steady = [(browser("system_admin", system=True), ("system", everything)),
+                  (browser("other", "beta"), ("project", {seeded["beta"]})),
+                  (browser("project_admin", "alpha"), ("project", {seeded["alpha"]}))]
+        operator = browser("operator", "alpha")
+        views = {"system": everything, "project": {seeded["alpha"]}}
+        switching = threading.Event()
+        switching.set()
+        seen: Counter[str] = Counter()
+
+        def steady_reader(client: httpx.Client, expected: tuple[str, set[str]]) -> None:
+            for _ in range(6):
+                assert load(client) == expected
+
+        def operator_reader() -> None:
+            while switching.is_set():
+                got = load(operator)
+                if got is None:
+                    # Only a request that left with the old cookie; the browser keeps
+                    # its session (a page in flight must not sign it out).
+                    assert operator.cookies.get("usermessages_viewer"), "signed out"
+                    seen["replaced"] += 1
+                    continue
+                badge, ids = got
+                assert ids == views[badge], (badge, ids)  # never a mix of two scopes
+                seen[badge] += 1
+
+        def switcher() -> None:
+            try:
+                token = csrf(operator.get("/viewer/messages").text)
+                for _ in range(3):
+                    for path, data in (("/viewer/system", {}),
+                                       ("/viewer/project",
+                                        {"project_id": cloud.projects["alpha"]})):
+                        switched = operator.post(path, data={"csrf": token, **data})
+                        assert switched.status_code == 303
+                        assert switched.headers["location"] == "/viewer/messages"  # not signed out
+            finally:
+                switching.clear()
+
+        with ThreadPoolExecutor(9) as pool:
+            jobs = [pool.submit(steady_reader, client, expected)
+                    for client, expected in steady for _ in range(2)]
+            jobs += [pool.submit(operator_reader) for _ in range(2)]
+            jobs.append(pool.submit(switcher))
+            for job in jobs:
+                job.result(timeout=300)
+        # The operator is still signed in, in the scope it switched to last.
+        assert load(operator) == ("project", {seeded["alpha"]})
+        assert seen["project"] and seen["system"], seen
+        print(f"\noperator pages during the switches: {dict(seen)}")
