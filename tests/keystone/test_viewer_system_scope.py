@@ -14,6 +14,7 @@ import datetime as dt
 import html
 import re
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -290,6 +291,7 @@ def test_concurrent_pages_each_show_one_scope_while_a_session_switches(cloud, se
         switching = threading.Event()
         switching.set()
         seen: Counter[str] = Counter()
+        took: dict[str, list[float]] = {"/viewer/system": [], "/viewer/project": []}
 
         def steady_reader(client: httpx.Client, expected: tuple[str, set[str]]) -> None:
             for _ in range(6):
@@ -315,7 +317,9 @@ def test_concurrent_pages_each_show_one_scope_while_a_session_switches(cloud, se
                     for path, data in (("/viewer/system", {}),
                                        ("/viewer/project",
                                         {"project_id": cloud.projects["alpha"]})):
+                        started = time.monotonic()
                         switched = operator.post(path, data={"csrf": token, **data})
+                        took[path].append(time.monotonic() - started)
                         assert switched.status_code == 303
                         assert switched.headers["location"] == "/viewer/messages"  # not signed out
             finally:
@@ -331,4 +335,5 @@ def test_concurrent_pages_each_show_one_scope_while_a_session_switches(cloud, se
         # The operator is still signed in, in the scope it switched to last.
         assert load(operator) == ("project", {seeded["alpha"]})
         assert seen["project"] and seen["system"], seen
-        print(f"\noperator pages during the switches: {dict(seen)}")
+        print(f"\noperator pages during the switches: {dict(seen)}; switch answered in "
+              + ", ".join(f"{path} {min(t):.2f}-{max(t):.2f} s" for path, t in took.items()))
