@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import openstack
 from keystoneauth1 import session as ks_session
@@ -28,6 +29,8 @@ PERSONAS: dict[str, list[tuple[str, str]]] = {
     "other": [("beta", "member")],
     "norole": [("alpha", "observer")],  # a role no rule knows
     "multi": [("alpha", "reader"), ("beta", "member")],
+    # works in a project, and administers the cloud (system scope) when it switches
+    "operator": [("alpha", "member"), ("system", "admin")],
 }
 # Cinder's two service types (and names) in the catalog, as README registers this service.
 BLOCK_STORAGE = (("block-storage", "cinder"), ("volumev3", "cinderv3"))
@@ -58,6 +61,14 @@ class Cloud:
         self.admin.session.delete(f"{self.auth_url}/auth/tokens",
                                   headers={"X-Subject-Token": token})
 
+    def is_valid(self, token: str) -> bool:
+        """Whether Keystone still vouches for a token (any scope, unscoped too)."""
+        assert self.admin is not None
+        answer = self.admin.session.head(f"{self.auth_url}/auth/tokens", raise_exc=False,
+                                         headers={"X-Subject-Token": token})
+        assert answer.status_code in (200, 404), answer.status_code
+        return answer.status_code == 200
+
     def authtoken_options(self, **extra: str) -> dict[str, str]:
         """[keystone_authtoken] for this cloud: the cinder service user, no token cache."""
         return {
@@ -70,6 +81,13 @@ class Cloud:
             "http_request_max_retries": "0",
             **extra,
         }
+
+    def config_file(self, directory: Path, **extra: str) -> Path:
+        """A usermessages INI in keystone mode for this cloud (README's, with its values)."""
+        path = directory / "usermessages.conf"
+        path.write_text("[api]\nauth_strategy = keystone\n\n[keystone_authtoken]\n" + "".join(
+            f"{name} = {value}\n" for name, value in self.authtoken_options(**extra).items()))
+        return path
 
     def register_endpoint(self, base: str) -> None:
         """This service in the catalog, under both of Cinder's service types."""

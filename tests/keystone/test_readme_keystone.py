@@ -13,8 +13,11 @@ import sys
 from pathlib import Path
 
 import openstack
+import pytest
+from keystoneauth1 import exceptions as ksa_exceptions
+from keystoneauth1 import session as ks_session
 
-from tests.keystone.cloud import Cloud
+from tests.keystone.cloud import PASSWORD, Cloud
 from tests.servers import KEYSTONE_ADMIN_PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,12 +31,17 @@ def _keystone_block() -> str:
         "--user cinder ", "--user readme-cinder ")
 
 
+def _admin_env(cloud: Cloud) -> dict[str, str]:
+    """The `openstack` command as Keystone's bootstrap admin."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "OS_AUTH_URL": cloud.auth_url, "OS_USERNAME": "admin",
+            "OS_PASSWORD": KEYSTONE_ADMIN_PASSWORD, "OS_PROJECT_NAME": "admin",
+            "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
+            "OS_IDENTITY_API_VERSION": "3", "OS_REGION_NAME": "RegionOne"}
+
+
 def test_readme_keystone_commands_register_the_service(cloud: Cloud) -> None:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "OS_AUTH_URL": cloud.auth_url, "OS_USERNAME": "admin",
-           "OS_PASSWORD": KEYSTONE_ADMIN_PASSWORD, "OS_PROJECT_NAME": "admin",
-           "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
-           "OS_IDENTITY_API_VERSION": "3", "OS_REGION_NAME": "RegionOne"}
+    env = _admin_env(cloud)
     admin = openstack.connect(auth_url=cloud.auth_url, username="admin",
                               password=KEYSTONE_ADMIN_PASSWORD, project_name="admin",
                               user_domain_name="Default", project_domain_name="Default",
@@ -65,3 +73,25 @@ def test_readme_keystone_commands_register_the_service(cloud: Cloud) -> None:
         user = admin.identity.find_user("readme-cinder")
         if user is not None:
             admin.identity.delete_user(user)
+
+
+def test_readme_system_role_commands_give_an_operator_the_system_scope(cloud: Cloud) -> None:
+    """The viewer section's block, as written: its user (alice) is made here first."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    [block] = [body for lang, body in re.findall(r"```(\w*)\n(.*?)```", readme, flags=re.S)
+               if lang == "sh" and "--system all" in body]
+    assert cloud.admin is not None
+    identity = cloud.admin.identity
+    alice = identity.create_user(name="alice", password=PASSWORD, domain_id="default")
+    try:
+        before = cloud.auth("alice", system=True)
+        with pytest.raises(ksa_exceptions.Unauthorized):
+            ks_session.Session(auth=before).get_token()
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], env=_admin_env(cloud),
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr
+        assert "admin" in done.stdout and "alice@Default" in done.stdout, done.stdout
+        # Now Keystone gives alice a system-scoped token.
+        assert ks_session.Session(auth=cloud.auth("alice", system=True)).get_token()
+    finally:
+        identity.delete_user(alice)

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from tests.api.conftest import row
 from tests.keystone.cloud import PASSWORD, Cloud
+from tests.keystone.viewer_client import api_status, csrf, session_store, sign_in
 from usermessages.store import writer
 
 
@@ -20,20 +21,6 @@ def seeded(cloud: Cloud, engine: Engine) -> dict[str, str]:
     with engine.begin() as conn:
         writer.insert(conn, list(rows.values()))
     return {name: r["id"] for name, r in rows.items()}
-
-
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found, page
-    return found.group(1)
-
-
-def sign_in(client: TestClient, user: str, project: str, password: str = PASSWORD):
-    form = client.get("/viewer/login")
-    assert form.status_code == 200
-    return client.post("/viewer/login", data={
-        "user": user, "password": password, "domain": "Default", "project": project,
-        "csrf": _csrf(form.text)}, follow_redirects=False)
 
 
 def test_sign_in_keeps_the_token_server_side_and_sign_out_revokes_it(ks_client, cloud, seeded):
@@ -53,7 +40,7 @@ def test_sign_in_keeps_the_token_server_side_and_sign_out_revokes_it(ks_client, 
     # The same cookie in another browser works until sign-out...
     copy = TestClient(ks_client.app, cookies={"usermessages_viewer": cookie})
     assert copy.get("/viewer/messages", follow_redirects=False).status_code == 200
-    out = ks_client.post("/viewer/logout", data={"csrf": _csrf(page.text)},
+    out = ks_client.post("/viewer/logout", data={"csrf": csrf(page.text)},
                          follow_redirects=False)
     assert out.status_code == 303
     # ...and stops at once after it.
@@ -63,33 +50,24 @@ def test_sign_in_keeps_the_token_server_side_and_sign_out_revokes_it(ks_client, 
 
 def test_sign_out_revokes_the_token_in_keystone(ks_client, cloud, seeded):
     sign_in(ks_client, "member", "alpha")
-    viewer_sessions = _session_store(ks_client)
+    viewer_sessions = session_store(ks_client.app)
     token = next(iter(viewer_sessions._data.values()))[1]["token"]
     api = {"X-Auth-Token": token, "OpenStack-API-Version": "volume 3.5"}
     assert ks_client.get("/v3/messages", headers=api).status_code == 200
     page = ks_client.get("/viewer/messages")
-    ks_client.post("/viewer/logout", data={"csrf": _csrf(page.text)})
+    ks_client.post("/viewer/logout", data={"csrf": csrf(page.text)})
     assert ks_client.get("/v3/messages", headers=api).status_code == 401
-
-
-def _session_store(client: TestClient):
-    """The viewer's server-side store (to read the token a test then checks in Keystone)."""
-    viewer = next(r.app for r in client.app.routes if getattr(r, "path", "") == "/viewer")
-    stack = viewer.middleware_stack or viewer.build_middleware_stack()
-    while not hasattr(stack, "store"):
-        stack = stack.app
-    return stack.store
 
 
 def test_a_token_revoked_elsewhere_signs_the_viewer_out(ks_client, cloud, seeded):
     sign_in(ks_client, "reader", "alpha")
     assert ks_client.get("/viewer/messages", follow_redirects=False).status_code == 200
-    token = next(iter(_session_store(ks_client)._data.values()))[1]["token"]
+    token = next(iter(session_store(ks_client.app)._data.values()))[1]["token"]
     cloud.revoke(token)
     page = ks_client.get("/viewer/messages", follow_redirects=False)
     assert page.status_code == 303 and page.headers["location"] == "/viewer/login"
-    assert len(_session_store(ks_client)) == 0 or all(
-        "token" not in data for _, data in _session_store(ks_client)._data.values())
+    assert len(session_store(ks_client.app)) == 0 or all(
+        "token" not in data for _, data in session_store(ks_client.app)._data.values())
 
 
 def test_wrong_password_signs_nobody_in(ks_client, cloud, seeded):
@@ -104,13 +82,13 @@ def test_login_needs_the_form_token_and_the_same_origin(ks_client, cloud, seeded
     form = {"user": "member", "password": PASSWORD, "domain": "Default", "project": "alpha"}
     assert ks_client.post("/viewer/login", data=form).status_code == 400
     ks_client.get("/viewer/login")
-    csrf = _csrf(ks_client.get("/viewer/login").text)
+    token = csrf(ks_client.get("/viewer/login").text)
     for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"},
                     {"Sec-Fetch-Site": "same-site"}):
-        refused = ks_client.post("/viewer/login", data={**form, "csrf": csrf}, headers=headers)
+        refused = ks_client.post("/viewer/login", data={**form, "csrf": token}, headers=headers)
         assert refused.status_code == 403, headers
     assert ks_client.get("/viewer/messages", follow_redirects=False).status_code == 303
-    same = ks_client.post("/viewer/login", data={**form, "csrf": csrf},
+    same = ks_client.post("/viewer/login", data={**form, "csrf": token},
                           headers={"Origin": "http://testserver",
                                    "Sec-Fetch-Site": "same-origin"}, follow_redirects=False)
     assert same.status_code == 303
@@ -121,22 +99,23 @@ def test_project_switch(ks_client, cloud, seeded):
     page = ks_client.get("/viewer/messages")
     assert "vol-alpha-1" in page.text and "vol-beta-1" not in page.text
     assert 'name="project_id"' in page.text
-    old = next(iter(_session_store(ks_client)._data.values()))[1]["token"]
+    old = next(iter(session_store(ks_client.app)._data.values()))[1]["token"]
     switched = ks_client.post("/viewer/project", data={
-        "project_id": cloud.projects["beta"], "csrf": _csrf(page.text)}, follow_redirects=False)
+        "project_id": cloud.projects["beta"], "csrf": csrf(page.text)}, follow_redirects=False)
     assert switched.status_code == 303
     page = ks_client.get("/viewer/messages")
     assert "vol-beta-1" in page.text and "vol-alpha-1" not in page.text
-    # Sign-out revokes the chain: the token before the switch dies with the current one.
-    api = {"X-Auth-Token": old, "OpenStack-API-Version": "volume 3.5"}
-    assert ks_client.get("/v3/messages", headers=api).status_code == 200
-    ks_client.post("/viewer/logout", data={"csrf": _csrf(page.text)})
-    assert ks_client.get("/v3/messages", headers=api).status_code == 401
+    # The switch revokes the token it replaced; sign-out revokes the one in use.
+    new = next(iter(session_store(ks_client.app)._data.values()))[1]["token"]
+    assert api_status(ks_client, old) == 401
+    assert api_status(ks_client, new) == 200
+    ks_client.post("/viewer/logout", data={"csrf": csrf(page.text)})
+    assert api_status(ks_client, new) == 401
     sign_in(ks_client, "multi", "alpha")
     page = ks_client.get("/viewer/messages")
     # A project the user has no role on is not offered, and refused if forged.
     forged = ks_client.post("/viewer/project", data={
-        "project_id": cloud.projects["service"], "csrf": _csrf(page.text)})
+        "project_id": cloud.projects["service"], "csrf": csrf(page.text)})
     assert forged.status_code == 400
 
 

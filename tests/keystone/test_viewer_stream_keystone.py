@@ -15,13 +15,13 @@ from sqlalchemy import Engine
 
 from tests import servers
 from tests.api.conftest import row
-from tests.keystone.test_viewer_keystone import _csrf, sign_in
+from tests.keystone.viewer_client import csrf, session_store, sign_in
 from tests.viewer.test_stream import Stream
 from tests.web import sse
 from usermessages.config import Settings
 from usermessages.service import create_app
 from usermessages.store import writer
-from usermessages.viewer.sessions import ServerSessionMiddleware, SessionStore
+from usermessages.viewer.sessions import SessionStore
 from usermessages.web.events import RECHECK_SECONDS
 
 # The stream re-checks its session every poll (1 s) and its token every
@@ -35,15 +35,7 @@ def site(keystone_settings: Settings, engine: Engine) -> Iterator[tuple[str, Ses
     """The app in keystone mode on a free port; its viewer's session store."""
     app = create_app(keystone_settings, engine=engine)
     with servers.in_process(app) as served:
-        yield served.base, _session_store(app)
-
-
-def _session_store(app) -> SessionStore:  # noqa: ANN001 - the assembled Starlette app
-    viewer = next(r.app for r in app.routes if getattr(r, "path", "") == "/viewer")
-    stack = viewer.middleware_stack or viewer.build_middleware_stack()
-    while not isinstance(stack, ServerSessionMiddleware):
-        stack = stack.app
-    return stack.store
+        yield served.base, session_store(app)
 
 
 def _open(site: str, user: str) -> tuple[httpx.Client, Stream]:
@@ -77,7 +69,7 @@ def test_sign_out_in_another_request_ends_an_open_stream(site):
     assert copied.status.get(timeout=10) == 200
     page = client.get("/viewer/messages")
     signed_out_at = time.monotonic()
-    assert client.post("/viewer/logout", data={"csrf": _csrf(page.text)}).status_code in (
+    assert client.post("/viewer/logout", data={"csrf": csrf(page.text)}).status_code in (
         200, 303)
     for open_stream in (stream, copied):
         _ends_signed_out(open_stream, signed_out_at)

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from usermessages.config import project_id_problem
@@ -82,6 +83,12 @@ def _caller(request: Request) -> Caller:
     except Unauthorized as exc:
         request.session.clear()
         raise SignedOut() from exc
+    if (_reader(request).settings.auth_strategy == "keystone"
+            and request.session.get("scope") != signin.scope_of(caller.system_scope,
+                                                                 caller.project_id)):
+        # The session says which scope it holds; a token holding another fails closed.
+        request.session.clear()
+        raise SignedOut()
     request.state.viewer_caller = caller
     return caller
 
@@ -98,6 +105,8 @@ def _render(request: Request, template: str, status: int = 200, **context: Any) 
     context.setdefault("auth_mode", settings.auth_strategy)
     context.setdefault("names", request.session.get("names", {}))
     context.setdefault("projects", request.session.get("projects", []))
+    context.setdefault("system_access", bool(request.session.get("system")))
+    context.setdefault("system_scoped", caller is not None and caller.system_scope == "all")
     context.setdefault("language", language.chosen(request))
     context.setdefault("languages", language.choices(request))
     context.setdefault("text_lang", content_language(language.chosen(request)))
@@ -210,13 +219,22 @@ def login_form(request: Request) -> HTMLResponse:
 @router.post("/login")
 def login(request: Request, user: str = Form(""), project: str = Form(""),
           password: str = Form(""), domain: str = Form("Default"),
-          csrf: str = Form("")) -> Response:
+          scope: str = Form("project"), csrf: str = Form("")) -> Response:
     _check_form_token(request, csrf)
     user, project, domain = user.strip(), project.strip(), domain.strip() or "Default"
     settings = _reader(request).settings
     keystone = settings.auth_strategy == "keystone"
-    fields = [("User", user), ("Project", project)] + ([("Domain", domain)] if keystone else [])
+    system = scope == "system"
+    if system:
+        project = ""  # the system scope has no project: whatever the field held is unused
+    fields = ([("User", user)] + ([] if system else [("Project", project)])
+              + ([("Domain", domain)] if keystone else []))
     problems = [f"{name} is required" for name, value in fields if not value]
+    if scope not in ("project", "system"):
+        problems.append("Sign in to a project or to the system")
+    elif system and not keystone:
+        problems.append("The system scope needs Keystone: without it, the admin user "
+                        "sees every project")
     for name, value in fields:
         if len(value) > 64 or not value.isprintable() or ":" in value:
             problems.append(f"{name} must be up to 64 printable characters, without ':'")
@@ -229,31 +247,24 @@ def login(request: Request, user: str = Form(""), project: str = Form(""),
         problems.append("Password is required")
     if len(password) > 4096:
         problems.append("Password is too long")
+    shown = {"user": user[:64], "project": project[:64], "domain": domain[:64],
+             "scope": "system" if system else "project"}
     if problems:
-        return _render(request, "login.html", status=400, problems=problems,
-                       user=user[:64], project=project[:64], domain=domain[:64])
+        return _render(request, "login.html", status=400, problems=problems, **shown)
     request.session.clear()
     if keystone:
         try:
-            signed = signin.sign_in(settings, user, password, domain, project)
+            signin.sign_in(_reader(request), request.session, user, password, domain,
+                           None if system else project)
         except HTTPError as exc:
+            request.session.clear()
             request.session["csrf"] = secrets.token_urlsafe(24)
             return _render(request, "login.html", status=exc.status, problems=[exc.message],
-                           user=user[:64], project=project[:64], domain=domain[:64],
-                           csrf=request.session["csrf"])
-        _keep(request, signed)
-        request.session["root_token"] = signed.token
+                           csrf=request.session["csrf"], **shown)
     else:
         request.session["token"] = f"{user}:{project}"
     request.session["csrf"] = secrets.token_urlsafe(24)
     return RedirectResponse("/viewer/messages", status_code=303)
-
-
-def _keep(request: Request, signed: signin.SignIn) -> None:
-    """The session of a Keystone sign-in: its token, names to show, projects to switch to."""
-    request.session["token"] = signed.token
-    request.session["names"] = {"user": signed.user_name, "project": signed.project_name}
-    request.session["projects"] = signin.projects(_reader(request).settings, signed.token)
 
 
 @router.post("/language")
@@ -274,36 +285,50 @@ def choose_language(request: Request, choice: str = Form(""), csrf: str = Form("
     return response
 
 
-@router.post("/project")
-def switch_project(request: Request, project_id: str = Form(""), csrf: str = Form("")) -> Response:
-    """Keystone: a token for another of the user's projects, rescoped from the current one.
-
-    The old token is not revoked here: Keystone revokes every token rescoped from
-    a revoked one, so that would end the new token too. Sign-out revokes the
-    token signed in with, and with it every token of the session.
-    """
+def _keystone_switch(request: Request, csrf: str) -> str:
+    """A switch's checks: signed in, the form's token, Keystone; the unscoped token."""
     _caller(request)
     _check_form_token(request, csrf)
-    settings = _reader(request).settings
-    if settings.auth_strategy != "keystone":
+    if _reader(request).settings.auth_strategy != "keystone":
         raise NotFound("The resource could not be found.")
+    return request.session["root_token"]
+
+
+@router.post("/project")
+def switch_project(request: Request, project_id: str = Form(""), csrf: str = Form("")) -> Response:
+    """Keystone: a token for another of the user's projects, without signing in again."""
+    unscoped = _keystone_switch(request, csrf)
     if project_id not in {pid for pid, _ in request.session.get("projects", [])}:
         raise BadRequest("Choose one of your projects.")
-    signed = signin.switch_project(settings, request.session["token"], project_id)
-    _keep(request, signed)
-    return RedirectResponse("/viewer/messages", status_code=303)
+    return _switched(request, signin.to_project(_reader(request).settings, unscoped,
+                                                project_id=project_id))
+
+
+@router.post("/system")
+def switch_system(request: Request, csrf: str = Form("")) -> Response:
+    """Keystone: the system scope (every project), without signing in again, as Horizon's
+    admin panel does; refused with the reason to a user without a system role."""
+    return _switched(request, signin.to_system(_reader(request), _keystone_switch(request, csrf)))
+
+
+def _switched(request: Request, signed: signin.SignIn) -> Response:
+    """Hold the new token; the one it replaces is revoked once this answer has set the
+    new session (sooner, a page in flight in another tab would find its token revoked
+    and sign the browser out)."""
+    replaced = signin.switch(request.session, signed)
+    response = RedirectResponse("/viewer/messages", status_code=303)
+    if replaced:
+        response.background = BackgroundTask(signin.revoke, _reader(request).settings, replaced)
+    return response
 
 
 @router.post("/logout")
 def logout(request: Request, csrf: str = Form("")) -> Response:
     if csrf and secrets.compare_digest(csrf, request.session.get("csrf", "")):
-        session = request.session
-        tokens = {t for t in (session.get("root_token"), session.get("token")) if t is not None}
         settings = _reader(request).settings
-        request.session.clear()
         if settings.auth_strategy == "keystone":
-            for token in tokens:
-                signin.revoke(settings, token)
+            signin.sign_out(settings, request.session)
+        request.session.clear()
     return RedirectResponse("/viewer/login", status_code=303)
 
 

@@ -50,9 +50,18 @@ class SessionStore:
             while len(self._data) > self.max_sessions:
                 self._data.popitem(last=False)  # the least recently saved goes first
 
-    def drop(self, sid: str) -> None:
+    def update(self, sid: str, data: dict) -> None:
+        """Save ``data`` under ``sid`` only while that session is stored: one dropped
+        meanwhile (signed out, switched in another tab) must not come back."""
         with self._lock:
-            self._data.pop(sid, None)
+            if sid in self._data:
+                self._data[sid] = (time.monotonic() + self.max_age, dict(data))
+                self._data.move_to_end(sid)
+
+    def drop(self, sid: str) -> bool:
+        """Forget a session; whether it was still stored."""
+        with self._lock:
+            return self._data.pop(sid, None) is not None
 
     def __len__(self) -> int:
         return len(self._data)
@@ -113,12 +122,15 @@ class ServerSessionMiddleware:
                 after: dict) -> str | None:
         """Save or drop the session; the Set-Cookie header to send, if any."""
         if not after:
-            if sid and loaded is not None:
-                self.store.drop(sid)
-            return self._cookie("", 0) if sid else None
+            # Clear the cookie only when it named a session this request ends. A
+            # session already gone was ended elsewhere: a switch in another tab may
+            # have set its successor in the browser, which clearing would sign out.
+            if sid and loaded is not None and self.store.drop(sid):
+                return self._cookie("", 0)
+            return None
         if sid and loaded is not None and before.get("token") == after.get("token"):
             if before != after:
-                self.store.save(sid, after)
+                self.store.update(sid, after)
             return None
         # New session, or another token in it: a new id, the old one dropped.
         if sid:

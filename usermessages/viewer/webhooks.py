@@ -10,7 +10,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from usermessages.catalog import Level, Resource
-from usermessages.errors import BadRequest
+from usermessages.errors import BadRequest, Forbidden
 from usermessages.reader import WEBHOOKS, Caller
 from usermessages.store import webhooks as store_webhooks
 from usermessages.viewer.routes import _caller, _form_token, _reader, _render
@@ -21,6 +21,10 @@ router = APIRouter(include_in_schema=False)
 
 def _member(request: Request) -> Caller:
     caller = _caller(request)
+    if not caller.project_id:
+        # A system-scoped token has no project (the API answers it 400 on a project's URL).
+        raise Forbidden("Webhooks belong to a project: switch to one of your projects to "
+                        "manage its webhooks.")
     _reader(request).policy.authorize(WEBHOOKS, caller, caller.project_id)
     return caller
 
