@@ -25,10 +25,10 @@ from usermessages.errors import BadRequest
 from usermessages.reader import Reader, Scope
 from usermessages.store import deadline
 from usermessages.store.engine import UNAVAILABLE
-from usermessages.store.messages import ListQuery
+from usermessages.store.messages import ListQuery, StoredMessage
 from usermessages.translations import content_language
 from usermessages.web.faults import UNAVAILABLE_TEXT, fault_body
-from usermessages.web.views import MessageView
+from usermessages.web.projections import MessageView
 
 router = APIRouter()
 
@@ -86,18 +86,18 @@ def _open(request: Request,
     """Blocking (Keystone, the store): scope, query, view, language and the first cursor."""
     call = begin(request, project_id)
     reader: Reader = request.app.state.reader
-    reader.authorize_list(call.scope)
     params = {k: v for k, v in request.query_params.items() if k not in PAGING}
-    query, _ = reader.parse(call.scope, {**params, "limit": str(BATCH)}, call.version,
+    query, _ = reader.parse(call.scope, {**params, "limit": str(BATCH)}, legacy=call.legacy,
                             max_limit=BATCH)
     requested = _cursor(request)
-    newest = reader.newest()
+    newest = reader.newest(call.scope)
     # Without a cursor, from now on; one past the counter (a restored backup) from now too.
     return (call.scope, query, call.view, call.language,
             newest if requested is None else min(requested, newest))
 
 
-def _poll(reader: Reader, scope: Scope, query: ListQuery, cursor: int) -> tuple[list[dict], int]:
+def _poll(reader: Reader, scope: Scope, query: ListQuery,
+          cursor: int) -> tuple[list[StoredMessage], int]:
     deadline.begin(deadline.budget.get())  # each poll is new store work, as a request is
     return reader.poll(scope, query, cursor)
 
@@ -136,7 +136,7 @@ async def stream(request: Request, project_id: str | None = None) -> Response:
                 continue
             for row in rows:
                 data = json.dumps({"message": view.detail(row)}, separators=(",", ":"))
-                yield f"id: {row['seq']}\nevent: message\ndata: {data}\n\n"
+                yield f"id: {row.seq}\nevent: message\ndata: {data}\n\n"
             if rows:
                 quiet_since = loop.time()
             elif loop.time() - quiet_since >= HEARTBEAT_SECONDS:
