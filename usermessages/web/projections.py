@@ -82,10 +82,9 @@ class VisibleMessage:
     internals: Internals | None  # None for a project user
 
 
-def _text(catalog: Catalog, action_id: str | None, detail_id: str | None, event_id: str,
-          fields: dict[str, str]) -> str:
-    """The user-facing text, composed now from the stored ids (overrides apply)."""
-    return catalog.user_message(action_id, detail_id, event_id, fields)
+def _placeholders(message: StoredMessage) -> dict[str, str]:
+    """What a catalog text may name of its message (``{resource_uuid}``...)."""
+    return {name: getattr(message, name) or "" for name in sorted(PLACEHOLDERS)}
 
 
 def visible(message: StoredMessage, audience: Audience, catalog: Catalog) -> VisibleMessage:
@@ -98,9 +97,9 @@ def visible(message: StoredMessage, audience: Audience, catalog: Catalog) -> Vis
     return VisibleMessage(
         id=message.id,
         event_id=message.event_id,
-        user_message=_text(catalog, message.action_id, message.detail_id, message.event_id, {
-            "resource_type": message.resource_type, "resource_uuid": message.resource_uuid,
-            "request_id": message.request_id, "message_level": message.message_level}),
+        # Composed now from the stored ids: overrides and translations apply to old rows.
+        user_message=catalog.user_message(message.action_id, message.detail_id,
+                                          message.event_id, _placeholders(message)),
         message_level=message.message_level,
         request_id=message.request_id,
         resource_type=message.resource_type,
@@ -117,8 +116,7 @@ def advice(message: StoredMessage, catalog: Catalog) -> Advice:
     the same for every audience."""
     legacy = LEGACY_DETAILS.get(message.event_id)
     detail_id = message.detail_id or (legacy.id if legacy is not None else None)
-    return catalog.advice(detail_id, {name: getattr(message, name) or ""
-                                      for name in sorted(PLACEHOLDERS)})
+    return catalog.advice(detail_id, _placeholders(message))
 
 
 class MessageView:
@@ -222,7 +220,7 @@ def series_body(series: StoredSeries, audience: Audience, catalog: Catalog,
         "resource_uuid": series.resource_uuid or None,
         "message_level": series.message_level,
         # The latest occurrence's text (its request id is the newest exemplar's).
-        "user_message": _text(catalog, series.action_id, series.detail_id, series.event_id, {
+        "user_message": catalog.user_message(series.action_id, series.detail_id, series.event_id, {
             "resource_type": series.resource_type, "resource_uuid": series.resource_uuid,
             "request_id": series.request_ids[0] if series.request_ids else "",
             "message_level": series.message_level}),
