@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sqlalchemy import (
     Connection,
-    RowMapping,
+    Select,
     and_,
     delete,
     false,
@@ -80,10 +80,15 @@ class StoredMessage:
     # rows); the column is nullable only because SQLite could not add it otherwise.
     seq: int
 
-    @classmethod
-    def from_row(cls, row: RowMapping) -> StoredMessage:
-        """The row of ``select(messages)``; a column without a field fails here, loudly."""
-        return cls(**row)
+
+# What a read selects: a StoredMessage's columns in the order of its fields, so each
+# row builds one positionally (by name, through the row's mapping, took a quarter of
+# an export's CPU time). A field without a column fails here, at import.
+_STORED = tuple(messages.c[f.name] for f in fields(StoredMessage))
+
+
+def _read(conn: Connection, statement: Select[Any]) -> list[StoredMessage]:
+    return [StoredMessage(*row) for row in conn.execute(statement)]
 
 
 @dataclass(frozen=True)
@@ -214,15 +219,11 @@ def conditions_of(scope: ColumnElement[bool] | None,
     return conditions
 
 
-def _read(conn: Connection, statement: Any) -> list[StoredMessage]:
-    return [StoredMessage.from_row(row) for row in conn.execute(statement).mappings()]
-
-
 def _list(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery,
           scoped_keys: frozenset[str] = frozenset()) -> list[StoredMessage]:
     conditions = conditions_of(scope, query)
     if query.after_seq is not None:
-        statement = (select(messages).where(*conditions, messages.c.seq > query.after_seq)
+        statement = (select(*_STORED).where(*conditions, messages.c.seq > query.after_seq)
                      .order_by(messages.c.seq))
         if query.limit is not None:
             statement = statement.limit(query.limit)
@@ -240,7 +241,7 @@ def _list(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery,
         marker_conditions = [_not_deleted(), messages.c.id == query.marker]
         if scope is not None:
             marker_conditions.append(scope)
-        found = _read(conn, select(messages).where(*marker_conditions))
+        found = _read(conn, select(*_STORED).where(*marker_conditions))
         if not found:
             raise MessageNotFound(query.marker)
         conditions.append(_after_marker(sort, found[0]))
@@ -256,12 +257,12 @@ def _list(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery,
         # rows only, by primary key.
         page = (select(messages.c.id, messages.c.expires_at).where(*conditions)
                 .order_by(*order).limit(query.limit).offset(query.offset or None).subquery())
-        statement = (select(messages)
+        statement = (select(*_STORED)
                      .join(page, and_(messages.c.id == page.c.id,
                                       messages.c.expires_at == page.c.expires_at))
                      .order_by(*order))
         return _read(conn, statement)
-    statement = select(messages).where(*conditions).order_by(*order)
+    statement = select(*_STORED).where(*conditions).order_by(*order)
     if query.limit is not None:
         statement = statement.limit(query.limit)
     if query.offset:
@@ -306,7 +307,7 @@ def _get(conn: Connection, message_id: str,
     conditions = [messages.c.id == message_id, _not_deleted()]
     if scope is not None:
         conditions.append(scope)
-    found = _read(conn, select(messages).where(*conditions))
+    found = _read(conn, select(*_STORED).where(*conditions))
     if not found:
         raise MessageNotFound(message_id)
     return found[0]

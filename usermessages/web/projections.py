@@ -82,9 +82,12 @@ class VisibleMessage:
     internals: Internals | None  # None for a project user
 
 
+_PLACEHOLDERS = tuple(sorted(PLACEHOLDERS))
+
+
 def _placeholders(message: StoredMessage) -> dict[str, str]:
     """What a catalog text may name of its message (``{resource_uuid}``...)."""
-    return {name: getattr(message, name) or "" for name in sorted(PLACEHOLDERS)}
+    return {name: getattr(message, name) or "" for name in _PLACEHOLDERS}
 
 
 def visible(message: StoredMessage, audience: Audience, catalog: Catalog) -> VisibleMessage:
