@@ -261,7 +261,7 @@ def test_an_admin_lookup_across_projects_reads_its_hash_index(planned, key):
         cursor = conn.connection.driver_connection.cursor()
         cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
         plan = _by_parent_index(conn, cursor.fetchone()[0][0]["Plan"])
-    assert rows and all(row[key] == FILTER_VALUES[key] for row in rows)
+    assert rows and all(getattr(row, key) == FILTER_VALUES[key] for row in rows)
     assert "Seq Scan" not in {n["Node Type"] for n in _nodes(plan)}, _show(plan)
     assert LOOKUPS[key] in {n.get("Index Name") for n in _nodes(_page(plan))}, _show(plan)
 
