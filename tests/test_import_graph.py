@@ -76,9 +76,12 @@ def _arrows(source: str, target: str) -> list[str]:
     # The two front ends are skins over the reader: neither knows the other.
     ("usermessages.api", "usermessages.viewer"),
     ("usermessages.viewer", "usermessages.api"),
-    # What both front ends share sits below both.
+    # What both front ends share sits below both. The reader and the web toolkit are
+    # two such pieces beside each other: the reader decides who reads what, the toolkit
+    # renders it (microversions, faults, projections); neither knows the other.
     ("usermessages.reader", "usermessages.api"),
     ("usermessages.reader", "usermessages.viewer"),
+    ("usermessages.reader", "usermessages.web"),
     ("usermessages.web", "usermessages.api"),
     ("usermessages.web", "usermessages.viewer"),
     ("usermessages.web", "usermessages.reader"),

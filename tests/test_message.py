@@ -131,12 +131,12 @@ def test_every_store_path_stores_the_same_row(engine):
     writer.Writer(engine).write_one(direct)
     assert writer.Writer(engine).write([batched, batched]).new == 1
     with engine.connect() as conn:
-        stored = {row["id"]: row for row in
+        stored = {row.id: row for row in
                   store.list_messages_all_projects(conn, store.ListQuery())}
     for message in (direct, batched):
         row = stored[message.id]
-        assert {key: row[key] for key in message.to_row()} == message.to_row()
-        assert (row["deleted"], row["deleted_at"]) == (False, None)
+        assert {key: getattr(row, key) for key in message.to_row()} == message.to_row()
+        assert (row.deleted, row.deleted_at) == (False, None)
     assert set(direct.to_row()) == writer.MESSAGE_COLUMNS  # to_row is every message column
 
 

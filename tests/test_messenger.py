@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import subprocess
@@ -28,16 +29,16 @@ def test_create_stores_ids_not_text(engine, db_url):
         exception=catalog.NoValidBackend("pool gold has 3 GiB free, asked 500"),
     )
     [row] = _rows(engine)
-    assert row["id"] == message_id
-    assert (row["event_id"], row["action_id"], row["detail_id"]) == (
+    assert row.id == message_id
+    assert (row.event_id, row.action_id, row.detail_id) == (
         "VOLUME_VOLUME_001_003", "001", "003")
-    assert (row["project_id"], row["user_id"], row["request_id"]) == ("p1", "u1", "req-abc")
-    assert (row["resource_type"], row["resource_uuid"], row["kind"]) == ("VOLUME", "vol-1", "API")
-    assert row["exception_class"] == "usermessages.catalog.NoValidBackend"
-    assert row["host"] == "node-7"
-    assert row["expires_at"] - row["created_at"] == dt.timedelta(seconds=300)
+    assert (row.project_id, row.user_id, row.request_id) == ("p1", "u1", "req-abc")
+    assert (row.resource_type, row.resource_uuid, row.kind) == ("VOLUME", "vol-1", "API")
+    assert row.exception_class == "usermessages.catalog.NoValidBackend"
+    assert row.host == "node-7"
+    assert row.expires_at - row.created_at == dt.timedelta(seconds=300)
     # The exception's text never reaches the store.
-    assert not any("pool gold" in str(value) for value in row.values())
+    assert not any("pool gold" in str(value) for value in dataclasses.astuple(row))
     assert messenger.stats.created == 1 and messenger.stats.failed == 0
 
 
@@ -50,20 +51,20 @@ def test_create_from_request_context(engine, db_url):
     messenger.create_from_request_context(context, detail=Detail.BACKUP_SERVICE_DOWN,
                                           level=Level.WARNING)
     [row] = _rows(engine)
-    assert row["event_id"] == "VOLUME_VOLUME_BACKUP_013_018"
-    assert (row["resource_uuid"], row["message_level"]) == ("bk-1", "WARNING")
+    assert row.event_id == "VOLUME_VOLUME_BACKUP_013_018"
+    assert (row.resource_uuid, row.message_level) == ("bk-1", "WARNING")
 
 
 def test_service_and_system_messages_have_no_project(engine, db_url):
     messenger = Messenger.from_url(db_url)
     messenger.create_service_message(Action.SERVICE_STATUS, Detail.SERVICE_DOWN, host="vol-node-2")
     messenger.create_system_message(Action.MESSAGE_BUS, Detail.BROKER_UNREACHABLE)
-    rows = sorted(_rows(engine), key=lambda r: r["kind"])
-    assert [(r["kind"], r["project_id"], r["event_id"]) for r in rows] == [
+    rows = sorted(_rows(engine), key=lambda r: r.kind)
+    assert [(r.kind, r.project_id, r.event_id) for r in rows] == [
         ("SERVICE", None, "VOLUME_SERVICE_101_101"),
         ("SYSTEM", None, "VOLUME_SYSTEM_102_103"),
     ]
-    assert rows[0]["host"] == "vol-node-2"
+    assert rows[0].host == "vol-node-2"
 
 
 @pytest.mark.parametrize(

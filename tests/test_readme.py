@@ -25,8 +25,8 @@ def test_sdk_example_records_a_message(tmp_path):
     assert out.returncode == 0, out.stderr
     with engine.connect() as conn:
         [row] = store.list_messages(conn, "aaaa1111", store.ListQuery())
-    assert out.stdout.strip() == f"recorded {row['id']}"
-    assert row["event_id"] == "VOLUME_VOLUME_001_003"
+    assert out.stdout.strip() == f"recorded {row.id}"
+    assert row.event_id == "VOLUME_VOLUME_001_003"
 
 
 def test_ci_runs_the_readme_test_command():

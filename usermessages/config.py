@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -262,19 +261,6 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed (command-line flags win over the file)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
-
-
-def project_id_problem(settings: Settings, project_id: str) -> str | None:
-    """Why a project id can never be in a URL of the API (None if it can).
-
-    Every front end (API, viewer, CLI) gives this same reason, so a newcomer who
-    picks ``demo`` learns the rule instead of meeting a bare 404.
-    """
-    if re.fullmatch(settings.project_id_regex, project_id):
-        return None
-    shown = project_id if len(project_id) <= 64 and project_id.isprintable() else "this one"
-    return (f"a project id must match {settings.project_id_regex} "
-            f"([api] project_id_regex, as Cinder's); {shown!r} does not")
 
 
 # Every option at its declared default: what code reads when it needs one.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# Cinder's (webob's) text for a 404; clients may match it.
+NOT_FOUND_TEXT = "The resource could not be found."
+
 
 class UserMessagesError(Exception):
     """Root of every error this package raises on purpose."""

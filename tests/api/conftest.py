@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import Engine
 
-from usermessages.catalog import Action, Detail, Kind, Resource, event_id
+from usermessages.catalog import PLACEHOLDERS, Action, Catalog, Detail, Kind, Resource, event_id
 from usermessages.store import writer
 
 BASE_TIME = dt.datetime(2026, 11, 1, 12, 0, 0, 123456)
@@ -39,6 +39,12 @@ def row(project: str | None, *, minutes: float = 0, action: Action = Action.ATTA
         "expires_at": created + (expires_in or dt.timedelta(days=30)), "deleted": False,
         "global_request_id": "",
     }
+
+
+def summary(seeded: dict, catalog: Catalog) -> str:
+    """The text a seeded row shows (what the catalog composes from its ids)."""
+    return catalog.user_message(seeded["action_id"], seeded["detail_id"], seeded["event_id"],
+                                {name: seeded[name] for name in PLACEHOLDERS})
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from usermessages.config import Settings
 from usermessages.errors import BadRequest, Forbidden, MessageNotFound, NotFound, Unauthorized
 from usermessages.reader import Caller, Reader
 from usermessages.store import writer
-from usermessages.web import MAX_VERSION
 
 P, Q = "aaaa1111", "bbbb2222"
 
@@ -37,9 +36,9 @@ def _token(user: str, project: str) -> dict[str, str]:
 def test_a_project_scope_sees_its_project_and_nothing_else(reader: Reader, rows: dict) -> None:
     scope = reader.authenticate(_token("alice", P), object(), P)
     assert (scope.all_projects, scope.project_id) == (False, P)
-    listed, _ = reader.list_messages(scope, {}, MAX_VERSION, max_limit=100)
-    assert [r["id"] for r in listed] == [rows["p"]["id"]]
-    assert reader.get(scope, rows["p"]["id"])["id"] == rows["p"]["id"]
+    listed, _ = reader.list_messages(scope, {}, legacy=False, max_limit=100)
+    assert [r.id for r in listed] == [rows["p"]["id"]]
+    assert reader.get(scope, rows["p"]["id"]).id == rows["p"]["id"]
     # Another project's message is not found, never forbidden: its existence is not told.
     with pytest.raises(MessageNotFound):
         reader.get(scope, rows["q"]["id"])
@@ -47,15 +46,15 @@ def test_a_project_scope_sees_its_project_and_nothing_else(reader: Reader, rows:
         reader.delete(scope, rows["q"]["id"])
     # Cross-project filters are an admin's: a project user's is Cinder's 400.
     with pytest.raises(BadRequest):
-        reader.list_messages(scope, {"project_id": Q}, MAX_VERSION, max_limit=100)
+        reader.list_messages(scope, {"project_id": Q}, legacy=False, max_limit=100)
 
 
 def test_the_admin_scope_reads_across_projects(reader: Reader, rows: dict) -> None:
     scope = reader.authenticate(_token("admin", P), object(), P)
     assert (scope.all_projects, scope.project_id) == (True, None)
-    listed, _ = reader.list_messages(scope, {}, MAX_VERSION, max_limit=100)
-    assert {r["id"] for r in listed} == {rows["p"]["id"], rows["q"]["id"]}
-    assert reader.get(scope, rows["q"]["id"])["project_id"] == Q
+    listed, _ = reader.list_messages(scope, {}, legacy=False, max_limit=100)
+    assert {r.id for r in listed} == {rows["p"]["id"], rows["q"]["id"]}
+    assert reader.get(scope, rows["q"]["id"]).project_id == Q
 
 
 def test_the_url_project_must_be_the_token_s(reader: Reader) -> None:
@@ -73,7 +72,7 @@ def test_policy_is_checked_on_the_found_row(settings: Settings, engine: Engine, 
     policy_file.write_text('"message:delete": "!"\n')
     reader = Reader.from_settings(settings.replace(policy_file=str(policy_file)), engine=engine)
     scope = reader.scope(Caller("alice", P, ("member", "reader")))
-    assert reader.get(scope, rows["p"]["id"])["id"] == rows["p"]["id"]
+    assert reader.get(scope, rows["p"]["id"]).id == rows["p"]["id"]
     with pytest.raises(Forbidden):
         reader.delete(scope, rows["p"]["id"])
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, event
 
-from tests.api.conftest import BASE_TIME, row
+from tests.api.conftest import BASE_TIME, row, summary
 from usermessages.catalog import Action, Catalog, Detail, Kind, Resource
 from usermessages.config import Settings
 from usermessages.reader import Policy, Reader, Scope
@@ -21,7 +21,6 @@ from usermessages.reader.identity import Caller
 from usermessages.reader.search import resolve
 from usermessages.store import aggregates, writer
 from usermessages.store import messages as store
-from usermessages.web.views import user_message
 
 
 def _insert(engine: Engine, rows: list[dict]) -> list[dict]:
@@ -132,12 +131,12 @@ def _searchable(engine: Engine, project: str, catalog: Catalog) -> list[dict]:
 def _found(engine: Engine, project: str, catalog: Catalog, term: str) -> set[str]:
     query = store.ListQuery(summary=resolve(catalog, term))
     with engine.connect() as conn:
-        return {r["id"] for r in store.list_messages(conn, project, query)}
+        return {r.id for r in store.list_messages(conn, project, query)}
 
 
 def _expected(rows: list[dict], catalog: Catalog, term: str) -> set[str]:
     return {r["id"] for r in rows
-            if term.strip().casefold() in user_message(r, catalog).casefold()}
+            if term.strip().casefold() in summary(r, catalog).casefold()}
 
 
 @pytest.mark.parametrize("term", [
@@ -157,7 +156,7 @@ def test_search_finds_exactly_the_rows_whose_summary_holds_the_term(engine, term
 def test_search_on_any_slice_of_any_summary(engine, data):
     catalog, project = Catalog(), _project()
     rows = _searchable(engine, project, catalog)
-    text = user_message(data.draw(st.sampled_from(rows)), catalog)
+    text = summary(data.draw(st.sampled_from(rows)), catalog)
     start = data.draw(st.integers(0, len(text) - 1))
     term = text[start:data.draw(st.integers(start + 1, len(text)))]
     if not term.strip():
@@ -188,7 +187,8 @@ def _reader(engine: Engine) -> Reader:
 
 
 def _scope(project: str) -> Scope:
-    return Scope(Caller(user_id="u", project_id=project, roles=("member",)), False)
+    # A project's reader, as noauth makes one: the reader's walk authorizes itself.
+    return Scope(Caller(user_id="u", project_id=project, roles=("member", "reader")), False)
 
 
 def _selects(engine: Engine) -> list[str]:
@@ -214,11 +214,11 @@ def test_walk_reads_page_by_page_and_yields_every_row_once(engine, sort):
     assert len(selects) == 1  # one page read, not the whole result
     rest = list(walk)
     assert len(selects) == 6  # 53 rows in pages of 10: the sixth is short
-    ids = [first["id"], *(r["id"] for r in rest)]
+    ids = [first.id, *(r.id for r in rest)]
     assert sorted(ids) == sorted(r["id"] for r in rows) and len(ids) == len(set(ids))
     with engine.connect() as conn:
         listed = store.list_messages(conn, project, store.ListQuery(sort=sort))
-    assert ids == [r["id"] for r in listed]
+    assert ids == [r.id for r in listed]
 
 
 def test_walk_survives_rows_deleted_and_added_while_it_runs(engine):
@@ -229,10 +229,10 @@ def test_walk_survives_rows_deleted_and_added_while_it_runs(engine):
     got = [next(walk) for _ in range(7)]
     # The row the next page starts after is deleted; a newer row arrives.
     with engine.begin() as conn:
-        store.soft_delete_message(conn, got[-1]["id"])
+        store.soft_delete_message(conn, got[-1].id)
     _insert(engine, [row(project, minutes=100)])
     got += list(walk)
-    ids = [r["id"] for r in got]
+    ids = [r.id for r in got]
     assert len(ids) == len(set(ids)) == 30
     assert set(ids) == {r["id"] for r in rows}
 
@@ -261,7 +261,7 @@ def test_walk_while_another_thread_inserts_and_deletes(engine, direction):
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        ids = [r["id"] for r in _reader(engine).walk(
+        ids = [r.id for r in _reader(engine).walk(
             _scope(project), store.ListQuery(sort=[("created_at", direction)]), page_size=9)]
     finally:
         stop.set()

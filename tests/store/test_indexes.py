@@ -161,7 +161,7 @@ def _show(plan: dict) -> str:
 def _page_two_marker(conn: Connection, **query) -> str:
     """The last id of the first page, as a client sends it for the next one."""
     first = store.list_messages(conn, PROJECT, store.ListQuery(limit=LIMIT, **query))
-    return first[-1]["id"] if len(first) == LIMIT else first[0]["id"]
+    return first[-1].id if len(first) == LIMIT else first[0].id
 
 
 def _page(plan: dict) -> dict:
@@ -261,7 +261,7 @@ def test_an_admin_lookup_across_projects_reads_its_hash_index(planned, key):
         cursor = conn.connection.driver_connection.cursor()
         cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
         plan = _by_parent_index(conn, cursor.fetchone()[0][0]["Plan"])
-    assert rows and all(row[key] == FILTER_VALUES[key] for row in rows)
+    assert rows and all(getattr(row, key) == FILTER_VALUES[key] for row in rows)
     assert "Seq Scan" not in {n["Node Type"] for n in _nodes(plan)}, _show(plan)
     assert LOOKUPS[key] in {n.get("Index Name") for n in _nodes(_page(plan))}, _show(plan)
 
@@ -342,7 +342,7 @@ def _query_plan(conn: Connection, query: store.ListQuery) -> list[str]:
 
 def test_sqlite_default_listing_searches_an_index(sqlite_planned):
     with sqlite_planned.connect() as conn:
-        marker = store.list_messages(conn, PROJECT, store.ListQuery(limit=LIMIT))[-1]["id"]
+        marker = store.list_messages(conn, PROJECT, store.ListQuery(limit=LIMIT))[-1].id
         first = _query_plan(conn, store.ListQuery(limit=LIMIT))
         after = _query_plan(conn, store.ListQuery(limit=LIMIT, marker=marker))
     assert first == ["SEARCH messages USING INDEX ix_messages_project_created (project_id=?)"]
@@ -359,7 +359,7 @@ def test_sqlite_every_sort_order_searches_the_project_index(sqlite_planned, key,
     sort = [(key, direction)]
     with sqlite_planned.connect() as conn:
         marker = store.list_messages(conn, PROJECT, store.ListQuery(sort=sort,
-                                                                    limit=LIMIT))[-1]["id"]
+                                                                    limit=LIMIT))[-1].id
         for query in (store.ListQuery(sort=sort, limit=LIMIT),
                       store.ListQuery(sort=sort, limit=LIMIT, marker=marker)):
             plan = _query_plan(conn, query)
@@ -374,7 +374,7 @@ def test_sqlite_every_sort_order_searches_the_project_index(sqlite_planned, key,
 @pytest.mark.parametrize("key", USER_FILTERS)
 def test_sqlite_each_user_filter_searches_an_index(sqlite_planned, key):
     with sqlite_planned.connect() as conn:
-        marker = store.list_messages(conn, PROJECT, store.ListQuery(limit=LIMIT))[-1]["id"]
+        marker = store.list_messages(conn, PROJECT, store.ListQuery(limit=LIMIT))[-1].id
         for query in (store.ListQuery(limit=LIMIT, filters={key: "x"}),
                       store.ListQuery(limit=LIMIT, filters={key: "x"}, marker=marker)):
             plan = _query_plan(conn, query)

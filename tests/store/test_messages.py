@@ -50,7 +50,7 @@ def test_insert_stores_each_id_once_and_counts_only_new_rows(engine):
     assert _count(engine) == 6
     with engine.connect() as conn:
         stored = store.get_message(conn, fresh["id"], "p1")
-    assert {k: stored[k] for k in fresh} == fresh
+    assert {k: getattr(stored, k) for k in fresh} == fresh
 
 
 def test_an_insert_rolled_back_stores_nothing(engine):
@@ -71,10 +71,10 @@ def test_queries_are_scoped_to_the_project_and_the_api_kind(engine):
     with engine.begin() as conn:
         writer.insert(conn, [mine, theirs, service, service_in_p1])
     with engine.connect() as conn:
-        assert [r["id"] for r in store.list_messages(conn, "p1", store.ListQuery())] == [mine["id"]]
-        assert [r["id"] for r in store.list_messages(conn, "p2", store.ListQuery())] == [theirs["id"]]
+        assert [r.id for r in store.list_messages(conn, "p1", store.ListQuery())] == [mine["id"]]
+        assert [r.id for r in store.list_messages(conn, "p2", store.ListQuery())] == [theirs["id"]]
         assert store.list_messages(conn, "p3", store.ListQuery()) == []
-        assert store.get_message(conn, mine["id"], "p1")["id"] == mine["id"]
+        assert store.get_message(conn, mine["id"], "p1").id == mine["id"]
         for other in (theirs, service, service_in_p1):
             with pytest.raises(MessageNotFound):
                 store.get_message(conn, other["id"], "p1")
@@ -84,8 +84,8 @@ def test_queries_are_scoped_to_the_project_and_the_api_kind(engine):
         with pytest.raises(MessageNotFound):
             store.get_message(conn, str(uuid.uuid4()), "p1")
         every = store.list_messages_all_projects(conn, store.ListQuery())
-        assert {r["id"] for r in every} == {m["id"] for m in (mine, theirs, service, service_in_p1)}
-        assert store.get_message_all_projects(conn, service["id"])["kind"] == "SERVICE"
+        assert {r.id for r in every} == {m["id"] for m in (mine, theirs, service, service_in_p1)}
+        assert store.get_message_all_projects(conn, service["id"]).kind == "SERVICE"
 
 
 def test_soft_delete_hides_the_row_everywhere(engine):
@@ -101,7 +101,7 @@ def test_soft_delete_hides_the_row_everywhere(engine):
             store.get_message_all_projects(conn, gone["id"])
         with pytest.raises(MessageNotFound):
             store.list_messages(conn, "p1", store.ListQuery(marker=gone["id"]))
-        assert [r["id"] for r in store.list_messages(conn, "p1", store.ListQuery())] == [kept["id"]]
+        assert [r.id for r in store.list_messages(conn, "p1", store.ListQuery())] == [kept["id"]]
         assert len(store.list_messages_all_projects(conn, store.ListQuery())) == 1
         deleted_at = conn.execute(text("SELECT deleted_at FROM messages WHERE id = :id"),
                                   {"id": gone["id"]}).scalar_one()
@@ -116,7 +116,7 @@ def test_like_filters_match_percent_underscore_and_backslash_literally(engine):
         def like(value: str) -> set[str]:
             found = store.list_messages(conn, "p1", store.ListQuery(
                 like_filters={"resource_uuid": value}))
-            return {r["resource_uuid"] for r in found}
+            return {r.resource_uuid for r in found}
 
         assert like("%") == {"a%b", "c%d"}
         assert like("_") == {"a_b"}
@@ -182,16 +182,17 @@ def _reference(rows: Sequence[Mapping], sort: Sort) -> list[str]:
     return [r["id"] for r in ordered]
 
 
-def _walk(list_page: Callable[[store.ListQuery], list[dict]], limit: int, **query) -> list[str]:
+def _walk(list_page: Callable[[store.ListQuery], list[store.StoredMessage]], limit: int,
+          **query) -> list[str]:
     """Every page, each from the previous page's last id, as a client pages."""
     ids: list[str] = []
     marker = None
     for _ in range(200):
         page = list_page(store.ListQuery(limit=limit, marker=marker, **query))
-        ids += [r["id"] for r in page]
+        ids += [r.id for r in page]
         if len(page) < limit:
             return ids
-        marker = page[-1]["id"]
+        marker = page[-1].id
     raise AssertionError("paging did not end")
 
 
@@ -202,10 +203,10 @@ def test_every_sort_key_pages_exactly_like_a_full_sort(paged, key, direction):
     sort = [(key, direction)]
     expected = _reference(rows["p1"], sort)
     with engine.connect() as conn:
-        def project_page(query: store.ListQuery) -> list[dict]:
+        def project_page(query: store.ListQuery) -> list[store.StoredMessage]:
             return store.list_messages(conn, "p1", query)
 
-        assert [r["id"] for r in project_page(store.ListQuery(sort=sort))] == expected
+        assert [r.id for r in project_page(store.ListQuery(sort=sort))] == expected
         for limit in (1, 7, 8, 64):  # 8 = one created_at group; 64 = everything, then empty
             assert _walk(project_page, limit, sort=sort) == expected, limit
 
@@ -229,7 +230,7 @@ def test_mixed_directions_page_exactly_like_a_full_sort(paged, sort):
     engine, rows = paged
     expected = _reference(rows["p1"], sort)
     with engine.connect() as conn:
-        def project_page(query: store.ListQuery) -> list[dict]:
+        def project_page(query: store.ListQuery) -> list[store.StoredMessage]:
             return store.list_messages(conn, "p1", query)
 
         for limit in (1, 5, 8):
@@ -243,7 +244,7 @@ def test_mixed_directions_page_exactly_like_a_full_sort(paged, sort):
 def test_admin_listing_pages_over_rows_without_a_project(paged, sort):
     engine, rows = paged
     with engine.connect() as conn:
-        def admin_page(query: store.ListQuery) -> list[dict]:
+        def admin_page(query: store.ListQuery) -> list[store.StoredMessage]:
             return store.list_messages_all_projects(conn, query)
 
         assert _walk(admin_page, 6, sort=sort) == _reference(rows["all"], sort)
@@ -252,10 +253,10 @@ def test_admin_listing_pages_over_rows_without_a_project(paged, sort):
 def test_exact_filters_page_in_the_filtered_key_order(paged):
     engine, rows = paged
     with engine.connect() as conn:
-        def project_page(query: store.ListQuery) -> list[dict]:
+        def project_page(query: store.ListQuery) -> list[store.StoredMessage]:
             return store.list_messages(conn, "p1", query)
 
-        def admin_page(query: store.ListQuery) -> list[dict]:
+        def admin_page(query: store.ListQuery) -> list[store.StoredMessage]:
             return store.list_messages_all_projects(conn, query)
 
         for key, value in (("resource_uuid", "vol-1"), ("message_level", "INFO"),
@@ -278,8 +279,8 @@ def test_offset_skips_rows_of_the_ordered_list(paged):
     expected = _reference(rows["p1"], sort)
     with engine.connect() as conn:
         def ids(**query) -> list[str]:
-            return [r["id"] for r in store.list_messages(conn, "p1",
-                                                         store.ListQuery(sort=sort, **query))]
+            return [r.id for r in store.list_messages(conn, "p1",
+                                                      store.ListQuery(sort=sort, **query))]
 
         for offset in (0, 1, 7, 63, 64, 1000):
             assert ids(offset=offset, limit=5) == expected[offset:offset + 5]
@@ -294,7 +295,7 @@ def test_created_since_is_inclusive_and_created_before_exclusive(paged):
     boundary = BASE_TIME + dt.timedelta(minutes=3)  # rows 24..31 were created exactly then
     with engine.connect() as conn:
         def ids(**query) -> set[str]:
-            return {r["id"] for r in store.list_messages(conn, "p1", store.ListQuery(**query))}
+            return {r.id for r in store.list_messages(conn, "p1", store.ListQuery(**query))}
 
         since = {r["id"] for r in rows["p1"] if r["created_at"] >= boundary}
         before = {r["id"] for r in rows["p1"] if r["created_at"] < boundary}

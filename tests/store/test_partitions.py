@@ -175,10 +175,10 @@ def test_listings_run_unharmed_while_the_reaper_drops_partitions(postgresql_url)
                     with engine.connect() as conn:
                         page = store.list_messages(conn, "p1", store.ListQuery(
                             sort=query.sort, limit=query.limit, marker=marker))
-                    seen += [m["id"] for m in page]
+                    seen += [m.id for m in page]
                     if len(page) < query.limit or set(seen) >= live_ids:
                         break
-                    marker = page[-1]["id"]
+                    marker = page[-1].id
                 # Newest expiry first: the live rows always lead, whatever is dropped.
                 assert set(seen[:len(live_ids)]) == live_ids
                 passes[0] += 1

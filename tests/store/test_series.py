@@ -24,7 +24,7 @@ from usermessages.store import migrate, series, writer
 VOLUME = "8b1f3a52-8d6c-4b53-9f0e-0d3c1f6a2b11"
 
 
-def _all(engine: Engine, project: str = "p1") -> list[dict]:
+def _all(engine: Engine, project: str = "p1") -> list[series.StoredSeries]:
     with engine.connect() as conn:
         return series.list_series(conn, project, series.SeriesQuery({}, limit=100))
 
@@ -42,12 +42,12 @@ def test_repeats_form_one_series_with_counts_times_and_recent_exemplars(engine):
     with engine.begin() as conn:
         writer.insert(conn, repeats[5:], series.Policy(exemplars=3))
     (only,) = _all(engine)
-    assert only["count"] == 8 and only["suppressed"] == 0
-    assert only["first_seen"] == repeats[0]["created_at"]
-    assert only["last_seen"] == repeats[7]["created_at"]
-    assert only["request_ids"] == ["req-7", "req-6", "req-5"]  # most recent, newest first
-    assert (only["event_id"], only["resource_uuid"]) == (repeats[0]["event_id"], VOLUME)
-    assert only["id"] == series.series_id("API", "p1", repeats[0]["event_id"], VOLUME)
+    assert only.count == 8 and only.suppressed == 0
+    assert only.first_seen == repeats[0]["created_at"]
+    assert only.last_seen == repeats[7]["created_at"]
+    assert only.request_ids == ("req-7", "req-6", "req-5")  # most recent, newest first
+    assert (only.event_id, only.resource_uuid) == (repeats[0]["event_id"], VOLUME)
+    assert only.id == series.series_id("API", "p1", repeats[0]["event_id"], VOLUME)
 
 
 def test_the_key_is_project_event_and_resource_with_no_resource_its_own(engine):
@@ -59,10 +59,10 @@ def test_the_key_is_project_event_and_resource_with_no_resource_its_own(engine):
     ]
     with engine.begin() as conn:
         writer.insert(conn, rows)
-    counts = sorted((s["resource_uuid"], s["event_id"], s["count"]) for s in _all(engine))
+    counts = sorted((s.resource_uuid, s.event_id, s.count) for s in _all(engine))
     assert counts == sorted([(VOLUME, rows[0]["event_id"], 2), ("", rows[2]["event_id"], 2),
                              (VOLUME, rows[4]["event_id"], 1)])
-    assert [s["count"] for s in _all(engine, "p2")] == [1]
+    assert [s.count for s in _all(engine, "p2")] == [1]
 
 
 def test_a_redelivered_batch_counts_nothing_twice(engine):
@@ -71,7 +71,7 @@ def test_a_redelivered_batch_counts_nothing_twice(engine):
         writer.insert(conn, rows)
     with engine.begin() as conn:
         writer.insert(conn, [*rows, rows[0]])  # redelivery, and an id twice in a batch
-    assert [s["count"] for s in _all(engine)] == [4]
+    assert [s.count for s in _all(engine)] == [4]
 
 
 def test_the_direct_sink_path_counts_too(engine):
@@ -83,7 +83,7 @@ def test_the_direct_sink_path_counts_too(engine):
     for message in batch:
         with engine.begin() as conn:
             writer.insert(conn, [message.to_row()])
-    assert [s["count"] for s in _all(engine)] == [3]
+    assert [s.count for s in _all(engine)] == [3]
 
 
 def test_series_are_scoped_to_the_project_and_paged_last_seen_first(engine):
@@ -93,13 +93,13 @@ def test_series_are_scoped_to_the_project_and_paged_last_seen_first(engine):
     with engine.connect() as conn:
         first = series.list_series(conn, "p1", series.SeriesQuery({}, limit=2))
         rest = series.list_series(conn, "p1", series.SeriesQuery({}, limit=10,
-                                                                 marker=first[-1]["id"]))
+                                                                 marker=first[-1].id))
         other = series.list_series_all_projects(conn, series.SeriesQuery({}, limit=10))
         with pytest.raises(SeriesNotFound):
-            series.get_series(conn, first[0]["id"], "p2")
+            series.get_series(conn, first[0].id, "p2")
         with pytest.raises(SeriesNotFound):  # a marker of another project
-            series.list_series(conn, "p2", series.SeriesQuery({}, limit=2, marker=first[0]["id"]))
-    assert [s["resource_uuid"] for s in first + rest] == [f"vol-{i}" for i in range(4, -1, -1)]
+            series.list_series(conn, "p2", series.SeriesQuery({}, limit=2, marker=first[0].id))
+    assert [s.resource_uuid for s in first + rest] == [f"vol-{i}" for i in range(4, -1, -1)]
     assert len(other) == 6
 
 
@@ -125,7 +125,7 @@ def test_concurrent_writers_lose_no_occurrence(postgresql_url):
     for thread in threads:
         thread.join()
     assert errors == []
-    assert [s["count"] for s in _all(eng)] == [4 * 10 * 50]
+    assert [s.count for s in _all(eng)] == [4 * 10 * 50]
     eng.dispose()
 
 
@@ -151,7 +151,7 @@ def test_counts_equal_the_distinct_occurrences_stored_whatever_the_batching(
     expected: dict[str, set[str]] = {}
     for r in sent:
         expected.setdefault(r["resource_uuid"], set()).add(r["id"])
-    got = {s["resource_uuid"]: s["count"] for s in _all(engine, project)}
+    got = {s.resource_uuid: s.count for s in _all(engine, project)}
     assert got == {key: len(ids) for key, ids in expected.items()}
 
 
@@ -169,11 +169,11 @@ def test_storm_control_stores_up_to_the_limit_and_counts_the_rest(engine):
     assert (second.new, second.suppressed) == (0, 4)
     assert (third.new, third.suppressed) == (2, 2)  # the project's 5 are used up
     assert _rows(engine) == 5
-    by_event = {s["event_id"]: s for s in _all(engine)}
-    assert (by_event[storm[0]["event_id"]]["count"],
-            by_event[storm[0]["event_id"]]["suppressed"]) == (10, 7)
-    assert (by_event[other_event[0]["event_id"]]["count"],
-            by_event[other_event[0]["event_id"]]["suppressed"]) == (4, 2)
+    by_event = {s.event_id: s for s in _all(engine)}
+    assert (by_event[storm[0]["event_id"]].count,
+            by_event[storm[0]["event_id"]].suppressed) == (10, 7)
+    assert (by_event[other_event[0]["event_id"]].count,
+            by_event[other_event[0]["event_id"]].suppressed) == (4, 2)
     # Another project has its own budget.
     with engine.begin() as conn:
         assert writer.insert(conn, [row("p2")], policy).new == 1
@@ -207,7 +207,7 @@ def test_storm_control_holds_across_concurrent_writers(postgresql_url):
     assert sum(r.new for r in results) == 25 == _rows(eng)
     assert sum(r.suppressed for r in results) == 400 - 25
     (only,) = _all(eng)
-    assert (only["count"], only["suppressed"]) == (400, 375)
+    assert (only.count, only.suppressed) == (400, 375)
     eng.dispose()
 
 
@@ -219,7 +219,7 @@ def test_the_reaper_deletes_series_last_seen_longer_ago_than_the_ttl(engine):
     reaper.reap(engine, 1, now=now)  # no ttl given: series stay
     assert len(_all(engine)) == 2
     reaper.reap(engine, 1, now=now, ttl=2 * 86400)
-    assert [s["resource_uuid"] for s in _all(engine)] == ["recent"]
+    assert [s.resource_uuid for s in _all(engine)] == ["recent"]
 
 
 def test_kinds_without_a_project_are_admin_only(engine):
@@ -228,7 +228,7 @@ def test_kinds_without_a_project_are_admin_only(engine):
     assert _all(engine, "") == []
     with engine.connect() as conn:
         (only,) = series.list_series_all_projects(conn, series.SeriesQuery({}, limit=5))
-    assert (only["kind"], only["project_id"], only["count"]) == ("SERVICE", None, 1)
+    assert (only.kind, only.project_id, only.count) == ("SERVICE", None, 1)
 
 
 @given(kind=st.text(max_size=20), project=st.none() | st.text(max_size=40),

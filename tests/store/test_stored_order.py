@@ -18,7 +18,7 @@ from usermessages.store import messages as store
 from usermessages.store import writer
 
 
-def _after(engine: Engine, seq: int, limit: int = 1000) -> list[dict]:
+def _after(engine: Engine, seq: int, limit: int = 1000) -> list[store.StoredMessage]:
     with engine.connect() as conn:
         return store.list_messages_all_projects(conn, store.ListQuery(after_seq=seq, limit=limit))
 
@@ -32,8 +32,8 @@ def test_rows_are_numbered_in_insert_order_whatever_their_created_at(engine):
         writer.insert(conn, [sdk.to_row()])  # the SDK's direct sink
         writer.insert(conn, [row("p", minutes=-120)])
     rows = _after(engine, 0)
-    assert [r["seq"] for r in rows] == [1, 2, 3, 4]
-    assert [r["created_at"].minute for r in rows] == [5, 1, 0, 0]
+    assert [r.seq for r in rows] == [1, 2, 3, 4]
+    assert [r.created_at.minute for r in rows] == [5, 1, 0, 0]
     assert _after(engine, 2) == rows[2:]
     with engine.connect() as conn:
         assert store.last_seq(conn) == 4
@@ -46,7 +46,7 @@ def test_after_seq_keeps_the_scope_and_filters(engine):
     with engine.connect() as conn:
         mine = store.list_messages(conn, "p1", store.ListQuery(after_seq=0,
                                                                filters={"resource_uuid": "v1"}))
-    assert [(r["project_id"], r["resource_uuid"], r["seq"]) for r in mine] == [("p1", "v1", 1)]
+    assert [(r.project_id, r.resource_uuid, r.seq) for r in mine] == [("p1", "v1", 1)]
 
 
 def test_an_inserter_waits_for_the_one_holding_earlier_seqs(engine):
@@ -82,7 +82,7 @@ def test_an_inserter_waits_for_the_one_holding_earlier_seqs(engine):
         first.close()
         thread.join(timeout=30)
     assert done.is_set()
-    assert [(r["id"], r["seq"]) for r in _after(engine, 0)] == [("early", 1), ("later", 2)]
+    assert [(r.id, r.seq) for r in _after(engine, 0)] == [("early", 1), ("later", 2)]
 
 
 @pytest.mark.parametrize("writers", [4])
@@ -113,8 +113,8 @@ def test_a_reader_paging_by_seq_misses_nothing_under_concurrent_inserters(engine
         nonlocal cursor
         page = _after(engine, cursor, limit=50)
         for found in page:
-            seen.append(found["id"])
-            cursor = found["seq"]
+            seen.append(found.id)
+            cursor = found.seq
         return len(page)
 
     # Poll as a live reader does (the viewer and the API stream poll on an

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from playwright.sync_api import Browser, Page, expect
 
 from tests import servers
-from tests.api.conftest import row
+from tests.api.conftest import row, summary
 from tests.viewer.test_viewer import _page, browser, sign_in  # noqa: F401 (fixture)
 from tests.viewer_session import sign_in as viewer_sign_in
 from usermessages.catalog import Action, Catalog, Detail, Resource
@@ -34,7 +34,6 @@ from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
 from usermessages.store import writer
 from usermessages.viewer import browse
-from usermessages.web.views import user_message
 
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 PROJECT, OTHER = "aaaa0001", "bbbb0002"
@@ -88,7 +87,7 @@ def site(tmp_path_factory) -> Iterator[tuple[str, str, list[dict]]]:
         yield base, db_url, rows
 
 
-def _listed(db_url: str, **query) -> list[dict]:
+def _listed(db_url: str, **query) -> list[store.StoredMessage]:
     engine = store_engine.connect(db_url)
     try:
         with engine.connect() as conn:
@@ -132,7 +131,7 @@ def test_previous_and_next_pages_walk_the_same_rows_both_ways(site, browser, sor
         page.get_by_role("link", name="Next page »").click()
         pages.append(_ids(page))
     key, _, direction = sort.partition(":")
-    expected = [r["id"] for r in _listed(db_url, sort=[(key, direction)])]
+    expected = [r.id for r in _listed(db_url, sort=[(key, direction)])]
     assert [i for p in pages for i in p] == expected and len(pages) == 2
     # And back: each page as it was, and no previous link on the first.
     for earlier in reversed(pages[:-1]):
@@ -160,7 +159,7 @@ def test_time_presets_fill_the_range_in_the_rows_zone(site, browser):
     assert abs(shown - (_now() - dt.timedelta(hours=1) + TOKYO)) < dt.timedelta(minutes=2)
     within = _listed(db_url, created_since=_now() - dt.timedelta(hours=1))
     expect(page.locator("#total")).to_have_text(f"{len(within)} messages match")
-    assert _ids(page) == [r["id"] for r in within]
+    assert _ids(page) == [r.id for r in within]
     first = page.locator("#rows tr time").first
     stamp = dt.datetime.fromisoformat(first.get_attribute("datetime").rstrip("Z"))
     assert (stamp + TOKYO).strftime("%-I:%M:%S") in first.inner_text()  # en-US, 12-hour
@@ -200,7 +199,7 @@ def test_search_on_the_summary_matches_the_text_shown(site, browser):
     expect(page.locator("#rows")).to_contain_text("vol-long")
     catalog = Catalog(detail_texts={**Catalog().detail_texts,
                                     Detail.NOT_ENOUGH_SPACE_FOR_IMAGE.id: LONG_DETAIL})
-    attach = sum("attach volume" in user_message(r, catalog).lower() for r in rows
+    attach = sum("attach volume" in summary(r, catalog).lower() for r in rows
                  if r["project_id"] == PROJECT)
     page.goto(f"{base}/viewer/messages?q=attach+volume")
     expect(page.locator("#total")).to_have_text(f"{attach} messages match")
@@ -220,12 +219,13 @@ def test_each_row_links_to_its_resource(site, browser):
 
 
 def test_without_a_template_the_link_is_the_resources_messages_here():
-    r = row(PROJECT, resource=Resource.VOLUME_BACKUP, resource_uuid="bk 1/2")
-    assert browse.resource_url("", r) == "/viewer/messages?resource_uuid=bk+1%2F2"
-    assert browse.resource_url("http://x/{nope}", r) == "/viewer/messages?resource_uuid=bk+1%2F2"
-    assert browse.resource_url("http://x/{project_id}/{collection}/{resource_uuid}", r) == (
+    backup = (Resource.VOLUME_BACKUP.value, "bk 1/2", PROJECT)
+    assert browse.resource_url("", *backup) == "/viewer/messages?resource_uuid=bk+1%2F2"
+    assert browse.resource_url("http://x/{nope}", *backup) == (
+        "/viewer/messages?resource_uuid=bk+1%2F2")
+    assert browse.resource_url("http://x/{project_id}/{collection}/{resource_uuid}", *backup) == (
         f"http://x/{PROJECT}/backups/bk%201%2F2")
-    assert browse.resource_url("http://x/", row(PROJECT)) is None  # no resource
+    assert browse.resource_url("http://x/", Resource.VOLUME.value, "", PROJECT) is None
 
 
 def test_long_summaries_wrap_instead_of_widening_the_page(site, browser):
@@ -321,12 +321,12 @@ def test_the_export_button_downloads_the_filtered_view(site, browser, tmp_path):
     table = list(csv.DictReader(io.StringIO(saved.read_text(), newline="")))
     expected = _listed(db_url, filters={"message_level": "ERROR"}, sort=[("created_at", "asc")])
     # Every page of the view, not the 50 rows shown.
-    assert [r["id"] for r in table] == [r["id"] for r in expected] and len(table) == 61
+    assert [r["id"] for r in table] == [r.id for r in expected] and len(table) == 61
     assert "vol-secret" not in saved.read_text()
     with page.expect_download() as download:
         page.get_by_role("link", name="NDJSON").click()
     lines = Path(download.value.path()).read_text().splitlines()
-    assert [json.loads(x)["id"] for x in lines] == [r["id"] for r in expected]
+    assert [json.loads(x)["id"] for x in lines] == [r.id for r in expected]
     # Without a session, the download is a sign-in redirect, not data.
     stranger = browser.new_context()
     response = stranger.request.get(f"{base}/viewer/export?format=csv", max_redirects=0)

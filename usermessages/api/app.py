@@ -11,15 +11,15 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from usermessages.api import explanations, messages, series, stream, views_ext, webhooks
+from usermessages.api.keystone import KeystoneMiddleware
 from usermessages.api.metrics import keystone_protected, metrics_route
 from usermessages.api.middleware import OpenStackMiddleware
 from usermessages.api.security import SecurityHeaders
 from usermessages.api.versions import version_document
-from usermessages.errors import HTTPError, LimitReached
+from usermessages.errors import NOT_FOUND_TEXT, HTTPError, LimitReached
 from usermessages.reader import Reader
-from usermessages.reader.keystone import KeystoneMiddleware
 from usermessages.web import base_url
-from usermessages.web.faults import NOT_FOUND_TEXT, fault_body
+from usermessages.web.faults import fault_body
 from usermessages.web.limits import Limits
 
 

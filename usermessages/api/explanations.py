@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from usermessages.api.messages import begin
 from usermessages.reader import Reader
 from usermessages.translations import content_language
+from usermessages.web.projections import advice
 
 router = APIRouter()
 
@@ -24,11 +25,11 @@ def show_explained(request: Request, message_id: str,
     reader: Reader = request.app.state.reader
     row = reader.get(call.scope, message_id)
     body = call.view.detail(row)
-    advice = reader.advice(row, call.language)
+    advised = advice(row, call.view.catalog)
     body.update({
-        "remediation": advice.remediation,
-        "action_required": advice.action_required,
-        "help_url": advice.help_url or None,
+        "remediation": advised.remediation,
+        "action_required": advised.action_required,
+        "help_url": advised.help_url or None,
         "language": content_language(call.language),
     })
     return call.respond({"message": body})

@@ -11,8 +11,13 @@ from usermessages.reader import Reader, Scope
 from usermessages.reader.params import USER_FILTERS
 from usermessages.translations import content_language
 from usermessages.web import base_url, require_version
-from usermessages.web.microversion import MESSAGES, RESOURCE_FILTER_CONFIG, APIVersion
-from usermessages.web.views import MessageView
+from usermessages.web.microversion import (
+    MESSAGES,
+    MESSAGES_PAGINATION,
+    RESOURCE_FILTER_CONFIG,
+    APIVersion,
+)
+from usermessages.web.projections import Audience, MessageView
 
 router = APIRouter()
 # Beyond Cinder: a caller who reads across projects may ask for each message's
@@ -30,6 +35,11 @@ class Call:
     view: MessageView
     language: str
 
+    @property
+    def legacy(self) -> bool:
+        """A version below 3.5, where Cinder reads no list parameter (see reader.params)."""
+        return self.version < MESSAGES_PAGINATION
+
     def respond(self, body: dict) -> JSONResponse:
         """A body whose texts are in ``language`` says so. Vary stays Cinder's exact
         ``OpenStack-API-Version``: /v3 answers are ``no-store``, so no cache keys on it."""
@@ -45,12 +55,13 @@ def begin(request: Request, project_id: str | None, min_version: APIVersion = ME
     reader = _reader(request)
     scope = reader.authenticate(request.headers, request.state, project_id)
     version = require_version(request, min_version)
-    owner_fields = scope.all_projects and request.headers.get(
-        OWNER_FIELDS_HEADER, "").lower() in ("1", "true")
+    # Only an admin's view holds the owner fields; the header only asks for them.
+    owner_fields = request.headers.get(OWNER_FIELDS_HEADER, "").lower() in ("1", "true")
     # Only the texts follow Accept-Language; ids, event ids and the body's shape never do.
     language = reader.translator.negotiate(request.headers.get("accept-language"))
     view = MessageView(base_url(request, reader.settings), project_id,
-                       reader.translator.catalog_for(language), owner_fields)
+                       reader.translator.catalog_for(language),
+                       Audience.of(scope.all_projects), owner_fields)
     return Call(scope, version, view, language)
 
 
@@ -58,7 +69,7 @@ def list_messages(request: Request, project_id: str | None = None) -> JSONRespon
     call = begin(request, project_id)
     pairs = request.query_params.multi_items()
     rows, link_limit = _reader(request).list_messages(
-        call.scope, dict(pairs), call.version,
+        call.scope, dict(pairs), legacy=call.legacy,
         max_limit=_reader(request).settings.osapi_max_limit)
     return call.respond(call.view.index(rows, pairs, link_limit))
 

@@ -8,10 +8,10 @@ from fastapi import Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 
+from usermessages.api.keystone import is_protected
 from usermessages.config import Settings
 from usermessages.errors import Forbidden
 from usermessages.reader.identity import identify
-from usermessages.reader.keystone import is_protected
 
 
 def keystone_protected(settings: Settings) -> Callable[[str], bool]:

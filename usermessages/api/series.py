@@ -13,9 +13,9 @@ from fastapi.responses import JSONResponse
 
 from usermessages.api.messages import Call, begin
 from usermessages.reader import Reader
-from usermessages.reader import series as reader_series
+from usermessages.store.series import StoredSeries
 from usermessages.web import base_url
-from usermessages.web.views import timestamp, user_message
+from usermessages.web.projections import series_body
 
 router = APIRouter()
 
@@ -29,37 +29,20 @@ def _collection(request: Request, project_id: str | None) -> str:
     return f"{base_url(request, _reader(request).settings)}/v3{project}/messages-ext/series"
 
 
-def _body(request: Request, call: Call, project_id: str | None, row: dict) -> dict:
-    latest = {**row, "request_id": (row["request_ids"] or [""])[0]}
-    body = {
-        "id": row["id"],
-        "event_id": row["event_id"],
-        "resource_type": row["resource_type"] or None,
-        "resource_uuid": row["resource_uuid"] or None,
-        "message_level": row["message_level"],
-        "user_message": user_message(latest, _reader(request).catalog),
-        "count": row["count"],
-        "suppressed": row["suppressed"],
-        "first_seen": timestamp(row["first_seen"]),
-        "last_seen": timestamp(row["last_seen"]),
-        "request_ids": row["request_ids"],
-        "links": [{"rel": "self", "href": f"{_collection(request, project_id)}/{row['id']}"}],
-    }
-    if call.scope.all_projects:
-        body["project_id"] = row["project_id"]
-    return body
+def _body(request: Request, call: Call, project_id: str | None, series: StoredSeries) -> dict:
+    return series_body(series, call.view.audience, _reader(request).catalog,
+                       f"{_collection(request, project_id)}/{series.id}")
 
 
 def list_series(request: Request, project_id: str | None = None) -> JSONResponse:
     call = begin(request, project_id)
     pairs = request.query_params.multi_items()
     reader = _reader(request)
-    rows, limit = reader_series.list_series(reader, call.scope, pairs,
-                                            reader.settings.osapi_max_limit)
+    rows, limit = reader.list_series(call.scope, pairs, reader.settings.osapi_max_limit)
     body: dict = {"series": [_body(request, call, project_id, row) for row in rows]}
     if rows and len(rows) >= limit:
         kept = [(k, v) for k, v in pairs if k != "marker"]
-        query = urlencode([*kept, ("marker", rows[-1]["id"])])
+        query = urlencode([*kept, ("marker", rows[-1].id)])
         body["series_links"] = [{"rel": "next",
                                  "href": f"{_collection(request, project_id)}?{query}"}]
     return JSONResponse(body)
@@ -67,7 +50,7 @@ def list_series(request: Request, project_id: str | None = None) -> JSONResponse
 
 def show_series(request: Request, series_id: str, project_id: str | None = None) -> JSONResponse:
     call = begin(request, project_id)
-    row = reader_series.get_series(_reader(request), call.scope, series_id)
+    row = _reader(request).get_series(call.scope, series_id)
     return JSONResponse({"series": _body(request, call, project_id, row)})
 
 

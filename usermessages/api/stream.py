@@ -15,10 +15,11 @@ from starlette.concurrency import run_in_threadpool
 
 from usermessages.api.messages import begin
 from usermessages.reader import Reader, Scope
+from usermessages.store.messages import StoredMessage
 from usermessages.translations import content_language
 from usermessages.web import events
 from usermessages.web.limits import Limits, holder
-from usermessages.web.views import MessageView
+from usermessages.web.projections import MessageView
 
 router = APIRouter()
 
@@ -27,25 +28,25 @@ BATCH = 100
 PAGING = ("limit", "marker", "offset", "sort", "sort_key", "sort_dir", "last_event_id")
 
 
-def _open(request: Request, project_id: str | None) -> tuple[Scope, events.Feed[dict], int, str]:
+def _open(request: Request,
+          project_id: str | None) -> tuple[Scope, events.Feed[StoredMessage], int, str]:
     """Blocking (Keystone, the store): the caller's scope, the feed, the first cursor and
     the language of its texts."""
     call = begin(request, project_id)
     reader: Reader = request.app.state.reader
-    reader.authorize_list(call.scope)
     params = {k: v for k, v in request.query_params.items() if k not in PAGING}
-    query, _ = reader.parse(call.scope, {**params, "limit": str(BATCH)}, call.version,
+    query, _ = reader.parse(call.scope, {**params, "limit": str(BATCH)}, legacy=call.legacy,
                             max_limit=BATCH)
     cursor = events.first_cursor(events.requested_cursor(request, "last_event_id"),
-                                 reader.newest())
+                                 reader.newest(call.scope))
     feed = events.Feed(poll=lambda after: reader.poll(call.scope, query, after),
                        render=lambda row: _render(call.view, row),
                        signed_in=_token_check(request, reader, call.scope))
     return call.scope, feed, cursor, call.language
 
 
-def _render(view: MessageView, row: dict) -> events.Event:
-    return events.Event(row["seq"], json.dumps({"message": view.detail(row)},
+def _render(view: MessageView, row: StoredMessage) -> events.Event:
+    return events.Event(row.seq, json.dumps({"message": view.detail(row)},
                                                separators=(",", ":")))
 
 

@@ -40,38 +40,37 @@ def _params(request: Request, *own: str) -> dict[str, str]:
 def aggregates(request: Request, project_id: str | None = None) -> JSONResponse:
     call = begin(request, project_id)
     reader = _reader(request)
-    reader.authorize_list(call.scope)
     bucket = request.query_params.get("bucket")
     query = reader.parse_view(call.scope, _params(request, "bucket"),
                               max_limit=reader.settings.osapi_max_limit, paged=False)
     counts = reader.aggregates(call.scope, query, bucket)
     by = {name: [{"value": value, "count": n} for value, n in pairs]
-          for name, pairs in counts["by"].items()}
+          for name, pairs in counts.by.items()}
     return JSONResponse({"aggregates": {
         "total": sum(item["count"] for item in by["message_level"]),
-        "bucket": counts["bucket"],
-        "since": timestamp(counts["since"]),
-        "until": timestamp(counts["until"]),
+        "bucket": counts.bucket,
+        "since": timestamp(counts.since),
+        "until": timestamp(counts.until),
         "by_event_id": by["event_id"],
         "by_message_level": by["message_level"],
         "by_resource_type": by["resource_type"],
-        "by_time": [{"start": timestamp(start), "count": n} for start, n in counts["times"]],
+        "by_time": [{"start": timestamp(start), "count": n} for start, n in counts.times],
     }})
 
 
 def export_view(request: Request, project_id: str | None = None) -> StreamingResponse:
     call = begin(request, project_id)
     reader = _reader(request)
-    reader.authorize_list(call.scope)
     fmt = request.query_params.get("format", "ndjson")
     if fmt not in export.FORMATS:
         raise BadRequest("Invalid input received: format must be 'ndjson' or 'csv'.")
     query = reader.parse_view(call.scope, _params(request, "format"),
                               max_limit=reader.settings.osapi_max_limit, paged=False)
-    # Every error is raised above, before the first byte: once streaming, the
-    # status is sent. Starlette iterates this generator in a thread, a page at a time.
+    # Every error is raised above, before the first byte (walk authorizes when
+    # called): once streaming, the status is sent. Starlette iterates this
+    # generator in a thread, a page at a time.
     rows = reader.walk(call.scope, query, EXPORT_PAGE)
-    body = export.lines(fmt, rows, reader.catalog, call.scope.all_projects)
+    body = export.lines(fmt, rows, reader.catalog, call.view.audience)
     # Last: a refused export (429 or 503 with Retry-After) took no slot.
     lease = request.app.state.limits.exports.acquire(holder(call.scope.caller.project_id))
     return LeasedResponse(lease, body, media_type=export.FORMATS[fmt], headers={

@@ -1,7 +1,9 @@
 """Reading messages: identity (noauth | Keystone) -> policy -> scope -> list/get/delete.
 
 Below every front end: the API, the Event Viewer and the reference service
-import it; it imports none of them.
+import it; it imports none of them, nor the web toolkit that renders what it
+reads (``usermessages.web``). It returns the store's typed rows
+(``StoredMessage``, ``StoredSeries``), and every read checks its caller itself.
 """
 
 from usermessages.errors import KeystoneUnavailable

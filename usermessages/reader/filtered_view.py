@@ -17,7 +17,6 @@ from usermessages.reader import search
 from usermessages.reader.params import parse_list_query
 from usermessages.store.aggregates import BUCKETS, truncate
 from usermessages.store.messages import ListQuery, utcnow
-from usermessages.web.microversion import MAX_VERSION
 
 SEARCH = "q"
 # A histogram has at most this many bars: a year of days, or two weeks of hours.
@@ -41,7 +40,7 @@ def parse_view(params: dict[str, str], catalog: Catalog, *, is_admin: bool,
         if given:
             raise BadRequest(f"Invalid input received: {', '.join(given)} cannot be used "
                              "here; the whole filtered view is covered.")
-    query, _ = parse_list_query(params, MAX_VERSION, is_admin=is_admin, max_limit=max_limit)
+    query, _ = parse_list_query(params, legacy=False, is_admin=is_admin, max_limit=max_limit)
     if term is not None:
         query = replace(query, summary=search.resolve(catalog, term))
     return query

@@ -9,11 +9,12 @@ named by ``admin_user`` is an admin. Where ``trust_roles_header`` is on, an
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from usermessages.config import Settings
-from usermessages.errors import BadRequest, Unauthorized
+from usermessages.errors import NOT_FOUND_TEXT, BadRequest, NotFound, Unauthorized
 
 MAX_ID = 255
 USER_ROLES = ("member", "reader")
@@ -65,3 +66,28 @@ def authenticate(
         if any(len(r) > MAX_ID for r in roles):
             raise BadRequest("X-Roles holds a role that is too long.")
     return Caller(user_id=user, project_id=project, roles=tuple(roles))
+
+
+def project_id_problem(settings: Settings, project_id: str) -> str | None:
+    """Why a project id can never be in a URL of the API (None if it can).
+
+    Every front end (API, viewer, CLI) gives this same reason, so a newcomer who
+    picks ``demo`` learns the rule instead of meeting a bare 404.
+    """
+    if re.fullmatch(settings.project_id_regex, project_id):
+        return None
+    shown = project_id if len(project_id) <= 64 and project_id.isprintable() else "this one"
+    return (f"a project id must match {settings.project_id_regex} "
+            f"([api] project_id_regex, as Cinder's); {shown!r} does not")
+
+
+def check_url_project(settings: Settings, url_project: str, caller: Caller) -> None:
+    """The project a URL names must be a project id, and the caller's (Cinder's rules)."""
+    problem = project_id_problem(settings, url_project)
+    if problem:
+        # Cinder's text first (clients may match it), then the reason.
+        raise NotFound(f"{NOT_FOUND_TEXT} {problem[0].upper()}{problem[1:]}.")
+    if url_project != caller.project_id:
+        raise BadRequest(
+            f"Malformed request url: the project in the URL ({url_project[:64]}) is "
+            f"not the token's ({caller.project_id[:64]})")

@@ -1,27 +1,26 @@
-"""Keystone identity: keystonemiddleware's ``auth_token`` in front of the ASGI app.
+"""Keystone identity: a token validated by keystonemiddleware's ``auth_token``.
 
 ``auth_token`` is a WSGI middleware. Rather than re-implement token validation,
 each request's headers are handed to the real ``AuthProtocol`` as a WSGI
-environ, in a worker thread (it makes blocking calls to Keystone). If it lets
-the request through, the identity headers it wrote (after stripping every one
-the caller sent) become the request's Caller; if it answers itself (401 for a
-bad token, 503 when Keystone cannot be asked), that answer goes to the client
-unchanged, as Cinder's does.
+environ (blocking: it calls Keystone). If it lets the request through, the
+identity headers it wrote (after stripping every one the caller sent) become
+the request's Caller; if it answers itself (401 for a bad token), that answer
+is a ``Refusal`` the front end passes on unchanged, as Cinder does; when
+Keystone cannot be asked, a ``Refusal`` with a 5xx status and no body, which
+the front end answers with its own fault (``usermessages.api.keystone``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 from keystoneauth1 import exceptions as ksa_exceptions
 from keystonemiddleware import auth_token
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from usermessages.reader.identity import Caller
-from usermessages.web.faults import INTERNAL_ERROR_TEXT, fault_body
 
 LOG = logging.getLogger(__name__)
 
@@ -37,16 +36,15 @@ MAX_TOKEN_BYTES = 16384  # fernet tokens are ~200 bytes; refuse junk before Keys
 
 @dataclass(frozen=True)
 class Refusal:
-    """auth_token's own answer: its 401 as it is (as Cinder's), a 5xx as a Cinder fault."""
+    """auth_token's own answer, to pass on as it is (its 401, as Cinder's); or, with a
+    5xx status and no body, Keystone could not vouch for the token (503: not reached)."""
 
     status: int
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    body: bytes = b""
 
 
-_JSON = [(b"content-type", b"application/json")]
-UNAVAILABLE = Refusal(503, _JSON, fault_body(
-    503, "The Keystone service is temporarily unavailable."))
+UNAVAILABLE = Refusal(503)
 
 
 def _value(environ: Mapping[str, object], key: str) -> str | None:
@@ -118,40 +116,11 @@ class TokenValidator:
             return caller_from_environ(environ)
         code = int(status[0].split(" ", 1)[0]) if status else 500
         if code >= 500:
-            # auth_token's own 5xx is a webob HTML page: a Cinder JSON fault instead.
-            return UNAVAILABLE if code == 503 else Refusal(code, _JSON, fault_body(
-                code, INTERNAL_ERROR_TEXT))
+            # auth_token's own 5xx is a webob HTML page: the front end's fault instead.
+            return Refusal(code)
         headers_out = [(k.lower().encode("latin-1"), v.encode("latin-1"))
                        for k, v in response_headers]
         return Refusal(code, headers_out, body)
 
     async def validate_async(self, headers: Iterable[tuple[bytes, bytes]]) -> Caller | Refusal:
         return await anyio.to_thread.run_sync(self.validate, list(headers))
-
-
-def is_protected(path: str) -> bool:
-    """Every versioned path, except the version document keystoneauth discovers."""
-    return path.startswith("/v3/") and path != "/v3/"
-
-
-class KeystoneMiddleware:
-    """Puts the validated Caller in scope["state"]["caller"], or answers auth_token's refusal."""
-
-    def __init__(self, app: ASGIApp, validator: TokenValidator,
-                 protected: Callable[[str], bool] = is_protected) -> None:
-        self.app = app
-        self.validator = validator
-        self.protected = protected
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.protected(scope["path"]):
-            await self.app(scope, receive, send)
-            return
-        result = await self.validator.validate_async(scope["headers"])
-        if isinstance(result, Refusal):
-            await send({"type": "http.response.start", "status": result.status,
-                        "headers": result.headers})
-            await send({"type": "http.response.body", "body": result.body})
-            return
-        scope.setdefault("state", {})["caller"] = result
-        await self.app(scope, receive, send)

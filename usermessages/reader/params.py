@@ -6,7 +6,6 @@ import datetime as dt
 
 from usermessages.errors import BadRequest
 from usermessages.store.messages import SORT_KEYS, ListQuery
-from usermessages.web.microversion import MESSAGES_PAGINATION, APIVersion
 
 # What a project user may filter on (Cinder's resource_filters.json for "message").
 USER_FILTERS = ("resource_uuid", "resource_type", "event_id", "request_id", "message_level")
@@ -104,15 +103,17 @@ def _check_sizes(params: dict[str, str]) -> None:
 
 
 def parse_list_query(
-    params: dict[str, str], version: APIVersion, *, is_admin: bool, max_limit: int
+    params: dict[str, str], *, legacy: bool, is_admin: bool, max_limit: int
 ) -> tuple[ListQuery, int]:
     """Build the ListQuery for a list request; also return the link-deciding limit.
 
+    ``legacy`` is a request at a microversion below 3.5, where Cinder reads
+    no list parameter (the API decides it from the version it negotiated).
     The second value is the page size a ``next`` link is judged against
     (Cinder's ``_get_collection_links``): ``limit``, else ``osapi_max_limit``.
     """
     _check_sizes(params)
-    if version < MESSAGES_PAGINATION:
+    if legacy:
         # Before 3.5 Cinder reads no parameter. We honour limit and marker all
         # the same: openstacksdk sends them at 3.3 and loops forever otherwise.
         limit = parse_limit(params.get("limit"), max_limit)

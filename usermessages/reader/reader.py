@@ -4,40 +4,44 @@ Every front end (the REST API, the Event Viewer, the reference service's
 routes) reads through this class, so the admin-versus-project branching is
 written once: a ``Scope`` says whether a caller reads across projects, and
 every query below takes it.
+
+Every public read authorizes itself: it checks its caller against the policy
+before it returns anything (a list's rule before the query; a single
+message's rule on the row it found, so another project's id stays a 404).
+No front end calls the policy for a read; tests/reader/test_authorization.py
+calls every public method with a caller the policy denies.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from usermessages.catalog import LEGACY_DETAILS, PLACEHOLDERS, Advice, Catalog
-from usermessages.config import Settings, project_id_problem
-from usermessages.errors import (
-    BadRequest,
-    KeystoneUnavailable,
-    MessageNotFound,
-    NotFound,
-    Unauthorized,
-)
+from usermessages.catalog import Catalog
+from usermessages.config import Settings
+from usermessages.errors import KeystoneUnavailable, MessageNotFound, SeriesNotFound, Unauthorized
 from usermessages.reader import filtered_view, policy
-from usermessages.reader.identity import Caller, authenticate, identify
+from usermessages.reader import series as series_params
+from usermessages.reader.identity import (
+    Caller,
+    authenticate,
+    check_url_project,
+    identify,
+)
 from usermessages.reader.keystone import Refusal, TokenValidator
 from usermessages.reader.params import parse_list_query
 from usermessages.store import aggregates as store_aggregates
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
+from usermessages.store import series as store_series
+from usermessages.store.messages import StoredMessage
+from usermessages.store.series import StoredSeries
 from usermessages.translations import Translator
-from usermessages.web.faults import NOT_FOUND_TEXT
-from usermessages.web.microversion import APIVersion
-from usermessages.web.views import user_message
 
 MAX_ID = 255
-ADVICE_FIELDS = tuple(sorted(PLACEHOLDERS))
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,19 @@ class Scope:
         return None if self.all_projects else self.caller.project_id
 
 
+@dataclass(frozen=True)
+class Aggregates:
+    """A view counted by each dimension and by time bucket (see ``Reader.aggregates``)."""
+
+    bucket: str
+    since: dt.datetime
+    until: dt.datetime
+    by: Mapping[str, list[tuple[str, int]]]
+    times: list[tuple[dt.datetime, int]]
+
+
 class Reader:
-    """Identity, policy and scope, and the list/get/delete queries behind them."""
+    """Identity, policy and scope, and the queries behind them, each authorized here."""
 
     def __init__(self, settings: Settings, engine: Engine, catalog: Catalog,
                  policy_: policy.Policy, token_validator: TokenValidator | None = None) -> None:
@@ -78,7 +93,7 @@ class Reader:
         return cls(settings, engine, catalog,
                    policy.Policy(settings.policy_file, settings.oslo_policy), validator)
 
-    # --- identity and scope -------------------------------------------------
+    # --- identity and scope (who asks; nothing is read) ---------------------
 
     def scope(self, caller: Caller) -> Scope:
         return Scope(caller, self.policy.sees_all_projects(caller, self.settings.auth_strategy))
@@ -89,14 +104,7 @@ class Reader:
         against the project its URL names."""
         caller = identify(headers, state, self.settings)
         if url_project is not None:
-            problem = project_id_problem(self.settings, url_project)
-            if problem:
-                # Cinder's text first (clients may match it), then the reason.
-                raise NotFound(f"{NOT_FOUND_TEXT} {problem[0].upper()}{problem[1:]}.")
-            if url_project != caller.project_id:
-                raise BadRequest(
-                    f"Malformed request url: the project in the URL ({url_project[:64]}) is "
-                    f"not the token's ({caller.project_id[:64]})")
+            check_url_project(self.settings, url_project, caller)
         return self.scope(caller)
 
     def session_caller(self, token: str) -> Caller:
@@ -126,41 +134,47 @@ class Reader:
         except Unauthorized:
             return False
 
-    def authorize_list(self, scope: Scope) -> None:
-        self.policy.authorize(policy.GET_ALL, scope.caller, scope.caller.project_id)
+    def _authorize(self, scope: Scope, rule: str) -> None:
+        """A read of the caller's project (or, across projects, of none in particular)."""
+        self.policy.authorize(rule, scope.caller, scope.caller.project_id)
 
-    # --- reading ------------------------------------------------------------
+    # --- messages -----------------------------------------------------------
 
-    def parse(self, scope: Scope, params: Mapping[str, str], version: APIVersion,
-              *, max_limit: int) -> tuple[store.ListQuery, int | None]:
-        """A list request's parameters, with the filters this scope may use."""
-        return parse_list_query(dict(params), version, is_admin=scope.all_projects,
+    def parse(self, scope: Scope, params: Mapping[str, str], *, legacy: bool,
+              max_limit: int) -> tuple[store.ListQuery, int]:
+        """A list request's parameters, with the filters this scope may use (a list's
+        rule: a caller who may not list has nothing to parse), and the limit a
+        next link is judged on. ``legacy``: a microversion below 3.5."""
+        self._authorize(scope, policy.GET_ALL)
+        return parse_list_query(dict(params), legacy=legacy, is_admin=scope.all_projects,
                                 max_limit=max_limit)
 
-    def list_messages(self, scope: Scope, params: Mapping[str, str], version: APIVersion,
-             *, max_limit: int) -> tuple[list[dict], int | None]:
-        """Authorize, parse, query: the rows of one page and the limit a next link keeps."""
-        self.authorize_list(scope)
-        query, link_limit = self.parse(scope, params, version, max_limit=max_limit)
+    def list_messages(self, scope: Scope, params: Mapping[str, str], *, legacy: bool,
+                      max_limit: int) -> tuple[list[StoredMessage], int]:
+        """Parse, query: the rows of one page and the limit a next link keeps."""
+        query, link_limit = self.parse(scope, params, legacy=legacy, max_limit=max_limit)
         return self.query(scope, query), link_limit
 
-    def query(self, scope: Scope, query: store.ListQuery) -> list[dict]:
-        """Rows in the scope; the caller has authorized the list already."""
+    def query(self, scope: Scope, query: store.ListQuery) -> list[StoredMessage]:
+        """Rows in the scope, authorized as a list."""
+        self._authorize(scope, policy.GET_ALL)
         with self.engine.connect() as conn:
             return self._rows(conn, scope, query)
 
     def after(self, scope: Scope, query: store.ListQuery,
-              cursor: int) -> tuple[list[dict], int]:
+              cursor: int) -> tuple[list[StoredMessage], int]:
         """Rows stored after ``cursor`` (the stored order), and the newest seq read first.
 
         The counter is read before the rows, in one connection: every row up to
         it is committed, so a poller may move its cursor there.
         """
+        self._authorize(scope, policy.GET_ALL)
         with self.engine.connect() as conn:
             newest = store.last_seq(conn)
             return self._rows(conn, scope, replace(query, after_seq=cursor)), newest
 
-    def poll(self, scope: Scope, query: store.ListQuery, cursor: int) -> tuple[list[dict], int]:
+    def poll(self, scope: Scope, query: store.ListQuery,
+             cursor: int) -> tuple[list[StoredMessage], int]:
         """A stream's next rows after ``cursor`` and the cursor to poll from next.
 
         Shared by the viewer's and the API's streams. Rows past the counter read
@@ -170,16 +184,18 @@ class Reader:
         poll never rescans those rows. ``query.limit`` is the page size.
         """
         rows, newest = self.after(scope, query, cursor)
-        shown = [row for row in rows if row["seq"] <= newest]
+        shown = [row for row in rows if row.seq <= newest]
         if query.limit is None or len(rows) < query.limit:
             return shown, max(cursor, newest)
-        return shown, shown[-1]["seq"] if shown else cursor
+        return shown, shown[-1].seq if shown else cursor
 
-    def newest(self) -> int:
+    def newest(self, scope: Scope) -> int:
+        """The newest stored-order number: where a live list starts (authorized as a list)."""
+        self._authorize(scope, policy.GET_ALL)
         with self.engine.connect() as conn:
             return store.last_seq(conn)
 
-    def get(self, scope: Scope, message_id: str, rule: str = policy.GET) -> dict:
+    def get(self, scope: Scope, message_id: str, rule: str = policy.GET) -> StoredMessage:
         """One message, looked up before the policy check: another project's id is a 404."""
         if len(message_id) > MAX_ID:
             raise MessageNotFound(message_id[:MAX_ID] + "...")
@@ -188,14 +204,14 @@ class Reader:
                 row = store.get_message_all_projects(conn, message_id)
             else:
                 row = store.get_message(conn, message_id, scope.caller.project_id)
-        self.policy.authorize(rule, scope.caller, row["project_id"])
+        self.policy.authorize(rule, scope.caller, row.project_id)
         return row
 
-    def delete(self, scope: Scope, message_id: str) -> dict:
+    def delete(self, scope: Scope, message_id: str) -> StoredMessage:
         """Soft-delete one message; a concurrent delete makes this one a 404."""
         row = self.get(scope, message_id, policy.DELETE)
         with self.engine.begin() as conn:
-            if not store.soft_delete_message(conn, row["id"]):
+            if not store.soft_delete_message(conn, row.id):
                 raise MessageNotFound(message_id)
         return row
 
@@ -203,44 +219,57 @@ class Reader:
 
     def parse_view(self, scope: Scope, params: Mapping[str, str], *, max_limit: int,
                    paged: bool = True) -> store.ListQuery:
-        """A filtered view's query: the list's filters plus ``q``, a summary search."""
+        """A filtered view's query: the list's filters plus ``q``, a summary search
+        (a list's rule, as ``parse``)."""
+        self._authorize(scope, policy.GET_ALL)
         return filtered_view.parse_view(dict(params), self.catalog, is_admin=scope.all_projects,
                                         max_limit=max_limit, paged=paged)
 
     def count(self, scope: Scope, query: store.ListQuery) -> int:
         """How many messages in the scope match (authorized as a list)."""
+        self._authorize(scope, policy.GET_ALL)
         with self.engine.connect() as conn:
             if scope.project_id is None:
                 return store.count_messages_all_projects(conn, query)
             return store.count_messages(conn, scope.project_id, query)
 
     def aggregates(self, scope: Scope, query: store.ListQuery,
-                   bucket: str | None) -> dict[str, Any]:
-        """Counts by each dimension and by time bucket (see histogram), in one connection."""
+                   bucket: str | None) -> Aggregates:
+        """Counts by each dimension and by time bucket (see histogram), in one connection
+        (a list in another shape: authorized as a list)."""
+        self._authorize(scope, policy.GET_ALL)
         shape = filtered_view.histogram(query, bucket)
         with self.engine.connect() as conn:
             by = {dimension: store_aggregates.count_by(conn, scope.project_id, query, dimension)
                   for dimension in store_aggregates.DIMENSIONS}
             times = store_aggregates.count_by_time(conn, scope.project_id, shape.query,
                                                    shape.bucket)
-        return {"bucket": shape.bucket, "since": shape.since, "until": shape.until,
-                "by": by, "times": times}
+        return Aggregates(shape.bucket, shape.since, shape.until, by, times)
 
     def histogram(self, scope: Scope, query: store.ListQuery, bucket: str | None
                   ) -> tuple[filtered_view.Histogram, list[tuple[dt.datetime, int]]]:
         """The view counted by time bucket only: its bounded range, and (start, count)s."""
+        self._authorize(scope, policy.GET_ALL)
         shape = filtered_view.histogram(query, bucket)
         with self.engine.connect() as conn:
             return shape, store_aggregates.count_by_time(conn, scope.project_id, shape.query,
                                                          shape.bucket)
 
-    def walk(self, scope: Scope, query: store.ListQuery, page_size: int) -> Iterator[dict]:
+    def walk(self, scope: Scope, query: store.ListQuery,
+             page_size: int) -> Iterator[StoredMessage]:
         """Every row of the view, read ``page_size`` at a time by keyset.
 
-        Each page is its own short read: a long download holds no transaction
-        (or partition lock) open, and memory holds one page, never the result.
+        Authorized now, when called, not at the first row: a download's status
+        is sent before its rows. Each page is its own short read: a long
+        download holds no transaction (or partition lock) open, and memory
+        holds one page, never the result.
         """
-        page = replace(query, limit=page_size, marker=None, offset=0, after_row=None)
+        self._authorize(scope, policy.GET_ALL)
+        return self._pages(scope, replace(query, limit=page_size, marker=None, offset=0,
+                                          after_row=None), page_size)
+
+    def _pages(self, scope: Scope, page: store.ListQuery,
+               page_size: int) -> Iterator[StoredMessage]:
         while True:
             with self.engine.connect() as conn:
                 rows = self._rows(conn, scope, page)
@@ -249,19 +278,49 @@ class Reader:
                 return
             page = replace(page, after_row=rows[-1])
 
-    def text(self, row: dict, language: str = "en") -> str:
-        """The user-facing text, composed now from the stored ids (overrides apply)."""
-        return user_message(row, self.translator.catalog_for(language))
-
-    def advice(self, row: dict, language: str = "en") -> Advice:
-        """What the catalog advises for a row's detail (a legacy row's by its event)."""
-        legacy = LEGACY_DETAILS.get(row["event_id"])
-        detail_id = row["detail_id"] or (legacy.id if legacy is not None else None)
-        return self.translator.catalog_for(language).advice(
-            detail_id, {k: row[k] or "" for k in ADVICE_FIELDS})
-
     @staticmethod
-    def _rows(conn: Connection, scope: Scope, query: store.ListQuery) -> list[dict]:
+    def _rows(conn: Connection, scope: Scope, query: store.ListQuery) -> list[StoredMessage]:
         if scope.project_id is None:
             return store.list_messages_all_projects(conn, query)
         return store.list_messages(conn, scope.project_id, query)
+
+    # --- series (repeats of one failure) ------------------------------------
+
+    def list_series(self, scope: Scope, params: Sequence[tuple[str, str]],
+                    max_limit: int) -> tuple[list[StoredSeries], int]:
+        """One page of series and the limit a next link is judged on."""
+        self._authorize(scope, policy.SERIES_GET_ALL)
+        query = series_params.parse(params, is_admin=scope.all_projects, max_limit=max_limit)
+        with self.engine.connect() as conn:
+            if scope.project_id is None:
+                return store_series.list_series_all_projects(conn, query), query.limit
+            return store_series.list_series(conn, scope.project_id, query), query.limit
+
+    def get_series(self, scope: Scope, series_id: str) -> StoredSeries:
+        """One series, looked up before the policy check: another project's id is a 404."""
+        if len(series_id) > MAX_ID:
+            raise SeriesNotFound(series_id[:MAX_ID] + "...")
+        with self.engine.connect() as conn:
+            if scope.project_id is None:
+                row = store_series.get_series_all_projects(conn, series_id)
+            else:
+                row = store_series.get_series(conn, series_id, scope.project_id)
+        self.policy.authorize(policy.SERIES_GET, scope.caller, row.project_id)
+        return row
+
+    def repeats(self, scope: Scope, rows: Sequence[StoredMessage]) -> dict[str, int]:
+        """How many times each row's failure occurred (its series' count), by message id.
+
+        Shown beside rows listed or looked up in this scope, under the list's
+        rule; only the scope's own rows are counted (a row of another project,
+        however it was obtained, gets no count).
+        """
+        self._authorize(scope, policy.GET_ALL)
+        keys = {row.id: store_series.series_id(row.kind, row.project_id, row.event_id,
+                                               row.resource_uuid or "")
+                for row in rows if scope.project_id in (None, row.project_id)}
+        if not keys:
+            return {}
+        with self.engine.connect() as conn:
+            found = store_series.counts(conn, sorted(set(keys.values())))
+        return {message_id: found[sid] for message_id, sid in keys.items() if sid in found}

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, select, tuple_
+from sqlalchemy import Connection, RowMapping, and_, delete, select, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from usermessages.catalog import Kind
@@ -273,6 +273,36 @@ def delete_expired(conn: Connection, before: dt.datetime, batch_size: int) -> in
     return conn.execute(delete(message_series).where(message_series.c.id.in_(victims))).rowcount
 
 
+@dataclass(frozen=True, slots=True)
+class StoredSeries:
+    """One row of the series table as readers receive it: typed, built once, frozen.
+
+    Its catalog ids, level and resource type are its latest occurrence's; what
+    an audience may see of it is decided in ``usermessages.web.projections``.
+    """
+
+    id: str
+    kind: str
+    project_id: str | None
+    event_id: str
+    resource_uuid: str
+    resource_type: str
+    message_level: str
+    action_id: str | None
+    detail_id: str | None
+    count: int
+    suppressed: int
+    first_seen: dt.datetime
+    last_seen: dt.datetime
+    # The most recent request ids, newest first (at most the writer's exemplars).
+    request_ids: tuple[str, ...]
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> StoredSeries:
+        """The row of ``select(message_series)``, its JSON exemplars decoded."""
+        return cls(**{**row, "request_ids": tuple(json.loads(row["request_ids"]))})
+
+
 @dataclass(frozen=True)
 class SeriesQuery:
     """A validated series list request: exact filters, a page after ``marker``."""
@@ -290,48 +320,45 @@ def _project_scope(project_id: str) -> ColumnElement[bool]:
                 message_series.c.kind == Kind.API.value)
 
 
-def _list(conn: Connection, scope: ColumnElement[bool] | None, query: SeriesQuery) -> list[dict]:
+def _list(conn: Connection, scope: ColumnElement[bool] | None,
+          query: SeriesQuery) -> list[StoredSeries]:
     conditions = [] if scope is None else [scope]
     for key, value in query.filters.items():
         conditions.append(message_series.c[key] == value)
     order = (message_series.c.last_seen, message_series.c.id)
     if query.marker is not None:
         marker = _get(conn, query.marker, scope)
-        conditions.append(tuple_(*order) < tuple_(marker["last_seen"], marker["id"]))
+        conditions.append(tuple_(*order) < tuple_(marker.last_seen, marker.id))
     statement = (select(message_series).where(*conditions)
                  .order_by(*(c.desc() for c in order)).limit(query.limit))
-    return [_decoded(dict(row)) for row in conn.execute(statement).mappings()]
+    return [StoredSeries.from_row(row) for row in conn.execute(statement).mappings()]
 
 
-def list_series(conn: Connection, project_id: str, query: SeriesQuery) -> list[dict]:
+def list_series(conn: Connection, project_id: str, query: SeriesQuery) -> list[StoredSeries]:
     """A project's series, last seen first."""
     return _list(conn, _project_scope(project_id), query)
 
 
-def list_series_all_projects(conn: Connection, query: SeriesQuery) -> list[dict]:
+def list_series_all_projects(conn: Connection, query: SeriesQuery) -> list[StoredSeries]:
     """Every series of every kind, last seen first, for admins."""
     return _list(conn, None, query)
 
 
-def _get(conn: Connection, sid: str, scope: ColumnElement[bool] | None) -> dict:
+def _get(conn: Connection, sid: str, scope: ColumnElement[bool] | None) -> StoredSeries:
     if "\x00" in sid:
         raise SeriesNotFound(sid)
     conditions = [message_series.c.id == sid] + ([] if scope is None else [scope])
     row = conn.execute(select(message_series).where(*conditions)).mappings().first()
     if row is None:
         raise SeriesNotFound(sid)
-    return _decoded(dict(row))
+    return StoredSeries.from_row(row)
 
 
-def get_series(conn: Connection, sid: str, project_id: str) -> dict:
+def get_series(conn: Connection, sid: str, project_id: str) -> StoredSeries:
     """One of a project's series; SeriesNotFound if absent or elsewhere."""
     return _get(conn, sid, _project_scope(project_id))
 
 
-def get_series_all_projects(conn: Connection, sid: str) -> dict:
+def get_series_all_projects(conn: Connection, sid: str) -> StoredSeries:
     """Any series, for admins."""
     return _get(conn, sid, None)
-
-
-def _decoded(row: Mapping[str, Any]) -> dict:
-    return {**row, "request_ids": json.loads(row["request_ids"])}

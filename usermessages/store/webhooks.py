@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, insert, or_, select, true, update
 
 from usermessages.errors import NotFound
+from usermessages.store.messages import StoredMessage
 from usermessages.store.schema import webhook_deliveries, webhooks
 
 # The columns a user may see: never the secret, nor the deliverer's bookkeeping.
@@ -108,10 +109,10 @@ def release(conn: Connection, webhook_id: str, held: dt.datetime, now: dt.dateti
                                         webhooks.c.lease_until == held).values(lease_until=now))
 
 
-def record(conn: Connection, webhook_id: str, message: dict, attempt: int,
+def record(conn: Connection, webhook_id: str, message: StoredMessage, attempt: int,
            status_code: int | None, error: str, outcome: str, now: dt.datetime) -> None:
     conn.execute(insert(webhook_deliveries).values(
-        webhook_id=webhook_id, message_id=message["id"], seq=message["seq"], attempt=attempt,
+        webhook_id=webhook_id, message_id=message.id, seq=message.seq, attempt=attempt,
         status_code=status_code, error=error[:64], outcome=outcome, created_at=now))
 
 

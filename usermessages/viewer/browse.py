@@ -61,20 +61,21 @@ def reversed_sort(sort: str) -> str:
     return f"{key}:{'asc' if direction == 'desc' else 'desc'}"
 
 
-def resource_url(template: str, row: dict) -> str | None:
-    """Where a row's resource is: the configured template, else its messages here."""
-    if not row["resource_uuid"]:
+def resource_url(template: str, resource_type: str, resource_uuid: str,
+                 project_id: str | None) -> str | None:
+    """Where a resource is: the configured template, else its messages here."""
+    if not resource_uuid:
         return None
-    collection = COLLECTIONS.get(row["resource_type"])
+    collection = COLLECTIONS.get(resource_type)
     if template and collection:
         try:
             return template.format_map({
-                "project_id": quote(row["project_id"] or "", safe=""),
+                "project_id": quote(project_id or "", safe=""),
                 "collection": collection,
-                "resource_uuid": quote(row["resource_uuid"], safe="")})
+                "resource_uuid": quote(resource_uuid, safe="")})
         except (KeyError, ValueError, IndexError):
             pass  # a template with another placeholder: the viewer's own link
-    return "/viewer/messages?" + urlencode({"resource_uuid": row["resource_uuid"]})
+    return "/viewer/messages?" + urlencode({"resource_uuid": resource_uuid})
 
 
 def choose_bucket(since: dt.datetime | None, until: dt.datetime | None,

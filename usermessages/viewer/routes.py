@@ -22,7 +22,6 @@ from fastapi.templating import Jinja2Templates
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from usermessages.config import project_id_problem
 from usermessages.errors import (
     BadRequest,
     HTTPError,
@@ -32,15 +31,16 @@ from usermessages.errors import (
     UserMessagesError,
 )
 from usermessages.reader import DELETE, Caller, Reader, Scope
-from usermessages.reader.series import repeats
+from usermessages.reader.identity import project_id_problem
 from usermessages.store.engine import is_unavailable
-from usermessages.store.messages import ListQuery, utcnow
+from usermessages.store.messages import ListQuery, StoredMessage, utcnow
 from usermessages.translations import content_language
 from usermessages.viewer import browse, language, signin
 from usermessages.viewer.sessions import LIVE, LiveSession
 from usermessages.web import events, export
 from usermessages.web.faults import UNAVAILABLE_TEXT
 from usermessages.web.limits import LeasedResponse, Limits, holder
+from usermessages.web.projections import Audience, advice, visible
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -119,34 +119,43 @@ def _iso(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _row(request: Request, row: dict, is_admin: bool, count: int = 0) -> dict[str, Any]:
-    """What a page may show of a row: internals (host, exception) for admins only.
+def _row(request: Request, scope: Scope, row: StoredMessage, count: int = 0) -> dict[str, Any]:
+    """A row as pages show it: what the scope's audience may see of it (its
+    internals, tenant and node included, to admins only; see web.projections).
 
     ``count`` is how many times this failure occurred (its series' count).
     """
+    reader = _reader(request)
+    shown = visible(row, Audience.of(scope.all_projects),
+                    reader.translator.catalog_for(language.chosen(request)))
+    internals = shown.internals
     return {
         "repeats": count,
-        "id": row["id"],
-        "tenant": row["project_id"] or f"({row['kind'].lower()})",
-        "event_id": row["event_id"],
-        "node": row["host"] if is_admin else None,
-        "exception_class": row["exception_class"] if is_admin else None,
-        "request_id": row["request_id"],
-        "level": row["message_level"],
-        "resource_type": row["resource_type"],
-        "resource_uuid": row["resource_uuid"],
-        "created_at": _iso(row["created_at"]),
-        "expires_at": _iso(row["expires_at"]),
-        "summary": _reader(request).text(row, language.chosen(request)),
-        "resource_url": browse.resource_url(_reader(request).settings.viewer_resource_url, row),
-        "kind": row["kind"],
+        "id": shown.id,
+        "tenant": internals.tenant if internals is not None else None,
+        "event_id": shown.event_id,
+        "node": internals.host if internals is not None else None,
+        "exception_class": internals.exception_class if internals is not None else None,
+        "global_request_id": internals.global_request_id if internals is not None else None,
+        "request_id": shown.request_id,
+        "level": shown.message_level,
+        "resource_type": shown.resource_type,
+        "resource_uuid": shown.resource_uuid,
+        "created_at": _iso(shown.created_at),
+        "expires_at": _iso(shown.expires_at),
+        "summary": shown.user_message,
+        # A resource's link names its project: the row's for an admin, the caller's own
+        # (the only one they read) for a project user.
+        "resource_url": browse.resource_url(
+            reader.settings.viewer_resource_url, shown.resource_type, shown.resource_uuid,
+            internals.project_id if internals is not None else scope.caller.project_id),
     }
 
 
-def _rows(request: Request, rows: list[dict], is_admin: bool) -> list[dict[str, Any]]:
+def _rows(request: Request, scope: Scope, rows: list[StoredMessage]) -> list[dict[str, Any]]:
     """Rows as pages show them, each with its failure's repeat count (one query)."""
-    counts = repeats(_reader(request), rows)
-    return [_row(request, r, is_admin, counts.get(r["id"], 0)) for r in rows]
+    counts = _reader(request).repeats(scope, rows)
+    return [_row(request, scope, r, counts.get(r.id, 0)) for r in rows]
 
 
 def _filters(request: Request, is_admin: bool) -> dict[str, str]:
@@ -178,12 +187,12 @@ def _parse(request: Request, scope: Scope, params: dict[str, str], limit: int) -
 
 
 def _query(request: Request, scope: Scope, params: dict[str, str],
-           limit: int = PAGE_SIZE) -> list[dict]:
+           limit: int = PAGE_SIZE) -> list[StoredMessage]:
     return _reader(request).query(scope, _parse(request, scope, params, limit))
 
 
-def _last_seq(request: Request) -> int:
-    return _reader(request).newest()
+def _last_seq(request: Request, scope: Scope) -> int:
+    return _reader(request).newest(scope)
 
 
 def _limits(request: Request) -> Limits:
@@ -335,7 +344,6 @@ def logout(request: Request, csrf: str = Form("")) -> Response:
 @router.get("/messages")
 def list_page(request: Request) -> HTMLResponse:
     scope = _guard(request)
-    _reader(request).authorize_list(scope)
     is_admin = scope.all_projects
     state = _filters(request, is_admin)
     first_page = "marker" not in state and "before" not in state
@@ -343,7 +351,7 @@ def list_page(request: Request) -> HTMLResponse:
     # The stream starts after the newest seq read *before* the rows: a row stored
     # in between shows on the page and again on the stream (the page skips the
     # same id), rather than on neither.
-    newest = _last_seq(request) if live else 0
+    newest = _last_seq(request, scope) if live else 0
     params = _list_params(state)
     rows, next_url, previous_url = _page_rows(request, scope, state, params)
     stream_state = {k: v for k, v in state.items() if k not in ("marker", "before")}
@@ -353,7 +361,7 @@ def list_page(request: Request) -> HTMLResponse:
     view = _parse(request, scope, params, PAGE_SIZE)
     return _render(
         request, "list.html",
-        rows=_rows(request, rows, is_admin), state=fields, sorts=SORTS,
+        rows=_rows(request, scope, rows), state=fields, sorts=SORTS,
         user_fields=USER_FIELDS, admin_fields=ADMIN_FIELDS, next_url=next_url,
         previous_url=previous_url,
         first_url=None if first_page else "/viewer/messages?" + urlencode(stream_state),
@@ -366,7 +374,7 @@ def list_page(request: Request) -> HTMLResponse:
 
 
 def _page_rows(request: Request, scope: Scope, state: dict[str, str],
-               params: dict[str, str]) -> tuple[list[dict], str | None, str | None]:
+               params: dict[str, str]) -> tuple[list[StoredMessage], str | None, str | None]:
     """One page, after ``marker`` or before ``before``, and links to its neighbours.
 
     Both ways are keyset pages: the page before is read in reverse order
@@ -386,9 +394,9 @@ def _page_rows(request: Request, scope: Scope, state: dict[str, str],
         more_after = len(rows) == PAGE_SIZE
     if not rows:
         return rows, None, None
-    next_url = ("/viewer/messages?" + urlencode({**base, "marker": rows[-1]["id"]})
+    next_url = ("/viewer/messages?" + urlencode({**base, "marker": rows[-1].id})
                 if more_after else None)
-    previous_url = ("/viewer/messages?" + urlencode({**base, "before": rows[0]["id"]})
+    previous_url = ("/viewer/messages?" + urlencode({**base, "before": rows[0].id})
                     if more_before else None)
     return rows, next_url, previous_url
 
@@ -409,7 +417,6 @@ def _histogram(request: Request, scope: Scope, view: ListQuery) -> dict[str, Any
 def export_view(request: Request) -> StreamingResponse:
     """The page's filtered view as a download (the button): every row, not one page."""
     scope = _guard(request)
-    _reader(request).authorize_list(scope)
     fmt = request.query_params.get("format", "csv")
     if fmt not in export.FORMATS:
         raise BadRequest("format must be 'ndjson' or 'csv'.")
@@ -419,7 +426,7 @@ def export_view(request: Request) -> StreamingResponse:
     query = _reader(request).parse_view(scope, _list_params(state), max_limit=PAGE_SIZE,
                                         paged=False)
     rows = _reader(request).walk(scope, query, EXPORT_PAGE)
-    body = export.lines(fmt, rows, _reader(request).catalog, scope.all_projects)
+    body = export.lines(fmt, rows, _reader(request).catalog, Audience.of(scope.all_projects))
     # Last: a refused download (an error page saying why) took no slot.
     lease = _limits(request).exports.acquire(holder(scope.caller.project_id))
     return LeasedResponse(lease, body, media_type=export.FORMATS[fmt],
@@ -430,19 +437,19 @@ def export_view(request: Request) -> StreamingResponse:
 @router.get("/messages/{message_id}")
 def detail_page(request: Request, message_id: str) -> HTMLResponse:
     scope = _guard(request)
-    is_admin = scope.all_projects
-    row = _reader(request).get(scope, message_id)
-    same_request = [r for r in _query(request, scope, {"request_id": row["request_id"]},
+    reader = _reader(request)
+    row = reader.get(scope, message_id)
+    same_request = [r for r in _query(request, scope, {"request_id": row.request_id},
                                       limit=20)
-                    if r["id"] != row["id"]] if row["request_id"] else []
-    same_resource = [r for r in _query(request, scope, {"resource_uuid": row["resource_uuid"]},
+                    if r.id != row.id] if row.request_id else []
+    same_resource = [r for r in _query(request, scope, {"resource_uuid": row.resource_uuid},
                                        limit=20)
-                     if r["id"] != row["id"]] if row["resource_uuid"] else []
-    advice = _reader(request).advice(row, language.chosen(request))
+                     if r.id != row.id] if row.resource_uuid else []
+    advised = advice(row, reader.translator.catalog_for(language.chosen(request)))
     return _render(
-        request, "detail.html", message=_rows(request, [row], is_admin)[0], advice=advice,
-        same_request=_rows(request, same_request, is_admin),
-        same_resource=_rows(request, same_resource, is_admin),
+        request, "detail.html", message=_rows(request, scope, [row])[0], advice=advised,
+        same_request=_rows(request, scope, same_request),
+        same_resource=_rows(request, scope, same_resource),
     )
 
 
@@ -450,8 +457,7 @@ def detail_page(request: Request, message_id: str) -> HTMLResponse:
 def confirm_delete(request: Request, message_id: str) -> HTMLResponse:
     scope = _guard(request)
     row = _reader(request).get(scope, message_id, DELETE)
-    return _render(request, "confirm_delete.html",
-                   message=_row(request, row, scope.all_projects))
+    return _render(request, "confirm_delete.html", message=_row(request, scope, row))
 
 
 @router.post("/messages/{message_id}/delete")
@@ -460,33 +466,33 @@ def delete(request: Request, message_id: str, csrf: str = Form("")) -> Response:
     if not secrets.compare_digest(csrf, request.session.get("csrf", "")):
         raise BadRequest("The form expired; reload the page and try again.")
     row = _reader(request).delete(scope, message_id)
-    request.session["flash"] = f"Message {row['id']} deleted."
+    request.session["flash"] = f"Message {row.id} deleted."
     return RedirectResponse("/viewer/messages", status_code=303)
 
 
-def _open_stream(request: Request) -> tuple[Scope, events.Feed[tuple[dict, int]], int]:
+def _open_stream(request: Request) -> tuple[Scope, events.Feed[tuple[StoredMessage, int]], int]:
     """Blocking (Keystone, the store): the stream's scope, feed and first cursor."""
     scope = _guard(request)
-    _reader(request).authorize_list(scope)
     state = _filters(request, scope.all_projects)
     state.pop("marker", None)
     query = _parse(request, scope, _list_params(state), STREAM_BATCH)
-    cursor = events.first_cursor(events.requested_cursor(request, "after"), _last_seq(request))
+    cursor = events.first_cursor(events.requested_cursor(request, "after"),
+                                 _last_seq(request, scope))
     token = request.session["token"]  # _guard passed: the session holds one
     reader = _reader(request)
 
-    def poll(after: int) -> tuple[list[tuple[dict, int]], int]:
+    def poll(after: int) -> tuple[list[tuple[StoredMessage, int]], int]:
         """The rows after ``after``, each with its failure's repeat count (one query)."""
         rows, following = reader.poll(scope, query, after)
-        counts = repeats(reader, rows)
-        return [(row, counts.get(row["id"], 0)) for row in rows], following
+        counts = reader.repeats(scope, rows)
+        return [(row, counts.get(row.id, 0)) for row in rows], following
 
-    def render(item: tuple[dict, int]) -> events.Event:
+    def render(item: tuple[StoredMessage, int]) -> events.Event:
         row, count = item
         html = templates.get_template("_row.html").render(
-            row=_row(request, row, scope.all_projects, count), is_admin=scope.all_projects,
+            row=_row(request, scope, row, count), is_admin=scope.all_projects,
             text_lang=content_language(language.chosen(request)))
-        return events.Event(row["seq"], html)
+        return events.Event(row.seq, html)
 
     def signed_in(revalidate: bool) -> bool:
         return _still_signed_in(request, token, scope.caller, revalidate)

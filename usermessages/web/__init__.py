@@ -1,4 +1,5 @@
-"""The small HTTP toolkit shared by every front end: microversions, faults, Cinder views.
+"""The small HTTP toolkit shared by every front end: microversions, faults, Cinder's time
+format, and what each audience sees of a stored message (``projections``).
 
 Routes mounted beside the messages API (the reference block-storage service)
 use these and ``usermessages.reader``, never ``usermessages.api`` internals.
@@ -9,8 +10,8 @@ from __future__ import annotations
 from fastapi import Request
 
 from usermessages.config import Settings
-from usermessages.errors import NotFound
-from usermessages.web.faults import NOT_FOUND_TEXT, fault_body
+from usermessages.errors import NOT_FOUND_TEXT, NotFound
+from usermessages.web.faults import fault_body
 from usermessages.web.microversion import MAX_VERSION, MIN_VERSION, APIVersion
 from usermessages.web.views import timestamp
 

@@ -24,7 +24,6 @@ FAULT_NAMES = {
 INTERNAL_ERROR_TEXT = (
     "The server has either erred or is incapable of performing the requested operation."
 )
-NOT_FOUND_TEXT = "The resource could not be found."
 # webob's text for 503, which Cinder's faults carry.
 UNAVAILABLE_TEXT = "The server is currently unavailable. Please try again at a later time."
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import logging
 import random
 import threading
@@ -38,8 +37,8 @@ from usermessages.catalog import Catalog
 from usermessages.config import Settings
 from usermessages.store import messages as store
 from usermessages.store import webhooks as store_webhooks
-from usermessages.store.messages import ListQuery, utcnow
-from usermessages.web.views import MessageView, timestamp
+from usermessages.store.messages import ListQuery, StoredMessage, utcnow
+from usermessages.web.projections import webhook_payload
 from usermessages.webhooks import signing
 from usermessages.webhooks.sender import Sender
 from usermessages.webhooks.targets import TargetRefused, Targets
@@ -47,7 +46,6 @@ from usermessages.webhooks.targets import TargetRefused, Targets
 log = logging.getLogger(__name__)
 
 BATCH = 100
-EVENT_TYPE = "message.created"
 # Seconds after which a delivery is "slow": its subscription leaves good standing until
 # a prompt one. Receivers are expected to answer at once and do their work afterwards.
 SLOW = 1.0
@@ -165,7 +163,7 @@ class Deliverer:
                 query = ListQuery(filters=store_webhooks.matching(webhook),
                                   after_seq=webhook["cursor"], limit=BATCH)
                 rows = [row for row in store.list_messages(conn, webhook["project_id"], query)
-                        if row["seq"] <= newest]
+                        if row.seq <= newest]
             for row in rows:
                 if (stop is not None and stop.is_set()) or time.monotonic() - began > self.timeout:
                     return attempted  # back in line: others may be waiting for a worker
@@ -186,18 +184,16 @@ class Deliverer:
             with self.engine.begin() as conn:
                 store_webhooks.release(conn, webhook["id"], held, utcnow())
 
-    def payload(self, webhook: dict, row: dict) -> bytes:
-        """The Standard Webhooks payload: the message as GET /messages/{id} shows it."""
-        view = MessageView(self.base, webhook["project_id"], self.catalog)
-        body = {"type": EVENT_TYPE, "timestamp": timestamp(row["created_at"]),
-                "data": {"message": view.detail(row)}}
-        return json.dumps(body, separators=(",", ":")).encode()
+    def payload(self, webhook: dict, row: StoredMessage) -> bytes:
+        """The Standard Webhooks payload: the message as GET /messages/{id} shows it
+        to the project's users (``projections.webhook_payload``)."""
+        return webhook_payload(row, self.base, webhook["project_id"], self.catalog)
 
-    def _attempt(self, webhook: dict, row: dict) -> bool:
+    def _attempt(self, webhook: dict, row: StoredMessage) -> bool:
         """One attempt, recorded; True when the receiver took the message promptly (the
         turn may go on: after a failure or a slow answer, it goes back in line)."""
         body = self.payload(webhook, row)
-        msg_id = signing.delivery_id(webhook["id"], row["id"])
+        msg_id = signing.delivery_id(webhook["id"], row.id)
         attempt = webhook["failures"] + 1
         status: int | None = None
         error = ""
@@ -220,8 +216,8 @@ class Deliverer:
             with self.engine.begin() as conn:
                 store_webhooks.record(conn, webhook["id"], row, attempt, status, "",
                                       "delivered", now)
-                store_webhooks.delivered(conn, webhook["id"], row["seq"], slow_at)
-            webhook.update(cursor=row["seq"], failures=0, failing_since=None,
+                store_webhooks.delivered(conn, webhook["id"], row.seq, slow_at)
+            webhook.update(cursor=row.seq, failures=0, failing_since=None,
                            next_attempt_at=slow_at)
             return slow_at is None
         failures = attempt
@@ -236,7 +232,7 @@ class Deliverer:
                                   None if reason else now + dt.timedelta(seconds=delay), reason)
         webhook.update(failures=failures, failing_since=failing_since)
         log.info("webhook %s: attempt %d for message %s failed (%s)%s", webhook["id"], attempt,
-                 row["id"], status or error, f"; disabled: {reason}" if reason else "")
+                 row.id, status or error, f"; disabled: {reason}" if reason else "")
         return False
 
     def _disable_reason(self, failures: int, since: dt.datetime, now: dt.datetime,
