@@ -20,7 +20,7 @@ from usermessages.cli.main import main
 from usermessages.collector import Accept, Collector, Decision, Source, list_dead_letters
 from usermessages.config import Settings
 from usermessages.message import Message
-from usermessages.spool import Spool
+from usermessages.sinks.spool import Spool
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate
 

@@ -18,7 +18,7 @@ from kombu import Connection, Producer
 
 from usermessages import bus, envelope
 from usermessages.config import DEFAULTS
-from usermessages.spool import Spool
+from usermessages.sinks.spool import Spool
 from usermessages.spooling import BATCH, MAX_BACKOFF, SinkClosed, SinkStats, SpoolingSink
 
 LOG = logging.getLogger(__name__)

@@ -181,7 +181,7 @@ class Messenger:
         if chosen not in SINKS:
             raise CatalogError(f"sink must be one of {', '.join(SINKS)}, not {chosen!r}")
         if chosen in ("zaqar", "db+zaqar"):  # Zaqar: see usermessages/zaqar/
-            from usermessages.spool import Spool
+            from usermessages.sinks.spool import Spool
             from usermessages.zaqar.sink import ZaqarSink
 
             if chosen == "db+zaqar" and not db_url:
@@ -197,7 +197,7 @@ class Messenger:
         if not is_bus_url(url):
             raise CatalogError(f"sink {chosen!r} needs a bus URL (rabbit://, amqp:// or memory://)")
         from usermessages.forwarder import BusSink
-        from usermessages.spool import Spool
+        from usermessages.sinks.spool import Spool
 
         bus_sink = BusSink(url, Spool(spool_path, spool_max_messages), timeout=timeout,
                            queue_type=queue_type)

@@ -29,7 +29,7 @@ from usermessages import metrics
 from usermessages.errors import UserMessagesError
 from usermessages.message import Message
 from usermessages.retry import Backoff
-from usermessages.spool import Spool
+from usermessages.sinks.spool import Spool
 
 BATCH = 200
 MAX_BACKOFF = 30.0

@@ -20,7 +20,7 @@ from tests import servers
 from tests.zaqar_server import Zaqar
 from usermessages import Action, Detail, Messenger, RequestContext
 from usermessages.message import Message
-from usermessages.spool import Spool
+from usermessages.sinks.spool import Spool
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate
 from usermessages.zaqar.client import QueuedMessage, ZaqarClient

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from usermessages import metrics
 from usermessages.config import DEFAULTS
-from usermessages.spool import Spool
+from usermessages.sinks.spool import Spool
 from usermessages.spooling import MAX_BACKOFF, SpoolingSink
 from usermessages.zaqar.client import MAX_POST_BYTES, MIN_TTL, ZaqarClient, ZaqarError
 
