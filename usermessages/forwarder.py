@@ -1,7 +1,7 @@
 """The SDK's bus sink: spool locally, forward to the broker in the background.
 
 The spooling, the forwarder thread, flush/stop/close and their accounting are
-usermessages.spooling.SpoolingSink's; this module says only how a batch goes to
+usermessages.sinks.forwarding.ForwardingSink's; this module says only how a batch goes to
 the broker: published oldest first, as packs of envelopes, each confirmed by the
 broker (on a quorum queue, once a majority of the cluster holds it), removed
 from the spool only once every pack of the batch is confirmed. A batch that
@@ -18,15 +18,15 @@ from kombu import Connection, Producer
 
 from usermessages import bus, envelope
 from usermessages.config import DEFAULTS
+from usermessages.sinks.forwarding import BATCH, MAX_BACKOFF, ForwardingSink, SinkClosed, SinkStats
 from usermessages.sinks.spool import Spool
-from usermessages.spooling import BATCH, MAX_BACKOFF, SinkClosed, SinkStats, SpoolingSink
 
 LOG = logging.getLogger(__name__)
 
 __all__ = ["BATCH", "MAX_BACKOFF", "BusSink", "SinkClosed", "SinkStats"]
 
 
-class BusSink(SpoolingSink):
+class BusSink(ForwardingSink):
     """A Messenger sink that goes through the local spool to the bus."""
 
     far_end = "message broker"

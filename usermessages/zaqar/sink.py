@@ -1,7 +1,7 @@
 """The SDK's zaqar sink: spool locally, forward to each project's Zaqar queue.
 
 The spooling, the forwarder thread, flush/stop/close and their accounting are
-usermessages.spooling.SpoolingSink's, as for the bus sink. This module says
+usermessages.sinks.forwarding.ForwardingSink's, as for the bus sink. This module says
 how a batch goes to Zaqar: oldest first, one queue per project (``[zaqar]
 queue`` in the message's project; admin-only service/system messages go to
 ``[zaqar] admin_project``), as few posts as Zaqar's size limit allows (the
@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from usermessages import metrics
 from usermessages.config import DEFAULTS
+from usermessages.sinks.forwarding import MAX_BACKOFF, ForwardingSink
 from usermessages.sinks.spool import Spool
-from usermessages.spooling import MAX_BACKOFF, SpoolingSink
 from usermessages.zaqar.client import MAX_POST_BYTES, MIN_TTL, ZaqarClient, ZaqarError
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def zaqar_ttl(ttl: int, max_ttl: int = DEFAULTS.zaqar_max_message_ttl) -> int:
     return max(MIN_TTL, min(ttl, max_ttl))
 
 
-class ZaqarSink(SpoolingSink):
+class ZaqarSink(ForwardingSink):
     """A Messenger sink that goes through the local spool to per-project Zaqar queues."""
 
     far_end = "Zaqar"

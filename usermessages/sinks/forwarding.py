@@ -49,7 +49,7 @@ class SinkClosed(UserMessagesError):
     """Raised when a message is created on a messenger that was closed."""
 
 
-class SpoolingSink:
+class ForwardingSink:
     """A Messenger sink that goes through the local spool to a far end, in a thread."""
 
     #: What the far end is called in logs ("message broker", "Zaqar").
