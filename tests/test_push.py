@@ -353,7 +353,7 @@ def test_the_sdk_side_of_the_bus_loads_no_server_code():
     import subprocess
     import sys
 
-    code = ("import sys, usermessages.forwarder, usermessages.bus\n"
+    code = ("import sys, usermessages.sinks.bus, usermessages.bus\n"
             "print(sorted({'fastapi', 'starlette', 'uvicorn', 'usermessages.collector',"
             " 'usermessages.api'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -196,7 +196,7 @@ class Messenger:
             return cls(DatabaseSink(url, policy), ttl=ttl, host=host)
         if not is_bus_url(url):
             raise CatalogError(f"sink {chosen!r} needs a bus URL (rabbit://, amqp:// or memory://)")
-        from usermessages.forwarder import BusSink
+        from usermessages.sinks.bus import BusSink
         from usermessages.sinks.spool import Spool
 
         bus_sink = BusSink(url, Spool(spool_path, spool_max_messages), timeout=timeout,
