@@ -180,9 +180,9 @@ class Messenger:
         chosen = sink or ("bus" if is_bus_url(url) else "db")
         if chosen not in SINKS:
             raise CatalogError(f"sink must be one of {', '.join(SINKS)}, not {chosen!r}")
-        if chosen in ("zaqar", "db+zaqar"):  # Zaqar: see usermessages/zaqar/
+        if chosen in ("zaqar", "db+zaqar"):  # Zaqar: see docs/zaqar.md
             from usermessages.sinks.spool import Spool
-            from usermessages.zaqar.sink import ZaqarSink
+            from usermessages.sinks.zaqar import ZaqarSink
 
             if chosen == "db+zaqar" and not db_url:
                 raise CatalogError("sink 'db+zaqar' needs db_url as well as Zaqar's URL")
@@ -221,7 +221,7 @@ class Messenger:
 
             policy = policy_of(settings)
         if sink in ("zaqar", "db+zaqar"):
-            from usermessages.zaqar.sink import options_from_settings
+            from usermessages.sinks.zaqar import options_from_settings
 
             return cls.from_url(
                 settings.zaqar_url, sink=sink, db_url=settings.database_connection,

@@ -21,10 +21,11 @@ from tests.zaqar_server import Zaqar
 from usermessages import Action, Detail, Messenger, RequestContext
 from usermessages.message import Message
 from usermessages.sinks.spool import Spool
+from usermessages.sinks.zaqar import ZaqarSink
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate
 from usermessages.zaqar.client import QueuedMessage, ZaqarClient
-from usermessages.zaqar.sink import Layout, ZaqarSink
+from usermessages.zaqar.layout import Layout
 from usermessages.zaqar.source import ZaqarCollector
 
 # Zaqar's shortest claim: MIN_CLAIM_TTL = 60 in zaqar/transport/validation.py, a
@@ -54,7 +55,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 CRASHING_COLLECTOR = textwrap.dedent("""
     import os, signal, sys
     from usermessages.store import engine as store_engine
-    from usermessages.zaqar.sink import Layout
+    from usermessages.zaqar.layout import Layout
     from usermessages.zaqar.source import ZaqarCollector
 
     class DiesBeforeDeleting(ZaqarCollector):

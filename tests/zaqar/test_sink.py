@@ -16,8 +16,9 @@ from tests.zaqar.conftest import read_queue
 from usermessages import Action, Detail, Messenger, RequestContext
 from usermessages.catalog import Level
 from usermessages.message import Message
+from usermessages.sinks.zaqar import ZaqarSink
 from usermessages.zaqar.client import MIN_TTL
-from usermessages.zaqar.sink import Layout, ZaqarSink
+from usermessages.zaqar.layout import Layout
 
 
 def _metric(name: str) -> float:
@@ -278,7 +279,8 @@ KILLED_PRODUCER = textwrap.dedent("""
     import os, signal, sys
     from usermessages import Action, Detail, Messenger, RequestContext
     from usermessages.sinks.spool import Spool
-    from usermessages.zaqar.sink import Layout, ZaqarSink
+    from usermessages.sinks.zaqar import ZaqarSink
+    from usermessages.zaqar.layout import Layout
 
     url, spool_path, queue, project, count = sys.argv[1:]
     sink = ZaqarSink(url, Spool(spool_path), ttl=3600, timeout=30,
