@@ -25,8 +25,8 @@ from usermessages.sinks.zaqar import ZaqarSink
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate
 from usermessages.zaqar.client import QueuedMessage, ZaqarClient
+from usermessages.zaqar.collector import ZaqarCollector
 from usermessages.zaqar.layout import Layout
-from usermessages.zaqar.source import ZaqarCollector
 
 # Zaqar's shortest claim: MIN_CLAIM_TTL = 60 in zaqar/transport/validation.py, a
 # constant no option lowers. A message claimed and not deleted is handed out again
@@ -56,7 +56,7 @@ CRASHING_COLLECTOR = textwrap.dedent("""
     import os, signal, sys
     from usermessages.store import engine as store_engine
     from usermessages.zaqar.layout import Layout
-    from usermessages.zaqar.source import ZaqarCollector
+    from usermessages.zaqar.collector import ZaqarCollector
 
     class DiesBeforeDeleting(ZaqarCollector):
         def _delete(self, *_):

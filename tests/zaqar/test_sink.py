@@ -108,7 +108,7 @@ def test_create_keeps_its_bound_while_zaqar_is_down_and_everything_arrives_once_
     stored = [m.body["message"]["id"] for m in read_queue(zaqar_client, project, queue)]
     # Every message got through. A post whose answer was lost (a cold gunicorn worker
     # answering after the 1 s timeout) is posted again: Zaqar may hold a copy, which
-    # the collector, inserting on the producer's id, stores once (test_source.py).
+    # the collector, inserting on the producer's id, stores once (test_collector.py).
     assert set(stored) == set(created)
     assert sink.stats.spooled >= 1 and sink.stats.replayed >= sink.stats.spooled
     assert sink.stats.dropped == 0

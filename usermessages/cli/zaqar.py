@@ -54,7 +54,7 @@ def zaqar_collector(zaqar_url: str | None, projects: tuple[str, ...], db: str | 
     """Claim messages from the projects' Zaqar queues and store them, until SIGTERM."""
     # The server extra: loaded by the commands that need it, so the client installs alone.
     from usermessages.store import engine as store_engine
-    from usermessages.zaqar.source import ZaqarCollector
+    from usermessages.zaqar.collector import ZaqarCollector
 
     settings = load_settings(config_file, db).replace(zaqar_url=zaqar_url)
     if projects:

@@ -14,7 +14,7 @@ and its neighbours go through.
 Collectors learn which projects have queues from an index queue in the admin
 project: the sink announces each project there before its first post, and
 again every ``announce_interval`` seconds while it keeps posting for it;
-collectors consume the announcements (see usermessages/zaqar/source.py and
+collectors consume the announcements (see usermessages/zaqar/collector.py and
 docs/zaqar.md).
 """
 

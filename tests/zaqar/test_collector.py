@@ -22,8 +22,8 @@ from usermessages.sinks.zaqar import ZaqarSink
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate
 from usermessages.zaqar.client import MAX_POST_BYTES
+from usermessages.zaqar.collector import ZaqarCollector
 from usermessages.zaqar.layout import Layout
-from usermessages.zaqar.source import ZaqarCollector
 
 
 @pytest.fixture
