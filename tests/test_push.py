@@ -340,6 +340,19 @@ def test_sink_both_stores_once(engine, db_url, collector):
     messenger.close()
 
 
+def test_sink_both_with_the_database_down_delivers_through_the_bus(engine, collector):
+    # Nothing listens on port 1: the direct path fails, the bus path takes the message.
+    # The fan-out fails only when every path failed, so create() succeeds.
+    messenger = Messenger.from_url(MEMORY, sink="both",
+                                   db_url="postgresql://nobody@127.0.0.1:1/none")
+    message_id = messenger.create(RequestContext(project_id="p1"), Action.ATTACH_VOLUME,
+                                  detail=Detail.ATTACH_ERROR)
+    assert message_id is not None
+    assert messenger.stats.created == 1 and messenger.stats.failed == 0
+    _wait(lambda: [r["id"] for r in _rows(engine)] == [message_id])  # through the collector
+    messenger.close()
+
+
 def test_from_settings_follows_the_config(db_url, engine):
     messenger = Messenger.from_settings(Settings(database_connection=db_url, sdk_sink="db"))
     messenger.create(RequestContext(project_id="p1"), Action.ATTACH_VOLUME,
