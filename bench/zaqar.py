@@ -55,8 +55,8 @@ from usermessages.message import Message  # noqa: E402
 from usermessages.store import engine as store_engine  # noqa: E402
 from usermessages.store import migrate  # noqa: E402
 from usermessages.zaqar.client import ZaqarClient, ZaqarError  # noqa: E402
-from usermessages.zaqar.sink import Layout  # noqa: E402
-from usermessages.zaqar.source import ZaqarCollector  # noqa: E402
+from usermessages.zaqar.collector import ZaqarCollector  # noqa: E402
+from usermessages.zaqar.layout import Layout  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

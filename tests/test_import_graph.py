@@ -102,6 +102,15 @@ def _arrows(source: str, target: str) -> list[str]:
     ("usermessages.api", "usermessages.service"),
     ("usermessages.viewer", "usermessages.service"),
     ("usermessages.reader", "usermessages.service"),
+    # The sinks serve the SDK and never import it, nor anything downstream of the bus.
+    ("usermessages.sinks", "usermessages.messenger"),
+    ("usermessages.sinks", "usermessages.collector"),
+    ("usermessages.sinks", "usermessages.zaqar.collector"),
+    ("usermessages.sinks", "usermessages.zaqar.subscriptions"),
+    # The collectors and the store are downstream: they never import a sink.
+    ("usermessages.collector", "usermessages.sinks"),
+    ("usermessages.zaqar", "usermessages.sinks"),
+    ("usermessages.store", "usermessages.sinks"),
 ])
 def test_no_arrow_points_back(source: str, target: str) -> None:
     assert _arrows(source, target) == []
@@ -128,6 +137,8 @@ def test_the_graph_sees_the_arrows_that_do_exist() -> None:
     assert _arrows("usermessages.api", "usermessages.reader")
     assert _arrows("usermessages.viewer", "usermessages.reader")
     assert _arrows("blockstorage.api", "usermessages.reader")
+    assert _arrows("usermessages.messenger", "usermessages.sinks")
+    assert _arrows("usermessages.sinks", "usermessages.zaqar")
 
 
 @pytest.mark.parametrize("package", ["usermessages.reader", "usermessages.web"])
@@ -278,6 +289,19 @@ def cycle_dodges(package: str) -> list[str]:
     return sorted(f"{e.source}:{e.line} defers {e.target}" for e in EDGES
                   if e.deferred and _within(e.source, package) and e.target in MODULES
                   and e.target != e.source and _reaches(e.target, e.source))
+
+
+def test_the_sdk_loads_only_the_sinks_it_builds() -> None:
+    # `import usermessages` is the SDK: Messenger.from_url imports a background sink (and
+    # kombu, or Zaqar's client) only when it builds one; the database sink imports the
+    # store only when built. The sinks' face declares what they share and loads none.
+    for built_when_asked in ("usermessages.sinks.bus", "usermessages.sinks.zaqar",
+                             "usermessages.sinks.forwarding", "usermessages.bus",
+                             "usermessages.store.engine", "usermessages.collector"):
+        assert not _reaches("usermessages", built_when_asked), built_when_asked
+    assert not [name for name in LOADS.get("usermessages.sinks", ())
+                if _within(name, "usermessages.sinks") and name != "usermessages.sinks"]
+    assert _reaches("usermessages", "usermessages.sinks.database")  # the check sees loads
 
 
 def test_the_cli_defers_no_import_to_dodge_a_cycle() -> None:

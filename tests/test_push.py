@@ -20,7 +20,7 @@ from usermessages.cli.main import main
 from usermessages.collector import Accept, Collector, Decision, Source, list_dead_letters
 from usermessages.config import Settings
 from usermessages.message import Message
-from usermessages.spool import Spool
+from usermessages.sinks.spool import Spool
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate
 
@@ -340,6 +340,19 @@ def test_sink_both_stores_once(engine, db_url, collector):
     messenger.close()
 
 
+def test_sink_both_with_the_database_down_delivers_through_the_bus(engine, collector):
+    # Nothing listens on port 1: the direct path fails, the bus path takes the message.
+    # The fan-out fails only when every path failed, so create() succeeds.
+    messenger = Messenger.from_url(MEMORY, sink="both",
+                                   db_url="postgresql://nobody@127.0.0.1:1/none")
+    message_id = messenger.create(RequestContext(project_id="p1"), Action.ATTACH_VOLUME,
+                                  detail=Detail.ATTACH_ERROR)
+    assert message_id is not None
+    assert messenger.stats.created == 1 and messenger.stats.failed == 0
+    _wait(lambda: [r["id"] for r in _rows(engine)] == [message_id])  # through the collector
+    messenger.close()
+
+
 def test_from_settings_follows_the_config(db_url, engine):
     messenger = Messenger.from_settings(Settings(database_connection=db_url, sdk_sink="db"))
     messenger.create(RequestContext(project_id="p1"), Action.ATTACH_VOLUME,
@@ -353,7 +366,7 @@ def test_the_sdk_side_of_the_bus_loads_no_server_code():
     import subprocess
     import sys
 
-    code = ("import sys, usermessages.forwarder, usermessages.bus\n"
+    code = ("import sys, usermessages.sinks.bus, usermessages.bus\n"
             "print(sorted({'fastapi', 'starlette', 'uvicorn', 'usermessages.collector',"
             " 'usermessages.api'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

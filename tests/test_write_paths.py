@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 from usermessages import Action, Detail, Messenger, RequestContext, bus, metrics
 from usermessages.collector import Collector
 from usermessages.config import Settings
-from usermessages.zaqar.source import ZaqarCollector
+from usermessages.zaqar.collector import ZaqarCollector
 
 N, PER_EVENT, EXEMPLARS = 240, 25, 3
 VOLUME = "0c0ffee0-0000-4000-8000-00000000d00d"

@@ -130,7 +130,12 @@ def _printable(reason: str) -> str:
 
 @dataclass(frozen=True)
 class Source:
-    """A queue the collector consumes and the handler that decides for it."""
+    """A queue the collector consumes and the handler that decides for it.
+
+    "Source" means that alone: where envelopes come in. Its ``name`` goes with
+    every dead letter (the ``x-source`` header, the ``source`` label of
+    ``usermessages_collector_dead_lettered``), as "zaqar" does for the Zaqar collector.
+    """
 
     name: str
     queue: Any

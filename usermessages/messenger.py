@@ -22,14 +22,17 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from usermessages import metrics
 from usermessages.catalog import Action, Detail, Kind, Level, Resource
 from usermessages.config import DEFAULTS, SINKS, check_ttl
 from usermessages.context import RequestContext
-from usermessages.errors import CatalogError, ConfigError, UserMessagesError
+from usermessages.errors import CatalogError, UserMessagesError
 from usermessages.message import MAX_FIELD, Message
+from usermessages.sinks import Buffered, Sink
+from usermessages.sinks.database import DatabaseSink
+from usermessages.sinks.fanout import FanoutSink
 
 if TYPE_CHECKING:
     from usermessages.config import Settings
@@ -41,25 +44,6 @@ LOG = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 10.0
 
 
-class Sink(Protocol):
-    """Where built messages go. ``deliver`` may raise on failure."""
-
-    def deliver(self, message: Message) -> None: ...
-
-    def close(self) -> None: ...
-
-
-@runtime_checkable
-class Buffered(Protocol):
-    """A sink that delivers in the background (the bus sink): it can be waited for."""
-
-    def flush(self, timeout: float) -> bool: ...
-
-    def pending(self) -> int: ...
-
-    def stop(self, timeout: float) -> int: ...
-
-
 @dataclass
 class Stats:
     """What the messenger has done, for logs and metrics."""
@@ -67,70 +51,6 @@ class Stats:
     created: int = 0
     failed: int = 0  # could not be recorded nor spooled
     lost: int = 0  # spooled in memory, still undelivered at close
-
-
-class DatabaseSink:
-    """Insert each record straight into the store (the ``db`` sink).
-
-    Through the store's one Writer, as the collectors do: one short
-    transaction per message, series and storm control by ``policy``.
-    """
-
-    def __init__(self, url: str, policy: Policy | None = None) -> None:
-        # Imported here so that a bus-only producer never loads SQLAlchemy.
-        try:
-            from usermessages.store import engine as store_engine
-            from usermessages.store.writer import Writer
-        except ModuleNotFoundError as exc:
-            raise ConfigError(
-                f"a database URL needs the server extra ({exc.name} is not installed): "
-                "pip install 'usermessages[server]', or give a bus URL") from exc
-
-        self._engine = store_engine.connect(url)
-        self._writer = Writer(self._engine) if policy is None else Writer(self._engine, policy)
-
-    def deliver(self, message: Message) -> None:
-        self._writer.write_one(message)
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-
-class FanoutSink:
-    """The ``both`` sink: the database directly and the bus (Cinder's spec, phase 2).
-
-    The collector ignores ids already stored, so a message that takes both
-    paths is stored once; it fails only if every path failed.
-    """
-
-    def __init__(self, *sinks: Sink) -> None:
-        self._sinks = sinks
-
-    def deliver(self, message: Message) -> None:
-        errors = []
-        for sink in self._sinks:
-            try:
-                sink.deliver(message)
-            except Exception as exc:  # try the other paths before giving up
-                errors.append(exc)
-        if len(errors) == len(self._sinks):
-            raise errors[0]
-
-    def flush(self, timeout: float) -> bool:
-        return all(sink.flush(timeout) for sink in self._buffered())
-
-    def pending(self) -> int:
-        return sum(sink.pending() for sink in self._buffered())
-
-    def stop(self, timeout: float) -> int:
-        return sum(sink.stop(timeout) for sink in self._buffered())
-
-    def close(self) -> None:
-        for sink in self._sinks:
-            sink.close()
-
-    def _buffered(self) -> list[Buffered]:
-        return [sink for sink in self._sinks if isinstance(sink, Buffered)]
 
 
 class Messenger:
@@ -180,9 +100,9 @@ class Messenger:
         chosen = sink or ("bus" if is_bus_url(url) else "db")
         if chosen not in SINKS:
             raise CatalogError(f"sink must be one of {', '.join(SINKS)}, not {chosen!r}")
-        if chosen in ("zaqar", "db+zaqar"):  # Zaqar: see usermessages/zaqar/
-            from usermessages.spool import Spool
-            from usermessages.zaqar.sink import ZaqarSink
+        if chosen in ("zaqar", "db+zaqar"):  # Zaqar: see docs/zaqar.md
+            from usermessages.sinks.spool import Spool
+            from usermessages.sinks.zaqar import ZaqarSink
 
             if chosen == "db+zaqar" and not db_url:
                 raise CatalogError("sink 'db+zaqar' needs db_url as well as Zaqar's URL")
@@ -196,8 +116,8 @@ class Messenger:
             return cls(DatabaseSink(url, policy), ttl=ttl, host=host)
         if not is_bus_url(url):
             raise CatalogError(f"sink {chosen!r} needs a bus URL (rabbit://, amqp:// or memory://)")
-        from usermessages.forwarder import BusSink
-        from usermessages.spool import Spool
+        from usermessages.sinks.bus import BusSink
+        from usermessages.sinks.spool import Spool
 
         bus_sink = BusSink(url, Spool(spool_path, spool_max_messages), timeout=timeout,
                            queue_type=queue_type)
@@ -221,7 +141,7 @@ class Messenger:
 
             policy = policy_of(settings)
         if sink in ("zaqar", "db+zaqar"):
-            from usermessages.zaqar.sink import options_from_settings
+            from usermessages.sinks.zaqar import options_from_settings
 
             return cls.from_url(
                 settings.zaqar_url, sink=sink, db_url=settings.database_connection,

@@ -255,7 +255,7 @@ def test_close_with_the_broker_down_is_bounded_and_counts_what_it_lost(tmp_path,
     """A stopped broker refuses connections: close() returns within its timeout and says
     what it lost (the in-memory spool's 5,000) or kept (a file spool loses nothing)."""
     from usermessages import metrics
-    from usermessages.spool import Spool
+    from usermessages.sinks.spool import Spool
 
     url = f"amqp://guest:guest@127.0.0.1:{servers.free_port()}//"  # nothing listens
     path = tmp_path / "spool.sqlite"

@@ -20,12 +20,13 @@ from tests import servers
 from tests.zaqar_server import Zaqar
 from usermessages import Action, Detail, Messenger, RequestContext
 from usermessages.message import Message
-from usermessages.spool import Spool
+from usermessages.sinks.spool import Spool
+from usermessages.sinks.zaqar import ZaqarSink
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate
 from usermessages.zaqar.client import QueuedMessage, ZaqarClient
-from usermessages.zaqar.sink import Layout, ZaqarSink
-from usermessages.zaqar.source import ZaqarCollector
+from usermessages.zaqar.collector import ZaqarCollector
+from usermessages.zaqar.layout import Layout
 
 # Zaqar's shortest claim: MIN_CLAIM_TTL = 60 in zaqar/transport/validation.py, a
 # constant no option lowers. A message claimed and not deleted is handed out again
@@ -54,8 +55,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 CRASHING_COLLECTOR = textwrap.dedent("""
     import os, signal, sys
     from usermessages.store import engine as store_engine
-    from usermessages.zaqar.sink import Layout
-    from usermessages.zaqar.source import ZaqarCollector
+    from usermessages.zaqar.layout import Layout
+    from usermessages.zaqar.collector import ZaqarCollector
 
     class DiesBeforeDeleting(ZaqarCollector):
         def _delete(self, *_):

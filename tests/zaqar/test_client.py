@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.zaqar.conftest import in_zaqar, read_queue
+from usermessages.sinks.zaqar import split_posts
 from usermessages.zaqar.client import MAX_PER_CALL, MAX_POST_BYTES, ZaqarError, encoded_post
-from usermessages.zaqar.sink import split_posts
 
 
 def test_delete_takes_claimed_and_free_messages_off_by_id(zaqar, zaqar_client, new_project):

@@ -16,8 +16,9 @@ from tests.zaqar.conftest import read_queue
 from usermessages import Action, Detail, Messenger, RequestContext
 from usermessages.catalog import Level
 from usermessages.message import Message
+from usermessages.sinks.zaqar import ZaqarSink
 from usermessages.zaqar.client import MIN_TTL
-from usermessages.zaqar.sink import Layout, ZaqarSink
+from usermessages.zaqar.layout import Layout
 
 
 def _metric(name: str) -> float:
@@ -73,7 +74,7 @@ def test_each_project_gets_its_own_queue_with_the_envelope_and_a_zaqar_ttl(
 
 def test_create_keeps_its_bound_while_zaqar_is_down_and_everything_arrives_once_after(
         zaqar, zaqar_client, new_project, tmp_path):
-    from usermessages.spool import Spool
+    from usermessages.sinks.spool import Spool
 
     project = new_project()
     queue = f"um_{new_project()[:8]}"
@@ -107,7 +108,7 @@ def test_create_keeps_its_bound_while_zaqar_is_down_and_everything_arrives_once_
     stored = [m.body["message"]["id"] for m in read_queue(zaqar_client, project, queue)]
     # Every message got through. A post whose answer was lost (a cold gunicorn worker
     # answering after the 1 s timeout) is posted again: Zaqar may hold a copy, which
-    # the collector, inserting on the producer's id, stores once (test_source.py).
+    # the collector, inserting on the producer's id, stores once (test_collector.py).
     assert set(stored) == set(created)
     assert sink.stats.spooled >= 1 and sink.stats.replayed >= sink.stats.spooled
     assert sink.stats.dropped == 0
@@ -122,7 +123,7 @@ def test_create_keeps_its_bound_when_zaqar_accepts_and_never_answers(new_project
     import socket
     import threading
 
-    from usermessages.spool import Spool
+    from usermessages.sinks.spool import Spool
 
     # A Zaqar that hangs: the port accepts connections and never says a word.
     listener = socket.socket()
@@ -212,7 +213,7 @@ def test_a_post_zaqar_refuses_drops_only_the_message_it_refuses(
         zaqar, zaqar_client, new_project, tmp_path):
     """A member lowered their queue's post limit: posts are split until each message
     stands alone; the one message too large for it is dropped, its neighbours arrive."""
-    from usermessages.spool import Spool
+    from usermessages.sinks.spool import Spool
 
     project = new_project()
     layout = Layout(queue=f"um_{new_project()[:8]}", index_queue="", admin_project=new_project())
@@ -238,7 +239,7 @@ def test_create_does_not_wait_for_a_post_in_flight_to_a_frozen_zaqar(
         zaqar, zaqar_client, new_project, tmp_path):
     """Zaqar frozen (SIGSTOP) under a post: the forwarder waits out its timeout; the
     callers of create() must not wait with it (no lock of theirs is held across I/O)."""
-    from usermessages.spool import Spool
+    from usermessages.sinks.spool import Spool
 
     project = new_project()
     layout = Layout(queue=f"um_{new_project()[:8]}", index_queue="", admin_project=new_project())
@@ -277,8 +278,9 @@ def test_create_does_not_wait_for_a_post_in_flight_to_a_frozen_zaqar(
 KILLED_PRODUCER = textwrap.dedent("""
     import os, signal, sys
     from usermessages import Action, Detail, Messenger, RequestContext
-    from usermessages.spool import Spool
-    from usermessages.zaqar.sink import Layout, ZaqarSink
+    from usermessages.sinks.spool import Spool
+    from usermessages.sinks.zaqar import ZaqarSink
+    from usermessages.zaqar.layout import Layout
 
     url, spool_path, queue, project, count = sys.argv[1:]
     sink = ZaqarSink(url, Spool(spool_path), ttl=3600, timeout=30,
@@ -296,7 +298,7 @@ def test_a_producer_killed_with_zaqar_frozen_loses_nothing_it_created(
         zaqar, zaqar_client, new_project, tmp_path):
     """create() returned, the process died (SIGKILL) with its forwarder stuck on a frozen
     Zaqar: every message is in the spool file, and the next start delivers each once."""
-    from usermessages.spool import Spool
+    from usermessages.sinks.spool import Spool
 
     project, queue = new_project(), f"um_{new_project()[:8]}"
     spool_path = tmp_path / "spool.sqlite"
@@ -326,7 +328,7 @@ def test_a_project_id_no_header_can_carry_is_dropped_not_retried_forever(
     """A project id httpx cannot encode, with a control character, or with blanks HTTP
     would strip (posting into another project's queue): refused for good, dropped and
     counted, and the spool moves on to the others' messages."""
-    from usermessages.spool import Spool
+    from usermessages.sinks.spool import Spool
 
     good = new_project()
     layout = Layout(queue=f"um_{new_project()[:8]}", index_queue="", admin_project=new_project())

@@ -54,7 +54,7 @@ def zaqar_collector(zaqar_url: str | None, projects: tuple[str, ...], db: str | 
     """Claim messages from the projects' Zaqar queues and store them, until SIGTERM."""
     # The server extra: loaded by the commands that need it, so the client installs alone.
     from usermessages.store import engine as store_engine
-    from usermessages.zaqar.source import ZaqarCollector
+    from usermessages.zaqar.collector import ZaqarCollector
 
     settings = load_settings(config_file, db).replace(zaqar_url=zaqar_url)
     if projects:
@@ -89,7 +89,7 @@ def _subscriptions(config_file: str | None,
     """The Zaqar client and queue layout of the settings, closed after use."""
     # Loaded by the three commands that use them, not by every `usermessages` start.
     from usermessages.zaqar.client import ZaqarClient
-    from usermessages.zaqar.sink import layout_from_settings
+    from usermessages.zaqar.layout import layout_from_settings
 
     settings = load_settings(config_file).replace(zaqar_url=zaqar_url)
     client = ZaqarClient(settings.zaqar_url, timeout=settings.zaqar_timeout,

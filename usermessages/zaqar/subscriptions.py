@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from usermessages.errors import UserMessagesError
 from usermessages.zaqar.client import MIN_TTL, ZaqarClient
-from usermessages.zaqar.sink import Layout
+from usermessages.zaqar.layout import Layout
 
 DEFAULT_TTL = 30 * 86400  # 30 days; Zaqar drops the subscription after it
 MAX_PROJECT = 255

@@ -1,8 +1,8 @@
 """The SDK's zaqar sink: spool locally, forward to each project's Zaqar queue.
 
 The spooling, the forwarder thread, flush/stop/close and their accounting are
-usermessages.spooling.SpoolingSink's, as for the bus sink. This module says
-how a batch goes to Zaqar: oldest first, one queue per project (``[zaqar]
+ForwardingSink's (forwarding.py), as for the bus sink. This module says how a
+batch goes to Zaqar: oldest first, one queue per project (``[zaqar]
 queue`` in the message's project; admin-only service/system messages go to
 ``[zaqar] admin_project``), as few posts as Zaqar's size limit allows (the
 envelopes are sent as they were spooled, never decoded and encoded again),
@@ -14,7 +14,8 @@ and its neighbours go through.
 Collectors learn which projects have queues from an index queue in the admin
 project: the sink announces each project there before its first post, and
 again every ``announce_interval`` seconds while it keeps posting for it;
-collectors consume the announcements (see source.py and docs/zaqar.md).
+collectors consume the announcements (see usermessages/zaqar/collector.py and
+docs/zaqar.md).
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from usermessages import metrics
 from usermessages.config import DEFAULTS
-from usermessages.spool import Spool
-from usermessages.spooling import MAX_BACKOFF, SpoolingSink
+from usermessages.sinks.forwarding import MAX_BACKOFF, ForwardingSink
+from usermessages.sinks.spool import Spool
 from usermessages.zaqar.client import MAX_POST_BYTES, MIN_TTL, ZaqarClient, ZaqarError
+from usermessages.zaqar.layout import Layout, layout_from_settings
 
 if TYPE_CHECKING:
     from usermessages.config import Settings
@@ -37,25 +38,6 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 ANNOUNCE_INTERVAL = 600.0
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where messages go in Zaqar (shared by the sink, the source and subscriptions)."""
-
-    queue: str = DEFAULTS.zaqar_queue
-    admin_project: str = DEFAULTS.zaqar_admin_project
-    index_queue: str = DEFAULTS.zaqar_index_queue
-    dead_letter_queue: str = DEFAULTS.zaqar_dead_letter_queue
-
-    def project_of(self, message: dict[str, Any]) -> str:
-        return message.get("project_id") or self.admin_project
-
-
-def layout_from_settings(settings: Settings) -> Layout:
-    return Layout(queue=settings.zaqar_queue, admin_project=settings.zaqar_admin_project,
-                  index_queue=settings.zaqar_index_queue,
-                  dead_letter_queue=settings.zaqar_dead_letter_queue)
 
 
 def options_from_settings(settings: Settings) -> dict[str, Any]:
@@ -69,7 +51,7 @@ def zaqar_ttl(ttl: int, max_ttl: int = DEFAULTS.zaqar_max_message_ttl) -> int:
     return max(MIN_TTL, min(ttl, max_ttl))
 
 
-class ZaqarSink(SpoolingSink):
+class ZaqarSink(ForwardingSink):
     """A Messenger sink that goes through the local spool to per-project Zaqar queues."""
 
     far_end = "Zaqar"

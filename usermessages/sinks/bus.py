@@ -1,8 +1,8 @@
 """The SDK's bus sink: spool locally, forward to the broker in the background.
 
 The spooling, the forwarder thread, flush/stop/close and their accounting are
-usermessages.spooling.SpoolingSink's; this module says only how a batch goes to
-the broker: published oldest first, as packs of envelopes, each confirmed by the
+ForwardingSink's (forwarding.py); this module says only how a batch goes to the
+broker: published oldest first, as packs of envelopes, each confirmed by the
 broker (on a quorum queue, once a majority of the cluster holds it), removed
 from the spool only once every pack of the batch is confirmed. A batch that
 fails (a nack, a lost connection, the node gone) stays spooled whole and is
@@ -18,15 +18,13 @@ from kombu import Connection, Producer
 
 from usermessages import bus, envelope
 from usermessages.config import DEFAULTS
-from usermessages.spool import Spool
-from usermessages.spooling import BATCH, MAX_BACKOFF, SinkClosed, SinkStats, SpoolingSink
+from usermessages.sinks.forwarding import MAX_BACKOFF, ForwardingSink
+from usermessages.sinks.spool import Spool
 
 LOG = logging.getLogger(__name__)
 
-__all__ = ["BATCH", "MAX_BACKOFF", "BusSink", "SinkClosed", "SinkStats"]
 
-
-class BusSink(SpoolingSink):
+class BusSink(ForwardingSink):
     """A Messenger sink that goes through the local spool to the bus."""
 
     far_end = "message broker"

@@ -70,7 +70,7 @@ from usermessages.zaqar.client import (
     carries_project,
     encoded_post,
 )
-from usermessages.zaqar.sink import Layout, layout_from_settings
+from usermessages.zaqar.layout import Layout, layout_from_settings
 
 LOG = logging.getLogger(__name__)
 

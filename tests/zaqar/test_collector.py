@@ -17,12 +17,13 @@ from sqlalchemy import Engine, text
 from tests.zaqar.conftest import CLAIM_TTL, built_messages, in_zaqar, read_queue, wait_for
 from usermessages import Action, Detail, Messenger, RequestContext, envelope
 from usermessages.message import Message
-from usermessages.spool import Spool
+from usermessages.sinks.spool import Spool
+from usermessages.sinks.zaqar import ZaqarSink
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate
 from usermessages.zaqar.client import MAX_POST_BYTES
-from usermessages.zaqar.sink import Layout, ZaqarSink
-from usermessages.zaqar.source import ZaqarCollector
+from usermessages.zaqar.collector import ZaqarCollector
+from usermessages.zaqar.layout import Layout
 
 
 @pytest.fixture

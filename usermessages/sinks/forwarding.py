@@ -29,7 +29,7 @@ from usermessages import metrics
 from usermessages.errors import UserMessagesError
 from usermessages.message import Message
 from usermessages.retry import Backoff
-from usermessages.spool import Spool
+from usermessages.sinks.spool import Spool
 
 BATCH = 200
 MAX_BACKOFF = 30.0
@@ -49,7 +49,7 @@ class SinkClosed(UserMessagesError):
     """Raised when a message is created on a messenger that was closed."""
 
 
-class SpoolingSink:
+class ForwardingSink:
     """A Messenger sink that goes through the local spool to a far end, in a thread."""
 
     #: What the far end is called in logs ("message broker", "Zaqar").
