@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 
 from usermessages import metrics
@@ -223,23 +223,18 @@ def insert(conn: Connection, rows: Sequence[Mapping[str, Any]],
             raise StoreError(f"a row lacks {sorted(MESSAGE_COLUMNS - row.keys())}")
     partitions.ensure(conn, (row["expires_at"] for row in rows))
     try:
-        postgresql = conn.engine.dialect.name == "postgresql"
         new: Sequence[Mapping[str, Any]]
-        suppressed: list[Mapping[str, Any]] = []
-        if postgresql and not policy.storm.enabled and len(rows) == 1:
-            return _insert_one(conn, rows[0], policy.exemplars)
-        if postgresql and not policy.storm.enabled:
-            # Nothing to admit: COPY first, number after (see _copy_insert).
-            new = _copy_insert(conn, rows)
+        suppressed: Sequence[Mapping[str, Any]]
+        if conn.engine.dialect.name == "postgresql":
+            if not policy.storm.enabled and len(rows) == 1:
+                return _insert_one(conn, rows[0], policy.exemplars)
+            new, suppressed = _copy_insert(conn, rows, policy.storm)
         else:
             # From here to commit, writers take turns (reserve_seqs): storm
             # control decides on committed windows, series see every new row.
-            numbered: Sequence[Mapping[str, Any]] = _numbered(conn, rows)
-            if policy.storm.enabled or not postgresql:
-                numbered, suppressed = series.admit(conn, _fresh(conn, numbered), policy.storm,
-                                                    _utcnow())
-            new = (_copy_insert(conn, numbered) if postgresql
-                   else _executemany_insert(conn, numbered))
+            new, suppressed = series.admit(conn, _fresh(conn, _numbered(conn, rows)),
+                                           policy.storm, _utcnow())
+            _executemany_insert(conn, new)
         series.record(conn, new, suppressed, policy.exemplars)
         return Stored(len(new), len(suppressed))
     except conn.dialect.dbapi.Error as exc:  # type: ignore[union-attr]
@@ -255,13 +250,19 @@ def _utcnow() -> dt.datetime:
 
 
 def _fresh(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The rows whose id is not stored yet (nor earlier in the batch)."""
-    ids = list({row["id"] for row in rows})
-    stored: set[str] = set()
-    for start in range(0, len(ids), 500):  # SQLite caps bound parameters
-        chunk = ids[start:start + 500]
-        stored.update(conn.execute(select(messages.c.id).where(messages.c.id.in_(chunk)))
-                      .scalars())
+    """SQLite: the rows whose id is not stored yet (nor earlier in the batch)."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute("SELECT id FROM messages WHERE id IN (SELECT value FROM json_each(?))",
+                       (json.dumps([row["id"] for row in rows]),))
+        stored = {found for (found,) in cursor.fetchall()}
+    finally:
+        cursor.close()
+    return _unseen(rows, stored)
+
+
+def _unseen(rows: Sequence[Mapping[str, Any]], stored: set[str]) -> list[Mapping[str, Any]]:
+    """The rows whose id is not in ``stored`` nor earlier in the batch."""
     fresh = []
     for row in rows:
         if row["id"] not in stored:
@@ -270,9 +271,8 @@ def _fresh(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[Mapping[
     return fresh
 
 
-def _executemany_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]
-                        ) -> Sequence[Mapping[str, Any]]:
-    """SQLite: one executemany of a statement built once; returns the rows (all fresh)."""
+def _executemany_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """SQLite: one executemany of a statement built once (the rows are all fresh)."""
     sql = (f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES "
            f"({', '.join('?' for _ in _COLUMNS)}) ON CONFLICT (id) DO NOTHING")
     values = [tuple(_sqlite_value(row[c]) for c in _COLUMNS)
@@ -280,7 +280,6 @@ def _executemany_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.executemany(sql, values)
-        return rows
     finally:
         cursor.close()
 
@@ -304,10 +303,11 @@ def _insert_one(conn: Connection, row: Mapping[str, Any], exemplars: int) -> Sto
     that reads its seq back from the counter.
     """
     columns = ", ".join(_COLUMNS)
-    # Typed as the columns are: a NULL parameter would otherwise be text.
+    # Typed as the columns are: a NULL parameter would otherwise be text. A
+    # cast takes no COLLATE: the columns' own (migration 0008) applies.
     values = ", ".join(
         "(SELECT value FROM message_seq)" if c == "seq"
-        else f"CAST(%s AS {messages.c[c].type.compile(dialect=conn.dialect)})"
+        else f"CAST(%s AS {messages.c[c].type.compile(dialect=conn.dialect).split(' COLLATE ')[0]})"
         for c in _COLUMNS)
     driver = conn.connection.driver_connection
     with driver.cursor() as cursor:  # type: ignore[union-attr]
@@ -324,17 +324,22 @@ def _insert_one(conn: Connection, row: Mapping[str, Any], exemplars: int) -> Sto
         return Stored(len(cursor.fetchall()))
 
 
-def _copy_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _copy_insert(conn: Connection, rows: Sequence[Mapping[str, Any]],
+                 storm: series.Storm | None = None
+                 ) -> tuple[list[dict[str, Any]], list[Mapping[str, Any]]]:
     """PostgreSQL: COPY the batch into a session temp table, then insert what is new.
 
-    Returns what the series need of each new row (``_RETURNED``).
+    Returns what the series need of each new row (``_RETURNED``), and the
+    rows storm control suppressed.
 
     COPY is PostgreSQL's fastest way in; the INSERT ... SELECT keeps "on
     conflict do nothing" on the real table. Rows not numbered yet are
     numbered only after the COPY: numbering locks the seq counter until
     commit (reserve_seqs), so another collector's COPY overlaps ours and only
-    the INSERT waits. The temp table empties itself at commit, and is emptied
-    after each batch, so nothing is left behind.
+    what follows waits: storm control's decision (on the ids not stored yet,
+    found by one join of the temp table) and the INSERT. The temp table
+    empties itself at commit, and is emptied after each batch, so nothing is
+    left behind.
     """
     columns = ", ".join(_COLUMNS)
     numbered = bool(rows) and "seq" in rows[0]
@@ -347,13 +352,23 @@ def _copy_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[di
                 copy.write_row([(row["seq"] if numbered else i) if c == "seq"
                                 else row.get(c, _NEW_ROW.get(c)) for c in _COLUMNS])
         first = 0 if numbered else reserve_seqs(conn, len(rows))
+        suppressed: list[Mapping[str, Any]] = []
+        skip = ""
+        if storm is not None and storm.enabled:
+            cursor.execute("SELECT DISTINCT id FROM messages_incoming AS incoming WHERE EXISTS "
+                           "(SELECT 1 FROM messages WHERE messages.id = incoming.id)")
+            stored = {found for (found,) in cursor.fetchall()}
+            suppressed = series.admit(conn, _unseen(rows, stored), storm, _utcnow())[1]
+            if suppressed:
+                skip = "AND incoming.id <> ALL(%s::text[]) "
         selected = ", ".join(f"seq + {int(first)}" if c == "seq" else c for c in _COLUMNS)
         cursor.execute(f"INSERT INTO messages ({columns}) SELECT {selected} "
-                       f"FROM messages_incoming AS incoming {_NOT_STORED} "
-                       f"ON CONFLICT DO NOTHING RETURNING {', '.join(_RETURNED)}")
+                       f"FROM messages_incoming AS incoming {_NOT_STORED} {skip}"
+                       f"ON CONFLICT DO NOTHING RETURNING {', '.join(_RETURNED)}",
+                       [[row["id"] for row in suppressed]] if skip else None)
         new = [dict(zip(_RETURNED, values, strict=True)) for values in cursor.fetchall()]
         cursor.execute("DELETE FROM messages_incoming")
-        return new
+        return new, suppressed
     finally:
         cursor.close()
 
