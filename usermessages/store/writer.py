@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, update
+from sqlalchemy import Connection, DateTime, Engine, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 
 from usermessages import metrics
@@ -232,9 +232,9 @@ def insert(conn: Connection, rows: Sequence[Mapping[str, Any]],
         else:
             # From here to commit, writers take turns (reserve_seqs): storm
             # control decides on committed windows, series see every new row.
-            new, suppressed = series.admit(conn, _fresh(conn, _numbered(conn, rows)),
-                                           policy.storm, _utcnow())
-            _executemany_insert(conn, new)
+            first = reserve_seqs(conn, len(rows))
+            new, suppressed = series.admit(conn, _fresh(conn, rows), policy.storm, _utcnow())
+            _executemany_insert(conn, new, first)
         series.record(conn, new, suppressed, policy.exemplars)
         return Stored(len(new), len(suppressed))
     except conn.dialect.dbapi.Error as exc:  # type: ignore[union-attr]
@@ -271,17 +271,34 @@ def _unseen(rows: Sequence[Mapping[str, Any]], stored: set[str]) -> list[Mapping
     return fresh
 
 
-def _executemany_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """SQLite: one executemany of a statement built once (the rows are all fresh)."""
+def _executemany_insert(conn: Connection, rows: Sequence[Mapping[str, Any]], first: int) -> None:
+    """SQLite: one executemany of a statement built once (the rows are all fresh).
+
+    Rows are numbered from ``first`` (reserve_seqs) in batch order. Tuples
+    are built by position, datetimes formatted as SQLAlchemy stores them:
+    per-value conversion was a third of the batch's time in Python.
+    """
     sql = (f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES "
            f"({', '.join('?' for _ in _COLUMNS)}) ON CONFLICT (id) DO NOTHING")
-    values = [tuple(_sqlite_value(row[c]) for c in _COLUMNS)
-              for row in rows]
+    values = []
+    for i, row in enumerate(rows):
+        value = [row[c] if c in MESSAGE_COLUMNS else row.get(c, _NEW_ROW.get(c))
+                 for c in _COLUMNS]
+        value[_SEQ] = first + i
+        for k in _DATETIMES:
+            if value[k] is not None:
+                value[k] = _sqlite_value(value[k])
+        values.append(value)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.executemany(sql, values)
     finally:
         cursor.close()
+
+
+_SEQ = _COLUMNS.index("seq")
+_DATETIMES = [k for k, column in enumerate(messages.columns)
+              if isinstance(column.type, DateTime)]
 
 
 # Idempotent on the id alone. Partitioned (migration 0004), the primary key is
@@ -374,8 +391,11 @@ def _copy_insert(conn: Connection, rows: Sequence[Mapping[str, Any]],
 
 
 def _sqlite_value(value: Any) -> Any:
-    # SQLite stores datetimes as the text SQLAlchemy writes: "YYYY-MM-DD HH:MM:SS.ffffff".
+    # SQLite stores datetimes as the text SQLAlchemy writes: "YYYY-MM-DD HH:MM:SS.ffffff"
+    # (isoformat's, for a naive one: three times faster than strftime).
     if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            return value.isoformat(" ", "microseconds")
         return value.strftime("%Y-%m-%d %H:%M:%S.%f")
     return value
 
@@ -396,11 +416,6 @@ def reserve_seqs(conn: Connection, count: int) -> int:
         update(message_seq).values(value=message_seq.c.value + count).returning(message_seq.c.value)
     ).scalar_one()
     return last - count + 1
-
-
-def _numbered(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    first = reserve_seqs(conn, len(rows))
-    return [{**_NEW_ROW, **row, "seq": first + i} for i, row in enumerate(rows)]
 
 
 def rows_of(batch: Sequence[Message]) -> list[dict[str, Any]]:
