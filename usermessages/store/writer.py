@@ -368,21 +368,27 @@ def _copy_insert(conn: Connection, rows: Sequence[Mapping[str, Any]],
             for i, row in enumerate(rows):  # unnumbered: seq holds the place in the batch
                 copy.write_row([(row["seq"] if numbered else i) if c == "seq"
                                 else row.get(c, _NEW_ROW.get(c)) for c in _COLUMNS])
-        first = 0 if numbered else reserve_seqs(conn, len(rows))
+        # Rows a caller numbered keep their seq; storm control still takes the lock.
+        locked = not numbered or (storm is not None and storm.enabled)
+        first = reserve_seqs(conn, len(rows)) if locked else 0
+        offset = 0 if numbered else first
         suppressed: list[Mapping[str, Any]] = []
-        skip = ""
+        where, params = _NOT_STORED, None
         if storm is not None and storm.enabled:
             cursor.execute("SELECT DISTINCT id FROM messages_incoming AS incoming WHERE EXISTS "
                            "(SELECT 1 FROM messages WHERE messages.id = incoming.id)")
-            stored = {found for (found,) in cursor.fetchall()}
-            suppressed = series.admit(conn, _unseen(rows, stored), storm, _utcnow())[1]
-            if suppressed:
-                skip = "AND incoming.id <> ALL(%s::text[]) "
-        selected = ", ".join(f"seq + {int(first)}" if c == "seq" else c for c in _COLUMNS)
+            skip = {found for (found,) in cursor.fetchall()}
+            suppressed = series.admit(conn, _unseen(rows, set(skip)), storm, _utcnow())[1]
+            # Under the lock, the ids stored are known exactly: the INSERT need
+            # not probe every partition's key for each row again.
+            skip.update(row["id"] for row in suppressed)
+            where, params = (
+                ("WHERE incoming.id NOT IN (SELECT json_array_elements_text(%s::json))",
+                 [json.dumps(sorted(skip))]) if skip else ("", None))
+        selected = ", ".join(f"seq + {int(offset)}" if c == "seq" else c for c in _COLUMNS)
         cursor.execute(f"INSERT INTO messages ({columns}) SELECT {selected} "
-                       f"FROM messages_incoming AS incoming {_NOT_STORED} {skip}"
-                       f"ON CONFLICT DO NOTHING RETURNING {', '.join(_RETURNED)}",
-                       [[row["id"] for row in suppressed]] if skip else None)
+                       f"FROM messages_incoming AS incoming {where} "
+                       f"ON CONFLICT DO NOTHING RETURNING {', '.join(_RETURNED)}", params)
         new = [dict(zip(_RETURNED, values, strict=True)) for values in cursor.fetchall()]
         cursor.execute("DELETE FROM messages_incoming")
         return new, suppressed
