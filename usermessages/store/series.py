@@ -131,11 +131,11 @@ def _copy_upsert(cursor: Any, values: list[tuple[Any, ...]], exemplars: int) -> 
     """PostgreSQL: COPY the batch's series into a temp table, then one upsert from it.
 
     A VALUES list of thousands of rows cost more to build and parse than to
-    run; COPY sends them as data. So does an upsert from unnest() of one
-    array per column, but psycopg adapts arrays element by element in
-    Python: half COPY's rate at 2,000 series, and JSON (json_populate_recordset)
-    0.64 of it (bench/write_path.py's notes, docs/benchmarks.md). Rows go in
-    id order (the lock order).
+    run; COPY sends them as data. So would one upsert from unnest() of an
+    array per column, but psycopg adapts a list element by element in
+    Python: it ran at half COPY's rate for batches of 2,000 new series, and
+    one JSON document (json_populate_recordset) at 0.64 (interleaved, batch
+    by batch). Rows go in id order (the lock order).
     """
     cursor.execute("CREATE TEMP TABLE IF NOT EXISTS series_incoming "
                    "(LIKE message_series) ON COMMIT DELETE ROWS")
