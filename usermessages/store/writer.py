@@ -24,12 +24,14 @@ can be). Queries never commit: the caller owns the transaction.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, DateTime, Engine, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 
 from usermessages import metrics
@@ -167,15 +169,19 @@ class Writer:
     def _insert(self, batch: Sequence[Message]) -> Stored:
         rows = [message.to_row() for message in batch]
         try:
-            with self._engine.begin() as conn:
-                return insert(conn, rows, self.policy)
+            return self._transaction(rows)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
         # A pooled connection the server dropped (it restarted): once more on a
         # fresh one. Idempotent on the ids, so an in-doubt commit stores nothing twice.
-        with self._engine.begin() as conn:
-            return insert(conn, rows, self.policy)
+        return self._transaction(rows)
+
+    def _transaction(self, rows: Sequence[Mapping[str, Any]]) -> Stored:
+        # insert commits (commit=True): a lone row on PostgreSQL then costs one
+        # round trip, its COMMIT pipelined with its statements.
+        with self._engine.connect() as conn:
+            return insert(conn, rows, self.policy, commit=True)
 
     def _isolate(self, batch: Sequence[Message]) -> Written:
         """Write the batch row by row: each refused row alone, the rest stored."""
@@ -208,13 +214,16 @@ class Writer:
 
 
 def insert(conn: Connection, rows: Sequence[Mapping[str, Any]],
-           policy: series.Policy = series.DEFAULT_POLICY) -> Stored:
+           policy: series.Policy = series.DEFAULT_POLICY, *, commit: bool = False) -> Stored:
     """Insert complete rows (every column of MESSAGE_COLUMNS), ignoring ids already stored.
 
     Each new row and each suppressed one is counted on its series. A row may
     set ``deleted``/``deleted_at``; a missing message column is a StoreError,
     not a default. Statements are built once and handed to the driver
     (COPY on PostgreSQL, executemany on SQLite), skipping per-row compilation.
+    The caller owns the transaction, unless it hands it over with
+    ``commit=True`` (the Writer): insert then commits it, on PostgreSQL for a
+    lone row in the same round trip as the row's statements.
     """
     if not rows:
         return Stored(0)
@@ -227,7 +236,7 @@ def insert(conn: Connection, rows: Sequence[Mapping[str, Any]],
         suppressed: Sequence[Mapping[str, Any]]
         if conn.engine.dialect.name == "postgresql":
             if not policy.storm.enabled and len(rows) == 1:
-                return _insert_one(conn, rows[0], policy.exemplars)
+                return _insert_one(conn, rows[0], policy.exemplars, commit)
             new, suppressed = _copy_insert(conn, rows, policy.storm)
         else:
             # From here to commit, writers take turns (reserve_seqs): storm
@@ -236,6 +245,8 @@ def insert(conn: Connection, rows: Sequence[Mapping[str, Any]],
             new, suppressed = series.admit(conn, _fresh(conn, rows), policy.storm, _utcnow())
             _executemany_insert(conn, new, first)
         series.record(conn, new, suppressed, policy.exemplars)
+        if commit:
+            conn.commit()
         return Stored(len(new), len(suppressed))
     except conn.dialect.dbapi.Error as exc:  # type: ignore[union-attr]
         partitions.forget(conn)  # a partition the reaper dropped is made again next time
@@ -311,34 +322,45 @@ _DATETIMES = [k for k, column in enumerate(messages.columns)
 _NOT_STORED = "WHERE NOT EXISTS (SELECT 1 FROM messages WHERE messages.id = incoming.id)"
 
 
-def _insert_one(conn: Connection, row: Mapping[str, Any], exemplars: int) -> Stored:
+def _insert_one(conn: Connection, row: Mapping[str, Any], exemplars: int,
+                commit: bool) -> Stored:
     """PostgreSQL, one row (the direct sink): one round trip, no temp table.
 
     Two statements pipelined: the seq counter's bump, which takes its row
     lock (so the next statement's snapshot sees every inserter of the same
     id, as in _copy_insert), then the row and its series in one statement
-    that reads its seq back from the counter.
+    that reads its seq back from the counter; and the COMMIT, if the caller
+    handed its transaction over (a row is then stored in one round trip
+    where it took two).
     """
-    columns = ", ".join(_COLUMNS)
-    # Typed as the columns are: a NULL parameter would otherwise be text. A
-    # cast takes no COLLATE: the columns' own (migration 0008) applies.
-    values = ", ".join(
-        "(SELECT value FROM message_seq)" if c == "seq"
-        else f"CAST(%s AS {messages.c[c].type.compile(dialect=conn.dialect).split(' COLLATE ')[0]})"
-        for c in _COLUMNS)
     driver = conn.connection.driver_connection
     with driver.cursor() as cursor:  # type: ignore[union-attr]
         with driver.pipeline():  # type: ignore[union-attr]
             cursor.execute("UPDATE message_seq SET value = value + 1")
             cursor.execute(
-                f"WITH new AS (INSERT INTO messages ({columns}) SELECT * FROM (VALUES ({values}))"
-                f" AS incoming ({columns}) {_NOT_STORED} "
-                f"ON CONFLICT DO NOTHING RETURNING {', '.join(_RETURNED)}) "
-                f"{series.upsert_one_sql('new', exemplars)} RETURNING 1",
+                _insert_one_sql(conn.dialect, exemplars),
                 [*(row.get(c, _NEW_ROW.get(c)) for c in _COLUMNS if c != "seq"),
                  series.key_of(row),
                  json.dumps([row["request_id"]] if row["request_id"] and exemplars else [])])
+            if commit:
+                driver.commit()  # type: ignore[union-attr]
         return Stored(len(cursor.fetchall()))
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_one_sql(dialect: Dialect, exemplars: int) -> str:
+    """_insert_one's statement, built once (compiling 20 column types took 0.1 ms a row)."""
+    columns = ", ".join(_COLUMNS)
+    # Typed as the columns are: a NULL parameter would otherwise be text. A
+    # cast takes no COLLATE: the columns' own (migration 0008) applies.
+    values = ", ".join(
+        "(SELECT value FROM message_seq)" if c == "seq"
+        else f"CAST(%s AS {messages.c[c].type.compile(dialect=dialect).split(' COLLATE ')[0]})"
+        for c in _COLUMNS)
+    return (f"WITH new AS (INSERT INTO messages ({columns}) SELECT * FROM (VALUES ({values}))"
+            f" AS incoming ({columns}) {_NOT_STORED} "
+            f"ON CONFLICT DO NOTHING RETURNING {', '.join(_RETURNED)}) "
+            f"{series.upsert_one_sql('new', exemplars)} RETURNING 1")
 
 
 def _copy_insert(conn: Connection, rows: Sequence[Mapping[str, Any]],
