@@ -238,3 +238,83 @@ def test_series_id_is_uuid5_of_the_key(kind, project, event, resource):
     key = "\x1f".join((kind, project or "", event, resource))
     assert series.series_id(kind, project, event, resource) == str(
         uuid.uuid5(series._NAMESPACE, key))
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.booleans(), max_size=5), min_size=1, max_size=5),
+       st.integers(1, 4))
+def test_exemplars_are_each_batch_newest_first_then_the_stored_ones_cut_to_n(
+        engine, batches, exemplars):
+    """A batch's request ids (newest first, none for an empty one) go before the stored
+    ones, cut to N: whether the batch brings N or fewer, on both engines."""
+    project = f"p-{uuid.uuid4().hex[:8]}"  # examples share the store
+    expected: list[str] = []
+    minute = 0
+    for plan in batches:
+        rows = []
+        for has_request in plan:
+            minute += 1
+            r = row(project, minutes=minute, resource_uuid=VOLUME)
+            if not has_request:
+                r["request_id"] = ""
+            rows.append(r)
+        with engine.begin() as conn:
+            writer.insert(conn, rows[::-1], series.Policy(exemplars=exemplars))  # any order
+        recent = [r["request_id"] for r in reversed(rows) if r["request_id"]][:exemplars]
+        expected = (recent + expected)[:exemplars]
+    found = _all(engine, project)
+    if minute == 0:
+        assert found == []
+        return
+    (only,) = found
+    assert list(only.request_ids) == expected
+    assert only.count == minute
+
+
+def test_storm_windows_stay_exact_under_four_concurrent_writers(postgresql_url):
+    """Four writers, two projects of two events each, limits per project and per event:
+    every project stores exactly its limit, no event more than its own, and each series
+    counts every occurrence, stored or suppressed, as its windows say."""
+    migrate.upgrade(eng := store_engine.connect(postgresql_url))
+    policy = series.Policy(storm=series.Storm(per_project=50, per_event=30, window=3600))
+    details = (Detail.ATTACH_ERROR, Detail.QUOTA_EXCEED)
+    barrier = threading.Barrier(4)
+    results: list[writer.Stored] = []
+    errors: list[BaseException] = []
+
+    def write(worker: int) -> None:
+        try:
+            barrier.wait()
+            for batch in range(10):
+                rows = [row(f"p{k % 2}", minutes=batch, detail=details[(k // 2) % 2])
+                        for k in range(worker, worker + 40)]
+                with eng.begin() as conn:
+                    results.append(writer.insert(conn, rows, policy))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with eng.connect() as conn:
+        stored = dict(((p, e), n) for p, e, n in conn.execute(text(
+            "SELECT project_id, event_id, count(*) FROM messages GROUP BY 1, 2")))
+        windows = dict(conn.execute(text("SELECT scope, stored FROM message_storm")).all())
+        every = series.list_series_all_projects(conn, series.SeriesQuery({}, limit=10))
+    assert sum(r.new for r in results) == sum(stored.values()) == 100
+    assert sum(r.suppressed for r in results) == 4 * 10 * 40 - 100
+    for project in ("p0", "p1"):
+        assert sum(n for (p, _), n in stored.items() if p == project) == 50
+        assert windows["\x1f".join(("p", project))] == 50
+    for (project, event), n in stored.items():
+        assert n <= 30
+        assert windows["\x1f".join(("p", project, event))] == n
+    assert len(every) == 4
+    for found in every:
+        assert found.count == 400
+        assert found.suppressed == 400 - stored[(found.project_id, found.event_id)]
+    eng.dispose()

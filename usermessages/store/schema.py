@@ -31,29 +31,40 @@ from sqlalchemy.sql.elements import ColumnElement
 
 metadata = MetaData()
 
+
+def _key(length: int) -> String:
+    """A string compared byte by byte on every store (migration 0008).
+
+    SQLite's BINARY and MariaDB's utf8mb4_nopad_bin already are; on
+    PostgreSQL COLLATE "C" makes lists sort alike whatever locale the
+    database was created in, and each comparison a memcmp instead of the
+    locale's.
+    """
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
 messages = Table(
     "messages",
     metadata,
     # PostgreSQL's primary key is (id, expires_at), as its partitions require
     # (migration 0004); the expiry derives from the envelope, so an id keeps one.
-    Column("id", String(36), primary_key=True),
+    Column("id", _key(36), primary_key=True),
     # API messages belong to a project; SERVICE and SYSTEM ones (admin-only) have none.
-    Column("kind", String(16), nullable=False, server_default="API"),
-    Column("project_id", String(255), nullable=True),
-    Column("user_id", String(255), nullable=False, server_default=""),
-    Column("request_id", String(255), nullable=False, server_default=""),
-    Column("resource_type", String(36), nullable=False, server_default=""),
-    Column("resource_uuid", String(255), nullable=False, server_default=""),
-    Column("event_id", String(255), nullable=False),
-    Column("message_level", String(255), nullable=False),
+    Column("kind", _key(16), nullable=False, server_default="API"),
+    Column("project_id", _key(255), nullable=True),
+    Column("user_id", _key(255), nullable=False, server_default=""),
+    Column("request_id", _key(255), nullable=False, server_default=""),
+    Column("resource_type", _key(36), nullable=False, server_default=""),
+    Column("resource_uuid", _key(255), nullable=False, server_default=""),
+    Column("event_id", _key(255), nullable=False),
+    Column("message_level", _key(255), nullable=False),
     # NULL action_id marks a legacy row whose text comes from its event_id.
-    Column("action_id", String(10), nullable=True),
-    Column("detail_id", String(10), nullable=True),
+    Column("action_id", _key(10), nullable=True),
+    Column("detail_id", _key(10), nullable=True),
     # Admin-only internals: never rendered for project users.
-    Column("host", String(255), nullable=False, server_default=""),
-    Column("exception_class", String(255), nullable=False, server_default=""),
+    Column("host", _key(255), nullable=False, server_default=""),
+    Column("exception_class", _key(255), nullable=False, server_default=""),
     # OpenStack's cross-service correlation id, from a notification's context.
-    Column("global_request_id", String(255), nullable=False, server_default=""),
+    Column("global_request_id", _key(255), nullable=False, server_default=""),
     Column("created_at", DateTime(), nullable=False),
     Column("expires_at", DateTime(), nullable=False),
     Column("deleted", Boolean(), nullable=False, server_default=false()),
@@ -122,16 +133,16 @@ Index("ix_messages_expires_at", messages.c.expires_at, messages.c.id)
 message_series = Table(
     "message_series",
     metadata,
-    Column("id", String(36), primary_key=True),
-    Column("kind", String(16), nullable=False),
-    Column("project_id", String(255), nullable=True),
-    Column("event_id", String(255), nullable=False),
-    Column("resource_uuid", String(255), nullable=False),
+    Column("id", _key(36), primary_key=True),
+    Column("kind", _key(16), nullable=False),
+    Column("project_id", _key(255), nullable=True),
+    Column("event_id", _key(255), nullable=False),
+    Column("resource_uuid", _key(255), nullable=False),
     # The latest occurrence's, as are the catalog ids the text comes from.
-    Column("resource_type", String(36), nullable=False),
-    Column("message_level", String(255), nullable=False),
-    Column("action_id", String(10), nullable=True),
-    Column("detail_id", String(10), nullable=True),
+    Column("resource_type", _key(36), nullable=False),
+    Column("message_level", _key(255), nullable=False),
+    Column("action_id", _key(10), nullable=True),
+    Column("detail_id", _key(10), nullable=True),
     Column("count", BigInteger(), nullable=False),
     # Of count, the occurrences storm control did not store as rows.
     Column("suppressed", BigInteger(), nullable=False),
@@ -149,7 +160,7 @@ Index("ix_message_series_last_seen", message_series.c.last_seen, message_series.
 message_storm = Table(
     "message_storm",
     metadata,
-    Column("scope", String(600), primary_key=True),
+    Column("scope", _key(600), primary_key=True),
     Column("window_start", DateTime(), nullable=False),
     Column("stored", Integer(), nullable=False),
 )
