@@ -147,11 +147,13 @@ def _paging_rows() -> list[dict]:
     return rows
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=["sqlite", "postgresql", "mariadb"])
 def paged(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[tuple[Engine, dict]]:
     """A store holding p1's paging rows and rows that p1 must never see; read-only."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('paged')}/usermessages.sqlite"
+    elif request.param == "mariadb":
+        url = request.getfixturevalue("mariadb").create_database(f"paged_{uuid.uuid4().hex[:8]}")
     else:
         admin = request.getfixturevalue("postgresql_admin_url")
         url = servers.create_database(admin, f"paged_{uuid.uuid4().hex[:8]}")

@@ -5,6 +5,12 @@ for "unset"), so keyset pagination can compare row values without NULL
 special cases; the API view omits empty ``resource_type``/``resource_uuid``
 exactly as Cinder omits falsy ones. The three ids whose NULL means something
 (project_id, action_id, detail_id) sort through ``sortable`` instead.
+
+On MariaDB every table compares strings byte for byte (``utf8mb4_nopad_bin``:
+case and trailing spaces count, as on PostgreSQL and SQLite, so a filter,
+an id lookup or a sort answers the same on every store), times keep their
+microseconds (``DATETIME(6)``), and each table has a primary key (Galera
+replicates rows by it).
 """
 
 from __future__ import annotations
@@ -27,9 +33,19 @@ from sqlalchemy import (
     literal_column,
     true,
 )
+from sqlalchemy.dialects import mysql
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import column as column_clause
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 
 metadata = MetaData()
+
+# A time with its microseconds on every store (MySQL's DATETIME drops them).
+Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")
+# Table options on MariaDB (ignored elsewhere): see the module docstring.
+MYSQL_TABLE: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_nopad_bin"}
 
 messages = Table(
     "messages",
@@ -54,15 +70,16 @@ messages = Table(
     Column("exception_class", String(255), nullable=False, server_default=""),
     # OpenStack's cross-service correlation id, from a notification's context.
     Column("global_request_id", String(255), nullable=False, server_default=""),
-    Column("created_at", DateTime(), nullable=False),
-    Column("expires_at", DateTime(), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
     Column("deleted", Boolean(), nullable=False, server_default=false()),
-    Column("deleted_at", DateTime(), nullable=True),
+    Column("deleted_at", Timestamp, nullable=True),
     # The order rows were stored in (store-assigned, see messages.reserve_seqs):
     # what live updates page by, since a late producer's created_at can be
     # older than rows already shown. Nullable only because SQLite cannot add a
     # NOT NULL column without rebuilding the table; every insert sets it.
     Column("seq", BigInteger(), nullable=True),
+    **MYSQL_TABLE,
 )
 
 # One row: the last seq handed out. Bumping it row-locks until commit, so
@@ -71,7 +88,17 @@ message_seq = Table(
     "message_seq",
     metadata,
     Column("value", BigInteger(), nullable=False),
+    **MYSQL_TABLE,
 )
+
+
+class _Sortable(FunctionElement[Any]):
+    inherit_cache = True
+
+    def __init__(self, column: Column[Any]) -> None:
+        super().__init__(column)
+        self.column = column
+        self.type = column.type
 
 
 def sortable(column: Column[Any]) -> ColumnElement[Any]:
@@ -81,9 +108,32 @@ def sortable(column: Column[Any]) -> ColumnElement[Any]:
     rows) sorts as the empty string: NULL would compare as unknown in the
     keyset condition, losing rows, and would sort first on SQLite but last on
     PostgreSQL. The '' is literal SQL, not a bound parameter, so every page
-    of a list sorts on one and the same expression.
+    of a list sorts on one and the same expression. MariaDB has no expression
+    indexes: there the indexed ones read a generated column holding the same
+    expression (MARIADB_SORT_COLUMNS).
     """
-    return func.coalesce(column, literal_column("''")) if column.nullable else column
+    return _Sortable(column) if column.nullable else column
+
+
+# MariaDB: the virtual generated column (and its index) standing for
+# sortable(column), for the columns an index sorts that way (migration 0001).
+MARIADB_SORT_COLUMNS = {"action_id": "action_id_sort", "detail_id": "detail_id_sort"}
+# Columns MariaDB's tables have beyond the models: those, and message_seq's
+# invisible primary key (Galera wants a key on every table; migration 0002).
+MARIADB_ONLY_COLUMNS = frozenset({*MARIADB_SORT_COLUMNS.values(), "seq_key"})
+
+
+@compiles(_Sortable)
+def _coalesce(element: _Sortable, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(func.coalesce(element.column, literal_column("''")), **kw)
+
+
+@compiles(_Sortable, "mysql")
+def _generated(element: _Sortable, compiler: SQLCompiler, **kw: Any) -> str:
+    name = MARIADB_SORT_COLUMNS.get(element.column.name)
+    if name is None or element.column.table is not messages:
+        return _coalesce(element, compiler, **kw)
+    return compiler.process(column_clause(name, element.type, _selectable=messages), **kw)
 
 
 # What a project's list reads besides its key (project_id, created_at, id):
@@ -135,10 +185,11 @@ message_series = Table(
     Column("count", BigInteger(), nullable=False),
     # Of count, the occurrences storm control did not store as rows.
     Column("suppressed", BigInteger(), nullable=False),
-    Column("first_seen", DateTime(), nullable=False),
-    Column("last_seen", DateTime(), nullable=False),
+    Column("first_seen", Timestamp, nullable=False),
+    Column("last_seen", Timestamp, nullable=False),
     # JSON array of the most recent request ids, newest first.
     Column("request_ids", Text(), nullable=False),
+    **MYSQL_TABLE,
 )
 Index("ix_message_series_project_last_seen", message_series.c.project_id,
       message_series.c.last_seen, message_series.c.id)
@@ -150,8 +201,9 @@ message_storm = Table(
     "message_storm",
     metadata,
     Column("scope", String(600), primary_key=True),
-    Column("window_start", DateTime(), nullable=False),
+    Column("window_start", Timestamp, nullable=False),
     Column("stored", Integer(), nullable=False),
+    **MYSQL_TABLE,
 )
 
 # --- Webhook subscriptions (migration 0006, usermessages.webhooks) ---
@@ -169,14 +221,15 @@ webhooks = Table(
     Column("resource_type", String(36), nullable=False, server_default=""),
     Column("enabled", Boolean(), nullable=False, server_default=true()),
     Column("disabled_reason", String(255), nullable=False, server_default=""),
-    Column("created_at", DateTime(), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
     # The last message seq delivered (2xx) or given up on: delivery resumes after it.
     Column("cursor", BigInteger(), nullable=False),
     Column("failures", Integer(), nullable=False, server_default="0"),
-    Column("failing_since", DateTime(), nullable=True),
-    Column("next_attempt_at", DateTime(), nullable=True),
+    Column("failing_since", Timestamp, nullable=True),
+    Column("next_attempt_at", Timestamp, nullable=True),
     # A deliverer's claim: another deliverer leaves the subscription alone until then.
-    Column("lease_until", DateTime(), nullable=True),
+    Column("lease_until", Timestamp, nullable=True),
+    **MYSQL_TABLE,
 )
 Index("ix_webhooks_project", webhooks.c.project_id, webhooks.c.created_at)
 
@@ -193,6 +246,7 @@ webhook_deliveries = Table(
     Column("status_code", Integer(), nullable=True),
     Column("error", String(64), nullable=False, server_default=""),
     Column("outcome", String(16), nullable=False),
-    Column("created_at", DateTime(), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    **MYSQL_TABLE,
 )
 Index("ix_webhook_deliveries_webhook", webhook_deliveries.c.webhook_id, webhook_deliveries.c.id)

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -36,6 +38,7 @@ from usermessages import metrics
 from usermessages.errors import StoreError, StoreUnavailable
 from usermessages.message import Message
 from usermessages.store import partitions, series
+from usermessages.store.engine import is_deadlock
 from usermessages.store.schema import message_seq, messages
 
 if TYPE_CHECKING:
@@ -50,6 +53,11 @@ MESSAGE_COLUMNS = frozenset(_COLUMNS) - {"seq", *_NEW_ROW}
 # What series.record needs of a stored row.
 _RETURNED = ("kind", "project_id", "event_id", "resource_uuid", "resource_type", "message_level",
              "action_id", "detail_id", "request_id", "created_at")
+
+
+# Times a batch the database aborted for another transaction is run again
+# at once (after a pause of up to 10, 20, 40... ms) before it is an outage.
+DEADLOCK_RETRIES = 5
 
 
 @dataclass(frozen=True)
@@ -165,17 +173,32 @@ class Writer:
             raise StoreError(written.refused[0].reason)
 
     def _insert(self, batch: Sequence[Message]) -> Stored:
+        """One transaction for the batch, run again where running again is the answer.
+
+        At once, once, on a fresh connection when the server dropped ours (it
+        restarted; on Galera, HAProxy moved us off a dead node: 2006/2013, even
+        during COMMIT, where the commit may or may not have happened). After a
+        short random pause, up to DEADLOCK_RETRIES times, when the database
+        aborted the transaction for another one (a deadlock; on Galera, a
+        lost certification). Idempotent on the ids, under the seq counter's
+        lock, so a transaction that did commit stores nothing twice, and its
+        series are not counted again. Anything else is the caller's.
+        """
         rows = [message.to_row() for message in batch]
-        try:
-            with self._engine.begin() as conn:
-                return insert(conn, rows, self.policy)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-        # A pooled connection the server dropped (it restarted): once more on a
-        # fresh one. Idempotent on the ids, so an in-doubt commit stores nothing twice.
-        with self._engine.begin() as conn:
-            return insert(conn, rows, self.policy)
+        reconnected, deadlocks = False, 0
+        while True:
+            try:
+                with self._engine.begin() as conn:
+                    return insert(conn, rows, self.policy)
+            except DBAPIError as exc:
+                if exc.connection_invalidated and not reconnected:
+                    reconnected = True
+                elif is_deadlock(exc) and deadlocks < DEADLOCK_RETRIES:
+                    metrics.DB_RETRIES.inc()
+                    time.sleep(random.uniform(0, 0.01 * 2 ** deadlocks))
+                    deadlocks += 1
+                else:
+                    raise
 
     def _isolate(self, batch: Sequence[Message]) -> Written:
         """Write the batch row by row: each refused row alone, the rest stored."""
@@ -214,7 +237,8 @@ def insert(conn: Connection, rows: Sequence[Mapping[str, Any]],
     Each new row and each suppressed one is counted on its series. A row may
     set ``deleted``/``deleted_at``; a missing message column is a StoreError,
     not a default. Statements are built once and handed to the driver
-    (COPY on PostgreSQL, executemany on SQLite), skipping per-row compilation.
+    (COPY on PostgreSQL, executemany on SQLite and MariaDB), skipping
+    per-row compilation.
     """
     if not rows:
         return Stored(0)
@@ -233,7 +257,8 @@ def insert(conn: Connection, rows: Sequence[Mapping[str, Any]],
             new = _copy_insert(conn, rows)
         else:
             # From here to commit, writers take turns (reserve_seqs): storm
-            # control decides on committed windows, series see every new row.
+            # control decides on committed windows, series see every new row,
+            # and the rows _fresh finds stored are every row stored so far.
             numbered: Sequence[Mapping[str, Any]] = _numbered(conn, rows)
             if policy.storm.enabled or not postgresql:
                 numbered, suppressed = series.admit(conn, _fresh(conn, numbered), policy.storm,
@@ -272,11 +297,24 @@ def _fresh(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[Mapping[
 
 def _executemany_insert(conn: Connection, rows: Sequence[Mapping[str, Any]]
                         ) -> Sequence[Mapping[str, Any]]:
-    """SQLite: one executemany of a statement built once; returns the rows (all fresh)."""
-    sql = (f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES "
-           f"({', '.join('?' for _ in _COLUMNS)}) ON CONFLICT (id) DO NOTHING")
-    values = [tuple(_sqlite_value(row[c]) for c in _COLUMNS)
-              for row in rows]
+    """SQLite and MariaDB: one executemany of a statement built once; returns the rows.
+
+    The rows are all fresh (``_fresh``, under the seq counter's lock). SQLite's
+    ON CONFLICT covers its single writer anyway. MariaDB's primary key is
+    (id, expires_at), so no clause could refuse an id stored with another
+    expiry: the check under the lock is what does, as NOT EXISTS does on
+    PostgreSQL, and a row that still collides is an IntegrityError (the
+    Writer isolates the batch and finds it stored). PyMySQL sends the
+    executemany as multi-row INSERTs.
+    """
+    if conn.engine.dialect.name == "mysql":
+        sql = (f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES "
+               f"({', '.join('%s' for _ in _COLUMNS)})")
+        values = [tuple(row[c] for c in _COLUMNS) for row in rows]
+    else:
+        sql = (f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES "
+               f"({', '.join('?' for _ in _COLUMNS)}) ON CONFLICT (id) DO NOTHING")
+        values = [tuple(_sqlite_value(row[c]) for c in _COLUMNS) for row in rows]
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.executemany(sql, values)
@@ -375,11 +413,18 @@ def reserve_seqs(conn: Connection, count: int) -> int:
     before 100). SQLite has one writer anyway. The price is that inserting
     transactions serialize from here to commit; the collector batches, so
     that is one short wait per batch. Numbers of rows ignored as already
-    stored are skipped: gaps are harmless, order is what counts.
+    stored are skipped: gaps are harmless, order is what counts. On Galera
+    (whose AUTO_INCREMENT steps by the cluster size, in no commit order)
+    writers on one node wait here as on one server; writers on two nodes
+    both change this row, so one of them loses certification (1213) and
+    the Writer runs its transaction again.
     """
-    last = conn.execute(
-        update(message_seq).values(value=message_seq.c.value + count).returning(message_seq.c.value)
-    ).scalar_one()
+    bump = update(message_seq).values(value=message_seq.c.value + count)
+    if conn.engine.dialect.name == "mysql":  # no UPDATE ... RETURNING on MariaDB
+        conn.execute(bump)
+        last = conn.execute(select(message_seq.c.value)).scalar_one()
+    else:
+        last = conn.execute(bump.returning(message_seq.c.value)).scalar_one()
     return last - count + 1
 
 
