@@ -206,6 +206,19 @@ message_storm = Table(
     **MYSQL_TABLE,
 )
 
+# Jobs one node at a time may run (migration 0007): a row per job, taken by a
+# compare-and-set of its holder and expiry (store/leases.py). The reaper's
+# pass uses it on MariaDB, where Galera replicates neither GET_LOCK() nor
+# table locks but certifies every row change across the nodes.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(255), nullable=False, server_default=""),
+    Column("expires_at", Timestamp, nullable=True),
+    **MYSQL_TABLE,
+)
+
 # --- Webhook subscriptions (migration 0006, usermessages.webhooks) ---
 webhooks = Table(
     "webhooks",
