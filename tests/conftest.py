@@ -68,6 +68,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> str:
     return request.getfixturevalue(f"{request.param}_url")
 
 
+@pytest.fixture(params=["postgresql", "mariadb"])
+def server_url(request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database on each store several processes share (not SQLite)."""
+    return request.getfixturevalue(f"{request.param}_url")
+
+
 @pytest.fixture
 def engine(db_url: str, request: pytest.FixtureRequest) -> Iterator[Engine]:
     """An engine on a store migrated to head.

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, event, text
 
 from tests.api.conftest import row
-from usermessages.catalog import Kind, Resource
 from usermessages import reaper
+from usermessages.catalog import Kind, Resource
 from usermessages.cli.main import main
 from usermessages.reaper import ADVISORY_LOCK_KEY, Lease, PeriodicReaper, ReapResult, reap
 from usermessages.store import engine as store_engine
@@ -136,12 +136,6 @@ def test_each_batch_is_its_own_transaction(engine, monkeypatch, rows, batches):
 
 
 # --- two reapers, the lock --------------------------------------------------------------
-
-
-@pytest.fixture(params=["postgresql", "mariadb"])
-def server_url(request: pytest.FixtureRequest) -> str:
-    """A fresh, empty database on each store several nodes share."""
-    return request.getfixturevalue(f"{request.param}_url")
 
 
 def test_two_reaper_processes_at_once_delete_each_expired_row_once(server_url, tmp_path):

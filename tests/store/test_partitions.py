@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-import pytest
 from sqlalchemy import Engine, event, inspect, text
 
 from tests.api.conftest import BASE_TIME, row
@@ -37,12 +36,6 @@ def _days(engine: Engine) -> list[dt.date]:
         if engine.dialect.name == "mysql":
             return partitions.mariadb_days(conn) or []
         return [d for d in map(partitions.day_of_name, partitions.attached(conn)) if d]
-
-
-@pytest.fixture(params=["postgresql", "mariadb"])
-def server_url(request: pytest.FixtureRequest) -> str:
-    """A fresh, empty database on each server that partitions messages."""
-    return request.getfixturevalue(f"{request.param}_url")
 
 
 def _all_rows(engine: Engine) -> list[tuple]:

@@ -352,8 +352,11 @@ def delete_expired(
     keys = (messages.c.expires_at, messages.c.id)
     if conn.engine.dialect.name == "mysql":
         # MariaDB takes no LIMIT in an IN subquery, but its DELETE has ORDER BY,
-        # LIMIT and RETURNING of its own (SQLAlchemy's has no ORDER BY).
-        resume = "" if after is None else " AND (expires_at > :e OR (expires_at = :e AND id > :i))"
+        # LIMIT and RETURNING of its own (SQLAlchemy's has no ORDER BY). The
+        # range is expires_at >= the cursor's; the row value only filters (spelt
+        # out as for a listing, the optimizer merged the expiry index with the
+        # primary key and sorted their union).
+        resume = "" if after is None else " AND expires_at >= :e AND (expires_at, id) > (:e, :i)"
         rows = conn.execute(text(
             f"DELETE FROM messages WHERE expires_at < :now{resume} ORDER BY expires_at, id "
             f"LIMIT {int(batch_size)} RETURNING expires_at, id"),

@@ -19,9 +19,10 @@ fails for want of a partition. Days are split off pmax ahead of need
 (REORGANIZE PARTITION, cheap while pmax is empty; ADD PARTITION is refused
 while it exists): an inserter meeting a day past the last one makes that day
 and AHEAD_DAYS more, so this DDL (a cluster-wide pause on Galera, as all DDL
-is there) runs about once a week, from a connection of its own (DDL commits). Expiries further than HORIZON_DAYS ahead
-(a TTL of years) stay in pmax rather than making years of partitions, and
-are reaped in batches. SQLite keeps one table and skips all this.
+is there) runs about once a week, from a connection of its own (DDL commits).
+Expiries further than HORIZON_DAYS ahead (a TTL of years) stay in pmax
+rather than making years of partitions, and are reaped in batches. SQLite
+keeps one table and skips all this.
 """
 
 from __future__ import annotations
