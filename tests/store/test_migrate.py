@@ -97,6 +97,22 @@ def test_upgrade_matches_the_models_then_downgrade_leaves_nothing(db_url):
     engine.dispose()
 
 
+def test_each_migration_goes_up_down_and_up_again(db_url):
+    """Step by step from empty: each revision upgrades, downgrades to the one before, and
+    upgrades again; at head nothing drifted on the way."""
+    engine = store_engine.connect(db_url)
+    script = ScriptDirectory.from_config(migrate._config(None))  # type: ignore[arg-type]
+    revisions = [rev.revision for rev in script.walk_revisions()][::-1]
+    for before, revision in zip(["base", *revisions], revisions, strict=False):
+        migrate.upgrade(engine, revision)
+        migrate.downgrade(engine, before)
+        assert migrate.current(engine) == (None if before == "base" else before)
+        migrate.upgrade(engine, revision)
+        assert migrate.current(engine) == revision
+    assert _drift(engine) == []
+    engine.dispose()
+
+
 def test_drift_is_seen(db_url):
     """The drift check is not vacuous: an index the database lacks is reported."""
     engine = store_engine.connect(db_url)
