@@ -275,8 +275,9 @@ def is_deadlock(exc: BaseException) -> bool:
     orig = getattr(exc, "orig", None)
     if orig is None:
         return False
-    code = getattr(orig, "sqlstate", None) or (orig.args[0] if orig.args else None)
-    return code in _RETRY_AT_ONCE
+    # psycopg names the SQLSTATE; PyMySQL's error number is its first argument.
+    codes = {getattr(orig, "sqlstate", None), orig.args[0] if orig.args else None}
+    return bool(codes & _RETRY_AT_ONCE)
 
 
 @contextlib.contextmanager

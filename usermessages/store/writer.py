@@ -56,8 +56,9 @@ _RETURNED = ("kind", "project_id", "event_id", "resource_uuid", "resource_type",
 
 
 # Times a batch the database aborted for another transaction is run again
-# at once (after a pause of up to 10, 20, 40... ms) before it is an outage.
-DEADLOCK_RETRIES = 5
+# at once (after a random pause of up to 10, 20, 40... ms, 200 ms at most)
+# before it is an outage (then the collector backs off and retries).
+DEADLOCK_RETRIES = 8
 
 
 @dataclass(frozen=True)
@@ -194,8 +195,8 @@ class Writer:
                 if exc.connection_invalidated and not reconnected:
                     reconnected = True
                 elif is_deadlock(exc) and deadlocks < DEADLOCK_RETRIES:
-                    metrics.DB_RETRIES.inc()
-                    time.sleep(random.uniform(0, 0.01 * 2 ** deadlocks))
+                    metrics.DEADLOCK_RETRIES.inc()
+                    time.sleep(random.uniform(0, min(0.2, 0.01 * 2 ** deadlocks)))
                     deadlocks += 1
                 else:
                     raise
