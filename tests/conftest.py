@@ -11,6 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from tests import servers
+from tests.harness.galera import Galera, galera_cluster
+from tests.harness.haproxy import HAProxy, haproxy
 from tests.harness.mariadb import MariaDB, mariadb_server
 from tests.harness.rabbitmq_cluster import Cluster
 from tests.harness.rabbitmq_cluster import rabbitmq_cluster as start_rabbitmq_cluster
@@ -58,6 +60,14 @@ def mariadb_head(mariadb: MariaDB) -> str:
     migrate.upgrade(eng)
     eng.dispose()
     return "head_template"
+
+
+@pytest.fixture(scope="session")
+def galera() -> Iterator[tuple[Galera, HAProxy]]:
+    """A three-node Galera cluster behind HAProxy (docs/configuration.md's stanza), once:
+    10 to 15 s to start. Tests that kill a node bring it back before they end."""
+    with galera_cluster() as cluster, haproxy([node.port for node in cluster.nodes]) as proxy:
+        yield cluster, proxy
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])

@@ -51,7 +51,7 @@ innodb_buffer_pool_size={buffer_pool}
 innodb_log_file_size={log_file}
 max_connections=500
 performance_schema=OFF
-init-file={root}/init.sql
+{init}
 {extra}
 [client]
 socket={root}/mysqld.sock
@@ -84,13 +84,16 @@ class MariaDB:
 
     def __init__(self, root: Path | None = None, *, port: int | None = None,
                  extra: str = "skip-log-bin", buffer_pool: str = "64M",
-                 log_file: str = "32M") -> None:
+                 log_file: str = "32M", init_file: bool = True) -> None:
+        """``init_file=False``: no admin account at start (a Galera node, whose
+        account comes from the cluster); ``make_admin`` makes it instead."""
         self.root = root or Path(tempfile.mkdtemp(prefix="um-mariadb-"))
         self.port = port or free_port()
         self.process: subprocess.Popen | None = None
         (self.root / "data").mkdir(parents=True, exist_ok=True)
         self.cnf = self.root / "my.cnf"
-        self.cnf.write_text(BASE_CNF.format(root=self.root, port=self.port, extra=extra,
+        init = f"init-file={self.root}/init.sql" if init_file else ""
+        self.cnf.write_text(BASE_CNF.format(root=self.root, port=self.port, extra=extra, init=init,
                                             buffer_pool=buffer_pool, log_file=log_file))
         (self.root / "init.sql").write_text(INIT_SQL)
         self._own()
@@ -108,14 +111,30 @@ class MariaDB:
         if result.returncode != 0:
             raise RuntimeError(f"mariadb-install-db failed: {result.stdout}{result.stderr}")
 
-    def start(self, *args: str, timeout: float = 60) -> None:
-        """Start mariadbd and wait until the admin account can connect."""
+    def cli(self, sql: str) -> str:
+        """Run SQL with the mariadb client over the socket, as the OS user (unix_socket auth)."""
+        import pwd
+
+        result = subprocess.run(
+            ["mariadb", f"--defaults-file={self.cnf}", f"-u{pwd.getpwuid(os.geteuid()).pw_name}",
+             "-NBe", sql], capture_output=True, text=True, timeout=60)
+        if result.returncode != 0:
+            raise RuntimeError(f"mariadb -e {sql!r}: {result.stderr}")
+        return result.stdout
+
+    def make_admin(self) -> None:
+        """The admin account the tests connect with (what --init-file does otherwise)."""
+        self.cli(INIT_SQL)
+
+    def start(self, *args: str, timeout: float = 60, ready: bool = True) -> None:
+        """Start mariadbd and wait (unless ``ready`` is False) until the admin can connect."""
         with open(self.root / "mariadbd.out", "ab") as log:
             self.process = subprocess.Popen(
                 [_binary(MARIADBD), f"--defaults-file={self.cnf}", f"--user={_os_user()}", *args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
-        self.wait_ready(timeout)
+        if ready:
+            self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
