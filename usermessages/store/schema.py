@@ -115,7 +115,7 @@ def sortable(column: Column[Any]) -> ColumnElement[Any]:
     return _Sortable(column) if column.nullable else column
 
 
-# MariaDB: the virtual generated column (and its index) standing for
+# MariaDB: the stored generated column (and its index) standing for
 # sortable(column), for the columns an index sorts that way (migration 0001).
 MARIADB_SORT_COLUMNS = {"action_id": "action_id_sort", "detail_id": "detail_id_sort"}
 # Columns MariaDB's tables have beyond the models: those, and message_seq's
