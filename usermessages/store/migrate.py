@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from usermessages.store import partitions
 from usermessages.store.engine import translated
-from usermessages.store.schema import MARIADB_ONLY_COLUMNS, MARIADB_SORT_COLUMNS
+from usermessages.store.schema import MARIADB_ONLY_COLUMNS
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -37,19 +37,13 @@ def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
 def include_object(dialect: str) -> Callable[..., bool]:
     """What autogenerate and the drift check compare on this store: the models.
 
-    MariaDB spells two things its own way: message_seq's invisible key and
-    the generated columns standing for ``schema.sortable`` (it has no
-    expression indexes), and the indexes on those, which its reflection
-    cannot tie to the models' expressions. Those are left out there.
+    MariaDB's tables have a column the models do not (message_seq's invisible
+    key, schema.MARIADB_ONLY_COLUMNS): left out there.
     """
-    spelt = {f"ix_messages_project_{key}" for key in MARIADB_SORT_COLUMNS}
 
     def include(_obj: Any, name: str | None, type_: str, _reflected: bool,
                 _compare_to: Any) -> bool:
-        if dialect != "mysql":
-            return True
-        return not ((type_ == "column" and name in MARIADB_ONLY_COLUMNS)
-                    or (type_ == "index" and name in spelt))
+        return not (dialect == "mysql" and type_ == "column" and name in MARIADB_ONLY_COLUMNS)
 
     return include
 

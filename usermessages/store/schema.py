@@ -34,11 +34,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects import mysql
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql import column as column_clause
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.functions import FunctionElement
 
 metadata = MetaData()
 
@@ -92,15 +88,6 @@ message_seq = Table(
 )
 
 
-class _Sortable(FunctionElement[Any]):
-    inherit_cache = True
-
-    def __init__(self, column: Column[Any]) -> None:
-        super().__init__(column)
-        self.column = column
-        self.type = column.type
-
-
 def sortable(column: Column[Any]) -> ColumnElement[Any]:
     """The expression a list sorts on.
 
@@ -108,32 +95,14 @@ def sortable(column: Column[Any]) -> ColumnElement[Any]:
     rows) sorts as the empty string: NULL would compare as unknown in the
     keyset condition, losing rows, and would sort first on SQLite but last on
     PostgreSQL. The '' is literal SQL, not a bound parameter, so every page
-    of a list sorts on one and the same expression. MariaDB has no expression
-    indexes: there the indexed ones read a generated column holding the same
-    expression (MARIADB_SORT_COLUMNS).
+    of a list sorts on one and the same expression.
     """
-    return _Sortable(column) if column.nullable else column
+    return func.coalesce(column, literal_column("''")) if column.nullable else column
 
 
-# MariaDB: the stored generated column (and its index) standing for
-# sortable(column), for the columns an index sorts that way (migration 0001).
-MARIADB_SORT_COLUMNS = {"action_id": "action_id_sort", "detail_id": "detail_id_sort"}
-# Columns MariaDB's tables have beyond the models: those, and message_seq's
-# invisible primary key (Galera wants a key on every table; migration 0002).
-MARIADB_ONLY_COLUMNS = frozenset({*MARIADB_SORT_COLUMNS.values(), "seq_key"})
-
-
-@compiles(_Sortable)
-def _coalesce(element: _Sortable, compiler: SQLCompiler, **kw: Any) -> str:
-    return compiler.process(func.coalesce(element.column, literal_column("''")), **kw)
-
-
-@compiles(_Sortable, "mysql")
-def _generated(element: _Sortable, compiler: SQLCompiler, **kw: Any) -> str:
-    name = MARIADB_SORT_COLUMNS.get(element.column.name)
-    if name is None or element.column.table is not messages:
-        return _coalesce(element, compiler, **kw)
-    return compiler.process(column_clause(name, element.type, _selectable=messages), **kw)
+# Columns MariaDB's tables have beyond the models: message_seq's invisible
+# primary key (Galera replicates rows by their key; migration 0002).
+MARIADB_ONLY_COLUMNS = frozenset({"seq_key"})
 
 
 # What a project's list reads besides its key (project_id, created_at, id):
@@ -206,7 +175,7 @@ message_storm = Table(
     **MYSQL_TABLE,
 )
 
-# Jobs one node at a time may run (migration 0007): a row per job, taken by a
+# Jobs one node at a time may run (migration 0008): a row per job, taken by a
 # compare-and-set of its holder and expiry (store/leases.py). The reaper's
 # pass uses it on MariaDB, where Galera replicates neither GET_LOCK() nor
 # table locks but certifies every row change across the nodes.

@@ -21,24 +21,10 @@ _TIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), 'mysql')
 _MYSQL: dict[str, Any] = {'mysql_charset': 'utf8mb4', 'mysql_collate': 'utf8mb4_nopad_bin'}
 
 
-def _sortable(column: str):
-    """What a nullable sort key is indexed as: NULL as '' (schema.sortable).
-
-    MariaDB has no expression indexes: a generated column holds the expression,
-    and the index holds that column. Stored, not virtual: MariaDB 10.11 merged
-    the partitions of an index on a virtual column out of order (a listing
-    paged by it skipped rows).
-    """
-    if op.get_bind().dialect.name == 'mysql':
-        return f'{column}_sort'
-    return sa.literal_column(f"coalesce({column}, '')")
-
-
-def _generated() -> list:
-    if op.get_bind().dialect.name != 'mysql':
-        return []
-    return [sa.Column(f'{c}_sort', sa.String(length=10), sa.Computed(f"coalesce({c}, '')", persisted=True))
-            for c in ('action_id', 'detail_id')]
+def _expression_indexes() -> bool:
+    """MariaDB has no expression indexes: it never gets the two on coalesce(), which
+    0007 drops everywhere (a generated column would stand in for each until then)."""
+    return op.get_bind().dialect.name != 'mysql'
 
 
 def upgrade() -> None:
@@ -60,16 +46,16 @@ def upgrade() -> None:
     sa.Column('expires_at', _TIME, nullable=False),
     sa.Column('deleted', sa.Boolean(), server_default=sa.false(), nullable=False),
     sa.Column('deleted_at', _TIME, nullable=True),
-    *_generated(),
     sa.PrimaryKeyConstraint('id'),
     **_MYSQL
     )
     op.create_index('ix_messages_created', 'messages', ['created_at', 'id'], unique=False)
     op.create_index('ix_messages_expires_at', 'messages', ['expires_at', 'id'], unique=False)
     # Nullable ids are indexed as lists sort them: NULL as '' (schema.sortable).
-    op.create_index('ix_messages_project_action_id', 'messages', ['project_id', _sortable('action_id'), 'created_at', 'id'], unique=False)
+    if _expression_indexes():
+        op.create_index('ix_messages_project_action_id', 'messages', ['project_id', sa.literal_column("coalesce(action_id, '')"), 'created_at', 'id'], unique=False)
+        op.create_index('ix_messages_project_detail_id', 'messages', ['project_id', sa.literal_column("coalesce(detail_id, '')"), 'created_at', 'id'], unique=False)
     op.create_index('ix_messages_project_created', 'messages', ['project_id', 'created_at', 'id'], unique=False)
-    op.create_index('ix_messages_project_detail_id', 'messages', ['project_id', _sortable('detail_id'), 'created_at', 'id'], unique=False)
     op.create_index('ix_messages_project_event_id', 'messages', ['project_id', 'event_id', 'created_at', 'id'], unique=False)
     op.create_index('ix_messages_project_expires_at', 'messages', ['project_id', 'expires_at', 'created_at', 'id'], unique=False)
     op.create_index('ix_messages_project_id', 'messages', ['project_id', 'id'], unique=False)
