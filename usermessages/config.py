@@ -520,8 +520,9 @@ On MariaDB the tables compare strings byte for byte (`utf8mb4_nopad_bin`: case a
 trailing spaces count, as on PostgreSQL), times keep their microseconds, and sessions run
 in READ COMMITTED with strict SQL whatever the server's defaults. `messages` is
 partitioned by expiry day (RANGE COLUMNS, then a `messages_pmax` partition): writers split
-new days off it a week ahead, a reaper pass drops every day that expired whole in one
-`DROP PARTITION` and deletes the rest in batches. One node reaps at a time by a lease row
+new days off it a week ahead; a reaper pass takes every day that expired whole out of it
+(`CONVERT PARTITION ... TO TABLE`, a rename: listings wait for nothing longer), drops that
+table, and deletes the rest in batches. One node reaps at a time by a lease row
 (Galera replicates neither `GET_LOCK()` nor table locks; it certifies row changes, so of
 two nodes taking the lease at once exactly one gets it).
 
