@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 
 from usermessages import metrics
@@ -420,12 +420,15 @@ def reserve_seqs(conn: Connection, count: int) -> int:
     both change this row, so one of them loses certification (1213) and
     the Writer runs its transaction again.
     """
-    bump = update(message_seq).values(value=message_seq.c.value + count)
-    if conn.engine.dialect.name == "mysql":  # no UPDATE ... RETURNING on MariaDB
-        conn.execute(bump)
-        last = conn.execute(select(message_seq.c.value)).scalar_one()
+    if conn.engine.dialect.name == "mysql":
+        # No UPDATE ... RETURNING on MariaDB: LAST_INSERT_ID(expr) hands the new value
+        # back in the statement's own answer, as MySQL's counters do (one round trip).
+        bumped = conn.execute(update(message_seq).values(
+            value=func.last_insert_id(message_seq.c.value + count)))
+        last = int(bumped.lastrowid)
     else:
-        last = conn.execute(bump.returning(message_seq.c.value)).scalar_one()
+        last = conn.execute(update(message_seq).values(value=message_seq.c.value + count)
+                            .returning(message_seq.c.value)).scalar_one()
     return last - count + 1
 
 
