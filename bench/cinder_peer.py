@@ -15,6 +15,11 @@ CINDER_VERSION = "29.0.0"
 CINDER_VENV = Path(__file__).resolve().parent / ".cinder-venv"
 
 
+# The database drivers Cinder's oslo.db uses here: psycopg2 for PostgreSQL, PyMySQL
+# (oslo.db's default) for MariaDB.
+DRIVERS = ("psycopg2-binary", "PyMySQL")
+
+
 def ensure_cinder() -> Path:
     python = CINDER_VENV / "bin" / "python"
     if not (CINDER_VENV / "bin" / "cinder-api").exists():
@@ -22,8 +27,16 @@ def ensure_cinder() -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(CINDER_VENV)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "-U", "pip"], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", f"cinder=={CINDER_VERSION}",
-                        "psycopg2-binary"], check=True)
+                        *DRIVERS], check=True)
+    elif subprocess.run([str(python), "-c", "import pymysql"], capture_output=True).returncode:
+        # A venv made before the MariaDB benchmarks: add its driver.
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *DRIVERS[1:]], check=True)
     return python
+
+
+def cinder_url(url: str) -> str:
+    """A store URL as Cinder's oslo.db takes it (its psycopg2 for PostgreSQL)."""
+    return url.replace("postgresql://", "postgresql+psycopg2://", 1)
 
 
 def cinder_conf(workdir: Path, db_url: str, port: int | None = None) -> Path:

@@ -3,8 +3,8 @@
     .venv/bin/python bench/run.py [--quick] [--output docs/benchmarks.md]
 
 Installs Cinder 29 from PyPI into its own virtualenv (bench/.cinder-venv, a
-benchmark peer, never a project dependency), starts a throwaway PostgreSQL and
-RabbitMQ on 127.0.0.1, and measures, in this one run and on this machine:
+benchmark peer, never a project dependency), starts a throwaway PostgreSQL, MariaDB
+and RabbitMQ on 127.0.0.1, and measures, in this one run and on this machine:
 
 1. ingest (messages/s) into SQLite and PostgreSQL: Cinder's message_create path,
    our SDK's direct sink, our SDK through RabbitMQ and the collector, the
@@ -16,7 +16,9 @@ RabbitMQ on 127.0.0.1, and measures, in this one run and on this machine:
 3. reaping 1,000,000 expired rows, and the listing p99 while it runs;
 4. the SDK's create() p50 and p99 with the broker up and down, and with Zaqar up
    and down (bench/zaqar.py); the Zaqar collectors draining beside the bus's
-   collectors in 1., with what each part spends per message.
+   collectors in 1., with what each part spends per message;
+5. on MariaDB, beside Cinder 29 on the same server: the ingest paths, listing at
+   1,000,000 messages, and reaping 1,000,000 expired rows under a listing load.
 
 Prints a table and writes it, with the command, to the output file. Nothing
 here is a test: targets are compared and reported, never asserted.
@@ -34,7 +36,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -46,9 +47,24 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
 
-from bench import listing_keys, row_cost  # noqa: E402
+from bench import listing_keys, mariadb, row_cost  # noqa: E402
 from bench import zaqar as zaqar_bench  # noqa: E402
-from bench.cinder_peer import CINDER_VENV, cinder_conf, cinder_db_sync, ensure_cinder  # noqa: E402
+from bench.cinder_peer import (  # noqa: E402
+    CINDER_VENV,
+    cinder_conf,
+    cinder_db_sync,
+    ensure_cinder,
+)
+from bench.cinder_peer import cinder_url as cinder_url_of  # noqa: E402
+from bench.measure import (  # noqa: E402
+    IDLE_SAMPLES,
+    ListingLoad,
+    ms,
+    pct,
+    process,
+    timed_gets,
+    wait_http,
+)
 from bench.workload import PROJECTS, records  # noqa: E402
 from tests import servers  # noqa: E402  (the same throwaway servers the tests use)
 from tests.zaqar_server import Zaqar, zaqar_server  # noqa: E402
@@ -72,44 +88,7 @@ def note(section: str, measure: str, value: str) -> None:
     print(f"  {section:<10} {measure:<62} {value}", flush=True)
 
 
-def pct(samples: list[float], p: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.2f} ms"
-
-
 # --- peers ------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def process(args: list[str], log: Path, env: dict | None = None) -> Iterator[subprocess.Popen]:
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, **(env or {})}, start_new_session=True)
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            httpx.get(url, timeout=2)
-            return
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 # --- 1. ingest ----------------------------------------------------------------
@@ -136,7 +115,7 @@ def ingest(engine_name: str, url_factory: Callable[[], str], n: int, workdir: Pa
     rates: dict[str, float] = {}
     # Cinder: one db.message_create (one transaction) per message.
     cinder_url = url_factory()  # kept: the Cinder-schema ceiling reuses its table
-    conf = cinder_conf(workdir, cinder_url.replace("postgresql://", "postgresql+psycopg2://"))
+    conf = cinder_conf(workdir, cinder_url_of(cinder_url))
     cinder_db_sync(conf)
     out = subprocess.run([str(cinder_python), str(ROOT / "bench" / "cinder_ingest.py"),
                           str(conf), str(n)], check=True, capture_output=True, text=True)
@@ -251,8 +230,7 @@ def ingest(engine_name: str, url_factory: Callable[[], str], n: int, workdir: Pa
     columns = [c.name for c in messages_table.columns]
     values = [tuple(row.get(c, False if c == "deleted" else None) for c in columns)
               for row in (message.to_row() for message in rows)]
-    if engine.dialect.name == "postgresql":
-        make_partitions(url, [message.expires_at for message in rows])
+    make_partitions(url, [message.expires_at for message in rows])
     started = time.perf_counter()
     if engine.dialect.name == "postgresql":
         with psycopg.connect(url) as conn:
@@ -260,6 +238,13 @@ def ingest(engine_name: str, url_factory: Callable[[], str], n: int, workdir: Pa
                 for value in values:
                     copy.write_row(value)
         label = "COPY"
+    elif engine.dialect.name == "mysql":  # PyMySQL sends it as multi-row INSERTs
+        raw = engine.raw_connection()
+        raw.cursor().executemany(f"INSERT INTO messages ({', '.join(columns)}) VALUES "
+                                 f"({', '.join('%s' for _ in columns)})", values)
+        raw.commit()
+        raw.close()
+        label = "executemany"
     else:
         raw = engine.raw_connection()
         raw.executemany(f"INSERT INTO messages ({', '.join(columns)}) VALUES "
@@ -333,7 +318,8 @@ CINDER_COLUMNS = ("id", "project_id", "request_id", "resource_type", "resource_u
 
 
 def cinder_ceiling(url: str, messages: list[Message]) -> float:
-    """COPY (PostgreSQL) or executemany (SQLite) the same messages into Cinder's own table.
+    """COPY (PostgreSQL) or executemany (SQLite, MariaDB) the same messages into Cinder's
+    own table.
 
     Cinder's schema after `cinder-manage db sync`: its primary key and its
     expires_at index. SQLite runs with the sqlite3 module's defaults, which
@@ -351,6 +337,18 @@ def cinder_ceiling(url: str, messages: list[Message]) -> float:
                 for value in values:
                     copy.write_row(value)
         return len(values) / (time.perf_counter() - started)
+    if url.startswith("mysql"):
+        engine = store_engine.connect(url)
+        raw = engine.raw_connection()
+        raw.cursor().execute("TRUNCATE messages")
+        started = time.perf_counter()
+        raw.cursor().executemany(f"INSERT INTO messages ({columns}) VALUES "
+                                 f"({', '.join('%s' for _ in CINDER_COLUMNS)})", values)
+        raw.commit()
+        rate = len(values) / (time.perf_counter() - started)
+        raw.close()
+        engine.dispose()
+        return rate
     import sqlite3
 
     conn = sqlite3.connect(url.removeprefix("sqlite:///"))
@@ -394,7 +392,8 @@ FROM generate_series({start}, {stop} - 1) AS i
 
 
 def make_partitions(url: str, expiries: list) -> None:  # type: ignore[type-arg]
-    """Our table is partitioned by expiry day on PostgreSQL: raw SQL needs the days made."""
+    """Our table is partitioned by expiry day (PostgreSQL: raw SQL needs the days made;
+    MariaDB: they would wait in its catch-all partition)."""
     engine = store_engine.connect(url)
     with engine.connect() as conn:
         partitions.ensure(conn, expiries)
@@ -438,17 +437,6 @@ def seed(url: str, sql: str, start: int, stop: int, expires: str = "2099-01-01")
     return time.perf_counter() - started
 
 
-def timed_gets(client: httpx.Client, url: str, samples: int) -> list[float]:
-    client.get(url).raise_for_status()  # warm
-    times = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        response = client.get(url)
-        times.append(time.perf_counter() - started)
-        response.raise_for_status()
-    return times
-
-
 def listing_cells(base: str, project: str, token: str, deep_marker: str, request_id: str
                   ) -> dict[str, str]:
     prefix = f"{base}/v3/{project}/messages?limit={PAGE}"
@@ -462,10 +450,14 @@ def listing_cells(base: str, project: str, token: str, deep_marker: str, request
 
 
 def marker_at(url: str, position: int, where: str = "") -> str:
-    with psycopg.connect(url) as conn:
-        return conn.execute(
-            f"SELECT id FROM messages {where} ORDER BY created_at DESC, id DESC OFFSET %s LIMIT 1",
-            (position,)).fetchone()[0]
+    engine = store_engine.connect(url)
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql(
+                f"SELECT id FROM messages {where} ORDER BY created_at DESC, id DESC "
+                f"LIMIT 1 OFFSET {int(position)}").scalar_one()
+    finally:
+        engine.dispose()
 
 
 def cinder_index_ddl() -> list[str]:
@@ -500,12 +492,13 @@ def with_our_indexes(cinder_url: str) -> Iterator[None]:
 
 
 def listing(size: int, ours_url: str, cinder_url: str, ours_base: str, cinder_base: str,
-            samples: int) -> dict[str, dict[str, tuple[float, float]]]:
+            samples: int, store: str = "") -> dict[str, dict[str, tuple[float, float]]]:
     """Admin listing of every project (Cinder's noauth context is an admin: same query).
 
     Three sides, the same number of samples each: ours, Cinder 29 as it
     ships, and Cinder 29 with our indexes created on its table (what the
-    indexes buy, apart from the query and paging design).
+    indexes buy, apart from the query and paging design). On another
+    ``store`` than PostgreSQL (named in the lines), the first two.
     """
     project = to_hex_project(7)
     request_id = f"req-{uuid.UUID(hashlib_md5('r' + str(size // 2)))}"
@@ -527,6 +520,12 @@ def listing(size: int, ours_url: str, cinder_url: str, ours_base: str, cinder_ba
 
     measure("ours", ours_base)
     measure("cinder", cinder_base)
+    if store:
+        for cell, sides in results.items():
+            (ours50, ours99), (c50, c99) = sides["ours"], sides["cinder"]
+            note("listing", f"{store}: {size:,} msgs, {cell}: p50 / p99 ours | Cinder",
+                 f"{ms(ours50)} / {ms(ours99)} | {ms(c50)} / {ms(c99)} ({c50 / ours50:,.0f}x)")
+        return results
     with contextlib.contextmanager(with_our_indexes)(cinder_url):
         measure("cinder_idx", cinder_base)
     for cell, sides in results.items():
@@ -575,55 +574,26 @@ def every_key(ours_base: str, size: int, samples: int) -> dict[str, float]:
 # --- 3. reaping -----------------------------------------------------------------
 
 
-class ListingLoad:
-    """One client listing a page in a loop: what a reap must not slow down.
+Seeder = Callable[..., float]  # (url, "ours" | "cinder", start, stop, expires=...) -> seconds
 
-    Each sample keeps its wall-clock start, so a reap that runs in another
-    process (Cinder's) is matched with the samples taken while it ran.
+
+def pg_seed(url: str, table: str, start: int, stop: int, expires: str = "2099-01-01") -> float:
+    return seed(url, SEED_OURS if table == "ours" else SEED_CINDER, start, stop, expires)
+
+
+def reaping(fresh: Callable[[], str], seeder: Seeder, workdir: Path, rows: int, batch: int,
+            cinder_python: Path, store: str = "") -> dict[str, float]:
+    """1M expired rows reaped, ours and Cinder's, each under the same listing load.
+
+    On PostgreSQL, or on the ``store`` named (MariaDB: ``fresh`` databases and a
+    ``seeder`` of its own; its DELETE leaves nothing to VACUUM).
     """
-
-    def __init__(self, url: str, token: str) -> None:
-        self._url = url
-        self._client = httpx.Client(headers={"OpenStack-API-Version": "volume 3.5",
-                                             "X-Auth-Token": token}, timeout=120)
-        self._done = threading.Event()
-        self.samples: list[tuple[float, float]] = []  # (wall-clock start, seconds)
-        self._thread = threading.Thread(target=self._run)
-
-    def idle(self, count: int) -> list[float]:
-        return timed_gets(self._client, self._url, count)
-
-    def _run(self) -> None:
-        while not self._done.is_set():
-            began, started = time.time(), time.perf_counter()
-            self._client.get(self._url).raise_for_status()
-            self.samples.append((began, time.perf_counter() - started))
-
-    def __enter__(self) -> ListingLoad:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-        self._client.close()
-
-    def during(self, began: float, ended: float) -> list[float]:
-        """The samples whose request overlapped [began, ended]."""
-        return [s for start, s in self.samples if start <= ended and start + s >= began]
-
-
-IDLE_SAMPLES = 100  # per side, for the idle p99 the reap is compared with
-
-
-def reaping(admin_url: str, workdir: Path, rows: int, batch: int,
-            cinder_python: Path) -> dict[str, float]:
-    """1M expired rows reaped, ours and Cinder's, each under the same listing load."""
+    label = f"{store}: " if store else ""
     project = to_hex_project(3)
-    url = fresh_db(admin_url)
+    url = fresh()
     our_store(url)
-    seed(url, SEED_OURS, 0, rows, expires="2020-01-01")
-    seed(url, SEED_OURS, rows, rows + 100_000)  # live rows the listing reads
+    seeder(url, "ours", 0, rows, expires="2020-01-01")
+    seeder(url, "ours", rows, rows + 100_000)  # live rows the listing reads
     conf = workdir / "reap.conf"
     conf.write_text(f"[DEFAULT]\nmessage_reap_interval = -1\nmessage_reap_batch_size = {batch}\n"
                     "[collector]\nembedded = false\n")
@@ -642,18 +612,19 @@ def reaping(admin_url: str, workdir: Path, rows: int, batch: int,
             seconds, ended = time.perf_counter() - started, time.time()
         during = load.during(began, ended)
     assert deleted == rows, deleted
-    note("reaping", f"ours: {deleted:,} expired rows (one expired day: DETACH, count, DROP), "
+    how = "DETACH, count, DROP" if not store else "CONVERT PARTITION TO TABLE, count, DROP"
+    note("reaping", f"{label}ours: {deleted:,} expired rows (one expired day: {how}), "
          f"batch {batch}", f"{seconds:.2f} s = {deleted / seconds:,.0f} rows/s")
-    note("reaping", f"ours: listing p99 idle vs during the reap ({len(during)} requests)",
+    note("reaping", f"{label}ours: listing p99 idle vs during the reap ({len(during)} requests)",
          f"{ms(pct(idle, 99))} vs {ms(pct(during, 99))} ({pct(during, 99) / pct(idle, 99):.2f}x)")
 
     # Cinder's cleanup_expired_messages, one unbatched DELETE, under the same load.
-    curl = fresh_db(admin_url)
+    curl = fresh()
     cport = servers.free_port()
-    cconf = cinder_conf(workdir, curl.replace("postgresql://", "postgresql+psycopg2://"), cport)
+    cconf = cinder_conf(workdir, cinder_url_of(curl), cport)
     cinder_db_sync(cconf)
-    seed(curl, SEED_CINDER, 0, rows, expires="2020-01-01")
-    seed(curl, SEED_CINDER, rows, rows + 100_000)
+    seeder(curl, "cinder", 0, rows, expires="2020-01-01")
+    seeder(curl, "cinder", rows, rows + 100_000)
     with process([str(CINDER_VENV / "bin" / "cinder-api"), "--config-file", str(cconf)],
                  workdir / "cinder-reap-api.out"):
         cbase = f"http://127.0.0.1:{cport}"
@@ -665,22 +636,55 @@ def reaping(admin_url: str, workdir: Path, rows: int, batch: int,
                                   str(cconf), "reap"], check=True, capture_output=True, text=True)
             result = json.loads(out.stdout.strip().splitlines()[-1])
         cduring = load.during(result["began"], result["ended"])
-    with psycopg.connect(curl, autocommit=True) as conn:
-        started = time.perf_counter()
-        conn.execute("VACUUM messages")
-        vacuum = time.perf_counter() - started
+    vacuum = 0.0
+    if not store:
+        with psycopg.connect(curl, autocommit=True) as conn:
+            started = time.perf_counter()
+            conn.execute("VACUUM messages")
+            vacuum = time.perf_counter() - started
     cinder_rate = result["deleted"] / result["seconds"]
-    note("reaping", f"Cinder 29 cleanup_expired_messages: {result['deleted']:,} rows, one DELETE",
-         f"{result['seconds']:.2f} s = {cinder_rate:,.0f} rows/s")
-    note("reaping", "Cinder 29: DELETE then VACUUM (our DROP's end state: no dead rows)",
-         f"{result['seconds'] + vacuum:.2f} s = "
-         f"{result['deleted'] / (result['seconds'] + vacuum):,.0f} rows/s")
-    note("reaping", f"Cinder 29: listing p99 idle vs during its DELETE ({len(cduring)} requests)",
+    note("reaping", f"{label}Cinder 29 cleanup_expired_messages: {result['deleted']:,} rows, "
+         "one DELETE", f"{result['seconds']:.2f} s = {cinder_rate:,.0f} rows/s")
+    if not store:
+        note("reaping", "Cinder 29: DELETE then VACUUM (our DROP's end state: no dead rows)",
+             f"{result['seconds'] + vacuum:.2f} s = "
+             f"{result['deleted'] / (result['seconds'] + vacuum):,.0f} rows/s")
+    note("reaping", f"{label}Cinder 29: listing p99 idle vs during its DELETE "
+         f"({len(cduring)} requests)",
          f"{ms(pct(cidle, 99))} vs {ms(pct(cduring, 99)) if cduring else 'none'}"
          + (f" ({pct(cduring, 99) / pct(cidle, 99):.2f}x)" if cduring else ""))
     return {"ours": deleted / seconds, "cinder": cinder_rate,
             "cinder_vacuumed": result["deleted"] / (result["seconds"] + vacuum),
             "p99_ratio": pct(during, 99) / pct(idle, 99) if during else float("nan")}
+
+
+def mariadb_listing(fresh: Callable[[], str], workdir: Path, size: int,
+                    samples: int) -> dict[str, tuple[float, float]]:
+    """The listing section at ``size`` rows on MariaDB: ours and Cinder 29's API on the same
+    server, the same requests; each cell's p50 (ours, Cinder's)."""
+    ours_url, cinder_url = fresh(), fresh()
+    our_store(ours_url)
+    cport, port = servers.free_port(), servers.free_port()
+    cconf = cinder_conf(workdir, cinder_url_of(cinder_url), cport)
+    cinder_db_sync(cconf)
+    api_conf = workdir / "api-mariadb.conf"
+    api_conf.write_text("[DEFAULT]\nmessage_reap_interval = -1\n[collector]\nembedded = false\n")
+    seconds = mariadb.seed(ours_url, "ours", 0, size)
+    note("listing", f"MariaDB: load {size:,} rows into ours (INSERT ... SELECT, every index "
+         "maintained)", f"{seconds:.0f} s = {size / seconds:,.0f} rows/s")
+    seconds = mariadb.seed(cinder_url, "cinder", 0, size)
+    note("listing", f"MariaDB: load {size:,} rows into Cinder's", f"{seconds:.0f} s = "
+         f"{size / seconds:,.0f} rows/s")
+    with process([str(CINDER_VENV / "bin" / "cinder-api"), "--config-file", str(cconf)],
+                 workdir / "cinder-api-mariadb.out"), \
+         process([sys.executable, "-m", "usermessages.cli.main", "serve", "--db", ours_url,
+                  "--port", str(port), "--config", str(api_conf)], workdir / "api-mariadb.out"):
+        ours_base, cinder_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{cport}"
+        wait_http(ours_base + "/")
+        wait_http(cinder_base + "/")
+        results = listing(size, ours_url, cinder_url, ours_base, cinder_base, samples,
+                          store="MariaDB")
+    return {cell: (sides["ours"][0], sides["cinder"][0]) for cell, sides in results.items()}
 
 
 def partial_day(admin_url: str, rows: int, batch: int) -> float:
@@ -773,6 +777,38 @@ def scale(ours_url: str, ours_base: str, seeded: int, size: int, samples: int) -
 # --- main -------------------------------------------------------------------------
 
 
+def target(measure: str, value: float, met: bool, unit: str = "x") -> None:
+    note("targets", measure, f"{value:.2f}{unit}: {'met' if met else 'MISSED'}")
+
+
+MariaDBFigures = tuple[dict[str, float], dict[str, tuple[float, float]], dict[str, float]]
+
+
+def mariadb_section(rabbit_url: str, workdir: Path, cinder_python: Path, ingest_n: int,
+                    size: int, reap_rows: int, samples: int) -> MariaDBFigures:
+    """Ingest, listing at ``size`` rows and reaping on one MariaDB, ours beside Cinder's."""
+    with mariadb.server() as maria:
+        fresh = lambda: mariadb.fresh_db(maria)  # noqa: E731
+        rates = ingest("MariaDB", fresh, ingest_n, workdir, rabbit_url, cinder_python)
+        listed = mariadb_listing(fresh, workdir, size, samples)
+        reaped = reaping(fresh, mariadb.seed, workdir, reap_rows, 1000, cinder_python,
+                         store="MariaDB")
+    return rates, listed, reaped
+
+
+def mariadb_targets(rates: dict[str, float], listed: dict[str, tuple[float, float]],
+                    reaped: dict[str, float], size: int, reap_rows: int) -> None:
+    target("MariaDB: collectors' ingest vs Cinder per message (>= 10x)",
+           rates["bus"] / rates["cinder"], rates["bus"] / rates["cinder"] >= 10)
+    for cell, (ours, cinder) in listed.items():
+        target(f"MariaDB: {size:,} msgs, {cell}: Cinder's p50 / ours (>= 10x)",
+               cinder / ours, cinder / ours >= 10)
+    target(f"MariaDB: reap of {reap_rows:,} expired rows vs Cinder's DELETE (> 1x)",
+           reaped["ours"] / reaped["cinder"], reaped["ours"] > reaped["cinder"])
+    target("MariaDB: listing p99 during the reap vs idle (<= 1.5x)",
+           reaped["p99_ratio"], reaped["p99_ratio"] <= 1.5)
+
+
 def section(title: str, started: float) -> None:
     print(f"\n[{(time.time() - started) / 60:5.1f} min] {title}", flush=True)
 
@@ -784,6 +820,8 @@ def main() -> None:
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument("--ingest-only", action="store_true",
                         help="section 1 alone, with its targets (to compare commits)")
+    parser.add_argument("--only", choices=("mariadb",),
+                        help="run one section alone (with the servers it needs)")
     options = parser.parse_args()
     quick = options.quick
     sizes = (2_000, 20_000) if quick else (100_000, 1_000_000)
@@ -796,6 +834,14 @@ def main() -> None:
     cinder_python = ensure_cinder()
     workdir = Path(tempfile.mkdtemp(prefix="um-bench-"))
     started = time.time()
+    if options.only == "mariadb":
+        with servers.rabbitmq_broker() as rabbit:
+            section("MariaDB: ingest, listing and reaping beside Cinder's", started)
+            maria = mariadb_section(rabbit.url, workdir, cinder_python, ingest_n, sizes[-1],
+                                    reap_rows, samples)
+        mariadb_targets(*maria, sizes[-1], reap_rows)
+        write_report(options, time.time() - started)
+        return
     with servers.postgresql_server() as admin_url, servers.rabbitmq_broker() as rabbit, \
             zaqar_server() as zaqar:
         section("1/6 ingest", started)
@@ -822,7 +868,7 @@ def main() -> None:
         ours_url, cinder_url = fresh_db(admin_url), fresh_db(admin_url)
         our_store(ours_url)
         cconf_port = servers.free_port()
-        cconf = cinder_conf(workdir, cinder_url.replace("postgresql://", "postgresql+psycopg2://"),
+        cconf = cinder_conf(workdir, cinder_url_of(cinder_url),
                             cconf_port)
         cinder_db_sync(cconf)
         api_conf = workdir / "api.conf"
@@ -852,14 +898,19 @@ def main() -> None:
         write_report(options, time.time() - started, partial=True)
 
         section("5/6 reaping", started)
-        reaps = [reaping(admin_url, workdir, reap_rows, batch, cinder_python)
-                 for batch in (1000, 10_000)]
+        reaps = [reaping(lambda: fresh_db(admin_url), pg_seed, workdir, reap_rows, batch,
+                         cinder_python) for batch in (1000, 10_000)]
         partial = {batch: partial_day(admin_url, 20_000 if quick else 200_000, batch)
                    for batch in (1000, 10_000)}
         write_report(options, time.time() - started, partial=True)
 
         section("6/6 producer overhead", started)
         create_p99 = producer(rabbit, admin_url, workdir, 2_000 if quick else 10_000, zaqar)
+        write_report(options, time.time() - started, partial=True)
+
+        section("7/7 MariaDB: ingest, listing and reaping beside Cinder's", started)
+        maria = mariadb_section(rabbit.url, workdir, cinder_python, ingest_n, sizes[-1],
+                                reap_rows, samples)
 
     pg, lite = rates["postgresql"], rates["sqlite"]
 
@@ -885,6 +936,7 @@ def main() -> None:
            "(>= 0.4)", ceilings["postgresql"], ceilings["postgresql"] >= 0.4, "")
     target("our schema's executemany ceiling vs Cinder's schema's, SQLite, row cost's median",
            ceilings["sqlite"], True, "")
+    mariadb_targets(*maria, sizes[-1], reap_rows)
     for size, cells in keys_p50.items():
         missed = {cell: value for cell, value in cells.items() if value >= listing_keys.TARGET}
         note("targets", f"{size:,} msgs: every documented sort and filter, p50 < 15 ms "
@@ -892,10 +944,6 @@ def main() -> None:
              + ("" if not missed else ": MISSED " + ", ".join(
                  f"{cell} {value * 1000:.1f} ms" for cell, value in missed.items())))
     write_report(options, time.time() - started)
-
-
-def target(measure: str, value: float, met: bool, unit: str = "x") -> None:
-    note("targets", measure, f"{value:.2f}{unit}: {'met' if met else 'MISSED'}")
 
 
 def ingest_targets(pg: dict[str, float], lite: dict[str, float]) -> None:
@@ -917,12 +965,16 @@ def ingest_targets(pg: dict[str, float], lite: dict[str, float]) -> None:
 
 
 def write_report(options: argparse.Namespace, seconds: float, partial: bool = False) -> None:
-    command = "make bench" if not options.quick else ".venv/bin/python bench/run.py --quick"
+    flags = " ".join([*(["--quick"] if options.quick else []),
+                      *([f"--only {options.only}"] if options.only else [])])
+    command = f".venv/bin/python bench/run.py {flags}" if flags else "make bench"
     lines = [
         "# Benchmarks: usermessages against Cinder 29, one run, one machine", "",
         f"Produced by `{command}` (`bench/run.py`) on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())},"
         f" {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()},"
-        f" PostgreSQL 15 (fsync off, throwaway), RabbitMQ from Debian; run took {seconds / 60:.1f} min"
+        f" PostgreSQL 15 (fsync off, throwaway), MariaDB 10.11 (throwaway, 1 GB buffer pool,"
+        " innodb_flush_log_at_trx_commit=2),"
+        f" RabbitMQ from Debian; run took {seconds / 60:.1f} min"
         f" (load average at the end: {os.getloadavg()[1]:.1f} over 5 min, on {os.cpu_count()}"
         " cores shared with other work)"
         + (" so far (partial: the run had not finished)." if partial else "."),
@@ -949,6 +1001,9 @@ def write_report(options: argparse.Namespace, seconds: float, partial: bool = Fa
         "- *reaping*: both sides under the same listing load (one client looping over a project's"
         " first page). Cinder's DELETE leaves dead rows for VACUUM; our DROP leaves none, so"
         " DELETE + VACUUM is the same end state.",
+        "- *MariaDB*: the lines that name it ran on one MariaDB server, ours and Cinder 29's"
+        " side by side (its API and its `cleanup_expired_messages` on the same server); our"
+        " table is partitioned by expiry day there too, its reap a `CONVERT PARTITION` and a DROP.",
         "- *producer*: `create()` on the caller's thread while the forwarder, the broker and two"
         " collector processes share the same cores; the same with the zaqar sink, Zaqar 23"
         " (gunicorn -w 2 --threads 4, Redis) and two `usermessages zaqar-collector` processes."

@@ -113,7 +113,8 @@ def create_database(admin_url: str, name: str) -> str:
 
 
 @contextlib.contextmanager
-def api_server(db_url: str, *, config_file: str | None = None) -> Iterator[str]:
+def api_server(db_url: str, *, config_file: str | None = None,
+               timeout: float = 30) -> Iterator[str]:
     """Run `usermessages serve` in a subprocess on a free port; yield its base URL."""
     port = free_port()
     args = [sys.executable, "-m", "usermessages.cli.main", "serve", "--host", "127.0.0.1",
@@ -124,7 +125,7 @@ def api_server(db_url: str, *, config_file: str | None = None) -> Iterator[str]:
     process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_serving(base, process, Path(log.name))
+        wait_serving(base, process, Path(log.name), timeout)
         yield base
     finally:
         stop_process(process)

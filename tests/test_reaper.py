@@ -1,5 +1,6 @@
-"""The reaper on real SQLite and PostgreSQL: expired rows go, in batches, exactly once,
-even with two reapers at once; one pass at a time; the periodic runner and the CLI."""
+"""The reaper on real SQLite, PostgreSQL and MariaDB: expired rows go, in batches, exactly
+once, even with two reapers at once; one pass at a time (PostgreSQL's advisory lock,
+MariaDB's lease); the periodic runner and the CLI."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, event, text
 
 from tests.api.conftest import row
+from usermessages import reaper
 from usermessages.catalog import Kind, Resource
 from usermessages.cli.main import main
-from usermessages.reaper import ADVISORY_LOCK_KEY, PeriodicReaper, ReapResult, reap
+from usermessages.reaper import ADVISORY_LOCK_KEY, Lease, PeriodicReaper, ReapResult, reap
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
 from usermessages.store import migrate, partitions, writer
@@ -46,6 +48,9 @@ def _seed(engine: Engine, rows: list[dict]) -> None:
 
 def _seed_many(engine: Engine, expired: int, live: int, now: dt.datetime) -> None:
     """``expired`` rows that expired before ``now``, then ``live`` rows that have not."""
+    if engine.dialect.name == "mysql":
+        _seed_many_mariadb(engine, expired, live, now)
+        return
     with engine.begin() as conn:
         # PostgreSQL's daily partitions (made on demand by the store's inserts).
         partitions.ensure(conn, [now - dt.timedelta(minutes=1000), now,
@@ -59,6 +64,21 @@ def _seed_many(engine: Engine, expired: int, live: int, now: dt.datetime) -> Non
             "ELSE :now + interval '1 day' END, i % 7 = 0 "
             "FROM generate_series(1, :total) i"),
             {"now": now, "expired": expired, "total": expired + live})
+
+
+def _seed_many_mariadb(engine: Engine, expired: int, live: int, now: dt.datetime) -> None:
+    with engine.begin() as conn:
+        partitions.ensure(conn, [now - dt.timedelta(minutes=1000), now,
+                                 now + dt.timedelta(days=1)])
+        conn.execute(text(
+            "INSERT INTO messages (id, kind, project_id, event_id, message_level, action_id, "
+            "detail_id, created_at, expires_at, deleted) SELECT md5(seq), "
+            "'API', concat('p', seq % 50), 'VOLUME_VOLUME_001_003', 'ERROR', '001', '003', "
+            ":now - INTERVAL 31 DAY, CASE WHEN seq <= :expired "
+            "THEN :now - INTERVAL (seq % 1000) MINUTE - INTERVAL 1 SECOND "
+            "ELSE :now + INTERVAL 1 DAY END, seq % 7 = 0 "
+            f"FROM seq_1_to_{int(expired + live)}"),
+            {"now": now, "expired": expired})
 
 
 # --- one pass ------------------------------------------------------------------------
@@ -118,14 +138,14 @@ def test_each_batch_is_its_own_transaction(engine, monkeypatch, rows, batches):
 # --- two reapers, the lock --------------------------------------------------------------
 
 
-def test_two_reaper_processes_at_once_delete_each_expired_row_once(postgresql_url, tmp_path):
-    engine = store_engine.connect(postgresql_url)
+def test_two_reaper_processes_at_once_delete_each_expired_row_once(server_url, tmp_path):
+    engine = store_engine.connect(server_url)
     migrate.upgrade(engine)
     now = store.utcnow()
     _seed_many(engine, expired=20_000, live=1_000, now=now)
     conf = tmp_path / "reap.conf"
     conf.write_text("[DEFAULT]\nmessage_reap_batch_size = 200\n")
-    command = [sys.executable, "-m", "usermessages.cli.main", "reap", "--db", postgresql_url,
+    command = [sys.executable, "-m", "usermessages.cli.main", "reap", "--db", server_url,
                "--config", str(conf)]
     reapers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True) for _ in range(2)]
@@ -196,6 +216,52 @@ def test_a_held_advisory_lock_makes_the_pass_skip(postgresql_url):
     engine.dispose()
 
 
+def test_a_held_lease_makes_the_pass_skip_until_it_lapses(mariadb_url):
+    """MariaDB: another node's lease (a row, not a session lock) holds until its expiry."""
+    engine = store_engine.connect(mariadb_url)
+    migrate.upgrade(engine)
+    _seed(engine, [_aged("p", NOW - dt.timedelta(days=1)) for _ in range(3)])
+    other = Lease(engine, seconds=1)  # another node, which then dies holding it
+    assert other.take()
+    assert reap(engine, batch_size=10, now=NOW) == ReapResult(0, skipped=True)
+    assert len(_ids(engine)) == 3
+    deadline = time.monotonic() + 10
+    while (result := reap(engine, batch_size=10, now=NOW)).skipped:
+        assert time.monotonic() < deadline, "the lease never lapsed"
+        time.sleep(0.1)
+    assert result == ReapResult(3, skipped=False)
+    assert not other.keep()  # its holder has lost it
+    engine.dispose()
+
+
+def test_a_pass_stops_when_its_lease_is_taken_over(mariadb_url, monkeypatch):
+    """MariaDB: a pass renews its lease between batches; once another node has taken it
+    (this one stalled past its expiry), the pass stops instead of reaping beside it."""
+    engine = store_engine.connect(mariadb_url)
+    migrate.upgrade(engine)
+    _seed(engine, [_aged("p", NOW - dt.timedelta(minutes=i + 1)) for i in range(10)])
+    monkeypatch.setattr(reaper, "LEASE_SECONDS", 0.4)
+    batches = []
+    delete_expired = store.delete_expired
+
+    def stalled_after_two(conn, now, batch_size, after):  # type: ignore[no-untyped-def]
+        if len(batches) == 2:
+            with engine.begin() as other:  # our lease lapsed; another node took it
+                other.execute(text("UPDATE leases SET holder = 'other', expires_at = :t"),
+                              {"t": store.utcnow() + dt.timedelta(minutes=5)})
+            time.sleep(0.3)  # past half the lease: the pass renews before the next batch
+        batches.append(batch_size)
+        return delete_expired(conn, now, batch_size, after)
+
+    monkeypatch.setattr(store, "delete_expired", stalled_after_two)
+    result = reap(engine, batch_size=2, now=NOW)
+    assert result == ReapResult(6, skipped=False)  # three batches, then it saw the takeover
+    assert len(_ids(engine)) == 4
+    with engine.connect() as conn:  # and it left the new holder's lease alone
+        assert conn.execute(text("SELECT holder FROM leases")).scalar_one() == "other"
+    engine.dispose()
+
+
 # --- the periodic runner --------------------------------------------------------------
 
 
@@ -260,7 +326,8 @@ def test_cli_reap_errors_are_one_line(tmp_path):
     bad_config = tmp_path / "bad.conf"
     bad_config.write_text("[DEFAULT]\nmessage_reap_batch_size = many\n")
     for args, complaint in (
-        (["--db", "mysql://x/y"], "unsupported database"),
+        (["--db", "oracle://x/y"], "unsupported database"),
+        (["--db", "mysql://u:p@127.0.0.1:1/none"], "Can't connect to MySQL server"),
         (["--db", "not a url"], "not a database URL"),
         (["--db", "postgresql://postgres@127.0.0.1:1/none"], "Connection refused"),
         (["--db", f"sqlite:///{tmp_path}/missing/dir/x.sqlite"], "unable to open database"),

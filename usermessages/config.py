@@ -77,11 +77,14 @@ class Settings:
     """Largest page a list returns; also the default page size."""
     # --- [database] ---
     database_connection: str = option("database", "sqlite:///usermessages.sqlite")
-    """SQLAlchemy URL of the store: sqlite:///PATH or postgresql://USER@HOST:PORT/DB."""
+    """SQLAlchemy URL of the store: sqlite:///PATH, postgresql://USER@HOST:PORT/DB, or
+    mysql+pymysql://USER:PASSWORD@HOST/DB?charset=utf8mb4 for MariaDB 10.11+ or a Galera
+    cluster (see MariaDB and Galera below)."""
     database_timeout: float = option("database", 2.0, above=0)
-    """PostgreSQL: seconds an API or viewer request may wait for a pooled connection, and then
-    use it (a client-side deadline that holds even when the server is frozen; the server's
-    statement_timeout is 3/4 of it). Past it the request answers 503 serviceUnavailable: within
+    """PostgreSQL and MariaDB: seconds an API or viewer request may wait for a pooled
+    connection, and then use it (a client-side deadline that holds even when the server is
+    frozen; the server's statement_timeout, MariaDB's max_statement_time, is 3/4 of it).
+    Past it the request answers 503 serviceUnavailable: within
     2 x timeout whatever the concurrency (timeout + 2 s if timeout is under 2 s: libpq's
     shortest connect), in milliseconds once the database is known down. The collector and
     reaper are not bounded by it."""
@@ -477,4 +480,90 @@ def markdown() -> str:
         "`[catalog] overrides_file` and `[collector] notification_mapping_file`, are data",
         "(their keys are catalog ids and event types, not options): plain INI, no `$`.",
     ]
-    return "\n".join(lines + options.markdown(options.declared(Settings))) + "\n"
+    return "\n".join([*lines, *options.markdown(options.declared(Settings)), "",
+                      DATABASE_GUIDE.strip()]) + "\n"
+
+
+# The end of docs/configuration.md. Its sql and haproxy blocks run in tests as written
+# (tests/test_mariadb_docs.py; the Galera drill runs behind this very HAProxy stanza).
+DATABASE_GUIDE = """
+## MariaDB and Galera
+
+The store runs on MariaDB 10.11 or later, alone or as a Galera cluster (what kolla-ansible
+and OpenStack-Ansible deploy), with the URL OpenStack services use (PyMySQL, oslo.db's
+default driver); every command, the API and the viewer answer as on PostgreSQL:
+
+```ini
+[database]
+connection = mysql+pymysql://usermessages:SECRET@192.0.2.10/usermessages?charset=utf8mb4
+```
+
+Make the database and its account once, as the server's administrator. The service needs
+these grants on its own database and nothing more: the migrations create tables and
+indexes, and at run time the writers and the reaper split and drop the daily partitions
+of `messages` (`ALTER`, `DROP`) besides reading and changing rows:
+
+```sql
+CREATE DATABASE usermessages CHARACTER SET utf8mb4;
+CREATE USER 'usermessages'@'%' IDENTIFIED BY 'SECRET';
+GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, DROP, INDEX
+  ON usermessages.* TO 'usermessages'@'%';
+```
+
+then `usermessages db upgrade --db URL` (once, and after each upgrade of the service).
+On MariaDB the tables compare strings byte for byte (`utf8mb4_nopad_bin`: case and
+trailing spaces count, as on PostgreSQL), times keep their microseconds, and sessions run
+in READ COMMITTED with strict SQL whatever the server's defaults. `messages` is
+partitioned by expiry day (RANGE COLUMNS, then a `messages_pmax` partition): writers split
+new days off it a week ahead; a reaper pass takes every day that expired whole out of it
+(`CONVERT PARTITION ... TO TABLE`, a rename: listings wait for nothing longer), drops that
+table, and deletes the rest in batches. One node reaps at a time by a lease row
+(Galera replicates neither `GET_LOCK()` nor table locks; it certifies row changes, so of
+two nodes taking the lease at once exactly one gets it).
+
+### A Galera cluster behind HAProxy
+
+Give the service HAProxy's address. HAProxy sends every connection to one node and keeps
+the others as backups, as kolla-ansible configures it; this is the stanza we recommend
+(and the one the tests' Galera drill runs behind):
+
+```haproxy
+listen mariadb
+    bind 192.0.2.10:3306
+    mode tcp
+    option tcpka
+    option mysql-check user haproxy post-41
+    timeout client 3600s
+    timeout server 3600s
+    server db1 192.0.2.11:3306 check inter 500 rise 2 fall 2 on-marked-up shutdown-backup-sessions
+    server db2 192.0.2.12:3306 check inter 500 rise 2 fall 2 backup
+    server db3 192.0.2.13:3306 check inter 500 rise 2 fall 2 backup
+```
+
+It needs `CREATE USER 'haproxy'@'HAPROXY_HOST';` (no password, no grant) for its check.
+Unlike kolla's `inter 2000 rise 2 fall 5` (10 s to notice a dead node), `inter 500 fall 2`
+takes a dead node out in about a second; `on-marked-up shutdown-backup-sessions` cuts the
+sessions left on a backup when the first node is back, so writes return to one node
+instead of staying split over two. The check sees an open port, not Galera's state (a
+node cut off from the others still passes it): kolla-ansible's clustercheck probe is
+better where you run it.
+
+When the active node dies, what was in flight gets "lost connection" (2013), even during
+COMMIT, when the commit may or may not have happened. The writers (collectors, the SDK's
+database sink) run the batch again on the next node and find whatever did commit: ids are
+idempotent and a batch's series are counted in its own transaction, so nothing is stored
+or counted twice, and nothing is lost (a collector acknowledges after commit). API and
+viewer requests answer 503 within 2 x `[database] timeout` until HAProxy has moved (about
+`inter` x `fall`) and Galera has evicted the dead node (`evs.suspect_timeout` + 1 s: 6 s
+by default, 3 s with `PT2S`), then 200 again. The stored order (`seq`) stays strictly
+increasing in commit order: it comes from one counter row, not from `AUTO_INCREMENT`
+(which Galera steps by the cluster size, in no commit order).
+
+Load-balancing writes over all nodes (round robin, no backups) loses nothing either, but
+costs: every batch bumps that one counter row, so two batches committed on two nodes at
+once conflict at certification, and one of them gets a deadlock error (1213); the writer
+runs it again after a short random pause (up to 8 times, then the collector backs off and
+retries the batch). It is no faster than one node, and the retries grow with the number
+of collectors. Keep one active node for writes; reads may go anywhere, but a node can lag
+the writer by a few milliseconds (`wsrep_sync_wait=0`).
+"""

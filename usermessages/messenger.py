@@ -83,7 +83,8 @@ class Messenger:
     ) -> Messenger:
         """A messenger for a database URL or a bus URL.
 
-        ``sqlite:///...`` or ``postgresql://...`` inserts directly (sink ``db``).
+        ``sqlite:///...``, ``postgresql://...`` or ``mysql+pymysql://...`` inserts directly
+        (sink ``db``).
         ``amqp://...`` (RabbitMQ) or ``memory://`` (in-process) goes through a
         local spool to the bus (sink ``bus``); ``spool_path`` makes the spool a
         file that survives a crash (None keeps it in memory). Sink ``both``

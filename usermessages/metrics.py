@@ -39,6 +39,11 @@ SUPPRESSED = Counter(
 DB_RETRIES = Counter(
     "usermessages_collector_db_retries", "Writes that found the store down (collectors retry them)"
 )
+DEADLOCK_RETRIES = Counter(
+    "usermessages_collector_deadlock_retries",
+    "Batches the store aborted for another transaction and the writer ran again (a "
+    "deadlock; on Galera, a certification conflict: writes reach more than one node)",
+)
 UNMAPPED = Counter(
     "usermessages_collector_unmapped_notifications",
     "OpenStack error notifications with no mapping (never stored)", ["event_type"]

@@ -4,29 +4,44 @@ Safe to enable on every node. On PostgreSQL a pass holds a session advisory
 lock, so a second node that wakes up meanwhile skips its pass instead of
 fighting over the same rows (Cinder's "transaction bouncing"); batches also
 claim rows with SKIP LOCKED, so even without the lock no row is deleted twice.
-SQLite has a single writer and needs neither. On a partitioned PostgreSQL
-table (migration 0004) a pass first drops the days that expired whole.
-Given the message TTL, a pass also deletes the series last seen longer ago
-than that (their rows are gone too) and the storm windows long closed.
+On MariaDB a pass holds the ``reaper`` lease (store/leases.py): a Galera
+cluster replicates neither GET_LOCK() nor table locks (two nodes would
+each grant their own and reap the same rows, their deletes failing
+certification against each other), but it certifies the lease row's
+compare-and-set across the nodes, so exactly one takes it. A holder that
+dies loses it when it lapses. SQLite has a single writer and needs neither.
+On a partitioned table (migration 0004) a pass first drops the days that
+expired whole. Given the message TTL, a pass also deletes the series last
+seen longer ago than that (their rows are gone too) and the storm windows
+long closed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import socket
 import threading
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 
+from usermessages.store import leases, partitions, series
 from usermessages.store import messages as store_messages
-from usermessages.store import partitions, series
-from usermessages.store.engine import translated
+from usermessages.store.engine import is_deadlock, translated
 
 LOG = logging.getLogger(__name__)
 
 # pg_try_advisory_lock key: "usermsg" packed into a bigint, fixed forever.
 ADVISORY_LOCK_KEY = 0x7573_6572_6D73_67
+# MariaDB: the lease a pass holds; renewed as batches go, so only a holder
+# that stopped (killed, or cut off from the cluster) lets it lapse.
+LEASE = "reaper"
+LEASE_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -45,9 +60,11 @@ def reap(engine: Engine, batch_size: int, now: dt.datetime | None = None,
     """
     now = now or store_messages.utcnow()
     with translated("cannot reap expired messages"):
-        if engine.dialect.name != "postgresql":
-            return ReapResult(_reap_batches(engine, batch_size, now, ttl))
-        return _reap_locked(engine, batch_size, now, ttl)
+        if engine.dialect.name == "postgresql":
+            return _reap_locked(engine, batch_size, now, ttl)
+        if engine.dialect.name == "mysql":
+            return _reap_leased(engine, batch_size, now, ttl)
+        return ReapResult(_reap_batches(engine, batch_size, now, ttl))
 
 
 def _reap_locked(engine: Engine, batch_size: int, now: dt.datetime,
@@ -68,16 +85,71 @@ def _reap_locked(engine: Engine, batch_size: int, now: dt.datetime,
             lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
 
 
-def _reap_batches(engine: Engine, batch_size: int, now: dt.datetime, ttl: int | None) -> int:
+class Lease:
+    """The reaper's lease, held by this pass (see the module docstring)."""
+
+    def __init__(self, engine: Engine, seconds: float | None = None) -> None:
+        self._engine = engine
+        self._seconds = dt.timedelta(seconds=LEASE_SECONDS if seconds is None else seconds)
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._renewed = dt.datetime.min
+
+    def take(self) -> bool:
+        now = store_messages.utcnow()
+        try:
+            with self._engine.begin() as conn:
+                taken = leases.take(conn, LEASE, self.holder, now, now + self._seconds)
+        except DBAPIError as exc:
+            if not is_deadlock(exc):
+                raise
+            taken = False  # another node's take won certification
+        if taken:
+            self._renewed = now
+        return taken
+
+    def keep(self) -> bool:
+        """Renew once half the lease has passed; False if another holder took it."""
+        now = store_messages.utcnow()
+        if now - self._renewed < self._seconds / 2:
+            return True
+        with self._engine.begin() as conn:
+            kept = leases.renew(conn, LEASE, self.holder, now + self._seconds)
+        self._renewed = now
+        return kept
+
+    def release(self) -> None:
+        with self._engine.begin() as conn:
+            leases.release(conn, LEASE, self.holder)
+
+
+def _reap_leased(engine: Engine, batch_size: int, now: dt.datetime,
+                 ttl: int | None) -> ReapResult:
+    lease = Lease(engine)
+    if not lease.take():
+        LOG.info("another node is reaping; skipping this pass")
+        return ReapResult(0, skipped=True)
+    try:
+        dropped = partitions.drop_expired(engine, now)
+        return ReapResult(dropped + _reap_batches(engine, batch_size, now, ttl, lease.keep))
+    finally:
+        lease.release()
+
+
+def _reap_batches(engine: Engine, batch_size: int, now: dt.datetime, ttl: int | None,
+                  keep: Callable[[], bool] = lambda: True) -> int:
+    """Delete expired rows in batches while ``keep()`` says this pass may go on."""
     total = 0
     cursor = None
-    while True:
+    while keep():
         # One short transaction per batch keeps locks brief for the API's readers.
         with engine.begin() as conn:
             deleted, cursor = store_messages.delete_expired(conn, now, batch_size, cursor)
         total += deleted
         if deleted < batch_size:
             break
+    else:
+        LOG.warning("the reaper's lease was taken over; leaving the rest to its new holder")
+        return total
     LOG.info("Deleted %s expired messages.", total)
     if ttl is not None:
         _reap_series(engine, batch_size, now - dt.timedelta(seconds=ttl))

@@ -25,11 +25,13 @@ SORT_CONFLICT = ("The 'sort_key' and 'sort_dir' parameters are deprecated and ca
                  "with the 'sort' parameter.")
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=["sqlite", "postgresql", "mariadb"])
 def sweep_client(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[TestClient]:
     """One seeded store per engine, shared by every (read-only) case in this module."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('sweep')}/usermessages.sqlite"
+    elif request.param == "mariadb":
+        url = request.getfixturevalue("mariadb").create_database(f"sweep_{uuid.uuid4().hex[:8]}")
     else:
         url = servers.create_database(request.getfixturevalue("postgresql_admin_url"),
                                       f"sweep_{uuid.uuid4().hex[:8]}")

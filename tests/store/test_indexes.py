@@ -1,7 +1,8 @@
 """Structural: a project's listing reads through our indexes in every order and filter.
 
 On PostgreSQL the plans are taken with EXPLAIN ANALYZE of the exact SQL the store runs,
-over 20,000 rows in 100 projects; on SQLite with EXPLAIN QUERY PLAN. A project's page is
+over 20,000 rows in 100 projects; on MariaDB with ANALYZE FORMAT=JSON over the same rows;
+on SQLite with EXPLAIN QUERY PLAN. A project's page is
 found in one covering index, ix_messages_project_created, index-only (migration 0007):
 never a scan of the table, never a sort of more than the project's own rows.
 """
@@ -383,3 +384,187 @@ def test_sqlite_each_user_filter_searches_an_index(sqlite_planned, key):
             assert used in {LOOKUPS.get(key), "ix_messages_project_created"}, plan
             if used == "ix_messages_project_created":  # newest first: the index's order
                 assert len(plan) == 1 and plan[0].endswith(")") and "project_id=?" in plan[0], plan
+
+
+# --- MariaDB ------------------------------------------------------------------------------
+# InnoDB has no INCLUDE, and a composite key of every listed column would pass its 3,072
+# bytes in utf8mb4: a project's page is found in ix_messages_project_created (its own order)
+# or by sorting the project's rows (any other), and its rows read by primary key. Keyset
+# conditions are spelt out key by key (messages.keyset_after), which MariaDB's range
+# optimizer reads as index ranges. ANALYZE FORMAT=JSON of the exact statement: the rows
+# read are counted, not estimated.
+
+
+def _seed_mariadb(engine: Engine) -> None:
+    """As _seed_postgresql: 20,000 API rows over 100 projects in several expiry days, plus
+    soft-deleted rows and service rows without a project."""
+    base = dt.datetime(2026, 1, 1)
+    with engine.begin() as conn:
+        partitions.ensure(conn, [base, base + dt.timedelta(days=30)])
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO messages (id, kind, project_id, request_id, resource_type, "
+            "resource_uuid, event_id, message_level, action_id, detail_id, host, created_at, "
+            "expires_at, deleted, seq) "
+            "SELECT md5(seq), 'API', concat('p', seq % 100), concat('req-', seq % 10000), "
+            "elt(1 + (seq DIV 100) % 2, 'VOLUME', 'VOLUME_SNAPSHOT'), concat('vol-', seq % 2000), "
+            "concat('VOLUME_VOLUME_00', 1 + (seq DIV 100) % 7, '_003'), "
+            "elt(1 + (seq DIV 100) % 3, 'ERROR', 'WARNING', 'INFO'), "
+            "IF(seq % 11 = 0, NULL, concat('00', 1 + seq % 9)), "
+            "IF(seq % 13 = 0, NULL, concat('0', 10 + seq % 20)), 'node-1', "
+            ":base + INTERVAL (seq DIV 1000) SECOND, :base + INTERVAL (seq DIV 3000) DAY, "
+            "seq % 17 = 0, seq FROM seq_1_to_20000"), {"base": base})
+        conn.execute(text(
+            "INSERT INTO messages (id, kind, project_id, event_id, message_level, action_id, "
+            "detail_id, created_at, expires_at, seq) SELECT md5(concat('s', seq)), 'SERVICE', "
+            "NULL, 'SERVICE_SERVICE_101_101', 'WARNING', '101', '101', "
+            ":base + INTERVAL seq SECOND, :base + INTERVAL 30 DAY, 20000 + seq "
+            "FROM seq_1_to_500"), {"base": base})
+        conn.execute(text("UPDATE message_seq SET value = 20500"))
+    with engine.connect() as conn:
+        conn.execute(text("ANALYZE TABLE messages"))
+
+
+@pytest.fixture(scope="module")
+def mariadb_planned(mariadb) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
+    engine = store_engine.connect(mariadb.create_database(f"plans_{uuid.uuid4().hex[:8]}"))
+    migrate.upgrade(engine)
+    _seed_mariadb(engine)
+    yield engine
+    engine.dispose()
+
+
+def _analyzed(conn: Connection, statement: str, parameters: object) -> dict:
+    """MariaDB's ANALYZE FORMAT=JSON of a statement: its plan with the rows really read."""
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.execute("ANALYZE FORMAT=JSON " + statement, parameters)
+        return json.loads(cursor.fetchone()[0])["query_block"]
+    finally:
+        cursor.close()
+
+
+def _messages_read(block: object) -> dict:
+    """The one access of the messages table in a MariaDB plan, wherever it nests."""
+    found: list[dict] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("table_name") == "messages":
+                found.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(block)
+    assert len(found) == 1, json.dumps(block, indent=1)
+    return found[0]
+
+
+def _mariadb_plan(conn: Connection, query: store.ListQuery,
+                  project: str | None = PROJECT) -> tuple[dict, str]:
+    captured: list[tuple[str, object]] = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _many) -> None:
+        if "ORDER BY" in statement:
+            captured.append((statement, parameters))
+
+    event.listen(conn, "before_cursor_execute", capture)
+    try:
+        if project is None:
+            store.list_messages_all_projects(conn, query)
+        else:
+            store.list_messages(conn, project, query)
+    finally:
+        event.remove(conn, "before_cursor_execute", capture)
+    block = _analyzed(conn, *captured[-1])
+    return _messages_read(block), json.dumps(block, indent=1)
+
+
+@pytest.mark.parametrize("direction", ["desc", "asc"])
+@pytest.mark.parametrize("key", sorted(store.SORT_KEYS))
+def test_mariadb_each_sort_order_reads_the_project_index_never_the_table(
+        mariadb_planned, key, direction):
+    sort = [(key, direction)]
+    with mariadb_planned.connect() as conn:
+        marker = _page_two_marker(conn, sort=sort)
+        for page, query in (("first", store.ListQuery(sort=sort, limit=LIMIT)),
+                            ("after marker", store.ListQuery(sort=sort, limit=LIMIT,
+                                                             marker=marker))):
+            table, shown = _mariadb_plan(conn, query)
+            assert table["key"] == "ix_messages_project_created", (page, shown)
+            assert table["access_type"] in ("ref", "range"), (page, shown)
+            if key in ("created_at", "project_id"):
+                # The index's own order: a page reads about a page (the soft-deleted
+                # rows, 1 in 17, are read and skipped), and nothing is sorted.
+                assert "filesort" not in shown, (page, shown)
+                assert table["r_rows"] <= 1.2 * LIMIT + 1, (page, shown)
+            else:  # any other order sorts the project's rows, never the table's
+                assert table["r_rows"] <= PROJECT_ROWS, (page, shown)
+
+
+@pytest.mark.parametrize("key", USER_FILTERS)
+def test_mariadb_each_user_filter_reads_an_index(mariadb_planned, key):
+    filters = {key: FILTER_VALUES[key]}
+    with mariadb_planned.connect() as conn:
+        marker = _page_two_marker(conn, filters=filters)
+        for page, query in (("first", store.ListQuery(filters=filters, limit=LIMIT)),
+                            ("after marker", store.ListQuery(filters=filters, limit=LIMIT,
+                                                             marker=marker))):
+            table, shown = _mariadb_plan(conn, query)
+            # A lookup index, or the project's own entries: never the table.
+            assert table["key"] in {LOOKUPS.get(key), "ix_messages_project_created"}, (
+                page, shown)
+            assert table["r_rows"] <= PROJECT_ROWS, (page, shown)
+
+
+@pytest.mark.parametrize("key", sorted(LOOKUPS))
+def test_mariadb_an_admin_lookup_across_projects_reads_its_index(mariadb_planned, key):
+    with mariadb_planned.connect() as conn:
+        table, shown = _mariadb_plan(
+            conn, store.ListQuery(filters={key: FILTER_VALUES[key]}, limit=LIMIT), project=None)
+    assert table["key"] == LOOKUPS[key], shown
+    assert table["r_rows"] <= 20, shown  # the value's few rows, of 20,500
+
+
+def test_mariadb_the_live_stream_reads_from_its_cursor_or_the_project(mariadb_planned):
+    """Rows stored after a cursor near the end: across projects, a range of the seq index
+    (the last 1,000 of 20,500); for a project, that or the project's own entries, whichever
+    MariaDB finds fewer (200 here): never the table."""
+    query = store.ListQuery(after_seq=19_500, limit=100)
+    with mariadb_planned.connect() as conn:
+        admin, shown = _mariadb_plan(conn, query, project=None)
+        assert admin["key"] == "ix_messages_seq" and admin["access_type"] == "range", shown
+        assert admin["r_rows"] <= 1000, shown
+        table, shown = _mariadb_plan(conn, query)
+    assert table["key"] in {"ix_messages_seq", "ix_messages_project_created"}, shown
+    assert table["r_rows"] <= PROJECT_ROWS, shown
+
+
+def test_mariadb_the_reaper_walks_the_expiry_index(mariadb_planned):
+    """The reaper's DELETE ... ORDER BY ... LIMIT reads a range of ix_messages_expires_at
+    from its cursor, in the partitions between the cursor and now only."""
+    captured: list[tuple[str, object]] = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _many) -> None:
+        if statement.lstrip().upper().startswith("DELETE"):
+            captured.append((statement, parameters))
+
+    with mariadb_planned.connect() as conn:
+        event.listen(conn, "before_cursor_execute", capture)
+        store.delete_expired(conn, dt.datetime(2026, 1, 3), 100,
+                             (dt.datetime(2026, 1, 2), "8"))
+        conn.rollback()  # keep the rows for the other tests
+        event.remove(conn, "before_cursor_execute", capture)
+        statement, parameters = captured[-1]
+        cursor = conn.connection.driver_connection.cursor()
+        cursor.execute("EXPLAIN PARTITIONS " + statement.split(" RETURNING")[0], parameters)
+        [plan] = cursor.fetchall()
+        columns = [d[0] for d in cursor.description]
+        conn.rollback()
+    plan = dict(zip(columns, plan, strict=True))
+    assert plan["key"] == "ix_messages_expires_at" and plan["type"] == "range", plan
+    # Between the cursor (Jan 2) and now (Jan 3): one day's partition, pruned.
+    assert plan["partitions"] == "messages_p20260102", plan

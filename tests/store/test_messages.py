@@ -108,6 +108,15 @@ def test_soft_delete_hides_the_row_everywhere(engine):
     assert deleted_at is not None and _count(engine) == 2  # soft: the reaper removes it later
 
 
+def test_stored_projects_lists_each_project_once(engine):
+    """The Zaqar collector's list of queues to visit: one probe per project."""
+    with engine.begin() as conn:
+        writer.insert(conn, [row(p, minutes=i) for i in range(3) for p in ("p2", "p1", "p3")]
+                      + [row(None, kind=Kind.SERVICE, resource=Resource.SERVICE)])
+    with engine.connect() as conn:
+        assert store.stored_projects_all_projects(conn) == ["p1", "p2", "p3"]
+
+
 def test_like_filters_match_percent_underscore_and_backslash_literally(engine):
     values = ["a%b", "axb", "a_b", "ayyb", "a\\b", "c%d"]
     with engine.begin() as conn:
@@ -147,11 +156,13 @@ def _paging_rows() -> list[dict]:
     return rows
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=["sqlite", "postgresql", "mariadb"])
 def paged(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[tuple[Engine, dict]]:
     """A store holding p1's paging rows and rows that p1 must never see; read-only."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('paged')}/usermessages.sqlite"
+    elif request.param == "mariadb":
+        url = request.getfixturevalue("mariadb").create_database(f"paged_{uuid.uuid4().hex[:8]}")
     else:
         admin = request.getfixturevalue("postgresql_admin_url")
         url = servers.create_database(admin, f"paged_{uuid.uuid4().hex[:8]}")

@@ -103,9 +103,9 @@ def test_series_are_scoped_to_the_project_and_paged_last_seen_first(engine):
     assert len(other) == 6
 
 
-def test_concurrent_writers_lose_no_occurrence(postgresql_url):
+def test_concurrent_writers_lose_no_occurrence(server_url):
     """Four writers, each its own transactions, upserting the same series at once."""
-    migrate.upgrade(eng := store_engine.connect(postgresql_url))
+    migrate.upgrade(eng := store_engine.connect(server_url))
     barrier = threading.Barrier(4)
     errors: list[BaseException] = []
 
@@ -186,9 +186,9 @@ def test_storm_control_stores_up_to_the_limit_and_counts_the_rest(engine):
     assert (again.new, again.suppressed) == (1, 0)
 
 
-def test_storm_control_holds_across_concurrent_writers(postgresql_url):
+def test_storm_control_holds_across_concurrent_writers(server_url):
     """Two writers (as two collectors) together store no more than the limit."""
-    migrate.upgrade(eng := store_engine.connect(postgresql_url))
+    migrate.upgrade(eng := store_engine.connect(server_url))
     policy = series.Policy(storm=series.Storm(per_event=25, window=3600))
     barrier = threading.Barrier(2)
     results: list[store.Stored] = []
@@ -197,7 +197,8 @@ def test_storm_control_holds_across_concurrent_writers(postgresql_url):
         barrier.wait()
         for _ in range(10):
             with eng.begin() as conn:
-                results.append(writer.insert(conn, [row("p1", resource_uuid=VOLUME) for _ in range(20)], policy))
+                rows = [row("p1", resource_uuid=VOLUME) for _ in range(20)]
+                results.append(writer.insert(conn, rows, policy))
 
     threads = [threading.Thread(target=write) for _ in range(2)]
     for thread in threads:

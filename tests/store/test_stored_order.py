@@ -1,4 +1,4 @@
-"""The stored order (seq) on real SQLite and PostgreSQL: every row gets one, commit order
+"""The stored order (seq) on real SQLite, PostgreSQL and MariaDB: every row gets one, commit order
 is seq order, so a reader paging by seq under concurrent inserters never misses a row."""
 
 from __future__ import annotations
@@ -64,14 +64,17 @@ def test_an_inserter_waits_for_the_one_holding_earlier_seqs(engine):
     thread = threading.Thread(target=later)
     thread.start()
     try:
-        if engine.dialect.name == "postgresql":
+        if engine.dialect.name != "sqlite":
             # Wait (with a deadline) until the later inserter is blocked on the counter's lock.
+            waiting_sql = (
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE 'UPDATE message_seq%'" if engine.dialect.name == "postgresql"
+                else "SELECT count(*) FROM information_schema.processlist "
+                "WHERE command = 'Query' AND info LIKE 'UPDATE message_seq%'")
             deadline = time.monotonic() + 10
             while True:
                 with engine.connect() as conn:
-                    waiting = conn.execute(text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                        "AND query LIKE 'UPDATE message_seq%'")).scalar_one()
+                    waiting = conn.execute(text(waiting_sql)).scalar_one()
                 if waiting:
                     break
                 assert time.monotonic() < deadline, "the later inserter never waited"

@@ -219,21 +219,25 @@ def test_a_crafted_message_is_dead_lettered_once_however_long_the_collector_runs
 
 
 def test_db_plus_zaqar_from_settings_and_the_zaqar_collector_command(
-        zaqar, zaqar_client, new_project, pg_engine, postgresql_url, tmp_path):
+        zaqar, zaqar_client, new_project, server_url, tmp_path):
+    """On PostgreSQL and MariaDB: the SDK's db+zaqar sink, then the zaqar-collector command."""
     from usermessages.config import Settings
+
+    engine = store_engine.connect(server_url)
+    migrate.upgrade(engine)
 
     project = new_project()
     tag = new_project()[:8]
     settings = Settings(sdk_sink="db+zaqar", zaqar_url=zaqar.url, zaqar_queue=f"um_{tag}",
                         zaqar_admin_project=f"admin_{tag}", zaqar_index_queue=f"idx_{tag}",
-                        database_connection=postgresql_url, message_ttl=3600)
+                        database_connection=server_url, message_ttl=3600)
     messenger = Messenger.from_settings(settings)
     try:
         ids = [messenger.create(RequestContext(project_id=project, user_id="u", request_id="r"),
                                 Action.SCHEDULE_ALLOCATE_VOLUME,
                                 detail=Detail.NO_BACKEND_AVAILABLE) for _ in range(5)]
         # db+zaqar: in the store at once, and in the project's Zaqar queue.
-        assert sorted(_rows(pg_engine)) == sorted(ids)
+        assert sorted(_rows(engine)) == sorted(ids)
         assert messenger.sink._sinks[1].flush(10)  # the zaqar half of the fanout
     finally:
         messenger.close()
@@ -244,7 +248,7 @@ def test_db_plus_zaqar_from_settings_and_the_zaqar_collector_command(
                       f"index_queue = idx_{tag}\npoll_interval = 0.2\n")
     process = subprocess.Popen(
         [sys.executable, "-m", "usermessages.cli.main", "zaqar-collector", "--zaqar", zaqar.url,
-         "--db", postgresql_url, "--config", str(config)],
+         "--db", server_url, "--config", str(config)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         # Found through the index; already stored, so taken off the queue and nothing added.
@@ -255,7 +259,8 @@ def test_db_plus_zaqar_from_settings_and_the_zaqar_collector_command(
         output = process.communicate(timeout=30)[0]
     assert process.returncode == 0, output
     assert "Traceback" not in output
-    assert sorted(_rows(pg_engine)) == sorted(ids)
+    assert sorted(_rows(engine)) == sorted(ids)
+    engine.dispose()
 
 
 def test_store_down_releases_the_claims_at_once_and_loses_nothing(

@@ -1,7 +1,7 @@
 """Counts of messages: by a column, and by hour or day, one GROUP BY each.
 
 Same scope and filters as a list (``messages.conditions_of``). On PostgreSQL
-the GROUP BY runs over every expiry-day partition the filters do not prune;
+(and MariaDB) the GROUP BY runs over every expiry-day partition the filters do not prune;
 the counts are exact either way.
 """
 
@@ -42,6 +42,9 @@ def _bucket_start(conn: Connection, bucket: str) -> ColumnElement[Any]:
     created = messages.c.created_at
     if conn.engine.dialect.name == "postgresql":
         return func.date_trunc(bucket, created)
+    if conn.engine.dialect.name == "mysql":  # text, as on SQLite (MariaDB has no date_trunc)
+        return func.date_format(created, "%Y-%m-%d %H:00:00" if bucket == "hour"
+                                else "%Y-%m-%d 00:00:00")
     # SQLite stores the text "YYYY-MM-DD HH:MM:SS.ffffff": a prefix is the bucket.
     return func.strftime("%Y-%m-%d %H:00:00" if bucket == "hour" else "%Y-%m-%d 00:00:00",
                          created)

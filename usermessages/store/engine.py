@@ -1,4 +1,4 @@
-"""Connecting to the store: one place that knows SQLite from PostgreSQL."""
+"""Connecting to the store: one place that knows SQLite, PostgreSQL and MariaDB apart."""
 
 from __future__ import annotations
 
@@ -47,16 +47,33 @@ def is_unavailable(exc: BaseException) -> bool:
 DEFAULT_TIMEOUT = 2.0
 
 
+# MariaDB's oldest release this store is tested on; MySQL is refused (see _check_server).
+MARIADB_MINIMUM = (10, 11)
+
+
 def normalize_url(url: str) -> str:
-    """Accept ``postgresql://`` and pick the psycopg 3 driver for it."""
+    """Accept ``postgresql://`` and ``mysql://`` and pick the driver for each.
+
+    PostgreSQL goes through psycopg 3, MariaDB through PyMySQL (oslo.db's
+    default: the ``mysql+pymysql://user:password@host/db?charset=utf8mb4``
+    OpenStack services are configured with), in utf8mb4 unless told otherwise.
+    """
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise ConfigError(f"not a database URL: {url!r}") from exc
+    backend = parsed.get_backend_name()
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    elif parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise ConfigError(f"unsupported database {parsed.drivername!r}: use sqlite or postgresql")
+    elif backend in ("mysql", "mariadb"):
+        if parsed.drivername not in ("mysql", "mariadb", "mysql+pymysql", "mariadb+pymysql"):
+            raise ConfigError(f"unsupported driver {parsed.drivername!r}: use mysql+pymysql://")
+        parsed = parsed.set(drivername="mysql+pymysql")
+        if "charset" not in parsed.query:
+            parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    elif backend not in ("sqlite", "postgresql"):
+        raise ConfigError(f"unsupported database {parsed.drivername!r}: "
+                          "use sqlite, postgresql or mysql+pymysql (MariaDB)")
     return parsed.render_as_string(hide_password=False)
 
 
@@ -66,9 +83,13 @@ def connect(url: str, *, pool_size: int = 5, connect_timeout: int = 5,
 
     SQLite: WAL so readers never wait on the writer, and a busy timeout so
     concurrent writers (collector, reaper, API deletes) queue instead of
-    failing. PostgreSQL: a connect timeout, so a dead server fails fast, a
-    pool wait of at most ``timeout``, and the request deadline (see
-    ``_bounded_checkouts``).
+    failing. PostgreSQL and MariaDB: a connect timeout, so a dead server
+    fails fast, a pool wait of at most ``timeout``, and the request deadline
+    (see ``_bounded_checkouts``). MariaDB also gets PostgreSQL's isolation
+    (READ COMMITTED: every statement sees what committed before it, which
+    the writer's duplicate check relies on) and strict SQL (a value too long
+    is an error, never silently cut), and idle connections are recycled
+    before a proxy (HAProxy's ``timeout client``) or ``wait_timeout`` cuts them.
     """
     url = normalize_url(url)
     if make_url(url).get_backend_name() == "sqlite":
@@ -83,14 +104,48 @@ def connect(url: str, *, pool_size: int = 5, connect_timeout: int = 5,
             cursor.close()
 
         return engine
+    mysql = make_url(url).get_backend_name() == "mysql"
     engine = create_engine(
         url,
         pool_size=pool_size,
         pool_timeout=timeout,
         connect_args={"connect_timeout": connect_timeout},
+        **({"isolation_level": "READ COMMITTED", "pool_recycle": MYSQL_RECYCLE} if mysql else {}),
     )
+    if mysql:
+        event.listen(engine, "first_connect", _check_server)
+        event.listen(engine, "connect", _strict_session)
     _bounded_checkouts(engine)
     return engine
+
+
+# Seconds an idle MariaDB connection is kept: under HAProxy's usual one-hour
+# ``timeout client`` (kolla-ansible's) and MariaDB's ``wait_timeout``.
+MYSQL_RECYCLE = 1800
+
+
+def _check_server(dbapi_connection: Any, _record: Any) -> None:
+    """Refuse MySQL, and MariaDB older than tested, in one line at the first connect."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SELECT VERSION()")
+        version = cursor.fetchone()[0]
+    finally:
+        cursor.close()
+    numbers = tuple(int(part) for part in version.split("-")[0].split(".")[:2])
+    if "mariadb" not in version.lower() or numbers < MARIADB_MINIMUM:
+        wanted = ".".join(map(str, MARIADB_MINIMUM))
+        raise ConfigError(f"the store needs MariaDB {wanted} or later; this server is {version}")
+
+
+def _strict_session(dbapi_connection: Any, _record: Any) -> None:
+    # As oslo.db does: TRADITIONAL makes a bad value an error (DataError, so the
+    # writer isolates the row) instead of a warning and a truncated row.
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SET SESSION sql_mode = 'TRADITIONAL'")
+    finally:
+        cursor.close()
 
 
 _STATEMENT_TIMEOUT = "usermessages.statement_timeout"  # record.info: the session's setting
@@ -144,14 +199,9 @@ def _bounded_checkouts(engine: Engine) -> None:
         # connection survives); the watchdog's cut is for a server that cannot.
         setting = "DEFAULT" if seconds is None else f"{max(1, int(seconds * 750))}"
         if seconds is not None:
-            WATCHDOG.arm(record, dbapi_connection.pgconn.socket, seconds, breaker.trip)
+            WATCHDOG.arm(record, _socket(dbapi_connection), seconds, breaker.trip)
         try:
-            autocommit = dbapi_connection.autocommit
-            dbapi_connection.autocommit = True  # a session setting, in no transaction
-            try:
-                dbapi_connection.execute(f"SET statement_timeout TO {setting}")
-            finally:
-                dbapi_connection.autocommit = autocommit
+            _set_statement_timeout(dbapi_connection, setting)
             record.info[_STATEMENT_TIMEOUT] = setting
         except engine.dialect.loaded_dbapi.Error as exc:
             WATCHDOG.disarm(record)
@@ -161,6 +211,33 @@ def _bounded_checkouts(engine: Engine) -> None:
 
     for name in ("checkin", "invalidate", "soft_invalidate", "close", "detach"):
         event.listen(engine, name, _disarm_listener(name))
+
+
+def _socket(dbapi_connection: Any) -> int:
+    """The connection's socket, for the watchdog to shut down."""
+    if hasattr(dbapi_connection, "pgconn"):
+        return int(dbapi_connection.pgconn.socket)
+    # PyMySQL keeps its socket in _sock (no public accessor; aiomysql reads it too).
+    return int(dbapi_connection._sock.fileno())
+
+
+def _set_statement_timeout(dbapi_connection: Any, milliseconds: str) -> None:
+    """Set this session's server-side statement timeout (or DEFAULT), in no transaction."""
+    if hasattr(dbapi_connection, "pgconn"):
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True  # a session setting, in no transaction
+        try:
+            dbapi_connection.execute(f"SET statement_timeout TO {milliseconds}")
+        finally:
+            dbapi_connection.autocommit = autocommit
+        return
+    # MariaDB counts seconds; a SET starts no transaction there.
+    value = milliseconds if milliseconds == "DEFAULT" else f"{int(milliseconds) / 1000:.3f}"
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"SET SESSION max_statement_time = {value}")
+    finally:
+        cursor.close()
 
 
 def _disarm_listener(name: str) -> Any:
@@ -174,6 +251,33 @@ def _disarm_listener(name: str) -> Any:
 
 def is_postgresql(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def is_mariadb(engine: Engine) -> bool:
+    return engine.dialect.name == "mysql"
+
+
+# Errors a retry of the same transaction, at once, is the answer to: a
+# deadlock (PostgreSQL's 40P01; MariaDB's 1213, which is also how Galera reports
+# a transaction that lost certification to another node's) and MariaDB's lock
+# wait timeout (1205).
+_RETRY_AT_ONCE = {"40P01", 1213, 1205}
+
+
+def is_lock_wait(exc: BaseException) -> bool:
+    """Did a statement give up waiting for a lock (MariaDB's lock_wait_timeout: 1205)?"""
+    orig = getattr(exc, "orig", None)
+    return orig is not None and bool(orig.args) and orig.args[0] == 1205
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    """Did the database abort this transaction to let another one through (retry it)?"""
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return False
+    # psycopg names the SQLSTATE; PyMySQL's error number is its first argument.
+    codes = {getattr(orig, "sqlstate", None), orig.args[0] if orig.args else None}
+    return bool(codes & _RETRY_AT_ONCE)
 
 
 @contextlib.contextmanager

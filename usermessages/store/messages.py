@@ -183,20 +183,37 @@ def _sort_value(key: str, marker: StoredMessage) -> Any:
     return "" if value is None and messages.c[key].nullable else value
 
 
-def _after_marker(sort: list[tuple[str, str]], marker: StoredMessage) -> ColumnElement[bool]:
-    """Rows strictly after the marker row in this order (keyset pagination)."""
-    directions = {direction for _, direction in sort}
-    columns = [_sort_column(key) for key, _ in sort]
-    values = [_sort_value(key, marker) for key, _ in sort]
-    if len(directions) == 1:
-        # One direction: a row-value comparison, which the composite indexes serve.
+def keyset_after(columns: Sequence[ColumnElement[Any]], values: Sequence[Any],
+                 directions: Sequence[str], row_values: bool) -> ColumnElement[bool]:
+    """Rows strictly after ``values`` in this order of ``columns`` (keyset pagination).
+
+    In one direction, with ``row_values``, a row-value comparison, which
+    PostgreSQL's and SQLite's planners read as a range of the composite index.
+    MariaDB's do not (measured on 10.11: a page of 10 at 20,000 deep read the
+    20,011 rows before it), so there, as for mixed directions, the comparison
+    is spelt out key by key, which its range optimizer does read as ranges.
+    """
+    if row_values and len(set(directions)) == 1:
         left, right = tuple_(*columns), tuple_(*values)
-        return left > right if directions == {"asc"} else left < right
+        return left > right if directions[0] == "asc" else left < right
     clauses = []
-    for i, (column, value) in enumerate(zip(columns, values, strict=False)):
-        step = column > value if sort[i][1] == "asc" else column < value
-        clauses.append(and_(*[c == v for c, v in zip(columns[:i], values[:i], strict=False)], step))
+    for i, (column, value) in enumerate(zip(columns, values, strict=True)):
+        step = column > value if directions[i] == "asc" else column < value
+        clauses.append(and_(*[c == v for c, v in zip(columns[:i], values[:i], strict=True)], step))
     return or_(*clauses)
+
+
+def row_values(conn: Connection) -> bool:
+    """Does this store's planner turn a row-value comparison into an index range?"""
+    return conn.dialect.name != "mysql"
+
+
+def _after_marker(conn: Connection, sort: list[tuple[str, str]],
+                  marker: StoredMessage) -> ColumnElement[bool]:
+    """Rows strictly after the marker row in this order."""
+    return keyset_after([_sort_column(key) for key, _ in sort],
+                        [_sort_value(key, marker) for key, _ in sort],
+                        [direction for _, direction in sort], row_values(conn))
 
 
 def conditions_of(scope: ColumnElement[bool] | None,
@@ -234,7 +251,7 @@ def _list(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery,
     fixed = scoped_keys | query.filters.keys()
     sort = [(key, direction) for key, direction in full_sort(query.sort) if key not in fixed]
     if query.after_row is not None:
-        conditions.append(_after_marker(sort, query.after_row))
+        conditions.append(_after_marker(conn, sort, query.after_row))
     elif query.marker is not None:
         if "\x00" in query.marker:
             raise MessageNotFound(query.marker)
@@ -244,7 +261,7 @@ def _list(conn: Connection, scope: ColumnElement[bool] | None, query: ListQuery,
         found = _read(conn, select(*_STORED).where(*marker_conditions))
         if not found:
             raise MessageNotFound(query.marker)
-        conditions.append(_after_marker(sort, found[0]))
+        conditions.append(_after_marker(conn, sort, found[0]))
     order = [
         _sort_column(key).asc() if direction == "asc" else _sort_column(key).desc()
         for key, direction in sort
@@ -376,23 +393,28 @@ def delete_expired(
     quadratic. On PostgreSQL rows are claimed with SKIP LOCKED, so two reapers
     never wait on or double-count the same rows.
     """
-    conditions = [messages.c.expires_at < now]
-    if after is not None:
-        conditions.append(tuple_(messages.c.expires_at, messages.c.id) > tuple_(*after))
-    victims = (
-        select(messages.c.expires_at, messages.c.id)
-        .where(*conditions)
-        .order_by(messages.c.expires_at, messages.c.id)
-        .limit(batch_size)
-    )
-    if conn.engine.dialect.name == "postgresql":
-        victims = victims.with_for_update(skip_locked=True)
-    # By (expires_at, id): on a partitioned table that prunes to the partition.
-    rows = conn.execute(
-        delete(messages)
-        .where(tuple_(messages.c.expires_at, messages.c.id).in_(victims))
-        .returning(messages.c.expires_at, messages.c.id)
-    ).all()
+    keys = (messages.c.expires_at, messages.c.id)
+    if conn.engine.dialect.name == "mysql":
+        # MariaDB takes no LIMIT in an IN subquery, but its DELETE has ORDER BY,
+        # LIMIT and RETURNING of its own (SQLAlchemy's has no ORDER BY). The
+        # range is expires_at >= the cursor's; the row value only filters (spelt
+        # out as for a listing, the optimizer merged the expiry index with the
+        # primary key and sorted their union).
+        resume = "" if after is None else " AND expires_at >= :e AND (expires_at, id) > (:e, :i)"
+        rows = conn.execute(text(
+            f"DELETE FROM messages WHERE expires_at < :now{resume} ORDER BY expires_at, id "
+            f"LIMIT {int(batch_size)} RETURNING expires_at, id"),
+            {"now": now, **({} if after is None else {"e": after[0], "i": after[1]})}).all()
+    else:
+        conditions = [messages.c.expires_at < now]
+        if after is not None:
+            conditions.append(tuple_(*keys) > tuple_(*after))
+        victims = select(*keys).where(*conditions).order_by(*keys).limit(batch_size)
+        if conn.engine.dialect.name == "postgresql":
+            victims = victims.with_for_update(skip_locked=True)
+        # By (expires_at, id): on a partitioned table that prunes to the partition.
+        rows = conn.execute(
+            delete(messages).where(tuple_(*keys).in_(victims)).returning(*keys)).all()
     if not rows:
         return 0, after
     return len(rows), max((row.expires_at, row.id) for row in rows)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -10,7 +12,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from usermessages.store import partitions
 from usermessages.store.engine import translated
+from usermessages.store.schema import MARIADB_ONLY_COLUMNS
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -21,6 +25,27 @@ def _config(engine: Engine) -> Config:
     # env.py takes the engine from here rather than building its own.
     config.attributes["engine"] = engine
     return config
+
+
+def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """The daily partitions of messages (PostgreSQL's are tables), and their indexes, are
+    data, not schema."""
+    table = name if type_ == "table" else (parent_names or {}).get("table_name")
+    return partitions.day_of_name(table or "") is None
+
+
+def include_object(dialect: str) -> Callable[..., bool]:
+    """What autogenerate and the drift check compare on this store: the models.
+
+    MariaDB's tables have a column the models do not (message_seq's invisible
+    key, schema.MARIADB_ONLY_COLUMNS): left out there.
+    """
+
+    def include(_obj: Any, name: str | None, type_: str, _reflected: bool,
+                _compare_to: Any) -> bool:
+        return not (dialect == "mysql" and type_ == "column" and name in MARIADB_ONLY_COLUMNS)
+
+    return include
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

@@ -5,6 +5,12 @@ for "unset"), so keyset pagination can compare row values without NULL
 special cases; the API view omits empty ``resource_type``/``resource_uuid``
 exactly as Cinder omits falsy ones. The three ids whose NULL means something
 (project_id, action_id, detail_id) sort through ``sortable`` instead.
+
+On MariaDB every table compares strings byte for byte (``utf8mb4_nopad_bin``:
+case and trailing spaces count, as on PostgreSQL and SQLite, so a filter,
+an id lookup or a sort answers the same on every store), times keep their
+microseconds (``DATETIME(6)``), and each table has a primary key (Galera
+replicates rows by it).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from sqlalchemy import (
     literal_column,
     true,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.sql.elements import ColumnElement
 
 metadata = MetaData()
@@ -41,6 +48,12 @@ def _key(length: int) -> String:
     locale's.
     """
     return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
+# A time with its microseconds on every store (MySQL's DATETIME drops them).
+Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")
+# Table options on MariaDB (ignored elsewhere): see the module docstring.
+MYSQL_TABLE: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_nopad_bin"}
 
 messages = Table(
     "messages",
@@ -65,15 +78,16 @@ messages = Table(
     Column("exception_class", _key(255), nullable=False, server_default=""),
     # OpenStack's cross-service correlation id, from a notification's context.
     Column("global_request_id", _key(255), nullable=False, server_default=""),
-    Column("created_at", DateTime(), nullable=False),
-    Column("expires_at", DateTime(), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
     Column("deleted", Boolean(), nullable=False, server_default=false()),
-    Column("deleted_at", DateTime(), nullable=True),
+    Column("deleted_at", Timestamp, nullable=True),
     # The order rows were stored in (store-assigned, see messages.reserve_seqs):
     # what live updates page by, since a late producer's created_at can be
     # older than rows already shown. Nullable only because SQLite cannot add a
     # NOT NULL column without rebuilding the table; every insert sets it.
     Column("seq", BigInteger(), nullable=True),
+    **MYSQL_TABLE,
 )
 
 # One row: the last seq handed out. Bumping it row-locks until commit, so
@@ -82,6 +96,7 @@ message_seq = Table(
     "message_seq",
     metadata,
     Column("value", BigInteger(), nullable=False),
+    **MYSQL_TABLE,
 )
 
 
@@ -95,6 +110,11 @@ def sortable(column: Column[Any]) -> ColumnElement[Any]:
     of a list sorts on one and the same expression.
     """
     return func.coalesce(column, literal_column("''")) if column.nullable else column
+
+
+# Columns MariaDB's tables have beyond the models: message_seq's invisible
+# primary key (Galera replicates rows by their key; migration 0002).
+MARIADB_ONLY_COLUMNS = frozenset({"seq_key"})
 
 
 # What a project's list reads besides its key (project_id, created_at, id):
@@ -146,10 +166,11 @@ message_series = Table(
     Column("count", BigInteger(), nullable=False),
     # Of count, the occurrences storm control did not store as rows.
     Column("suppressed", BigInteger(), nullable=False),
-    Column("first_seen", DateTime(), nullable=False),
-    Column("last_seen", DateTime(), nullable=False),
+    Column("first_seen", Timestamp, nullable=False),
+    Column("last_seen", Timestamp, nullable=False),
     # JSON array of the most recent request ids, newest first.
     Column("request_ids", Text(), nullable=False),
+    **MYSQL_TABLE,
 )
 Index("ix_message_series_project_last_seen", message_series.c.project_id,
       message_series.c.last_seen, message_series.c.id)
@@ -161,8 +182,22 @@ message_storm = Table(
     "message_storm",
     metadata,
     Column("scope", _key(600), primary_key=True),
-    Column("window_start", DateTime(), nullable=False),
+    Column("window_start", Timestamp, nullable=False),
     Column("stored", Integer(), nullable=False),
+    **MYSQL_TABLE,
+)
+
+# Jobs one node at a time may run (migration 0009): a row per job, taken by a
+# compare-and-set of its holder and expiry (store/leases.py). The reaper's
+# pass uses it on MariaDB, where Galera replicates neither GET_LOCK() nor
+# table locks but certifies every row change across the nodes.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(255), nullable=False, server_default=""),
+    Column("expires_at", Timestamp, nullable=True),
+    **MYSQL_TABLE,
 )
 
 # --- Webhook subscriptions (migration 0006, usermessages.webhooks) ---
@@ -180,14 +215,15 @@ webhooks = Table(
     Column("resource_type", String(36), nullable=False, server_default=""),
     Column("enabled", Boolean(), nullable=False, server_default=true()),
     Column("disabled_reason", String(255), nullable=False, server_default=""),
-    Column("created_at", DateTime(), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
     # The last message seq delivered (2xx) or given up on: delivery resumes after it.
     Column("cursor", BigInteger(), nullable=False),
     Column("failures", Integer(), nullable=False, server_default="0"),
-    Column("failing_since", DateTime(), nullable=True),
-    Column("next_attempt_at", DateTime(), nullable=True),
+    Column("failing_since", Timestamp, nullable=True),
+    Column("next_attempt_at", Timestamp, nullable=True),
     # A deliverer's claim: another deliverer leaves the subscription alone until then.
-    Column("lease_until", DateTime(), nullable=True),
+    Column("lease_until", Timestamp, nullable=True),
+    **MYSQL_TABLE,
 )
 Index("ix_webhooks_project", webhooks.c.project_id, webhooks.c.created_at)
 
@@ -204,6 +240,7 @@ webhook_deliveries = Table(
     Column("status_code", Integer(), nullable=True),
     Column("error", String(64), nullable=False, server_default=""),
     Column("outcome", String(16), nullable=False),
-    Column("created_at", DateTime(), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    **MYSQL_TABLE,
 )
 Index("ix_webhook_deliveries_webhook", webhook_deliveries.c.webhook_id, webhook_deliveries.c.id)

@@ -110,7 +110,11 @@ def record(conn: Connection, stored: Iterable[Mapping[str, Any]],
         ))
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        if conn.engine.dialect.name != "postgresql":
+        if conn.engine.dialect.name == "mysql":
+            # executemany, which PyMySQL sends as multi-row INSERTs: a VALUES list
+            # built by SQLAlchemy costs ten times more to compile than to run.
+            cursor.executemany(_mysql_upsert_sql(exemplars), values)
+        elif conn.engine.dialect.name != "postgresql":
             cursor.executemany(_upsert_sql(_values("?"), exemplars, postgresql=False),
                                [(*row[:-3], _sqlite_value(row[-3]), _sqlite_value(row[-2]),
                                  row[-1]) for row in values])  # first_seen, last_seen
@@ -203,6 +207,27 @@ def _upsert_sql(source: str, exemplars: int, postgresql: bool) -> str:
     )
 
 
+def _mysql_upsert_sql(exemplars: int) -> str:
+    """MariaDB: the upsert of one series row, for executemany.
+
+    ON DUPLICATE KEY UPDATE assigns left to right and each assignment sees
+    the ones before it, so last_seen moves last: the latest occurrence's
+    fields compare against the stored last_seen. JSON_EXTRACT with a range
+    path (MariaDB 10.9+) keeps the newest ``exemplars``.
+    """
+    merged = ("COALESCE(JSON_EXTRACT(JSON_MERGE_PRESERVE(VALUES(request_ids), request_ids), "
+              f"'$[0 to {exemplars - 1}]'), '[]')" if exemplars > 0 else "'[]'")
+    latest = ", ".join(
+        f"{c} = IF(VALUES(last_seen) >= last_seen, VALUES({c}), {c})" for c in _LATEST)
+    return (
+        f"INSERT INTO message_series ({', '.join(_COLUMNS)}) {_values('%s')}"
+        f" ON DUPLICATE KEY UPDATE {latest}, request_ids = {merged}, "
+        "count = count + VALUES(count), suppressed = suppressed + VALUES(suppressed), "
+        "first_seen = LEAST(first_seen, VALUES(first_seen)), "
+        "last_seen = GREATEST(last_seen, VALUES(last_seen))"
+    )
+
+
 def _sqlite_value(value: Any) -> Any:
     # As SQLAlchemy stores datetimes on SQLite, so they compare and read back
     # (isoformat's, for a naive one: three times faster than strftime).
@@ -229,49 +254,77 @@ def admit(conn: Connection, rows: Sequence[Mapping[str, Any]], storm: Storm,
     scopes = sorted({scope for row in rows for scope in _scopes(row)})
     window = dt.timedelta(seconds=storm.window)
     state: dict[str, list[Any]] = {scope: [now, 0] for scope in scopes}
-    # The scopes go as one JSON document (json.dumps is C; psycopg adapts a
-    # list parameter element by element in Python, and SQLAlchemy renders an
-    # IN list of thousands of parameters).
-    postgresql = conn.engine.dialect.name == "postgresql"
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute("SELECT scope, window_start, stored FROM message_storm WHERE scope IN "
-                       + ("(SELECT json_array_elements_text(%s::json))" if postgresql
-                          else "(SELECT value FROM json_each(?))"), (json.dumps(scopes),))
-        for scope, start, stored in cursor.fetchall():
-            if isinstance(start, str):  # SQLite, read through the driver
-                start = dt.datetime.fromisoformat(start)
-            if now - start < window:
-                state[scope] = [start, stored]
-        kept: list[Mapping[str, Any]] = []
-        suppressed: list[Mapping[str, Any]] = []
-        advanced: set[str] = set()
-        for row in rows:
-            project, event = _scopes(row)
-            if ((storm.per_project and state[project][1] >= storm.per_project)
-                    or (storm.per_event and state[event][1] >= storm.per_event)):
-                suppressed.append(row)
-                continue
-            state[project][1] += 1
-            state[event][1] += 1
-            advanced.update((project, event))
-            kept.append(row)
-        if advanced:
-            changed = json.dumps([[scope, _sqlite_value(state[scope][0]), state[scope][1]]
-                                  for scope in scopes if scope in advanced])
-            cursor.execute(
-                "INSERT INTO message_storm (scope, window_start, stored) "
-                + ("SELECT e->>0, (e->>1)::timestamp, (e->>2)::int "
-                   "FROM json_array_elements(%s::json) AS e " if postgresql
-                   else "SELECT value->>0, value->>1, value->>2 FROM json_each(?) WHERE true ")
-                + _STORM_UPSERT, (changed,))
-    finally:
-        cursor.close()
+    for scope, start, stored in _windows(conn, scopes):
+        if now - start < window:
+            state[scope] = [start, stored]
+    kept: list[Mapping[str, Any]] = []
+    suppressed: list[Mapping[str, Any]] = []
+    advanced: set[str] = set()
+    for row in rows:
+        project, event = _scopes(row)
+        if ((storm.per_project and state[project][1] >= storm.per_project)
+                or (storm.per_event and state[event][1] >= storm.per_event)):
+            suppressed.append(row)
+            continue
+        state[project][1] += 1
+        state[event][1] += 1
+        advanced.update((project, event))
+        kept.append(row)
+    if advanced:
+        _advance(conn, [(scope, state[scope][0], state[scope][1])
+                        for scope in scopes if scope in advanced])
     return kept, suppressed
 
 
 _STORM_UPSERT = ("ON CONFLICT (scope) DO UPDATE SET window_start = excluded.window_start, "
                  "stored = excluded.stored")
+
+
+def _windows(conn: Connection, scopes: list[str]) -> list[tuple[str, dt.datetime, int]]:
+    """The stored windows of these scopes.
+
+    On PostgreSQL and SQLite the scopes go as one JSON document (json.dumps is
+    C; psycopg adapts a list parameter element by element in Python, and
+    SQLAlchemy renders an IN list of thousands of parameters). MariaDB's
+    JSON_TABLE is not worth it there: an IN list its driver formats at once.
+    """
+    dialect = conn.engine.dialect.name
+    if dialect == "mysql":
+        return [(scope, start, stored) for scope, start, stored in conn.execute(
+            select(message_storm).where(message_storm.c.scope.in_(scopes)))]
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute("SELECT scope, window_start, stored FROM message_storm WHERE scope IN "
+                       + ("(SELECT json_array_elements_text(%s::json))" if dialect == "postgresql"
+                          else "(SELECT value FROM json_each(?))"), (json.dumps(scopes),))
+        return [(scope, dt.datetime.fromisoformat(start) if isinstance(start, str) else start,
+                 stored)  # SQLite's, read through the driver, is text
+                for scope, start, stored in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+def _advance(conn: Connection, windows: list[tuple[str, dt.datetime, int]]) -> None:
+    """Upsert these windows in one statement."""
+    dialect = conn.engine.dialect.name
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if dialect == "mysql":
+            cursor.executemany(
+                "INSERT INTO message_storm (scope, window_start, stored) VALUES (%s, %s, %s) "
+                "ON DUPLICATE KEY UPDATE window_start = VALUES(window_start), "
+                "stored = VALUES(stored)", windows)
+            return
+        changed = json.dumps([[scope, _sqlite_value(start), stored]
+                              for scope, start, stored in windows])
+        cursor.execute(
+            "INSERT INTO message_storm (scope, window_start, stored) "
+            + ("SELECT e->>0, (e->>1)::timestamp, (e->>2)::int "
+               "FROM json_array_elements(%s::json) AS e " if dialect == "postgresql"
+               else "SELECT value->>0, value->>1, value->>2 FROM json_each(?) WHERE true ")
+            + _STORM_UPSERT, (changed,))
+    finally:
+        cursor.close()
 
 
 def _scopes(row: Mapping[str, Any]) -> tuple[str, str]:
@@ -298,7 +351,11 @@ def delete_storm_windows(conn: Connection, before: dt.datetime) -> int:
 
 def delete_expired(conn: Connection, before: dt.datetime, batch_size: int) -> int:
     """Hard-delete up to ``batch_size`` series last seen before ``before``; across projects."""
-    victims = (select(message_series.c.id).where(message_series.c.last_seen < before)
+    expired = message_series.c.last_seen < before
+    if conn.engine.dialect.name == "mysql":  # no LIMIT in an IN subquery: DELETE ... LIMIT
+        return conn.execute(delete(message_series).where(expired)
+                            .with_dialect_options(mysql_limit=batch_size)).rowcount
+    victims = (select(message_series.c.id).where(expired)
                .order_by(message_series.c.last_seen, message_series.c.id).limit(batch_size))
     if conn.engine.dialect.name == "postgresql":
         victims = victims.with_for_update(skip_locked=True)

@@ -81,7 +81,8 @@ def due_all_projects(conn: Connection, now: dt.datetime, newest: int) -> list[di
         webhooks.c.cursor < newest,
         or_(webhooks.c.next_attempt_at.is_(None), webhooks.c.next_attempt_at <= now),
         or_(webhooks.c.lease_until.is_(None), webhooks.c.lease_until <= now),
-    ).order_by(webhooks.c.lease_until.asc().nulls_first(), webhooks.c.id)
+    # Never served (NULL) first, spelt so every store takes it (MariaDB has no NULLS FIRST).
+    ).order_by(webhooks.c.lease_until.is_not(None), webhooks.c.lease_until, webhooks.c.id)
     return [dict(row) for row in conn.execute(statement).mappings()]
 
 

@@ -26,11 +26,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, DateTime, Engine, update
+from sqlalchemy import Connection, DateTime, Engine, func, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 
@@ -38,6 +40,7 @@ from usermessages import metrics
 from usermessages.errors import StoreError, StoreUnavailable
 from usermessages.message import Message
 from usermessages.store import partitions, series
+from usermessages.store.engine import is_deadlock
 from usermessages.store.schema import message_seq, messages
 
 if TYPE_CHECKING:
@@ -52,6 +55,12 @@ MESSAGE_COLUMNS = frozenset(_COLUMNS) - {"seq", *_NEW_ROW}
 # What series.record needs of a stored row.
 _RETURNED = ("kind", "project_id", "event_id", "resource_uuid", "resource_type", "message_level",
              "action_id", "detail_id", "request_id", "created_at")
+
+
+# Times a batch the database aborted for another transaction is run again
+# at once (after a random pause of up to 10, 20, 40... ms, 200 ms at most)
+# before it is an outage (then the collector backs off and retries).
+DEADLOCK_RETRIES = 8
 
 
 @dataclass(frozen=True)
@@ -167,15 +176,31 @@ class Writer:
             raise StoreError(written.refused[0].reason)
 
     def _insert(self, batch: Sequence[Message]) -> Stored:
+        """One transaction for the batch, run again where running again is the answer.
+
+        At once, once, on a fresh connection when the server dropped ours (it
+        restarted; on Galera, HAProxy moved us off a dead node: 2006/2013, even
+        during COMMIT, where the commit may or may not have happened). After a
+        short random pause, up to DEADLOCK_RETRIES times, when the database
+        aborted the transaction for another one (a deadlock; on Galera, a
+        lost certification). Idempotent on the ids, under the seq counter's
+        lock, so a transaction that did commit stores nothing twice, and its
+        series are not counted again. Anything else is the caller's.
+        """
         rows = [message.to_row() for message in batch]
-        try:
-            return self._transaction(rows)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-        # A pooled connection the server dropped (it restarted): once more on a
-        # fresh one. Idempotent on the ids, so an in-doubt commit stores nothing twice.
-        return self._transaction(rows)
+        reconnected, deadlocks = False, 0
+        while True:
+            try:
+                return self._transaction(rows)
+            except DBAPIError as exc:
+                if exc.connection_invalidated and not reconnected:
+                    reconnected = True
+                elif is_deadlock(exc) and deadlocks < DEADLOCK_RETRIES:
+                    metrics.DEADLOCK_RETRIES.inc()
+                    time.sleep(random.uniform(0, min(0.2, 0.01 * 2 ** deadlocks)))
+                    deadlocks += 1
+                else:
+                    raise
 
     def _transaction(self, rows: Sequence[Mapping[str, Any]]) -> Stored:
         # insert commits (commit=True): a lone row on PostgreSQL then costs one
@@ -220,10 +245,10 @@ def insert(conn: Connection, rows: Sequence[Mapping[str, Any]],
     Each new row and each suppressed one is counted on its series. A row may
     set ``deleted``/``deleted_at``; a missing message column is a StoreError,
     not a default. Statements are built once and handed to the driver
-    (COPY on PostgreSQL, executemany on SQLite), skipping per-row compilation.
-    The caller owns the transaction, unless it hands it over with
-    ``commit=True`` (the Writer): insert then commits it, on PostgreSQL for a
-    lone row in the same round trip as the row's statements.
+    (COPY on PostgreSQL, executemany on SQLite and MariaDB), skipping
+    per-row compilation. The caller owns the transaction, unless it hands it
+    over with ``commit=True`` (the Writer): insert then commits it, on
+    PostgreSQL for a lone row in the same round trip as the row's statements.
     """
     if not rows:
         return Stored(0)
@@ -261,7 +286,15 @@ def _utcnow() -> dt.datetime:
 
 
 def _fresh(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """SQLite: the rows whose id is not stored yet (nor earlier in the batch)."""
+    """SQLite and MariaDB: the rows whose id is not stored yet (nor earlier in the batch)."""
+    if conn.engine.dialect.name == "mysql":
+        ids = list({row["id"] for row in rows})
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            found.update(conn.execute(select(messages.c.id)
+                                      .where(messages.c.id.in_(ids[start:start + 500])))
+                         .scalars())
+        return _unseen(rows, found)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute("SELECT id FROM messages WHERE id IN (SELECT value FROM json_each(?))",
@@ -283,22 +316,33 @@ def _unseen(rows: Sequence[Mapping[str, Any]], stored: set[str]) -> list[Mapping
 
 
 def _executemany_insert(conn: Connection, rows: Sequence[Mapping[str, Any]], first: int) -> None:
-    """SQLite: one executemany of a statement built once (the rows are all fresh).
+    """SQLite and MariaDB: one executemany of a statement built once (the rows are
+    all fresh: ``_fresh``, under the seq counter's lock).
 
     Rows are numbered from ``first`` (reserve_seqs) in batch order. Tuples
-    are built by position, datetimes formatted as SQLAlchemy stores them:
-    per-value conversion was a third of the batch's time in Python.
+    are built by position; on SQLite datetimes formatted as SQLAlchemy stores
+    them (per-value conversion was a third of the batch's time in Python).
+    SQLite's ON CONFLICT covers its single writer anyway. MariaDB's primary
+    key is (id, expires_at), so no clause could refuse an id stored with
+    another expiry: the check under the lock is what does, as NOT EXISTS does
+    on PostgreSQL, and a row that still collides is an IntegrityError (the
+    Writer isolates the batch and finds it stored). PyMySQL sends the
+    executemany as multi-row INSERTs.
     """
-    sql = (f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES "
-           f"({', '.join('?' for _ in _COLUMNS)}) ON CONFLICT (id) DO NOTHING")
+    mysql = conn.engine.dialect.name == "mysql"
+    marks = ", ".join("%s" if mysql else "?" for _ in _COLUMNS)
+    sql = f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES ({marks})"
+    if not mysql:
+        sql += " ON CONFLICT (id) DO NOTHING"
     values = []
     for i, row in enumerate(rows):
         value = [row[c] if c in MESSAGE_COLUMNS else row.get(c, _NEW_ROW.get(c))
                  for c in _COLUMNS]
         value[_SEQ] = first + i
-        for k in _DATETIMES:
-            if value[k] is not None:
-                value[k] = _sqlite_value(value[k])
+        if not mysql:
+            for k in _DATETIMES:
+                if value[k] is not None:
+                    value[k] = _sqlite_value(value[k])
         values.append(value)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
@@ -438,11 +482,21 @@ def reserve_seqs(conn: Connection, count: int) -> int:
     before 100). SQLite has one writer anyway. The price is that inserting
     transactions serialize from here to commit; the collector batches, so
     that is one short wait per batch. Numbers of rows ignored as already
-    stored are skipped: gaps are harmless, order is what counts.
+    stored are skipped: gaps are harmless, order is what counts. On Galera
+    (whose AUTO_INCREMENT steps by the cluster size, in no commit order)
+    writers on one node wait here as on one server; writers on two nodes
+    both change this row, so one of them loses certification (1213) and
+    the Writer runs its transaction again.
     """
-    last = conn.execute(
-        update(message_seq).values(value=message_seq.c.value + count).returning(message_seq.c.value)
-    ).scalar_one()
+    if conn.engine.dialect.name == "mysql":
+        # No UPDATE ... RETURNING on MariaDB: LAST_INSERT_ID(expr) hands the new value
+        # back in the statement's own answer, as MySQL's counters do (one round trip).
+        bumped = conn.execute(update(message_seq).values(
+            value=func.last_insert_id(message_seq.c.value + count)))
+        last = int(bumped.lastrowid)
+    else:
+        last = conn.execute(update(message_seq).values(value=message_seq.c.value + count)
+                            .returning(message_seq.c.value)).scalar_one()
     return last - count + 1
 
 

@@ -18,16 +18,25 @@ branch_labels = None
 depends_on = None
 
 
+_NUMBERED = "(SELECT id, row_number() OVER (ORDER BY created_at, id) AS n FROM messages) AS numbered"
+
+
 def upgrade() -> None:
     op.add_column('messages', sa.Column('seq', sa.BigInteger(), nullable=True))
-    # UPDATE ... FROM with a window function: PostgreSQL, and SQLite since 3.33.
-    op.execute(
-        "UPDATE messages SET seq = numbered.n FROM "
-        "(SELECT id, row_number() OVER (ORDER BY created_at, id) AS n FROM messages) AS numbered "
-        "WHERE messages.id = numbered.id"
-    )
+    if op.get_bind().dialect.name == 'mysql':
+        op.execute(f"UPDATE messages JOIN {_NUMBERED} ON messages.id = numbered.id "
+                   "SET messages.seq = numbered.n")
+        # Galera replicates rows by their primary key: the one row gets an
+        # invisible one (no statement names it; a second row cannot exist).
+        op.execute("CREATE TABLE message_seq (value BIGINT NOT NULL, "
+                   "seq_key TINYINT NOT NULL DEFAULT 1 INVISIBLE, PRIMARY KEY (seq_key)) "
+                   "CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin")
+    else:
+        # UPDATE ... FROM with a window function: PostgreSQL, and SQLite since 3.33.
+        op.execute(f"UPDATE messages SET seq = numbered.n FROM {_NUMBERED} "
+                   "WHERE messages.id = numbered.id")
+        op.create_table('message_seq', sa.Column('value', sa.BigInteger(), nullable=False))
     op.create_index('ix_messages_seq', 'messages', ['seq'], unique=True)
-    op.create_table('message_seq', sa.Column('value', sa.BigInteger(), nullable=False))
     op.execute("INSERT INTO message_seq (value) SELECT coalesce(max(seq), 0) FROM messages")
 
 

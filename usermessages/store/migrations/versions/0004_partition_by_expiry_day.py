@@ -1,4 +1,4 @@
-"""PostgreSQL: messages partitioned by expiry day, so reaping a day is a DROP.
+"""PostgreSQL and MariaDB: messages partitioned by expiry day, so reaping a day is a DROP.
 
 A partitioned table's unique keys must hold the partition key, so the
 primary key becomes (id, expires_at): the expiry derives from the envelope
@@ -6,12 +6,14 @@ primary key becomes (id, expires_at): the expiry derives from the envelope
 "on conflict do nothing" still refuses it. The seq index stops being unique
 on both engines for the same reason (seq is unique by construction: one
 counter row hands the numbers out). Existing rows are copied into one
-partition per expiry day; SQLite keeps its single table.
+partition per expiry day (on MariaDB in place, see _mariadb); SQLite
+keeps its single table.
 
 Revision ID: 0004
 Revises: 0003
 """
 
+import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -66,17 +68,38 @@ def _rebuild(partitioned: bool) -> None:
     op.create_index('ix_messages_seq', 'messages', ['seq'], unique=not partitioned)
 
 
+def _mariadb(partitioned: bool) -> None:
+    """MariaDB partitions in place: RANGE COLUMNS(expires_at), one partition
+    per expiry day the rows have, then messages_pmax for every later one (the
+    inserters split days off it ahead: store/partitions.py)."""
+    if not partitioned:
+        op.execute("ALTER TABLE messages REMOVE PARTITIONING")
+        op.execute("ALTER TABLE messages DROP PRIMARY KEY, ADD PRIMARY KEY (id)")
+        return
+    days = op.get_bind().execute(sa.text(
+        "SELECT DISTINCT DATE(expires_at) FROM messages ORDER BY 1")).scalars()
+    bounds = [f"PARTITION messages_p{day:%Y%m%d} VALUES LESS THAN "
+              f"('{day + datetime.timedelta(days=1)} 00:00:00')" for day in days]
+    op.execute("ALTER TABLE messages DROP PRIMARY KEY, ADD PRIMARY KEY (id, expires_at)")
+    op.execute("ALTER TABLE messages PARTITION BY RANGE COLUMNS(expires_at) "
+               f"({', '.join([*bounds, 'PARTITION messages_pmax VALUES LESS THAN (MAXVALUE)'])})")
+
+
 def upgrade() -> None:
     if op.get_bind().dialect.name == 'postgresql':
         _rebuild(partitioned=True)
-    else:
-        op.drop_index('ix_messages_seq', table_name='messages')
-        op.create_index('ix_messages_seq', 'messages', ['seq'], unique=False)
+        return
+    op.drop_index('ix_messages_seq', table_name='messages')
+    op.create_index('ix_messages_seq', 'messages', ['seq'], unique=False)
+    if op.get_bind().dialect.name == 'mysql':
+        _mariadb(partitioned=True)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == 'postgresql':
         _rebuild(partitioned=False)
-    else:
-        op.drop_index('ix_messages_seq', table_name='messages')
-        op.create_index('ix_messages_seq', 'messages', ['seq'], unique=True)
+        return
+    if op.get_bind().dialect.name == 'mysql':
+        _mariadb(partitioned=False)
+    op.drop_index('ix_messages_seq', table_name='messages')
+    op.create_index('ix_messages_seq', 'messages', ['seq'], unique=True)

@@ -4,13 +4,20 @@ Revision ID: 0006
 Revises: 0005
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
 revision = '0006'
 down_revision = '0005'
 branch_labels = None
 depends_on = None
+
+# MariaDB: times keep their microseconds, strings compare byte for byte.
+_TIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), 'mysql')
+_MYSQL: dict[str, Any] = {'mysql_charset': 'utf8mb4', 'mysql_collate': 'utf8mb4_nopad_bin'}
 
 
 def upgrade() -> None:
@@ -26,12 +33,13 @@ def upgrade() -> None:
         sa.Column('resource_type', sa.String(length=36), server_default='', nullable=False),
         sa.Column('enabled', sa.Boolean(), server_default=sa.true(), nullable=False),
         sa.Column('disabled_reason', sa.String(length=255), server_default='', nullable=False),
-        sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.Column('created_at', _TIME, nullable=False),
         sa.Column('cursor', sa.BigInteger(), nullable=False),
         sa.Column('failures', sa.Integer(), server_default='0', nullable=False),
-        sa.Column('failing_since', sa.DateTime(), nullable=True),
-        sa.Column('next_attempt_at', sa.DateTime(), nullable=True),
-        sa.Column('lease_until', sa.DateTime(), nullable=True),
+        sa.Column('failing_since', _TIME, nullable=True),
+        sa.Column('next_attempt_at', _TIME, nullable=True),
+        sa.Column('lease_until', _TIME, nullable=True),
+        **_MYSQL,
     )
     op.create_index('ix_webhooks_project', 'webhooks', ['project_id', 'created_at'])
     op.create_table(
@@ -45,7 +53,8 @@ def upgrade() -> None:
         sa.Column('status_code', sa.Integer(), nullable=True),
         sa.Column('error', sa.String(length=64), server_default='', nullable=False),
         sa.Column('outcome', sa.String(length=16), nullable=False),
-        sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.Column('created_at', _TIME, nullable=False),
+        **_MYSQL,
     )
     op.create_index('ix_webhook_deliveries_webhook', 'webhook_deliveries', ['webhook_id', 'id'])
 
