@@ -103,8 +103,8 @@ class SeqReader:
         except Exception:  # noqa: BLE001 - a node going away mid-drill; the next poll retries
             return 0
         for row in page:
-            self.seen.append(row["id"])
-            self.cursor = row["seq"]
+            self.seen.append(row.id)
+            self.cursor = row.seq
         return len(page)
 
 
