@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from usermessages.api.messages import begin
-from usermessages.reader import Reader, Scope
+from usermessages.reader import STREAM, Reader, Scope
 from usermessages.translations import content_language
 from usermessages.web import events
 from usermessages.web.limits import Limits, holder
@@ -32,7 +32,7 @@ def _open(request: Request, project_id: str | None) -> tuple[Scope, events.Feed[
     the language of its texts."""
     call = begin(request, project_id)
     reader: Reader = request.app.state.reader
-    reader.authorize_list(call.scope)
+    reader.authorize_list(call.scope, STREAM)
     params = {k: v for k, v in request.query_params.items() if k not in PAGING}
     query, _ = reader.parse(call.scope, {**params, "limit": str(BATCH)}, call.version,
                             max_limit=BATCH)

@@ -3,8 +3,9 @@
 Beyond Cinder, under the extension namespace, so ``/messages`` stays
 byte-compatible. A view takes the list's filters (same whitelist per caller,
 same errors) plus ``q``, a search on the summary. Both are lists in another
-shape, so both are authorized by ``message:get_all``: a deployer who
-restricts listing restricts these too.
+shape, so both need ``message:get_all`` besides their own rule
+(``message:aggregates``, ``message:export``): a deployer who restricts listing
+restricts these too. An export is audited (usermessages.audit).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from usermessages.api.messages import begin
 from usermessages.errors import BadRequest
-from usermessages.reader import Reader
+from usermessages.reader import AGGREGATES, Reader
 from usermessages.web import export
 from usermessages.web.limits import LeasedResponse, holder
 from usermessages.web.views import timestamp
@@ -40,7 +41,7 @@ def _params(request: Request, *own: str) -> dict[str, str]:
 def aggregates(request: Request, project_id: str | None = None) -> JSONResponse:
     call = begin(request, project_id)
     reader = _reader(request)
-    reader.authorize_list(call.scope)
+    reader.authorize_list(call.scope, AGGREGATES)
     bucket = request.query_params.get("bucket")
     query = reader.parse_view(call.scope, _params(request, "bucket"),
                               max_limit=reader.settings.osapi_max_limit, paged=False)
@@ -62,15 +63,13 @@ def aggregates(request: Request, project_id: str | None = None) -> JSONResponse:
 def export_view(request: Request, project_id: str | None = None) -> StreamingResponse:
     call = begin(request, project_id)
     reader = _reader(request)
-    reader.authorize_list(call.scope)
     fmt = request.query_params.get("format", "ndjson")
     if fmt not in export.FORMATS:
         raise BadRequest("Invalid input received: format must be 'ndjson' or 'csv'.")
-    query = reader.parse_view(call.scope, _params(request, "format"),
-                              max_limit=reader.settings.osapi_max_limit, paged=False)
-    # Every error is raised above, before the first byte: once streaming, the
-    # status is sent. Starlette iterates this generator in a thread, a page at a time.
-    rows = reader.walk(call.scope, query, EXPORT_PAGE)
+    # Every error is raised here, before the first byte: once streaming, the
+    # status is sent. Starlette iterates the rows in a thread, a page at a time.
+    rows = reader.export(call.scope, _params(request, "format"), fmt,
+                         max_limit=reader.settings.osapi_max_limit, page_size=EXPORT_PAGE)
     body = export.lines(fmt, rows, reader.catalog, call.scope.all_projects)
     # Last: a refused export (429 or 503 with Retry-After) took no slot.
     lease = request.app.state.limits.exports.acquire(holder(call.scope.caller.project_id))

@@ -31,7 +31,7 @@ from usermessages.errors import (
     Unauthorized,
     UserMessagesError,
 )
-from usermessages.reader import DELETE, Caller, Reader, Scope
+from usermessages.reader import DELETE, STREAM, Caller, Reader, Scope
 from usermessages.reader.series import repeats
 from usermessages.store.engine import is_unavailable
 from usermessages.store.messages import ListQuery, utcnow
@@ -409,16 +409,14 @@ def _histogram(request: Request, scope: Scope, view: ListQuery) -> dict[str, Any
 def export_view(request: Request) -> StreamingResponse:
     """The page's filtered view as a download (the button): every row, not one page."""
     scope = _guard(request)
-    _reader(request).authorize_list(scope)
     fmt = request.query_params.get("format", "csv")
     if fmt not in export.FORMATS:
         raise BadRequest("format must be 'ndjson' or 'csv'.")
     state = _filters(request, scope.all_projects)
     for name in ("marker", "before"):
         state.pop(name, None)
-    query = _reader(request).parse_view(scope, _list_params(state), max_limit=PAGE_SIZE,
-                                        paged=False)
-    rows = _reader(request).walk(scope, query, EXPORT_PAGE)
+    rows = _reader(request).export(scope, _list_params(state), fmt, max_limit=PAGE_SIZE,
+                                   page_size=EXPORT_PAGE)
     body = export.lines(fmt, rows, _reader(request).catalog, scope.all_projects)
     # Last: a refused download (an error page saying why) took no slot.
     lease = _limits(request).exports.acquire(holder(scope.caller.project_id))
@@ -467,7 +465,7 @@ def delete(request: Request, message_id: str, csrf: str = Form("")) -> Response:
 def _open_stream(request: Request) -> tuple[Scope, events.Feed[tuple[dict, int]], int]:
     """Blocking (Keystone, the store): the stream's scope, feed and first cursor."""
     scope = _guard(request)
-    _reader(request).authorize_list(scope)
+    _reader(request).authorize_list(scope, STREAM)
     state = _filters(request, scope.all_projects)
     state.pop("marker", None)
     query = _parse(request, scope, _list_params(state), STREAM_BATCH)
