@@ -47,3 +47,9 @@ def current(engine: Engine) -> str | None:
 
 def is_at_head(engine: Engine) -> bool:
     return current(engine) == head()
+
+
+def is_known(revision: str) -> bool:
+    """Is ``revision`` one of this release's (at or before its head)?"""
+    script = ScriptDirectory.from_config(_config(None))  # type: ignore[arg-type]
+    return any(found.revision == revision for found in script.walk_revisions())
