@@ -9,6 +9,9 @@ see ``config.oslo_conf``), and keep what they open between probes.
 Each probe is bounded, so a load balancer never waits on a frozen server: the
 database's by ``[database] timeout`` (the request deadline of store/deadline.py
 cuts a server that stopped answering), the bus's by ``[bus] timeout`` per broker.
+Callers arriving while a backend's probe runs share its answer rather than start
+their own: many load balancers probing a frozen server wait for one probe, not
+for a queue of them.
 The reason is all an anonymous caller sees ("database: OK", "bus: unavailable"); the
 details (what answered and how fast, or the error) are for admins, when
 ``[healthcheck] detailed`` is on. Neither ever holds a password.
@@ -18,6 +21,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 from oslo_middleware.healthcheck import pluginbase
@@ -36,6 +41,34 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first[0][:300] if first else ''}"
 
 
+class _Shared:
+    """One probe at a time; whoever arrives meanwhile gets that probe's answer."""
+
+    def __init__(self, probe: Callable[[], pluginbase.HealthcheckResult]) -> None:
+        self._probe = probe
+        self._lock = threading.Lock()
+        self._running: Future[pluginbase.HealthcheckResult] | None = None
+
+    def __call__(self) -> pluginbase.HealthcheckResult:
+        with self._lock:
+            running, mine = self._running, self._running is None
+            if mine:
+                running = self._running = Future()
+        assert running is not None
+        if not mine:
+            return running.result()
+        try:
+            result = self._probe()
+            running.set_result(result)
+            return result
+        except BaseException as exc:
+            running.set_exception(exc)
+            raise
+        finally:
+            with self._lock:
+                self._running = None
+
+
 class DatabaseCheck(pluginbase.HealthcheckBaseExtension):
     """Available while the store answers a read of its schema revision in time."""
 
@@ -45,6 +78,7 @@ class DatabaseCheck(pluginbase.HealthcheckBaseExtension):
         self._timeout = oslo_conf.database.timeout
         self._engine: Engine | None = None
         self._lock = threading.Lock()
+        self._shared = _Shared(self._probe)
 
     def _connected(self) -> Engine:
         with self._lock:
@@ -55,6 +89,9 @@ class DatabaseCheck(pluginbase.HealthcheckBaseExtension):
             return self._engine
 
     def healthcheck(self, server_port: int) -> pluginbase.HealthcheckResult:
+        return self._shared()
+
+    def _probe(self) -> pluginbase.HealthcheckResult:
         started = time.monotonic()
         deadline.begin(self._timeout)  # this thread's store work is bounded as a request's
         try:
@@ -77,8 +114,12 @@ class BusCheck(pluginbase.HealthcheckBaseExtension):
         super().__init__(oslo_conf, conf)
         self._url = oslo_conf.bus.url
         self._timeout = oslo_conf.bus.timeout
+        self._shared = _Shared(self._probe)
 
     def healthcheck(self, server_port: int) -> pluginbase.HealthcheckResult:
+        return self._shared()
+
+    def _probe(self) -> pluginbase.HealthcheckResult:
         shown = bus.redacted(self._url)
         if not bus.is_amqp(self._url):
             return pluginbase.HealthcheckResult(True, "bus: OK", f"{shown}: in this process")

@@ -30,7 +30,8 @@ from usermessages.web.faults import NOT_FOUND_TEXT, fault_body
 
 PATH = "/healthcheck"
 DEFAULT_BACKENDS = ["usermessages_database", "usermessages_bus"]
-WORKERS = 4  # probes at once, per audience; more wait their turn
+# Requests served at once, per audience (they share each backend's probe); more wait.
+WORKERS = 16
 
 
 def _not_found(environ: dict, start_response: Any) -> list[bytes]:
