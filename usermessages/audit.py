@@ -14,6 +14,10 @@ service sends its notifications.
 Sending is a bounded queue and a thread of its own: a broker that is down or
 frozen never holds a request. What the queue cannot take is counted on
 /metrics (``usermessages_audit_dropped_total``) and logged, never waited for.
+Before each send on RabbitMQ the thread waits, with back-off, until a broker of
+the transport URL accepts a connection: oslo.messaging retries a publish
+through an outage (``retry = -1``), but an event whose send must open a new
+connection while the broker is down is logged by it and lost.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from typing import Any
 from prometheus_client import Counter
 from pycadf import attachment, cadftaxonomy, event, reason, resource
 
-from usermessages import config, logs
+from usermessages import bus, config, logs
 from usermessages.config import Settings
+from usermessages.retry import Backoff
 
 LOG = logging.getLogger(__name__)
 
@@ -45,6 +50,10 @@ SERVICE = "service/storage/block"
 # An admin's export across projects names no project.
 ALL_PROJECTS = "all"
 QUEUE_SIZE = 10000
+# Seconds one connection attempt to the notifications broker may take, and the longest
+# pause between two.
+BROKER_TIMEOUT = 2.0
+BROKER_BACKOFF = 10.0
 # pycadf warns about every id that is no UUID (a noauth user, a project like aaaa1111).
 warnings.filterwarnings("ignore", message="Invalid uuid: ", category=UserWarning)
 
@@ -116,9 +125,13 @@ def build(action: str, outcome: str, status: int, user_id: str, project_id: str 
 class Auditor:
     """Records audit events: logged, and sent when notifications are configured."""
 
-    def __init__(self, notifier: Any = None, queue_size: int = QUEUE_SIZE) -> None:
+    def __init__(self, notifier: Any = None, queue_size: int = QUEUE_SIZE,
+                 broker_url: str | None = None) -> None:
+        """``broker_url``: a RabbitMQ transport URL to wait for before each send."""
         self._notifier = notifier
-        self._queue: queue.Queue[tuple[dict, str, dict] | None] = queue.Queue(queue_size)
+        self._broker_url = broker_url
+        self._queue: queue.Queue[tuple[Any, str, dict] | None] = queue.Queue(queue_size)
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if notifier is not None:
             self._thread = threading.Thread(target=self._send, name="audit-notifier",
@@ -137,7 +150,9 @@ class Auditor:
         conf = config.oslo_conf(settings)
         transport = oslo_messaging.get_notification_transport(conf)
         notifier = oslo_messaging.Notifier(transport, publisher_id=f"usermessages.{_host()}")
-        return cls(notifier if notifier.is_enabled() else None)
+        url = conf.oslo_messaging_notifications.transport_url or conf.transport_url or ""
+        return cls(notifier if notifier.is_enabled() else None,
+                   broker_url=url if url.startswith("rabbit:") else None)
 
     @property
     def sending(self) -> bool:
@@ -161,7 +176,8 @@ class Auditor:
             return
         context = logs.current()
         try:
-            self._queue.put_nowait((context.to_dict() if context is not None else {},
+            # The request's context as it is now (oslo.messaging sends it without secrets).
+            self._queue.put_nowait((context.redacted_copy() if context is not None else None,
                                     f"usermessages.{target.noun}.{VERBS[action]}",
                                     found.as_dict()))
         except queue.Full:
@@ -192,6 +208,7 @@ class Auditor:
             if item is None:
                 return
             context, event_type, payload = item
+            self._wait_for_broker()
             try:
                 self._notifier.info(context, event_type, payload)
                 SENT.inc()
@@ -200,6 +217,23 @@ class Auditor:
                 LOG.error("audit: event %s not sent: %s: %s", payload.get("id"),
                           type(exc).__name__, exc)
 
+    def _wait_for_broker(self) -> None:
+        """Until a broker of the transport URL accepts a connection (see the module's doc)."""
+        if self._broker_url is None:
+            return
+        backoff = Backoff(BROKER_BACKOFF, self._stop)
+        while True:
+            try:
+                with bus.connect(self._broker_url, timeout=BROKER_TIMEOUT) as connection:
+                    bus.ensure(connection, BROKER_TIMEOUT)
+                return
+            except Exception as exc:  # refused, timed out: the events wait in the queue
+                LOG.warning("audit: the notifications broker %s does not answer (%s); "
+                            "%d event(s) wait", bus.redacted(self._broker_url),
+                            type(exc).__name__, self._queue.qsize() + 1)
+                if backoff.wait():
+                    return
+
     def close(self, timeout: float = 5.0) -> None:
         """Send what is queued, for at most ``timeout`` seconds."""
         if self._thread is None:
@@ -207,6 +241,7 @@ class Auditor:
         with contextlib.suppress(queue.Full):
             self._queue.put(None, timeout=timeout)
         self._thread.join(timeout)
+        self._stop.set()
 
 
 def _host() -> str:
