@@ -245,6 +245,7 @@ class Collector:
         for consumer in consumers:
             consumer.consume()
         self.ready.set()
+        LOG.info("collector consuming %s", ", ".join(source.name for source in self._sources))
         try:
             while not self._stop.is_set():
                 if time.monotonic() - self._announced >= collectors.ANNOUNCE_INTERVAL:

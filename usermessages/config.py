@@ -23,7 +23,8 @@ To add one, put such a field in its section's block:
   ``above`` (exclusive: ``above=0`` is positive), ``off=(value, "what it
   means")`` for one value outside them that turns a feature off, or ``choices``
   (values, or (value, meaning) pairs). The help does not repeat them: the sample
-  and the docs add them.
+  and the docs add them. ``secret=True`` for a value that may hold a password:
+  oslo.config masks it where it logs options.
 
 From that field come the oslo.config option (``list_opts``, the ``oslo.config.opts``
 entry point of namespace ``usermessages``), the check of every value (from the
@@ -79,7 +80,8 @@ class Settings:
     osapi_max_limit: int = option("DEFAULT", 1000, min=1)
     """Largest page a list returns; also the default page size."""
     # --- [database] ---
-    database_connection: str = option("database", "sqlite:///usermessages.sqlite")
+    database_connection: str = option("database", "sqlite:///usermessages.sqlite",
+                                      secret=True)
     """SQLAlchemy URL of the store: sqlite:///PATH or postgresql://USER@HOST:PORT/DB."""
     database_timeout: float = option("database", 2.0, above=0)
     """PostgreSQL: seconds an API or viewer request may wait for a pooled connection, and then
@@ -137,7 +139,7 @@ class Settings:
     catalog_overrides_file: str = option("catalog", "")
     """INI file with [action] and [detail] sections replacing catalog texts by id."""
     # --- [viewer] ---
-    viewer_secret_key: str = option("viewer", "")
+    viewer_secret_key: str = option("viewer", "", secret=True)
     """Key signing the Event Viewer's session cookie; empty makes a random one at each start
     (sign-ins then end with the process). Set it when several API processes serve the viewer."""
     viewer_resource_url: str = option("viewer", "")
@@ -149,7 +151,7 @@ class Settings:
     """Mark the viewer's session cookie Secure (sent over HTTPS only). Turn on whenever the viewer
     is reached over HTTPS."""
     # --- [bus] ---
-    bus_url: str = option("bus", "memory://")
+    bus_url: str = option("bus", "memory://", secret=True)
     """Broker URL: memory:// is in-process (the embedded default, for `serve` alone); RabbitMQ,
     for separate producers and collectors, as OpenStack's transport_url
     (rabbit://USER:PASS@HOST1:5672,USER:PASS@HOST2:5672/ for a cluster: each host is tried in
@@ -225,7 +227,7 @@ class Settings:
     redelivered after this (at least 60)."""
     zaqar_poll_interval: float = option("zaqar", 1.0, above=0)
     """Seconds the Zaqar collector waits when every project queue was empty."""
-    zaqar_auth_token: str = option("zaqar", "")
+    zaqar_auth_token: str = option("zaqar", "", secret=True)
     """X-Auth-Token sent to a Keystone-protected Zaqar; empty for a Zaqar without auth."""
     # --- [webhooks]: signed webhooks (docs/webhooks.md) ---
     webhooks_embedded: bool = option("webhooks", True)

@@ -5,7 +5,9 @@ own options in the file (``[DEFAULT] debug``, ``log_file``, ``log_dir``,
 ``log_config_append``, ``use_journal``, ``use_syslog``, ``use_json``...) decide
 where lines go and how they look. With no destination configured, lines go to
 stderr, not to oslo.log's stdout (a command's stdout is its output), and only
-warnings and errors unless ``-v`` (info) or ``debug`` (everything).
+warnings and errors unless ``-v`` (info) or ``debug`` (everything). With
+``debug``, the first lines are every option's value, as oslo services log them
+(secret ones masked).
 
 The API begins an oslo.context ``RequestContext`` per request (its request id,
 the caller's global request id), and the reader adds the user and project once
@@ -31,10 +33,10 @@ from oslo_log import log as oslo_log
 from usermessages import config
 from usermessages.config import Settings
 
+LOG = logging.getLogger(__name__)
 PROGRAM = "usermessages"
 # Libraries whose info lines say nothing to an operator, beside oslo.log's own list.
-QUIET = ("alembic=WARN", "uvicorn=WARN", "httpx=WARN", "httpcore=WARN", "stevedore=WARN",
-         "a2wsgi=WARN")
+QUIET = ("alembic=WARN", "uvicorn=WARN", "httpx=WARN", "httpcore=WARN", "a2wsgi=WARN")
 # What oslo.middleware's request_id middleware accepts as an inbound global request id.
 GLOBAL_REQUEST_ID = re.compile(r"req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
                                r"[0-9a-f]{12}")
@@ -127,3 +129,5 @@ def setup(settings: Settings, *, verbose: bool = False) -> None:
     for handler in root.handlers:
         if not any(isinstance(f, _RequestContext) for f in handler.filters):
             handler.addFilter(_RequestContext())
+    # As every oslo service: with debug, every option's value first (secrets masked).
+    conf.log_opt_values(LOG, logging.DEBUG)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -12,6 +13,7 @@ from sqlalchemy import Engine
 
 from usermessages.store.engine import translated
 
+LOG = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -25,8 +27,12 @@ def _config(engine: Engine) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to ``revision`` (idempotent)."""
+    before = current(engine)
     with translated("cannot upgrade the database"):
         command.upgrade(_config(engine), revision)
+    after = current(engine)
+    if after != before:
+        LOG.info("upgraded the schema from revision %s to %s", before or "(none)", after)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
