@@ -274,7 +274,7 @@ class Collector:
         try:
             with self._engine.begin() as conn:
                 collectors.announce(conn, found)
-        except Exception as exc:  # no table yet (schema before 0007), or the store is down
+        except Exception as exc:  # no table yet (schema before 0008), or the store is down
             LOG.warning("collector could not announce itself: %s: %s", type(exc).__name__,
                         (str(exc).splitlines() or [""])[0][:200])
 

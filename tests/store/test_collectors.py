@@ -47,7 +47,7 @@ def test_a_consuming_collector_announces_itself(engine: Engine) -> None:
 
 def test_one_row_a_process_kept_fresh_and_the_long_gone_pruned(engine: Engine) -> None:
     now = utcnow()
-    first = collectors.Announcement("h:1", "h", "0.1.0", "0007", envelope.READS, now, now)
+    first = collectors.Announcement("h:1", "h", "0.1.0", "0008", envelope.READS, now, now)
     with engine.begin() as conn:
         collectors.announce(conn, replace(first, name="gone:9",
                                           seen_at=now - collectors.PRUNE_AFTER))

@@ -68,11 +68,12 @@ def export_view(request: Request, project_id: str | None = None) -> StreamingRes
         raise BadRequest("Invalid input received: format must be 'ndjson' or 'csv'.")
     # Every error is raised here, before the first byte: once streaming, the
     # status is sent. Starlette iterates the rows in a thread, a page at a time.
-    rows = reader.export(call.scope, _params(request, "format"), fmt,
-                         max_limit=reader.settings.osapi_max_limit, page_size=EXPORT_PAGE)
+    # The slot is taken last: a refused export (429 or 503 with Retry-After) took none.
+    slots = request.app.state.limits.exports
+    rows, lease = reader.export(
+        call.scope, _params(request, "format"), fmt, max_limit=reader.settings.osapi_max_limit,
+        page_size=EXPORT_PAGE, admit=lambda: slots.acquire(holder(call.scope.caller.project_id)))
     body = export.lines(fmt, rows, reader.catalog, call.scope.all_projects)
-    # Last: a refused export (429 or 503 with Retry-After) took no slot.
-    lease = request.app.state.limits.exports.acquire(holder(call.scope.caller.project_id))
     return LeasedResponse(lease, body, media_type=export.FORMATS[fmt], headers={
         "Content-Disposition": f'attachment; filename="messages.{fmt}"'})
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
@@ -40,6 +40,7 @@ from usermessages.web.microversion import APIVersion
 from usermessages.web.views import user_message
 from usermessages.webhooks import subscriptions
 
+T = TypeVar("T")
 MAX_ID = 255
 ADVICE_FIELDS = tuple(sorted(PLACEHOLDERS))
 
@@ -282,16 +283,19 @@ class Reader:
                                                          shape.bucket)
 
     def export(self, scope: Scope, params: Mapping[str, str], fmt: str, *, max_limit: int,
-               page_size: int) -> Iterator[dict]:
+               page_size: int, admit: Callable[[], T]) -> tuple[Iterator[dict], T]:
         """Every row of a filtered view (``parse_view``'s params), for a download in
-        ``fmt``: authorized, parsed and audited now, before the first row (once a
-        download streams, its status is sent)."""
+        ``fmt``: authorized, parsed, admitted and audited now, before the first row (once
+        a download streams, its status is sent). ``admit`` takes the download's slot,
+        last, so only a download that would start holds one; a refusal (429, 503) is
+        audited as the failure it is. Returns the rows and what ``admit`` returned."""
         attachment = {"query": {"format": fmt, **params}}
         with self._audited(audit.EXPORT, scope, audit.export(scope.project_id), 200,
                            attachment):
             self.authorize_list(scope, policy.EXPORT)
             query = self.parse_view(scope, params, max_limit=max_limit, paged=False)
-        return self.walk(scope, query, page_size)
+            admitted = admit()
+        return self.walk(scope, query, page_size), admitted
 
     def walk(self, scope: Scope, query: store.ListQuery, page_size: int) -> Iterator[dict]:
         """Every row of the view, read ``page_size`` at a time by keyset.

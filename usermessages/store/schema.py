@@ -197,7 +197,7 @@ webhook_deliveries = Table(
 )
 Index("ix_webhook_deliveries_webhook", webhook_deliveries.c.webhook_id, webhook_deliveries.c.id)
 
-# --- Collectors' announcements (migration 0007, store/collectors.py) ---
+# --- Collectors' announcements (migration 0008, store/collectors.py) ---
 collectors = Table(
     "collectors",
     metadata,

@@ -415,11 +415,12 @@ def export_view(request: Request) -> StreamingResponse:
     state = _filters(request, scope.all_projects)
     for name in ("marker", "before"):
         state.pop(name, None)
-    rows = _reader(request).export(scope, _list_params(state), fmt, max_limit=PAGE_SIZE,
-                                   page_size=EXPORT_PAGE)
+    # The slot is taken last: a refused download (an error page saying why) took none.
+    slots = _limits(request).exports
+    rows, lease = _reader(request).export(
+        scope, _list_params(state), fmt, max_limit=PAGE_SIZE, page_size=EXPORT_PAGE,
+        admit=lambda: slots.acquire(holder(scope.caller.project_id)))
     body = export.lines(fmt, rows, _reader(request).catalog, scope.all_projects)
-    # Last: a refused download (an error page saying why) took no slot.
-    lease = _limits(request).exports.acquire(holder(scope.caller.project_id))
     return LeasedResponse(lease, body, media_type=export.FORMATS[fmt],
                           headers={"Content-Disposition":
                                    f'attachment; filename="messages.{fmt}"'})
