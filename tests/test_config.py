@@ -232,3 +232,64 @@ def test_any_value_of_any_option_loads_or_fails_in_one_line(tmp_path, option, ra
         config.load(path)
     except ConfigError as exc:
         assert "\n" not in str(exc)
+
+
+# --- the oslo libraries' options in the same file -------------------------------------
+
+def test_the_libraries_options_load_typed_and_reach_their_libraries(tmp_path):
+    path = tmp_path / "u.conf"
+    path.write_text("[DEFAULT]\ndebug = true\nlogfile = /var/log/um.log\nmessage_ttl = 60\n"
+                    "[healthcheck]\ndetailed = true\nbackends = disable_by_file, "
+                    "usermessages_database\n"
+                    "[oslo_messaging_notifications]\ndriver = messagingv2\ntopics = audit\n")
+    settings = config.load(path)
+    assert settings.message_ttl == 60
+    conf = config.oslo_conf(settings)
+    # A deprecated name is read under its current one, as oslo.config reads it.
+    assert (conf.debug, conf.log_file, conf.message_ttl) == (True, "/var/log/um.log", 60)
+    assert conf.healthcheck.backends == ["disable_by_file", "usermessages_database"]
+    assert conf.oslo_messaging_notifications.driver == ["messagingv2"]
+    assert conf.oslo_messaging_notifications.topics == ["audit"]
+
+
+@pytest.mark.parametrize(("content", "complaint"), [
+    ("[healthcheck]\ndetailled = true\n", "unknown option [healthcheck] detailled"),
+    ("[healthcheck]\ndetailed = very\n", "[healthcheck] detailed is not valid"),
+    ("[DEFAULT]\nlog_rotate_interval = often\n", "[DEFAULT] log_rotate_interval is not valid"),
+    ("[oslo_messaging_notifications]\nretry = never\n",
+     "[oslo_messaging_notifications] retry is not valid"),
+    ("[oslo_messaging_nofitications]\ndriver = log\n",
+     "unknown option [oslo_messaging_nofitications] driver"),
+    ("[DEFAULT]\ntransport_ur = rabbit://\n", "unknown option [DEFAULT] transport_ur"),
+])
+def test_the_libraries_options_fail_clearly_in_one_line(tmp_path, content, complaint):
+    path = tmp_path / "bad.conf"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    assert complaint in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_oslo_messaging_is_imported_only_for_a_file_that_may_set_its_options(tmp_path):
+    """It takes seconds and brings eventlet: a file without its sections never pays."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "u.conf"
+    check = ("import sys; from usermessages import config; config.load(sys.argv[1]); "
+             "print('oslo_messaging' in sys.modules)")
+    for content, imported in (("[DEFAULT]\ndebug = true\n[healthcheck]\ndetailed = true\n",
+                               "False"),
+                              ("[oslo_messaging_notifications]\ndriver = log\n", "True")):
+        path.write_text(content)
+        ran = subprocess.run([sys.executable, "-c", check, str(path)], capture_output=True,
+                             text=True, timeout=60, check=True)
+        assert ran.stdout.strip() == imported, content
+
+
+def test_no_option_of_ours_is_also_a_library_s():
+    ours = {(o.section, o.name) for o in DECLARED}
+    for namespace in config.LIBRARIES:
+        theirs = {(section, opt.dest) for section, opts in
+                  config.library_groups(namespace).items() for opt in opts}
+        assert not ours & theirs, namespace

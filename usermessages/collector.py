@@ -15,6 +15,9 @@ Guarantees:
 * an envelope that cannot be accepted (bad JSON, unknown catalog id,
   oversize field, or a row the store refuses) goes to the dead-letter queue
   with the reason, and the rest keeps flowing;
+* while it consumes, it announces itself every minute (its release, the schema it
+  was built for, the envelope formats it reads: store/collectors.py), which
+  ``usermessages-status upgrade check`` reads;
 * nothing a message carries is taken for a lost broker: an exception raised
   by any source's ``decide`` (or by kombu decoding the message) dead-letters
   that message with the exception class as the reason, and a row the store
@@ -26,11 +29,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from typing import Any
 
 from kombu import Connection, Consumer, Producer
@@ -41,7 +47,8 @@ from usermessages import bus, envelope, metrics
 from usermessages.config import DEFAULTS, Settings, check_ttl
 from usermessages.message import Message as UserMessage
 from usermessages.retry import Backoff
-from usermessages.store import series
+from usermessages.store import collectors, migrate, series
+from usermessages.store.messages import utcnow
 from usermessages.store.writer import Writer, Written, policy_of
 
 LOG = logging.getLogger(__name__)
@@ -169,7 +176,10 @@ class Collector:
         self._queue_type = queue_type
         self._timeout = timeout
         self._max_backoff = max_backoff
+        self._engine = engine
         self._writer = Writer(engine, policy)
+        self._started_at = utcnow()
+        self._announced = -collectors.ANNOUNCE_INTERVAL  # monotonic: never yet
         self._sources = (
             Source("usermessages", bus.messages_queue(queue_type), lambda b: decide(b, ttl)),
             *extra_sources,
@@ -240,8 +250,11 @@ class Collector:
         for consumer in consumers:
             consumer.consume()
         self.ready.set()
+        LOG.info("collector consuming %s", ", ".join(source.name for source in self._sources))
         try:
             while not self._stop.is_set():
+                if time.monotonic() - self._announced >= collectors.ANNOUNCE_INTERVAL:
+                    self._announce()
                 with contextlib.suppress(TimeoutError):
                     connection.drain_events(timeout=self._flush_interval)
                 self._handle_inbox()
@@ -255,6 +268,20 @@ class Collector:
                     consumer.cancel()
                 except Exception:  # the connection may be gone already
                     LOG.debug("cancel failed", exc_info=True)
+
+    def _announce(self) -> None:
+        """Say who consumes, on which release, reading what (store/collectors.py: the
+        upgrade check reads it). A store that is down only delays it."""
+        self._announced = time.monotonic()
+        found = collectors.Announcement(
+            f"{socket.gethostname()}:{os.getpid()}", socket.gethostname(), version("usermessages"),
+            migrate.head(), envelope.READS, self._started_at, utcnow())
+        try:
+            with self._engine.begin() as conn:
+                collectors.announce(conn, found)
+        except Exception as exc:  # no table yet (schema before 0008), or the store is down
+            LOG.warning("collector could not announce itself: %s: %s", type(exc).__name__,
+                        (str(exc).splitlines() or [""])[0][:200])
 
     def _handle_inbox(self) -> None:
         """Handle the deliveries drained so far, in delivery order.

@@ -23,7 +23,8 @@ To add one, put such a field in its section's block:
   ``above`` (exclusive: ``above=0`` is positive), ``off=(value, "what it
   means")`` for one value outside them that turns a feature off, or ``choices``
   (values, or (value, meaning) pairs). The help does not repeat them: the sample
-  and the docs add them.
+  and the docs add them. ``secret=True`` for a value that may hold a password:
+  oslo.config masks it where it logs options.
 
 From that field come the oslo.config option (``list_opts``, the ``oslo.config.opts``
 entry point of namespace ``usermessages``), the check of every value (from the
@@ -37,6 +38,8 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import functools
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +79,8 @@ class Settings:
     osapi_max_limit: int = option("DEFAULT", 1000, min=1)
     """Largest page a list returns; also the default page size."""
     # --- [database] ---
-    database_connection: str = option("database", "sqlite:///usermessages.sqlite")
+    database_connection: str = option("database", "sqlite:///usermessages.sqlite",
+                                      secret=True)
     """SQLAlchemy URL of the store: sqlite:///PATH, postgresql://USER@HOST:PORT/DB, or
     mysql+pymysql://USER:PASSWORD@HOST/DB?charset=utf8mb4 for MariaDB 10.11+ or a Galera
     cluster (see MariaDB and Galera below)."""
@@ -137,7 +141,7 @@ class Settings:
     catalog_overrides_file: str = option("catalog", "")
     """INI file with [action] and [detail] sections replacing catalog texts by id."""
     # --- [viewer] ---
-    viewer_secret_key: str = option("viewer", "")
+    viewer_secret_key: str = option("viewer", "", secret=True)
     """Key signing the Event Viewer's session cookie; empty makes a random one at each start
     (sign-ins then end with the process). Set it when several API processes serve the viewer."""
     viewer_resource_url: str = option("viewer", "")
@@ -149,7 +153,7 @@ class Settings:
     """Mark the viewer's session cookie Secure (sent over HTTPS only). Turn on whenever the viewer
     is reached over HTTPS."""
     # --- [bus] ---
-    bus_url: str = option("bus", "memory://")
+    bus_url: str = option("bus", "memory://", secret=True)
     """Broker URL: memory:// is in-process (the embedded default, for `serve` alone); RabbitMQ,
     for separate producers and collectors, as OpenStack's transport_url
     (rabbit://USER:PASS@HOST1:5672,USER:PASS@HOST2:5672/ for a cluster: each host is tried in
@@ -225,7 +229,7 @@ class Settings:
     redelivered after this (at least 60)."""
     zaqar_poll_interval: float = option("zaqar", 1.0, above=0)
     """Seconds the Zaqar collector waits when every project queue was empty."""
-    zaqar_auth_token: str = option("zaqar", "")
+    zaqar_auth_token: str = option("zaqar", "", secret=True)
     """X-Auth-Token sent to a Keystone-protected Zaqar; empty for a Zaqar without auth."""
     # --- [webhooks]: signed webhooks (docs/webhooks.md) ---
     webhooks_embedded: bool = option("webhooks", True)
@@ -257,6 +261,9 @@ class Settings:
     # Passed through as they are: keystonemiddleware's and oslo.policy's own options.
     keystone_authtoken: tuple[tuple[str, str], ...] = ()
     oslo_policy: tuple[tuple[str, str], ...] = ()
+    # The options of LIBRARIES the file sets, as (namespace, section, name, value as
+    # written): checked when the file is read, handed to those libraries by oslo_conf.
+    library_options: tuple[tuple[str, str, str, str], ...] = ()
 
     def __post_init__(self) -> None:
         options.validate(self)
@@ -270,7 +277,12 @@ class Settings:
 DEFAULTS = Settings()
 # Sections read by the libraries they belong to, with their own option sets.
 PASSTHROUGH = ("keystone_authtoken", "oslo_policy")
-
+# The oslo libraries the service runs that read their options from the same file, by
+# their oslo-config-generator namespace: oslo.log ([DEFAULT] debug, log_file...),
+# oslo.messaging (the audit notifications: [oslo_messaging_notifications], [DEFAULT]
+# transport_url...) and oslo.middleware's healthcheck ([healthcheck]). The file is
+# checked against their declarations as strictly as against ours.
+LIBRARIES = ("oslo.log", "oslo.messaging", "oslo.middleware.healthcheck")
 
 def check_ttl(ttl: int) -> int:
     """``ttl`` if it is a usable ``message_ttl``; else ConfigError (for the SDK and the
@@ -327,7 +339,7 @@ def parse(path: str | Path, groups: dict[str, list[Any]]) -> tuple[Any, configpa
     for group, opts in groups.items():
         conf.register_opts(opts, group=None if group == "DEFAULT" else group)
         if raw.has_section(group):
-            known = {opt.dest for opt in opts}
+            known = {name for opt in opts for name in names_of(opt, group)}
             for name in raw.options(group):
                 if name not in known:
                     raise ConfigError(f"{path}: unknown option [{group}] {name}")
@@ -338,6 +350,14 @@ def parse(path: str | Path, groups: dict[str, list[Any]]) -> tuple[Any, configpa
         raise ConfigError(f"cannot read config file {path}: {' '.join(str(exc).split())}") \
             from exc
     return conf, raw
+
+
+def names_of(opt: Any, section: str) -> list[str]:
+    """The names an oslo.config option is read under in ``section``: its own, then the
+    deprecated ones it still accepts there (oslo.log's ``logfile`` for ``log_file``)."""
+    old = [d.name.replace("-", "_") for d in opt.deprecated_opts
+           if (d.group or section) == section]
+    return [opt.dest, *old]
 
 
 def value(conf: Any, path: str | Path, section: str, name: str, kind: str) -> Any:
@@ -390,6 +410,106 @@ def _is_shared(section: str, shared: list[str]) -> bool:
                                    and section.startswith(name[:-len(options.TEMPLATE)] + ":"))
                for name in shared)
 
+# Always read: cheap to import. oslo.messaging takes seconds (and eventlet) to import, so
+# it is read only for a file that may set its options (see namespaces_for).
+ALWAYS = ("oslo.log", "oslo.middleware.healthcheck")
+MESSAGING = "oslo.messaging"
+
+
+@functools.cache
+def library_groups(namespace: str) -> dict[str, tuple[Any, ...]]:
+    """The options of one of LIBRARIES by section (oslo's ``None`` group is DEFAULT),
+    from its ``oslo.config.opts`` entry point."""
+    from importlib.metadata import entry_points
+
+    found = entry_points(group="oslo.config.opts", name=namespace)
+    try:
+        with warnings.catch_warnings():  # oslo.messaging's import of eventlet says it is old
+            warnings.simplefilter("ignore")
+            listed = next(iter(found)).load()()
+    except (StopIteration, ImportError, AttributeError) as exc:
+        raise ConfigError(f"the {namespace} config options do not load: {exc}") from exc
+    groups: dict[str, tuple[Any, ...]] = {}
+    for group, opts in listed:
+        section = getattr(group, "name", group) or "DEFAULT"
+        groups[section] = (*groups.get(section, ()), *opts)
+    return groups
+
+
+def namespaces_for(raw: configparser.ConfigParser) -> tuple[str, ...]:
+    """The LIBRARIES a file may set options of: oslo.messaging only if it has one of its
+    sections, or a [DEFAULT] option that is neither ours nor oslo.log's."""
+    if any(section.startswith("oslo_messaging_") for section in raw.sections()):
+        return (*ALWAYS, MESSAGING)
+    if raw.has_section("DEFAULT"):
+        known = {o.name for o in options.declared(Settings) if o.section == "DEFAULT"}
+        known |= {name for opt in library_groups("oslo.log")["DEFAULT"]
+                  for name in names_of(opt, "DEFAULT")}
+        if set(raw.options("DEFAULT")) - known:
+            return (*ALWAYS, MESSAGING)
+    return ALWAYS
+
+
+def _library_values(conf: Any, raw: configparser.ConfigParser, path: str | Path,
+                    namespaces: tuple[str, ...]) -> tuple[tuple[str, str, str, str], ...]:
+    """What the file sets of the libraries' options, each checked by its type now (a
+    bad value is a start-up error, in one line), kept as written under its current
+    name: (namespace, section, name, value)."""
+    cfg = options.oslo().cfg
+    found = []
+    for namespace in namespaces:
+        for section, opts in library_groups(namespace).items():
+            if not raw.has_section(section):
+                continue
+            written = set(raw.options(section))
+            for opt in opts:
+                name = next((n for n in names_of(opt, section) if n in written), None)
+                if name is None:
+                    continue
+                try:
+                    got = conf[opt.dest] if section == "DEFAULT" else conf[section][opt.dest]
+                except (cfg.Error, ValueError) as exc:
+                    reason = " ".join(str(exc).split())[:160]
+                    raise ConfigError(f"{path}: [{section}] {name} is not valid ({reason})") \
+                        from exc
+                if got is None and not isinstance(opt, cfg.StrOpt):
+                    raise ConfigError(f"{path}: [{section}] {name} is empty")
+                found.append((namespace, section, opt.dest,
+                              raw.get(section, name, raw=True).strip()))
+    return tuple(found)
+
+
+def oslo_conf(settings: Settings) -> Any:
+    """A ConfigOpts holding ``settings``, ours and the libraries' options, for the oslo
+    libraries that read one (oslo.log, oslo.messaging, oslo.middleware's healthcheck
+    and its plugins); each caller gets its own. oslo.messaging's options are there
+    when the file set some."""
+    cfg = options.oslo().cfg
+    conf = cfg.ConfigOpts()
+    declared = options.declared(Settings)
+    namespaces = dict.fromkeys([*ALWAYS, *(entry[0] for entry in settings.library_options)])
+    groups = [*options.oslo_groups(declared, reading=True),
+              *(item for namespace in namespaces for item in library_groups(namespace).items())]
+    for section, opts in groups:
+        conf.register_opts(opts, group=None if section == "DEFAULT" else section)
+    conf(args=[], project="usermessages", default_config_files=[], default_config_dirs=[],
+         use_env=False)
+    for one in declared:
+        got = getattr(settings, one.attr)
+        got = sorted(got) if isinstance(got, frozenset) else got
+        # A value of ours is final: a `$` in it is no reference to another option.
+        got = got.replace("$", "$$") if isinstance(got, str) else got
+        conf.set_override(one.name, got, group=None if one.section == "DEFAULT" else one.section)
+    for namespace, section, name, written in settings.library_options:
+        opt = next(o for o in library_groups(namespace)[section] if o.dest == name)
+        try:
+            conf.set_override(name, [written] if isinstance(opt, cfg.MultiOpt) else written,
+                              group=None if section == "DEFAULT" else section)
+        except (cfg.Error, ValueError) as exc:
+            raise ConfigError(f"[{section}] {name}: {' '.join(str(exc).split())[:160]}") from exc
+    return conf
+
+
 def list_opts() -> list[tuple[Any, list[Any]]]:
     """Our options by section: the ``oslo.config.opts`` entry point of namespace
     ``usermessages`` (``oslo-config-generator --namespace usermessages``)."""
@@ -420,6 +540,10 @@ def load(path: str | Path | None = None) -> Settings:
         return DEFAULTS
     declared = options.declared(Settings)
     groups = dict(options.oslo_groups(declared, reading=True))
+    namespaces = namespaces_for(read_ini(path))
+    for namespace in namespaces:
+        for section, opts in library_groups(namespace).items():
+            groups[section] = [*groups.get(section, []), *opts]
     conf, raw = parse(path, groups)
     shared = _shared_sections()
     for section in raw.sections():
@@ -429,6 +553,7 @@ def load(path: str | Path | None = None) -> Settings:
         raise ConfigError(f"{path}: unknown option [{section}] {first}" if first
                           else f"{path}: unknown section [{section}]")
     values: dict[str, Any] = read(conf, path, declared)
+    values["library_options"] = _library_values(conf, raw, path, namespaces)
     for section in PASSTHROUGH:
         if raw.has_section(section):
             values[section] = tuple((k, v.strip()) for k, v in raw.items(section, raw=True))
@@ -479,6 +604,14 @@ def markdown() -> str:
         "option's value: write `$$` for a literal `$`). The two files it may name,",
         "`[catalog] overrides_file` and `[collector] notification_mapping_file`, are data",
         "(their keys are catalog ids and event types, not options): plain INI, no `$`.",
+        "",
+        "The file also takes the options of the oslo libraries the service runs, checked",
+        "as strictly against their own declarations: logging in `[DEFAULT]` (oslo.log), the",
+        "audit notifications' `[oslo_messaging_notifications]` (oslo.messaging) and the",
+        "`[healthcheck]` endpoint (oslo.middleware); see [operations.md](operations.md).",
+        "`oslo-config-generator " + " ".join(f"--namespace {name}" for name in LIBRARIES)
+        + "`",
+        "prints them.",
     ]
     return "\n".join([*lines, *options.markdown(options.declared(Settings)), "",
                       DATABASE_GUIDE.strip()]) + "\n"

@@ -42,6 +42,11 @@ CONTENT_TYPE = "application/json"
 PACK_CONTENT_TYPE = "application/x-ndjson"
 MAX_PACK_BYTES = 64 * 1024
 MAX_PACK_ENVELOPES = 512
+# The formats, "content type;v=envelope version": what a collector reads (it says so in
+# its announcement, store/collectors.py) and what this release's producers send.
+FORMAT = f"{CONTENT_TYPE};v={VERSION}"
+PACK_FORMAT = f"{PACK_CONTENT_TYPE};v={VERSION}"
+READS = (FORMAT, PACK_FORMAT)
 
 FIELDS = frozenset({
     "id", "kind", "project_id", "user_id", "request_id", "resource_type", "resource_uuid",

@@ -3,7 +3,8 @@
 A field whose default comes from ``option()`` is an option: the field gives its
 Python name, type and default, ``option()`` its section and rule (``min``/``max``
 inclusive, ``above`` exclusive, ``off``: one value outside them that turns the
-feature off, ``choices``: the values allowed, each with what it means), and the
+feature off, ``choices``: the values allowed, each with what it means, ``secret``:
+never logged, as oslo.config masks it), and the
 string right below the field its help (an attribute docstring, as Sphinx and
 editors read it; pydantic's ``use_attribute_docstrings`` reads it the same way)::
 
@@ -62,6 +63,7 @@ class Rule:
     above: float | None = None
     off: tuple[Any, str] | None = None
     choices: tuple[tuple[str, str], ...] = ()
+    secret: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,10 +100,10 @@ class Declared:
 def option(section: str, default: T, *, min: float | None = None,
            max: float | None = None, above: float | None = None,
            off: tuple[T, str] | None = None,
-           choices: Sequence[str | tuple[str, str]] = ()) -> T:
+           choices: Sequence[str | tuple[str, str]] = (), secret: bool = False) -> T:
     """Declare the field it is the default of as the option ``[section] <name>``."""
     rule = Rule(section, min, max, above, off,
-                tuple((c, "") if isinstance(c, str) else c for c in choices))
+                tuple((c, "") if isinstance(c, str) else c for c in choices), secret)
     return dataclasses.field(default=default, metadata={_KEY: rule})
 
 
@@ -243,7 +245,7 @@ def oslo_opt(option: Declared, *, reading: bool = False) -> Any:
              frozenset: cfg.ListOpt}
     default = sorted(option.default) if option.kind is frozenset else option.default
     if reading:
-        return kinds[option.kind](option.name, default=default)
+        return kinds[option.kind](option.name, default=default, secret=option.rule.secret)
     rule = option.rule
     extra: dict[str, Any] = {}
     help = option.help
@@ -255,7 +257,8 @@ def oslo_opt(option: Declared, *, reading: bool = False) -> Any:
                           if v is not None})
         else:
             help = f"{help} Must be {allowed(option)}."
-    return kinds[option.kind](option.name, default=default, help=help, **extra)
+    return kinds[option.kind](option.name, default=default, help=help,
+                              secret=option.rule.secret, **extra)
 
 
 def oslo_groups(options: Iterable[Declared], helps: Mapping[str, str] | None = None,

@@ -120,8 +120,9 @@ def serve(
     start_metrics_listener(settings)
     try:
         app = app or create_app(settings, engine=engine)
+        # log_config=None: uvicorn's lines go through the handlers usermessages.logs set.
         config = uvicorn.Config(app, host=settings.host, port=settings.port,
-                                log_level="warning")
+                                log_level="warning", log_config=None)
         Server(config, app.state.limits).run(sockets=[sock])
     finally:
         stop.set()

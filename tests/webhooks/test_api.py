@@ -141,7 +141,7 @@ def test_crafted_ids_are_404_not_500(client: TestClient) -> None:
 
 
 def test_a_reader_may_not_manage_webhooks_a_member_may(settings, engine) -> None:  # type: ignore[no-untyped-def]
-    """Behind a proxy that sets X-Roles: the policy rule message:webhooks (members)."""
+    """Behind a proxy that sets X-Roles: the policy rules message:webhooks:* (members)."""
     from usermessages.service import create_app
 
     with TestClient(create_app(settings.replace(trust_roles_header=True), engine=engine)) as c:

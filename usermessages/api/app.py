@@ -9,8 +9,9 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
-from usermessages.api import explanations, messages, series, stream, views_ext, webhooks
+from usermessages.api import explanations, health, messages, series, stream, views_ext, webhooks
 from usermessages.api.keystone import KeystoneMiddleware
 from usermessages.api.metrics import keystone_protected, metrics_route
 from usermessages.api.middleware import OpenStackMiddleware
@@ -83,6 +84,9 @@ def create_api(reader: Reader, limits: Limits | None = None) -> FastAPI:
 
     if settings.metrics != "off":
         app.add_api_route("/metrics", metrics_route(settings), include_in_schema=False)
+    # No token needed: what load balancers probe (details for admins only).
+    app.router.routes.append(Route(health.PATH, health.Healthcheck(reader),
+                                   methods=["GET", "HEAD"], include_in_schema=False))
 
     app.include_router(explanations.router)
     app.include_router(messages.router)

@@ -8,11 +8,14 @@ below it, which it renders itself as Cinder faults.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from urllib.parse import unquote_to_bytes
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from usermessages import logs
 from usermessages.context import new_request_id
 from usermessages.errors import BadRequest, HTTPError
 from usermessages.store import deadline
@@ -50,8 +53,10 @@ def _check_query_string(raw: bytes) -> None:
 
 
 class OpenStackMiddleware:
-    """Request ids on every response; microversion negotiation and echo under /v3;
-    the store deadline of every request; 503 when the store does not answer."""
+    """Request ids on every response and in every log line of the request (an inbound
+    X-OpenStack-Request-Id is its global request id); microversion negotiation and echo
+    under /v3; the store deadline of every request; 503 when the store does not
+    answer; one access line per request, as OpenStack's WSGI servers log."""
 
     def __init__(self, app: ASGIApp, store_timeout: float | None = None) -> None:
         self.app = app
@@ -62,6 +67,9 @@ class OpenStackMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = new_request_id()
+        started_at = time.monotonic()
+        inbound = Headers(scope=scope).get("x-openstack-request-id")
+        context = logs.begin(request_id, inbound)
         # Every connection this request checks out is bounded (store/deadline.py);
         # the sync routes run in threads that inherit this context.
         deadline.begin(self.store_timeout)
@@ -85,11 +93,15 @@ class OpenStackMiddleware:
                 error, version = exc, None
         state["api_version"] = version
         started = False
+        status, length = 500, 0
 
         async def stamped_send(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status, length
+            if message["type"] == "http.response.body":
+                length += len(message.get("body", b""))
             if message["type"] == "http.response.start":
                 started = True
+                status = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers["X-OpenStack-Request-Id"] = request_id
                 if headers.get("content-type", "").startswith("application/json"):
@@ -99,19 +111,31 @@ class OpenStackMiddleware:
                     headers["Vary"] = "OpenStack-API-Version"
             await send(message)
 
-        if error is not None:
-            await send_fault(stamped_send, error.status, error.message)
-            return
         try:
-            await self.app(scope, receive, stamped_send)
+            if error is not None:
+                await send_fault(stamped_send, error.status, error.message)
+                return
+            await self._call(scope, receive, stamped_send, request_id, lambda: started)
+        finally:
+            client = (scope.get("client") or ("-",))[0]
+            line = scope["path"] + (f"?{scope['query_string'].decode('latin-1')}"
+                                    if scope.get("query_string") else "")
+            LOG.info('%s "%s %s" status: %s len: %s time: %.7f', client, scope["method"],
+                     line[:1000], status, length, time.monotonic() - started_at)
+            logs.end(context)
+
+    async def _call(self, scope: Scope, receive: Receive, send: Send, request_id: str,
+                    started: Callable[[], bool]) -> None:
+        try:
+            await self.app(scope, receive, send)
         except Exception as exc:
             if not is_unavailable(exc):
-                await self._internal_error(exc, request_id, started, stamped_send)
+                await self._internal_error(exc, request_id, started(), send)
                 return
             LOG.error("request %s: the store is unavailable: %s", request_id,
                       str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            if not started:
-                await send_fault(stamped_send, 503, UNAVAILABLE_TEXT)
+            if not started():
+                await send_fault(send, 503, UNAVAILABLE_TEXT)
 
     @staticmethod
     async def _internal_error(exc: Exception, request_id: str, started: bool,

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from usermessages.api.messages import begin
-from usermessages.reader import Reader, Scope
+from usermessages.reader import STREAM, Reader, Scope
 from usermessages.store.messages import StoredMessage
 from usermessages.translations import content_language
 from usermessages.web import events
@@ -34,6 +34,7 @@ def _open(request: Request,
     the language of its texts."""
     call = begin(request, project_id)
     reader: Reader = request.app.state.reader
+    reader.authorize_list(call.scope, STREAM)
     params = {k: v for k, v in request.query_params.items() if k not in PAGING}
     query, _ = reader.parse(call.scope, {**params, "limit": str(BATCH)}, legacy=call.legacy,
                             max_limit=BATCH)

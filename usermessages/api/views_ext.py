@@ -3,8 +3,9 @@
 Beyond Cinder, under the extension namespace, so ``/messages`` stays
 byte-compatible. A view takes the list's filters (same whitelist per caller,
 same errors) plus ``q``, a search on the summary. Both are lists in another
-shape, so both are authorized by ``message:get_all``: a deployer who
-restricts listing restricts these too.
+shape, so both need ``message:get_all`` besides their own rule
+(``message:aggregates``, ``message:export``): a deployer who restricts listing
+restricts these too. An export is audited (usermessages.audit).
 """
 
 from __future__ import annotations
@@ -64,15 +65,14 @@ def export_view(request: Request, project_id: str | None = None) -> StreamingRes
     fmt = request.query_params.get("format", "ndjson")
     if fmt not in export.FORMATS:
         raise BadRequest("Invalid input received: format must be 'ndjson' or 'csv'.")
-    query = reader.parse_view(call.scope, _params(request, "format"),
-                              max_limit=reader.settings.osapi_max_limit, paged=False)
-    # Every error is raised above, before the first byte (walk authorizes when
-    # called): once streaming, the status is sent. Starlette iterates this
-    # generator in a thread, a page at a time.
-    rows = reader.walk(call.scope, query, EXPORT_PAGE)
+    # Every error is raised here, before the first byte: once streaming, the
+    # status is sent. Starlette iterates the rows in a thread, a page at a time.
+    # The slot is taken last: a refused export (429 or 503 with Retry-After) took none.
+    slots = request.app.state.limits.exports
+    rows, lease = reader.export(
+        call.scope, _params(request, "format"), fmt, max_limit=reader.settings.osapi_max_limit,
+        page_size=EXPORT_PAGE, admit=lambda: slots.acquire(holder(call.scope.caller.project_id)))
     body = export.lines(fmt, rows, reader.catalog, call.view.audience)
-    # Last: a refused export (429 or 503 with Retry-After) took no slot.
-    lease = request.app.state.limits.exports.acquire(holder(call.scope.caller.project_id))
     return LeasedResponse(lease, body, media_type=export.FORMATS[fmt], headers={
         "Content-Disposition": f'attachment; filename="messages.{fmt}"'})
 

@@ -15,7 +15,13 @@ from starlette.concurrency import run_in_threadpool
 
 from usermessages.api.messages import begin
 from usermessages.errors import BadRequest
-from usermessages.reader import WEBHOOKS, Reader, Scope
+from usermessages.reader import (
+    WEBHOOKS_DELIVERIES,
+    WEBHOOKS_GET,
+    WEBHOOKS_GET_ALL,
+    Reader,
+    Scope,
+)
 from usermessages.store import webhooks as store_webhooks
 from usermessages.web.views import timestamp
 from usermessages.webhooks import subscriptions
@@ -31,10 +37,12 @@ def _reader(request: Request) -> Reader:
     return request.app.state.reader
 
 
-def _scope(request: Request, project_id: str) -> Scope:
-    """Authenticated as the messages routes are; the project's members manage its webhooks."""
+def _scope(request: Request, project_id: str, rule: str | None = None) -> Scope:
+    """Authenticated as the messages routes are; authorized by ``rule`` (a read: creating
+    and deleting authorize themselves, audited, in the reader)."""
     scope = begin(request, project_id).scope
-    _reader(request).policy.authorize(WEBHOOKS, scope.caller, project_id)
+    if rule is not None:
+        _reader(request).policy.authorize(rule, scope.caller, project_id)
     return scope
 
 
@@ -56,10 +64,7 @@ def _fields(raw: bytes) -> dict[str, Any]:
 
 def _create(request: Request, project_id: str, raw: bytes) -> dict[str, Any]:
     scope = _scope(request, project_id)
-    fields = _fields(raw)
-    reader = _reader(request)
-    row, secret = subscriptions.register(reader.settings, reader.engine, project_id,
-                                         scope.caller.user_id, fields)
+    row, secret = _reader(request).create_webhook(scope, project_id, _fields(raw))
     return {"webhook": {**view(row), "secret": secret}}
 
 
@@ -74,23 +79,21 @@ async def create_webhook(request: Request, project_id: str) -> JSONResponse:
 
 
 def list_webhooks(request: Request, project_id: str) -> JSONResponse:
-    _scope(request, project_id)
+    _scope(request, project_id, WEBHOOKS_GET_ALL)
     with _reader(request).engine.connect() as conn:
         rows = store_webhooks.list_for_project(conn, project_id)
     return JSONResponse({"webhooks": [view(row) for row in rows]})
 
 
 def show_webhook(request: Request, project_id: str, webhook_id: str) -> JSONResponse:
-    _scope(request, project_id)
+    _scope(request, project_id, WEBHOOKS_GET)
     with _reader(request).engine.connect() as conn:
         row = store_webhooks.get(conn, project_id, webhook_id)
     return JSONResponse({"webhook": view(row)})
 
 
 def delete_webhook(request: Request, project_id: str, webhook_id: str) -> Response:
-    _scope(request, project_id)
-    with _reader(request).engine.begin() as conn:
-        store_webhooks.remove(conn, project_id, webhook_id)
+    _reader(request).delete_webhook(_scope(request, project_id), project_id, webhook_id)
     return Response(status_code=204)
 
 
@@ -101,7 +104,7 @@ def _delivery(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_deliveries(request: Request, project_id: str, webhook_id: str) -> JSONResponse:
-    _scope(request, project_id)
+    _scope(request, project_id, WEBHOOKS_DELIVERIES)
     raw = request.query_params.get("limit", str(DELIVERIES_DEFAULT))
     if not raw.isdigit() or not 1 <= int(raw) <= DELIVERIES_MAX:
         raise BadRequest(f"limit must be a whole number from 1 to {DELIVERIES_MAX}.")

@@ -23,7 +23,9 @@ console = Console()
 # What the [server] extra brings; `pip install usermessages` alone is the SDK.
 SERVER_MODULES = frozenset({"sqlalchemy", "alembic", "psycopg", "fastapi", "starlette",
                             "uvicorn", "oslo_policy", "oslo_config", "jinja2", "itsdangerous",
-                            "multipart", "python_multipart"})
+                            "multipart", "python_multipart", "oslo_log", "oslo_context",
+                            "oslo_middleware", "oslo_messaging", "oslo_upgradecheck", "pycadf",
+                            "a2wsgi"})
 
 
 def edge(func: F) -> F:
@@ -50,6 +52,19 @@ def edge(func: F) -> F:
 def load_settings(config_file: str | None, db: str | None = None) -> config_module.Settings:
     """The config file's settings, with ``--db`` over ``[database] connection``."""
     return config_module.load(config_file).replace(database_connection=db)
+
+
+def load_service_settings(config_file: str | None,
+                          db: str | None = None) -> config_module.Settings:
+    """A service command's settings (``load_settings``), its logging set up from them:
+    oslo.log's options of the file, and ``-v`` (docs/operations.md)."""
+    # oslo.log comes with the server extra, which every service command needs.
+    from usermessages import logs
+
+    settings = load_settings(config_file, db)
+    context = click.get_current_context(silent=True)
+    logs.setup(settings, verbose=bool(context and context.find_root().params.get("verbose")))
+    return settings
 
 
 def safe_url(url: str) -> str:

@@ -11,7 +11,7 @@ import logging
 
 import click
 
-from usermessages.cli import catalog, messages, series, server, webhooks, zaqar
+from usermessages.cli import catalog, messages, policy, series, server, webhooks, zaqar
 
 
 @click.group()
@@ -27,7 +27,7 @@ def main(verbose: bool) -> None:
 for command in (
     # The service and its store.
     server.serve, server.collector, server.dead_letters, server.db, server.reap,
-    server.config_group, webhooks.webhook_deliverer, zaqar.zaqar_collector,
+    server.config_group, policy.policy_group, webhooks.webhook_deliverer, zaqar.zaqar_collector,
     # The catalog, and the clients of a running API or of Zaqar.
     catalog.catalog, messages.message, series.series, webhooks.webhook, zaqar.zaqar,
     zaqar.deprecated_subscription,

@@ -17,6 +17,7 @@ from usermessages.cli.common import (
     console,
     db_option,
     edge,
+    load_service_settings,
     load_settings,
     safe_url,
 )
@@ -45,7 +46,7 @@ def serve(host: str | None, port: int | None, db: str | None, config_file: str |
     from usermessages.store import engine as store_engine
     from usermessages.store import migrate
 
-    settings = load_settings(config_file, db).replace(host=host, port=port)
+    settings = load_service_settings(config_file, db).replace(host=host, port=port)
     engine = store_engine.connect(settings.database_connection, timeout=settings.database_timeout)
     if engine.dialect.name == "sqlite":
         # The embedded default sets itself up; a shared server is upgraded on purpose.
@@ -86,8 +87,8 @@ def collector(bus_url: str | None, metrics_port: int | None, db: str | None,
     from usermessages.notifications import sources_from_settings
     from usermessages.store import engine as store_engine
 
-    settings = load_settings(config_file, db).replace(bus_url=bus_url,
-                                                       collector_metrics_port=metrics_port)
+    settings = load_service_settings(config_file, db).replace(
+        bus_url=bus_url, collector_metrics_port=metrics_port)
     extra = sources_from_settings(settings)
     engine = store_engine.connect(settings.database_connection)
     if settings.collector_metrics_port:
@@ -151,12 +152,17 @@ def db() -> None:
 @config_option
 @edge
 def db_upgrade(db: str | None, config_file: str | None) -> None:
-    """Create or upgrade the messages table to the current schema."""
-    from usermessages.store import engine as store_engine
-    from usermessages.store import migrate
+    """Create or upgrade the messages table to the current schema.
 
-    engine = store_engine.connect(load_settings(config_file, db).database_connection)
+    On PostgreSQL it also makes the partitions of the next days of inserts ahead."""
+    from usermessages.store import engine as store_engine
+    from usermessages.store import migrate, partitions
+    from usermessages.store.messages import utcnow
+
+    settings = load_service_settings(config_file, db)
+    engine = store_engine.connect(settings.database_connection)
     migrate.upgrade(engine)
+    partitions.make_ahead(engine, utcnow(), settings.message_ttl)
     click.echo(f"database at revision {migrate.current(engine)}")
 
 
@@ -169,7 +175,7 @@ def reap(db: str | None, config_file: str | None) -> None:
     from usermessages.reaper import reap as reap_once
     from usermessages.store import engine as store_engine
 
-    settings = load_settings(config_file, db)
+    settings = load_service_settings(config_file, db)
     engine = store_engine.connect(settings.database_connection)
     result = reap_once(engine, settings.message_reap_batch_size, ttl=settings.message_ttl)
     if result.skipped:

@@ -9,7 +9,13 @@ import threading
 import click
 
 from usermessages.cli.client import Client, api_group, pass_client
-from usermessages.cli.common import config_option, console, db_option, edge, load_settings
+from usermessages.cli.common import (
+    config_option,
+    console,
+    db_option,
+    edge,
+    load_service_settings,
+)
 from usermessages.cli.output import Column, Output, View, output_options
 
 _COLUMNS = (
@@ -130,7 +136,7 @@ def webhook_deliverer(db: str | None, config_file: str | None) -> None:
     from usermessages.store import migrate
     from usermessages.webhooks.deliverer import Deliverer
 
-    settings = load_settings(config_file, db)
+    settings = load_service_settings(config_file, db)
     engine = store_engine.connect(settings.database_connection)
     if not migrate.is_at_head(engine):
         raise click.ClickException(

@@ -21,6 +21,7 @@ from usermessages.cli.common import (
     console,
     db_option,
     edge,
+    load_service_settings,
     load_settings,
     safe_url,
 )
@@ -56,7 +57,7 @@ def zaqar_collector(zaqar_url: str | None, projects: tuple[str, ...], db: str | 
     from usermessages.store import engine as store_engine
     from usermessages.zaqar.collector import ZaqarCollector
 
-    settings = load_settings(config_file, db).replace(zaqar_url=zaqar_url)
+    settings = load_service_settings(config_file, db).replace(zaqar_url=zaqar_url)
     if projects:
         extra = ",".join(p for p in (settings.zaqar_projects, *projects) if p)
         settings = settings.replace(zaqar_projects=extra)

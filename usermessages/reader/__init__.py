@@ -8,10 +8,24 @@ reads (``usermessages.web``). It returns the store's typed rows
 
 from usermessages.errors import KeystoneUnavailable
 from usermessages.reader.identity import Caller
-from usermessages.reader.policy import DELETE, GET, GET_ALL, WEBHOOKS, Policy
+from usermessages.reader.policy import (
+    AGGREGATES,
+    DELETE,
+    EXPORT,
+    GET,
+    GET_ALL,
+    STREAM,
+    WEBHOOKS_CREATE,
+    WEBHOOKS_DELETE,
+    WEBHOOKS_DELIVERIES,
+    WEBHOOKS_GET,
+    WEBHOOKS_GET_ALL,
+    Policy,
+)
 from usermessages.reader.reader import Reader, Scope
 
 __all__ = [
-    "Caller", "DELETE", "GET", "GET_ALL", "KeystoneUnavailable", "Policy", "Reader", "Scope",
-    "WEBHOOKS",
+    "AGGREGATES", "Caller", "DELETE", "EXPORT", "GET", "GET_ALL", "KeystoneUnavailable",
+    "Policy", "Reader", "STREAM", "Scope", "WEBHOOKS_CREATE", "WEBHOOKS_DELETE",
+    "WEBHOOKS_DELIVERIES", "WEBHOOKS_GET", "WEBHOOKS_GET_ALL",
 ]

@@ -14,12 +14,15 @@ calls every public method with a caller the policy denies.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from usermessages import audit, logs
 from usermessages.catalog import Catalog
 from usermessages.config import Settings
 from usermessages.errors import KeystoneUnavailable, MessageNotFound, SeriesNotFound, Unauthorized
@@ -37,10 +40,13 @@ from usermessages.store import aggregates as store_aggregates
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
 from usermessages.store import series as store_series
+from usermessages.store import webhooks as store_webhooks
 from usermessages.store.messages import StoredMessage
 from usermessages.store.series import StoredSeries
 from usermessages.translations import Translator
+from usermessages.webhooks import subscriptions
 
+T = TypeVar("T")
 MAX_ID = 255
 
 
@@ -72,7 +78,8 @@ class Reader:
     """Identity, policy and scope, and the queries behind them, each authorized here."""
 
     def __init__(self, settings: Settings, engine: Engine, catalog: Catalog,
-                 policy_: policy.Policy, token_validator: TokenValidator | None = None) -> None:
+                 policy_: policy.Policy, token_validator: TokenValidator | None = None,
+                 auditor: audit.Auditor | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.catalog = catalog
@@ -80,6 +87,8 @@ class Reader:
         self.translator = Translator(catalog)
         self.policy = policy_
         self.token_validator = token_validator
+        # Deletes, webhook changes and exports are audited here, for every front end.
+        self.auditor = auditor or audit.Auditor()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, engine: Engine | None = None,
@@ -91,18 +100,26 @@ class Reader:
         validator = (TokenValidator(dict(settings.keystone_authtoken))
                      if settings.auth_strategy == "keystone" else None)
         return cls(settings, engine, catalog,
-                   policy.Policy(settings.policy_file, settings.oslo_policy), validator)
+                   policy.Policy(settings.policy_file, settings.oslo_policy), validator,
+                   audit.Auditor.from_settings(settings))
 
     # --- identity and scope (who asks; nothing is read) ---------------------
 
     def scope(self, caller: Caller) -> Scope:
         return Scope(caller, self.policy.sees_all_projects(caller, self.settings.auth_strategy))
 
+    @staticmethod
+    def _known(caller: Caller) -> Caller:
+        """The verified caller, named in the request's log context from now on."""
+        logs.identify(caller.user_id, caller.project_id, caller.roles,
+                      system_scope=caller.system_scope, domain_id=caller.domain_id)
+        return caller
+
     def authenticate(self, headers: Mapping[str, str], state: object,
                      url_project: str | None = None) -> Scope:
         """A request's caller (noauth token or Keystone's validated identity), checked
         against the project its URL names."""
-        caller = identify(headers, state, self.settings)
+        caller = self._known(identify(headers, state, self.settings))
         if url_project is not None:
             check_url_project(self.settings, url_project, caller)
         return self.scope(caller)
@@ -114,14 +131,15 @@ class Reader:
         KeystoneUnavailable when Keystone cannot say.
         """
         if self.token_validator is None:
-            return authenticate({"x-auth-token": token}, admin_user=self.settings.admin_user,
-                                trust_roles_header=False)
+            return self._known(authenticate({"x-auth-token": token},
+                                            admin_user=self.settings.admin_user,
+                                            trust_roles_header=False))
         result = self.token_validator.validate([(b"x-auth-token", token.encode())])
         if isinstance(result, Refusal):
             if result.status == 401:
                 raise Unauthorized("The session's token is no longer valid.")
             raise KeystoneUnavailable("Keystone cannot be reached; try again later.")
-        return result
+        return self._known(result)
 
     def still_valid(self, token: str, caller: Caller) -> bool:
         """Whether ``token`` still names ``caller`` (a live stream re-checks its token).
@@ -137,6 +155,13 @@ class Reader:
     def _authorize(self, scope: Scope, rule: str) -> None:
         """A read of the caller's project (or, across projects, of none in particular)."""
         self.policy.authorize(rule, scope.caller, scope.caller.project_id)
+
+    def authorize_list(self, scope: Scope, rule: str | None = None) -> None:
+        """May the caller list messages and, for a list in another shape (an export, the
+        aggregates, a stream), read that shape (its own ``rule``) too?"""
+        self._authorize(scope, policy.GET_ALL)
+        if rule is not None:
+            self._authorize(scope, rule)
 
     # --- messages -----------------------------------------------------------
 
@@ -208,12 +233,39 @@ class Reader:
         return row
 
     def delete(self, scope: Scope, message_id: str) -> StoredMessage:
-        """Soft-delete one message; a concurrent delete makes this one a 404."""
-        row = self.get(scope, message_id, policy.DELETE)
-        with self.engine.begin() as conn:
-            if not store.soft_delete_message(conn, row.id):
-                raise MessageNotFound(message_id)
+        """Soft-delete one message (audited); a concurrent delete makes this one a 404."""
+        with self._audited(audit.DELETE, scope, audit.message(message_id[:MAX_ID]), 204):
+            row = self.get(scope, message_id, policy.DELETE)
+            with self.engine.begin() as conn:
+                if not store.soft_delete_message(conn, row.id):
+                    raise MessageNotFound(message_id)
         return row
+
+    def _audited(self, action: str, scope: Scope, target: audit.Target, status: int,
+                 attachments: dict[str, Any] | None = None
+                 ) -> contextlib.AbstractContextManager[audit.Audit]:
+        caller = scope.caller
+        return self.auditor.audited(action, caller.user_id, caller.project_id, target,
+                                    status=status, attachments=attachments)
+
+    # --- webhooks: a project's members manage them --------------------------
+
+    def create_webhook(self, scope: Scope, project_id: str,
+                       fields: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+        """Register a webhook for ``project_id`` (audited): its row and its secret."""
+        with self._audited(audit.CREATE, scope, audit.webhooks(project_id), 201) as done:
+            self.policy.authorize(policy.WEBHOOKS_CREATE, scope.caller, project_id)
+            row, secret = subscriptions.register(self.settings, self.engine, project_id,
+                                                 scope.caller.user_id, fields)
+            done.target = audit.webhook(row["id"])
+        return row, secret
+
+    def delete_webhook(self, scope: Scope, project_id: str, webhook_id: str) -> None:
+        """Delete one of ``project_id``'s webhooks (audited)."""
+        with self._audited(audit.DELETE, scope, audit.webhook(webhook_id[:MAX_ID]), 204):
+            self.policy.authorize(policy.WEBHOOKS_DELETE, scope.caller, project_id)
+            with self.engine.begin() as conn:
+                store_webhooks.remove(conn, project_id, webhook_id)
 
     # --- the extension: views, counts, export -------------------------------
 
@@ -236,8 +288,8 @@ class Reader:
     def aggregates(self, scope: Scope, query: store.ListQuery,
                    bucket: str | None) -> Aggregates:
         """Counts by each dimension and by time bucket (see histogram), in one connection
-        (a list in another shape: authorized as a list)."""
-        self._authorize(scope, policy.GET_ALL)
+        (a list in another shape: authorized as a list and as aggregates)."""
+        self.authorize_list(scope, policy.AGGREGATES)
         shape = filtered_view.histogram(query, bucket)
         with self.engine.connect() as conn:
             by = {dimension: store_aggregates.count_by(conn, scope.project_id, query, dimension)
@@ -254,6 +306,21 @@ class Reader:
         with self.engine.connect() as conn:
             return shape, store_aggregates.count_by_time(conn, scope.project_id, shape.query,
                                                          shape.bucket)
+
+    def export(self, scope: Scope, params: Mapping[str, str], fmt: str, *, max_limit: int,
+               page_size: int, admit: Callable[[], T]) -> tuple[Iterator[StoredMessage], T]:
+        """Every row of a filtered view (``parse_view``'s params), for a download in
+        ``fmt``: authorized, parsed, admitted and audited now, before the first row (once
+        a download streams, its status is sent). ``admit`` takes the download's slot,
+        last, so only a download that would start holds one; a refusal (429, 503) is
+        audited as the failure it is. Returns the rows and what ``admit`` returned."""
+        attachment = {"query": {"format": fmt, **params}}
+        with self._audited(audit.EXPORT, scope, audit.export(scope.project_id), 200,
+                           attachment):
+            self.authorize_list(scope, policy.EXPORT)
+            query = self.parse_view(scope, params, max_limit=max_limit, paged=False)
+            admitted = admit()
+        return self.walk(scope, query, page_size), admitted
 
     def walk(self, scope: Scope, query: store.ListQuery,
              page_size: int) -> Iterator[StoredMessage]:

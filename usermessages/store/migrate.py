@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from usermessages.store import partitions
 from usermessages.store.engine import translated
 from usermessages.store.schema import MARIADB_ONLY_COLUMNS
 
+LOG = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -50,8 +52,12 @@ def include_object(dialect: str) -> Callable[..., bool]:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to ``revision`` (idempotent)."""
+    before = current(engine)
     with translated("cannot upgrade the database"):
         command.upgrade(_config(engine), revision)
+    after = current(engine)
+    if after != before:
+        LOG.info("upgraded the schema from revision %s to %s", before or "(none)", after)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
@@ -72,3 +78,9 @@ def current(engine: Engine) -> str | None:
 
 def is_at_head(engine: Engine) -> bool:
     return current(engine) == head()
+
+
+def is_known(revision: str) -> bool:
+    """Is ``revision`` one of this release's (at or before its head)?"""
+    script = ScriptDirectory.from_config(_config(None))  # type: ignore[arg-type]
+    return any(found.revision == revision for found in script.walk_revisions())

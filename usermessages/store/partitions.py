@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from usermessages.store.engine import is_lock_wait
+from usermessages.store.engine import is_lock_wait, translated
 
 LOG = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ PARTITION_LOCK_KEY = 0x7573_6572_6D73_70
 _CACHE = "usermessages.partitions"  # conn.info key: the days known to be attached
 # MariaDB: the partition taking every expiry after the last day's.
 PMAX = "messages_pmax"
+# Writers (MariaDB) and `usermessages db upgrade` make the partitions of this many days of
+# inserts ahead, so a database user who may not make them (see can_make) finds them made.
 AHEAD_DAYS = 7
 HORIZON_DAYS = 400
 _LAST_DAY = "usermessages.partitions.last_day"  # conn.info key: MariaDB's last day made
@@ -137,6 +139,30 @@ def ensure(conn: Connection, expiries: Iterable[dt.datetime]) -> None:
         for day in sorted(missing):
             create(ddl, day)
     known.update(missing)
+
+
+def expiry_days(now: dt.datetime, ttl: int, days: int) -> list[dt.date]:
+    """The days messages created from ``now`` through ``days`` days later expire on."""
+    first = now + dt.timedelta(seconds=ttl)
+    return sorted({day_of(first + dt.timedelta(days=n)) for n in range(days + 1)})
+
+
+def make_ahead(engine: Engine, now: dt.datetime, ttl: int, days: int = AHEAD_DAYS) -> None:
+    """Make the partitions of the next ``days`` days of inserts now (PostgreSQL)."""
+    if engine.dialect.name != "postgresql":
+        return
+    with translated("cannot make the partitions ahead"), engine.connect() as conn:
+        ensure(conn, [dt.datetime.combine(day, dt.time()) for day in
+                      expiry_days(now, ttl, days)])
+
+
+def can_make(conn: Connection) -> bool:
+    """May this connection's user make a partition (create a table in the messages
+    table's schema, and attach it, which needs the messages table's owner's rights)?"""
+    return bool(conn.execute(text(
+        "SELECT has_schema_privilege(current_user, c.relnamespace, 'CREATE') "
+        "AND pg_has_role(current_user, c.relowner, 'USAGE') "
+        "FROM pg_class c WHERE c.oid = 'messages'::regclass")).scalar())
 
 
 def forget(conn: Connection) -> None:

@@ -244,3 +244,21 @@ webhook_deliveries = Table(
     **MYSQL_TABLE,
 )
 Index("ix_webhook_deliveries_webhook", webhook_deliveries.c.webhook_id, webhook_deliveries.c.id)
+
+# --- Collectors' announcements (migration 0010, store/collectors.py) ---
+collectors = Table(
+    "collectors",
+    metadata,
+    # host:pid: one row a collector process.
+    Column("name", String(255), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("version", String(64), nullable=False),
+    # The schema revision the collector's release was built for.
+    Column("schema", String(32), nullable=False),
+    # The envelope formats it reads, space-separated ("content type;v=version").
+    Column("reads", String(255), nullable=False),
+    Column("started_at", Timestamp, nullable=False),
+    Column("seen_at", Timestamp, nullable=False),
+    **MYSQL_TABLE,
+)
+Index("ix_collectors_seen_at", collectors.c.seen_at)

@@ -30,7 +30,7 @@ from usermessages.errors import (
     Unauthorized,
     UserMessagesError,
 )
-from usermessages.reader import DELETE, Caller, Reader, Scope
+from usermessages.reader import DELETE, STREAM, Caller, Reader, Scope
 from usermessages.reader.identity import project_id_problem
 from usermessages.store.engine import is_unavailable
 from usermessages.store.messages import ListQuery, StoredMessage, utcnow
@@ -423,12 +423,12 @@ def export_view(request: Request) -> StreamingResponse:
     state = _filters(request, scope.all_projects)
     for name in ("marker", "before"):
         state.pop(name, None)
-    query = _reader(request).parse_view(scope, _list_params(state), max_limit=PAGE_SIZE,
-                                        paged=False)
-    rows = _reader(request).walk(scope, query, EXPORT_PAGE)
+    # The slot is taken last: a refused download (an error page saying why) took none.
+    slots = _limits(request).exports
+    rows, lease = _reader(request).export(
+        scope, _list_params(state), fmt, max_limit=PAGE_SIZE, page_size=EXPORT_PAGE,
+        admit=lambda: slots.acquire(holder(scope.caller.project_id)))
     body = export.lines(fmt, rows, _reader(request).catalog, Audience.of(scope.all_projects))
-    # Last: a refused download (an error page saying why) took no slot.
-    lease = _limits(request).exports.acquire(holder(scope.caller.project_id))
     return LeasedResponse(lease, body, media_type=export.FORMATS[fmt],
                           headers={"Content-Disposition":
                                    f'attachment; filename="messages.{fmt}"'})
@@ -473,6 +473,7 @@ def delete(request: Request, message_id: str, csrf: str = Form("")) -> Response:
 def _open_stream(request: Request) -> tuple[Scope, events.Feed[tuple[StoredMessage, int]], int]:
     """Blocking (Keystone, the store): the stream's scope, feed and first cursor."""
     scope = _guard(request)
+    _reader(request).authorize_list(scope, STREAM)
     state = _filters(request, scope.all_projects)
     state.pop("marker", None)
     query = _parse(request, scope, _list_params(state), STREAM_BATCH)

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from usermessages.catalog import Level, Resource
 from usermessages.errors import BadRequest, Forbidden
-from usermessages.reader import WEBHOOKS, Caller
+from usermessages.reader import WEBHOOKS_GET_ALL, Caller
 from usermessages.store import webhooks as store_webhooks
 from usermessages.viewer.routes import _caller, _form_token, _reader, _render
 from usermessages.webhooks import subscriptions
@@ -20,12 +20,13 @@ router = APIRouter(include_in_schema=False)
 
 
 def _member(request: Request) -> Caller:
+    """A caller who may see the page: it lists the project's webhooks."""
     caller = _caller(request)
     if not caller.project_id:
         # A system-scoped token has no project (the API answers it 400 on a project's URL).
         raise Forbidden("Webhooks belong to a project: switch to one of your projects to "
                         "manage its webhooks.")
-    _reader(request).policy.authorize(WEBHOOKS, caller, caller.project_id)
+    _reader(request).policy.authorize(WEBHOOKS_GET_ALL, caller, caller.project_id)
     return caller
 
 
@@ -58,9 +59,9 @@ def create(request: Request, url: str = Form(""), message_level: str = Form(""),
     _check_csrf(request, csrf)
     fields = {"url": url.strip(), "message_level": message_level,
               "event_id": event_id.strip(), "resource_type": resource_type}
+    reader = _reader(request)
     try:
-        row, secret = subscriptions.register(_reader(request).settings, _reader(request).engine,
-                                             caller.project_id, caller.user_id, fields)
+        row, secret = reader.create_webhook(reader.scope(caller), caller.project_id, fields)
     except BadRequest as exc:
         return _page(request, caller, status=400, error=exc.message, form=fields)
     # Rendered, not redirected: the secret is never stored, in the session or anywhere.
@@ -71,7 +72,7 @@ def create(request: Request, url: str = Form(""), message_level: str = Form(""),
 def delete(request: Request, webhook_id: str, csrf: str = Form("")) -> Response:
     caller = _member(request)
     _check_csrf(request, csrf)
-    with _reader(request).engine.begin() as conn:
-        store_webhooks.remove(conn, caller.project_id, webhook_id)
+    reader = _reader(request)
+    reader.delete_webhook(reader.scope(caller), caller.project_id, webhook_id)
     request.session["flash"] = f"Webhook {webhook_id} deleted."
     return RedirectResponse("/viewer/webhooks", status_code=303)
