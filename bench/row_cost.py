@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from bench.cinder_peer import cinder_conf, cinder_db_sync, ensure_cinder  # noqa: E402
 from bench.workload import records  # noqa: E402
-from tests import servers  # noqa: E402
+from tests.harness import servers  # noqa: E402
 
 from usermessages.message import Message  # noqa: E402
 from usermessages.store import engine as store_engine  # noqa: E402

@@ -66,8 +66,8 @@ from bench.measure import (  # noqa: E402
     wait_http,
 )
 from bench.workload import PROJECTS, records  # noqa: E402
-from tests import servers  # noqa: E402  (the same throwaway servers the tests use)
-from tests.zaqar_server import Zaqar, zaqar_server  # noqa: E402
+from tests.harness import servers  # noqa: E402  (the same throwaway servers the tests use)
+from tests.harness.zaqar import Zaqar, zaqar_server  # noqa: E402
 from usermessages import Action, Detail, Messenger, RequestContext  # noqa: E402
 from usermessages.config import Settings  # noqa: E402
 from usermessages.message import Message  # noqa: E402

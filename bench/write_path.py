@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.workload import records  # noqa: E402
-from tests import servers  # noqa: E402
+from tests.harness import servers  # noqa: E402
 
 from usermessages.config import Settings  # noqa: E402
 from usermessages.store import engine as store_engine  # noqa: E402

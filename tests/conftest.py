@@ -10,14 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from tests import servers
+from tests.harness import servers
+from tests.harness.cloud import Cloud, provision
 from tests.harness.galera import Galera, galera_cluster
 from tests.harness.haproxy import HAProxy, haproxy
 from tests.harness.mariadb import MariaDB, mariadb_server
 from tests.harness.rabbitmq_cluster import Cluster
 from tests.harness.rabbitmq_cluster import rabbitmq_cluster as start_rabbitmq_cluster
-from tests.keystone.cloud import Cloud, provision
-from tests.zaqar_server import Zaqar, zaqar_server
+from tests.harness.zaqar import Zaqar, zaqar_server
 from usermessages.config import Settings
 from usermessages.service import create_app
 from usermessages.store import engine as store_engine

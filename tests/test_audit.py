@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests import servers
 from tests.api.conftest import row
+from tests.harness import servers
 from tests.viewer_session import sign_in
 from usermessages.config import Settings
 from usermessages.service import create_app

@@ -10,7 +10,7 @@ import uuid
 import amqp
 from kombu import Producer
 
-from tests import servers
+from tests.harness import servers
 from usermessages import bus
 from usermessages.catalog import Action, Detail, Kind, Resource
 from usermessages.collector import Collector

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from kombu import Producer
 from sqlalchemy import text
 
-from tests import servers
+from tests.harness import servers
 from usermessages import Action, Detail, Messenger, RequestContext, bus, envelope
 from usermessages.catalog import Kind, Resource
 from usermessages.collector import Collector, list_dead_letters

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
-from tests import servers
+from tests.harness import servers
 from usermessages import Action, Detail, Level, Messenger, RequestContext, Resource, envelope
 from usermessages.collector import Collector
 from usermessages.config import MAX_MESSAGE_TTL, Settings, check_ttl, load

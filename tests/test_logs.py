@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests import servers
 from tests.api.conftest import row
+from tests.harness import servers
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate, writer
 

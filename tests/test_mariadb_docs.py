@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 
-from tests import servers
 from tests.api.conftest import row
+from tests.harness import servers
 from tests.harness.mariadb import MariaDB, mariadb_server
 from usermessages import config
 from usermessages.store import engine as store_engine

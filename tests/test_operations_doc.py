@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests import servers
+from tests.harness import servers
 from usermessages.store import collectors
 from usermessages.store import engine as store_engine
 from usermessages.store.messages import utcnow

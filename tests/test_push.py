@@ -283,7 +283,7 @@ def test_a_row_the_store_refuses_is_isolated_and_dead_lettered(engine, two_sourc
 
 
 def test_store_down_retries_without_losing_anything(postgresql_admin_url, clean_bus):
-    from tests import servers
+    from tests.harness import servers
 
     url = servers.create_database(postgresql_admin_url, f"down_{uuid.uuid4().hex[:8]}")
     engine = store_engine.connect(url)
@@ -311,7 +311,7 @@ def test_store_down_retries_without_losing_anything(postgresql_admin_url, clean_
 
 
 def test_broker_unreachable_create_stays_fast_and_spools(tmp_path):
-    from tests import servers
+    from tests.harness import servers
 
     url = f"amqp://guest:guest@127.0.0.1:{servers.free_port()}//"  # nothing listens
     spool_path = tmp_path / "spool.sqlite"

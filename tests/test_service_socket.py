@@ -15,7 +15,7 @@ import time
 
 import httpx
 
-from tests import servers
+from tests.harness import servers
 from usermessages import service
 
 

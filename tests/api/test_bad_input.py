@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from tests import servers
 from tests.api.conftest import headers, row
+from tests.harness import servers
 from usermessages.config import Settings
 from usermessages.service import create_app
 from usermessages.store import engine as store_engine

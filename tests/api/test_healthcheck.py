@@ -19,8 +19,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests import servers
 from tests.api.test_unavailable import _server_pids, _signal
+from tests.harness import servers
 from usermessages.config import Settings
 from usermessages.service import create_app
 from usermessages.store import engine as store_engine

@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests import servers
 from tests.api.conftest import row
+from tests.harness import servers
 from tests.viewer.test_stream import Stream
 from tests.viewer_session import sign_in
 from tests.web import sse

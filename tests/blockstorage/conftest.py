@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests import servers
+from tests.harness import servers
 
 FAST = """
 [blockstorage]

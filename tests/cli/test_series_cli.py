@@ -15,8 +15,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from tests import servers
 from tests.api.conftest import row
+from tests.harness import servers
 from usermessages import Action, Detail, Messenger, RequestContext
 from usermessages.cli.main import main
 from usermessages.store import engine as store_engine

@@ -17,8 +17,8 @@ import pytest
 from keystoneauth1 import exceptions as ksa_exceptions
 from keystoneauth1 import session as ks_session
 
-from tests.keystone.cloud import PASSWORD, Cloud
-from tests.servers import KEYSTONE_ADMIN_PASSWORD
+from tests.harness.cloud import PASSWORD, Cloud
+from tests.harness.servers import KEYSTONE_ADMIN_PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
 

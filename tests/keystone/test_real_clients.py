@@ -22,9 +22,9 @@ from tempest.lib import exceptions as lib_exc
 from tempest.lib.services.volume import base_client
 from tempest.lib.services.volume.v3 import messages_client
 
-from tests import servers
-from tests.keystone.cloud import PASSWORD, Cloud
-from tests.peers.harness import BIN, TIMEOUT, parse_table, run
+from tests.harness import servers
+from tests.harness.cloud import PASSWORD, Cloud
+from tests.harness.peers import BIN, TIMEOUT, parse_table, run
 from usermessages import Action, Detail, Messenger, RequestContext, Resource
 
 

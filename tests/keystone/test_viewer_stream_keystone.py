@@ -13,8 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from tests import servers
 from tests.api.conftest import row
+from tests.harness import servers
 from tests.keystone.viewer_client import csrf, session_store, sign_in
 from tests.viewer.test_stream import Stream
 from tests.web import sse

@@ -20,7 +20,7 @@ import httpx
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, text
 
-from tests import servers
+from tests.harness import servers
 from tests.harness.galera import Galera
 from tests.harness.haproxy import HAProxy
 from tests.reliability.test_reliability import collector

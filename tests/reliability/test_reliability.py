@@ -20,7 +20,7 @@ import pytest
 from kombu import Exchange, Producer
 from sqlalchemy import text
 
-from tests import servers
+from tests.harness import servers
 from usermessages import Action, Detail, Messenger, RequestContext, bus
 from usermessages.message import Message
 from usermessages.messenger import CLOSE_TIMEOUT

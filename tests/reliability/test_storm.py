@@ -20,7 +20,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from tests import servers
+from tests.harness import servers
 from usermessages import Action, Detail, Messenger, RequestContext, bus
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests import servers
+from tests.harness import servers
 from tests.viewer.test_viewer import _page, browser, shot, sign_in  # noqa: F401 (fixture)
 from usermessages import Action, Messenger, RequestContext, catalog
 

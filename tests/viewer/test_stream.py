@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests import servers
+from tests.harness import servers
 from tests.viewer_session import sign_in
 from usermessages import Action, Detail, Kind, Resource, bus, envelope
 from usermessages.message import Message

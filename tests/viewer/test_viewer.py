@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests import servers
+from tests.harness import servers
 from tests.web import sse
 from usermessages import Action, Detail, Level, Messenger, RequestContext, Resource, catalog
 from usermessages.store import engine as store_engine

@@ -265,7 +265,7 @@ def test_db_plus_zaqar_from_settings_and_the_zaqar_collector_command(
 
 def test_store_down_releases_the_claims_at_once_and_loses_nothing(
         zaqar, zaqar_client, layout, new_project, pg_engine, tmp_path):
-    from tests.servers import free_port
+    from tests.harness.servers import free_port
     from usermessages.errors import StoreUnavailable
 
     project = new_project()

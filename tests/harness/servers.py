@@ -418,7 +418,7 @@ def _group() -> str:
 
 def keystone_venv() -> Path:
     """The Keystone venv, created by scripts/venv-keystone on first use."""
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parent.parent.parent
     venv = Path(os.environ.get("KEYSTONE_VENV", repo / ".venv-keystone"))
     subprocess.run([str(repo / "scripts" / "venv-keystone")], check=True,
                    env={**os.environ, "KEYSTONE_VENV": str(venv)})

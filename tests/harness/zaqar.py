@@ -28,10 +28,10 @@ from pathlib import Path
 
 import httpx
 
-from tests.servers import free_port
+from tests.harness.servers import free_port
 
 PACKAGES = ("zaqar[redis]==23.0.1", "gunicorn==27.0.1")
-VENV = Path(__file__).resolve().parent / ".zaqar-venv"
+VENV = Path(__file__).resolve().parent.parent / ".zaqar-venv"
 
 CONF = """\
 [DEFAULT]

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests import servers
+from tests.harness import servers
 from usermessages import Action, Detail, Level, Messenger, RequestContext, Resource
 
 # Project ids as Keystone makes them (hex), so they pass the server's project_id_regex.

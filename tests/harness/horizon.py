@@ -20,9 +20,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.servers import free_port, stop_process
+from tests.harness.servers import free_port, stop_process
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 PLUGIN = REPO / "usermessages_dashboard"
 
 MANAGE = """import os, sys

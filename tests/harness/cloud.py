@@ -15,7 +15,7 @@ import openstack
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
-from tests.servers import KEYSTONE_ADMIN_PASSWORD, Keystone
+from tests.harness.servers import KEYSTONE_ADMIN_PASSWORD, Keystone
 
 PASSWORD = "a-user-password"
 SERVICE_PASSWORD = "a-service-password"
