@@ -19,15 +19,15 @@ from kombu import Connection, Exchange, Producer
 from oslo_context.context import RequestContext
 from sqlalchemy import Engine, text
 
-from tests import openstack_payloads as os_payloads
-from tests.notifier import collector, notifier, rows, running, wait_for
-from tests.openstack_payloads import RequestContextSerializer
+from tests.notifications import openstack_payloads as os_payloads
+from tests.notifications.notifier import collector, notifier, rows, running, wait_for
+from tests.notifications.openstack_payloads import RequestContextSerializer
 from usermessages.collector import Accept, Ignore, Reject, list_dead_letters
 from usermessages.notifications import MAX_FIELD, decide, load_mapping, source
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate, writer
 
-MAPPING = Path(__file__).resolve().parent.parent / "etc" / "notification-mapping.ini"
+MAPPING = Path(__file__).resolve().parents[2] / "etc" / "notification-mapping.ini"
 RULES = load_mapping(MAPPING)
 TTL = 2592000
 

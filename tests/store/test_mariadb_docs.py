@@ -25,7 +25,7 @@ from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
 from usermessages.store import migrate, partitions, writer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "usermessages.cli.main"]
 
 

@@ -1,6 +1,6 @@
 """Nova 34's own notification code reports the failures we map; prints what it sent.
 
-Run by tests/test_notifications_real.py with the OpenStack venv's python
+Run by tests/notifications/test_real.py with the OpenStack venv's python
 (scripts/venv-openstack); never imported by our code. Driving a whole compute
 host is out of reach of a test, so each failure calls the function Nova's failure
 path calls, with the arguments that path passes (named in each ``caller``): the

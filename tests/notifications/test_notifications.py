@@ -12,8 +12,8 @@ import pytest
 from prometheus_client import generate_latest
 from oslo_context.context import RequestContext
 
-from tests.notifier import collector, notifier, rows, running, wait_for
-from tests.openstack_payloads import (
+from tests.notifications.notifier import collector, notifier, rows, running, wait_for
+from tests.notifications.openstack_payloads import (
     NoValidBackend, RequestContextSerializer, cinder_create_volume,
 )
 from usermessages import metrics, notifications
@@ -21,7 +21,7 @@ from usermessages.collector import Accept, Ignore, Reject
 from usermessages.errors import ConfigError
 from usermessages.notifications import decide, load_mapping, source
 
-MAPPING = Path(__file__).resolve().parent.parent / "etc" / "notification-mapping.ini"
+MAPPING = Path(__file__).resolve().parents[2] / "etc" / "notification-mapping.ini"
 
 
 def _notification(event_type: str = "scheduler.create_volume", priority: str = "ERROR",

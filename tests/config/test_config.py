@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from usermessages import config, options
 from usermessages.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "configuration.md"
 DECLARED = options.declared(config.Settings)
 

@@ -16,7 +16,7 @@ from usermessages.store import collectors
 from usermessages.store import engine as store_engine
 from usermessages.store.messages import utcnow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "operations.md"
 BIN = Path(sys.executable).parent
 

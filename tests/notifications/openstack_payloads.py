@@ -5,7 +5,7 @@ object to serialize); the exceptions mimic Cinder's and Nova's: a formatted
 message kept in ``msg``/``kwargs``, so the real serializer does to them what it
 does in those services (``repr``, through oslo.serialization's to_primitive).
 These are for tests that need a payload without the services installed; what the
-services really send is checked by tests/test_notifications_real.py, which runs
+services really send is checked by tests/notifications/test_real.py, which runs
 their own code: when the two disagree, that one is right.
 """
 

@@ -3,11 +3,11 @@ notifications the real services build and send.
 
 Cinder 29 and Nova 34 as released (PyPI, pinned in scripts/venv-openstack, installed
 in a venv of their own once per machine) run their own failure paths in
-tests/real_notifications/emit_cinder.py and emit_nova.py; their own Notifier puts each
+tests/notifications/real_notifications/emit_cinder.py and emit_nova.py; their own Notifier puts each
 ERROR notification on the wire as RabbitMQ would carry it, and those bytes are what is
 checked here. A path that leads nowhere in what a service really sends fails, naming
 the section, the key and the paths the payload does have; a section no real code path
-sends fails too. Hand-written payloads (tests/openstack_payloads.py) agree with the
+sends fails too. Hand-written payloads (tests/notifications/openstack_payloads.py) agree with the
 mapping by construction; these agree with Cinder and Nova or the test fails.
 """
 
@@ -31,9 +31,9 @@ from usermessages.notifications import Rule, decide, load_mapping, lookup
 # The first run on a machine installs Cinder and Nova (about a minute with pip's cache).
 pytestmark = pytest.mark.timeout(900)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MAPPING = ROOT / "etc" / "notification-mapping.ini"
-EMITTERS = ROOT / "tests" / "real_notifications"
+EMITTERS = Path(__file__).resolve().parent / "real_notifications"
 RULES = load_mapping(MAPPING)
 TTL = 2592000
 # The paths whose value the scenario knows (the exception's is checked through decide()).

@@ -26,7 +26,7 @@ from usermessages.translations import (
     parse_accept_language,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "catalog.md"
 REQUIRED = ("de", "fr", "ja", "zh_CN")
 

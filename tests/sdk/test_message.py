@@ -38,7 +38,7 @@ from usermessages.notifications import NAMESPACE, Rule, decide
 from usermessages.store import messages as store
 from usermessages.store import writer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TTL = 2592000  # 30 days: CREATED, a fixed past time, has not expired
 CREATED = dt.datetime(2026, 11, 20, 8, 30, 15, 250000)
 

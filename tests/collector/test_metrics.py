@@ -12,10 +12,10 @@ from pathlib import Path
 
 from oslo_context.context import RequestContext
 
-from tests.notifier import notifier, wait_for
-from tests.openstack_payloads import RequestContextSerializer
+from tests.notifications.notifier import notifier, wait_for
+from tests.notifications.openstack_payloads import RequestContextSerializer
 
-MAPPING = Path(__file__).resolve().parent.parent / "etc" / "notification-mapping.ini"
+MAPPING = Path(__file__).resolve().parents[2] / "etc" / "notification-mapping.ini"
 
 
 def _free_port() -> int:

@@ -14,7 +14,7 @@ import pytest
 
 from usermessages import config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OURS = ("[api]", "[database]", "[bus]", "[collector]", "[sdk]", "[zaqar]", "[viewer]")
 
 

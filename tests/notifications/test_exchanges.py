@@ -13,15 +13,15 @@ from kombu import Connection, Exchange
 from oslo_context.context import RequestContext
 from sqlalchemy import Engine
 
-from tests.notifier import collector, notifier, rows, running, wait_for
-from tests.openstack_payloads import (
+from tests.notifications.notifier import collector, notifier, rows, running, wait_for
+from tests.notifications.openstack_payloads import (
     NoValidBackend, RequestContextSerializer, cinder_create_volume,
 )
 from usermessages.notifications import load_mapping, source
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate
 
-MAPPING = Path(__file__).resolve().parent.parent / "etc" / "notification-mapping.ini"
+MAPPING = Path(__file__).resolve().parents[2] / "etc" / "notification-mapping.ini"
 CONTEXT = RequestContext(project_id="p1", user_id="u1")
 
 

@@ -11,7 +11,7 @@ from usermessages import catalog
 from usermessages.catalog import Action, Catalog, Detail, Resource, detail_for, event_id
 from usermessages.errors import CatalogError
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "catalog.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "catalog.md"
 
 
 @pytest.mark.parametrize("table", [Action, Detail])

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from oslo_context.context import RequestContext
 
-from tests import openstack_payloads as osp
-from tests.notifier import collector, notifier, rows, running, wait_for
+from tests.notifications import openstack_payloads as osp
+from tests.notifications.notifier import collector, notifier, rows, running, wait_for
 from usermessages import metrics
 from usermessages.notifications import load_mapping, source
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MAPPING = ROOT / "etc" / "notification-mapping.ini"
 DOCS = ROOT / "docs" / "notifications.md"
 

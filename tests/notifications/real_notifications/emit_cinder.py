@@ -1,6 +1,6 @@
 """Cinder 29's own code fails four requests and sends its notifications; prints them.
 
-Run by tests/test_notifications_real.py with the OpenStack venv's python
+Run by tests/notifications/test_real.py with the OpenStack venv's python
 (scripts/venv-openstack); never imported by our code. Each failure goes the way it
 goes in a cloud with no backend able to take the request: the real volume API
 (``cinder.volume.api.API``) builds the request spec, casts to the scheduler over

@@ -20,7 +20,7 @@ from blockstorage import config as storage_config
 from usermessages import config, options
 from usermessages.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OURS = options.declared(config.Settings)
 THEIRS = options.declared(storage_config.StorageSettings) + options.declared(
     storage_config.Backend)
