@@ -17,7 +17,6 @@ import time
 
 from bench.series_insert import _messages
 from tests.harness import servers
-
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate, partitions, writer
 

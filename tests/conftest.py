@@ -36,7 +36,8 @@ def postgresql_admin_url() -> Iterator[str]:
 @pytest.fixture
 def postgresql_url(postgresql_admin_url: str) -> str:
     """A fresh, empty database on the shared cluster."""
-    return servers.create_database(postgresql_admin_url, f"t{next(_counter)}_{uuid.uuid4().hex[:8]}")
+    name = f"t{next(_counter)}_{uuid.uuid4().hex[:8]}"
+    return servers.create_database(postgresql_admin_url, name)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ own cluster: this test freezes and stops it)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import queue
@@ -69,10 +70,8 @@ def _server_pids(cluster: servers.PostgreSQL) -> list[int]:
 
 def _signal(pids: list[int], signum: int) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
 
 
 def _burst(base: str, n: int = CONCURRENCY) -> list[tuple[int, float, httpx.Response]]:

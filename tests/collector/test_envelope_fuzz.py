@@ -75,7 +75,7 @@ json_values = st.recursive(
     | st.dictionaries(hostile_text, children, max_size=5),
     max_leaves=30,
 )
-plain_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
+plain_text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
                      max_size=255)
 offsets = st.builds(dt.timedelta, minutes=st.integers(-(24 * 60 - 1), 24 * 60 - 1))
 times = st.one_of(

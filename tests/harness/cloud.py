@@ -54,7 +54,9 @@ class Cloud:
                            user_domain_id="default", **scope)
 
     def token(self, user: str, project: str | None = None, *, system: bool = False) -> str:
-        return ks_session.Session(auth=self.auth(user, project, system=system)).get_token()
+        token = ks_session.Session(auth=self.auth(user, project, system=system)).get_token()
+        assert token, f"Keystone gave {user} no token"
+        return token
 
     def revoke(self, token: str) -> None:
         assert self.admin is not None

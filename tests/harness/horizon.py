@@ -92,12 +92,11 @@ class Horizon:
         self._manage("compress", "--force", "-v0")
 
     def start(self, timeout: float = 60) -> None:
-        log = open(self.root / "run.log", "wb")
-        self.process = subprocess.Popen(
-            [self.python, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--insecure",
-             "--noreload"], cwd=self.root, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
+        with open(self.root / "run.log", "wb") as log:
+            self.process = subprocess.Popen(
+                [self.python, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--insecure",
+                 "--noreload"], cwd=self.root, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:

@@ -112,8 +112,10 @@ def live_server(root: Path, *, osapi_max_limit: int | None = None) -> Iterator[L
             for seed in SEEDS:
                 live.ids[seed.name] = live.seed(seed)
             # Admin-only: no project, so no project user may see it.
-            live.ids["service"] = messenger.create_service_message(
+            service = messenger.create_service_message(
                 Action.SERVICE_STATUS, Detail.SERVICE_DOWN, host="cinder-volume@lvm")
+            assert service, "the messenger could not store the message"
+            live.ids["service"] = service
             yield live
         finally:
             messenger.close()

@@ -121,8 +121,8 @@ def api_server(db_url: str, *, config_file: str | None = None,
             "--port", str(port), "--db", db_url]
     if config_file:
         args += ["--config", config_file]
-    log = tempfile.NamedTemporaryFile(prefix="um-api-", suffix=".log", delete=False)
-    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    with tempfile.NamedTemporaryFile(prefix="um-api-", suffix=".log", delete=False) as log:
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_serving(base, process, Path(log.name), timeout)
@@ -141,9 +141,10 @@ def wait_serving(base: str, process: subprocess.Popen, log: Path, timeout: float
         try:
             httpx.get(base + "/", timeout=1)
             return
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {log.read_text(errors='replace')}")
+                raise RuntimeError(f"server did not start: {log.read_text(errors='replace')}"
+                                   ) from exc
             time.sleep(0.1)
 
 
@@ -244,16 +245,15 @@ def rabbitmq_broker() -> Iterator[RabbitMQ]:
     }
     if os.geteuid() == 0:
         subprocess.run(["chown", "-R", "rabbitmq:rabbitmq", str(root)], check=True)
-    log = open(root / "server.out", "wb")
-    process = subprocess.Popen([server], env=server_env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    with open(root / "server.out", "wb") as log:
+        process = subprocess.Popen([server], env=server_env, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
     rabbit = RabbitMQ(process, ctl, common, root, port, epmd)
     try:
         rabbit.wait_ready()
         yield rabbit
     finally:
         rabbit.stop()
-        log.close()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -297,10 +297,8 @@ class RabbitMQ:
                              text=True).stdout
         for token in out.split("pid=")[1:]:
             pid = int(token.split(",", 1)[0])
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
 
 
 KEYSTONE_CONF = """[DEFAULT]
@@ -360,18 +358,17 @@ class Keystone:
                      "--bootstrap-public-url", self.url)
 
     def start(self, timeout: float = 60) -> None:
-        log = open(self.root / "log" / "gunicorn.out", "wb")
         env = {**os.environ, "OS_KEYSTONE_CONFIG_DIR": str(self.root / "etc")}
         # --no-control-socket: gunicorn 27 otherwise shares one control socket per
         # user, and another gunicorn exiting removes ours.
-        self.process = subprocess.Popen(
-            [str(self.venv / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{self.port}",
-             "--workers", "1", "--threads", "4", "--no-control-socket",
-             "--chdir", str(self.root), "--error-logfile", str(self.root / "log" / "gunicorn.log"),
-             "ks_wsgi:application"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
-        log.close()
+        with open(self.root / "log" / "gunicorn.out", "wb") as log:
+            self.process = subprocess.Popen(
+                [str(self.venv / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{self.port}",
+                 "--workers", "1", "--threads", "4", "--no-control-socket", "--chdir",
+                 str(self.root), "--error-logfile", str(self.root / "log" / "gunicorn.log"),
+                 "ks_wsgi:application"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:

@@ -100,10 +100,11 @@ class Zaqar:
         if not Path(server).exists():
             raise RuntimeError("redis-server is not installed; scripts/system-packages installs it")
         log = self.root / "redis.out"
-        self._redis = subprocess.Popen(
-            [server, "--bind", "127.0.0.1", "--port", str(self.redis_port), "--dir",
-             str(self.root), "--save", "", "--appendonly", "no", "--daemonize", "no"],
-            stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        with open(log, "wb") as out:
+            self._redis = subprocess.Popen(
+                [server, "--bind", "127.0.0.1", "--port", str(self.redis_port), "--dir",
+                 str(self.root), "--save", "", "--appendonly", "no", "--daemonize", "no"],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
         def pong() -> bool:
             with contextlib.suppress(OSError):
@@ -120,10 +121,11 @@ class Zaqar:
         """Start Zaqar (gunicorn, 2 workers x 4 threads) and wait for /v2/ping."""
         log = self.root / "gunicorn.out"
         env = {**os.environ, "HOME": str(self.root / "home")}
-        self._zaqar = subprocess.Popen(
-            [str(self.bin / "gunicorn"), "-b", f"127.0.0.1:{self.port}", "-w", "2",
-             "--threads", "4", "zaqar.transport.wsgi.app:application"],
-            env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        with open(log, "ab") as out:
+            self._zaqar = subprocess.Popen(
+                [str(self.bin / "gunicorn"), "-b", f"127.0.0.1:{self.port}", "-w", "2",
+                 "--threads", "4", "zaqar.transport.wsgi.app:application"],
+                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         headers = {"Client-ID": str(uuid.uuid4()), "X-Project-ID": "ready"}
 
         def ping() -> bool:

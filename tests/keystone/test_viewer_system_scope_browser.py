@@ -18,7 +18,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.harness import servers
 from tests.harness.cloud import PASSWORD, Cloud
-from tests.viewer.test_viewer import ARGS, CHROMIUM, shot
+from tests.viewer.conftest import ARGS, CHROMIUM
+from tests.viewer.test_viewer import shot
 from usermessages import Action, Detail, Messenger, RequestContext, catalog
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store

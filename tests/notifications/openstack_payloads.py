@@ -118,7 +118,7 @@ def cinder_set_volume_state(method: str, volume_id: str, project: str, user: str
                     "volume_properties": {"size": 10, "project_id": project, "user_id": user}}
     properties = request_spec.get("volume_properties", {})
     return dict(request_spec=request_spec, volume_properties=properties,
-                volume_id=request_spec.get("volume_id", None),
+                volume_id=request_spec.get("volume_id"),
                 state={"status": "available"}, method=method, reason=reason)
 
 

@@ -15,7 +15,9 @@ from sqlalchemy import Engine
 
 from tests.notifications.notifier import collector, notifier, rows, running, wait_for
 from tests.notifications.openstack_payloads import (
-    NoValidBackend, RequestContextSerializer, cinder_create_volume,
+    NoValidBackend,
+    RequestContextSerializer,
+    cinder_create_volume,
 )
 from usermessages.notifications import load_mapping, source
 from usermessages.store import engine as store_engine

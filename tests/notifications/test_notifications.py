@@ -9,12 +9,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from prometheus_client import generate_latest
 from oslo_context.context import RequestContext
+from prometheus_client import generate_latest
 
 from tests.notifications.notifier import collector, notifier, rows, running, wait_for
 from tests.notifications.openstack_payloads import (
-    NoValidBackend, RequestContextSerializer, cinder_create_volume,
+    NoValidBackend,
+    RequestContextSerializer,
+    cinder_create_volume,
 )
 from usermessages import metrics, notifications
 from usermessages.collector import Accept, Ignore, Reject

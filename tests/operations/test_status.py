@@ -19,6 +19,7 @@ import uuid
 from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from sqlalchemy import text
@@ -36,8 +37,9 @@ ALL = ("Database schema", "Partitions", "Pack format", "Collector versions",
 SUCCESS, WARNING, FAILURE = 0, 1, 2
 
 
-def _status(conf: Path) -> tuple[int, dict[str, tuple[int, str | None]]]:
-    """Exit code, and each check's (result, details) from --json."""
+def _status(conf: Path) -> tuple[int, dict[str, tuple[int, Any]]]:
+    """Exit code, and each check's (result, details) from --json (details: a str, or None
+    on success)."""
     env = {**os.environ}
     env.pop("USERMESSAGES_CONFIG", None)
     ran = subprocess.run([str(STATUS), "--config-file", str(conf), "upgrade", "check",
@@ -60,7 +62,7 @@ def _sqlite(tmp_path: Path) -> str:
     return url
 
 
-def _announce(url: str, **changes: object) -> None:
+def _announce(url: str, **changes: Any) -> None:
     """A collector's announcement, as the collector writes it, with ``changes``."""
     now = utcnow()
     found = collectors.Announcement(f"other:{uuid.uuid4().hex[:6]}", "other",

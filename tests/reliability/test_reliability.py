@@ -62,13 +62,14 @@ def _wait_rows(engine, n: int, timeout: float = 120) -> None:  # type: ignore[no
 
 
 @contextlib.contextmanager
-def collector(bus_url: str, db_url: str, workdir: Path, name: str = "c") -> Iterator[subprocess.Popen]:
+def collector(bus_url: str, db_url: str, workdir: Path,
+              name: str = "c") -> Iterator[subprocess.Popen]:
     conf = workdir / f"{name}.conf"
     conf.write_text("[collector]\nbatch_size = 200\nflush_interval = 0.1\n[bus]\ntimeout = 1\n")
-    log = open(workdir / f"{name}.log", "ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "usermessages.cli.main", "-v", "collector", "--bus", bus_url,
-         "--db", db_url, "--config", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+    with open(workdir / f"{name}.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "usermessages.cli.main", "-v", "collector", "--bus", bus_url,
+             "--db", db_url, "--config", str(conf)], stdout=log, stderr=subprocess.STDOUT)
     try:
         yield process
     finally:
@@ -79,7 +80,6 @@ def collector(bus_url: str, db_url: str, workdir: Path, name: str = "c") -> Iter
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        log.close()
 
 
 def _create(messenger: Messenger, i: int) -> str | None:
@@ -144,10 +144,8 @@ def test_a_broker_that_accepts_and_never_answers(tmp_path):
     def accept() -> None:
         listener.settimeout(0.2)
         while not accepting.is_set():
-            try:
+            with contextlib.suppress(OSError):
                 held.append(listener.accept()[0])  # and say nothing, ever
-            except OSError:
-                pass
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()

@@ -173,7 +173,7 @@ def test_close_while_threads_create_counts_every_message():
 
     def create() -> None:
         started.wait()
-        for i in range(2000):
+        for _ in range(2000):
             returned.append(messenger.create(RequestContext(project_id="p1"),
                                              Action.ATTACH_VOLUME, detail=Detail.ATTACH_ERROR))
 

@@ -317,7 +317,7 @@ def test_broker_unreachable_create_stays_fast_and_spools(tmp_path):
     spool_path = tmp_path / "spool.sqlite"
     messenger = Messenger.from_url(url, spool_path=str(spool_path), timeout=0.5)
     durations = []
-    for i in range(200):
+    for _ in range(200):
         started = time.perf_counter()
         assert messenger.create(RequestContext(project_id="p"), Action.ATTACH_VOLUME,
                                 detail=Detail.ATTACH_ERROR) is not None

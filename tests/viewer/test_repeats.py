@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from tests.api.conftest import row
 from tests.harness import servers
-from tests.viewer.test_viewer import _page, browser, sign_in  # noqa: F401 (fixture)
+from tests.viewer.test_viewer import _page, sign_in
 from usermessages.store import engine as store_engine
 from usermessages.store import writer
 

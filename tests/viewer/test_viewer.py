@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.harness import servers
 from tests.web import sse
@@ -22,9 +22,6 @@ from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
 from usermessages.web.limits import RETRY_PROJECT
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 PROJECT_A, PROJECT_B = "aaaa0001", "bbbb0002"
 
@@ -42,8 +39,8 @@ def site(tmp_path_factory) -> Iterator[tuple[str, str]]:
                          detail=Detail.ATTACH_ERROR)
         messenger.create(RequestContext(project_id=PROJECT_A, user_id="alice"),
                          Action.BACKUP_CREATE, resource_type=Resource.VOLUME_BACKUP,
-                         resource_uuid="bk-a-1", detail=Detail.INCREMENTAL_BACKUP_FORCES_FULL_BACKUP,
-                         level=Level.WARNING)
+                         resource_uuid="bk-a-1",
+                         detail=Detail.INCREMENTAL_BACKUP_FORCES_FULL_BACKUP, level=Level.WARNING)
         for i in range(120):
             messenger.create(RequestContext(project_id=PROJECT_A, user_id="alice"),
                              Action.EXTEND_VOLUME, resource_uuid=f"vol-bulk-{i:03d}",
@@ -54,14 +51,6 @@ def site(tmp_path_factory) -> Iterator[tuple[str, str]]:
         messenger.create_service_message(Action.SERVICE_STATUS, Detail.SERVICE_DOWN,
                                          host="backup@node-9")
         yield base, db_url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield launched
-        launched.close()
 
 
 def _page(browser: Browser, **options) -> Page:
