@@ -115,10 +115,16 @@ def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
 
 
 @pytest.fixture(scope="session")
-def rabbitmq_url() -> Iterator[str]:
+def rabbitmq() -> Iterator[servers.RabbitMQ]:
     """One throwaway RabbitMQ for the whole run (tests that stop it start their own)."""
-    with servers.rabbitmq_server() as url:
-        yield url
+    with servers.rabbitmq_broker() as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url(rabbitmq: servers.RabbitMQ) -> str:
+    """The session RabbitMQ's AMQP URL."""
+    return rabbitmq.url
 
 
 @pytest.fixture(scope="session")

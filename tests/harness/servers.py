@@ -283,6 +283,31 @@ class RabbitMQ:
         self._ctl("start_app", timeout=60).check_returncode()
         self._ctl("await_startup", timeout=60)
 
+    def queue_depth(self, queue: str) -> tuple[int, int]:
+        """``queue``'s ready and unacknowledged messages, as the broker counts them (AMQP's
+        passive declare counts only the ready ones)."""
+        listed = self._ctl("list_queues", "--quiet", "--no-table-headers", "name",
+                           "messages_ready", "messages_unacknowledged", timeout=60)
+        listed.check_returncode()
+        for line in listed.stdout.splitlines():
+            name, ready, unacked = line.split()
+            if name == queue:
+                return int(ready), int(unacked)
+        raise LookupError(f"no queue {queue} on the broker: {listed.stdout}")
+
+    def wait_drained(self, queue: str, timeout: float = 120) -> None:
+        """Until ``queue`` holds nothing, ready or unacknowledged.
+
+        A collector acknowledges a batch only after its commit, so once its queue is
+        drained every message taken is in the store and nothing more will arrive: the
+        barrier a test needs before it counts exactly (no sleep standing in for it).
+        """
+        deadline = time.monotonic() + timeout
+        while (depth := self.queue_depth(queue)) != (0, 0):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{queue} still holds (ready, unacked) = {depth}")
+            time.sleep(0.2)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self._ctl("stop", str(self.root / "rabbit.pid"), timeout=60)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -261,13 +260,18 @@ def test_new_messages_appear_live_and_a_lost_connection_is_said(browser, tmp_pat
         unique = f"vol-live-{uuid.uuid4().hex[:8]}"
         messenger.create(RequestContext(project_id="cccc0003"), Action.ATTACH_VOLUME,
                          resource_uuid=unique, detail=Detail.ATTACH_ERROR)
-        # Another project's message must not reach this page's stream.
+        # Another project's message must not reach this page's stream. The stream sends
+        # in stored order, so once a later message of this project has arrived, the other
+        # project's (stored before it) would have too: the barrier, instead of a sleep.
         messenger.create(RequestContext(project_id="dddd0004"), Action.ATTACH_VOLUME,
                          resource_uuid="vol-other-project", detail=Detail.ATTACH_ERROR)
-        expect(page.locator("#rows")).to_contain_text(unique, timeout=10_000)
-        time.sleep(1.5)
+        later = f"vol-live-later-{uuid.uuid4().hex[:8]}"
+        messenger.create(RequestContext(project_id="cccc0003"), Action.ATTACH_VOLUME,
+                         resource_uuid=later, detail=Detail.ATTACH_ERROR)
+        expect(page.locator("#rows")).to_contain_text(later, timeout=10_000)
+        assert unique in page.locator("#rows").inner_text()
         assert "vol-other-project" not in page.locator("#rows").inner_text()
-        assert page.locator("#rows tr").count() == 1
+        assert page.locator("#rows tr").count() == 2
         shot(page, "live")
     # The server is gone: the page says so.
     expect(page.locator("#live-status")).to_contain_text("Live updates lost", timeout=15_000)
