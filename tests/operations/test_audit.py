@@ -14,7 +14,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +55,9 @@ class Listener:
         conf = cfg.ConfigOpts()
         conf([], default_config_files=[], default_config_dirs=[])
         self.received: queue.Queue[Notification] = queue.Queue()
-        transport = oslo_messaging.get_notification_transport(conf, url=url)
+        self._transport = oslo_messaging.get_notification_transport(conf, url=url)
         self._server = oslo_messaging.get_notification_listener(
-            transport, [oslo_messaging.Target(topic=topic)], [self], executor="threading")
+            self._transport, [oslo_messaging.Target(topic=topic)], [self], executor="threading")
         self._server.start()
 
     def info(self, ctxt: dict, publisher_id: str, event_type: str, payload: dict,
@@ -73,6 +73,7 @@ class Listener:
     def stop(self) -> None:
         self._server.stop()
         self._server.wait()
+        self._transport.cleanup()  # else its heartbeat outlives the module's broker
 
 
 @dataclass
@@ -82,6 +83,7 @@ class Site:
     listener: Listener
     settings: Settings
     engine: Any
+    clients: list[TestClient] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +108,12 @@ def site(broker: servers.RabbitMQ, tmp_path: Path) -> Iterator[Site]:
     engine = store_engine.connect(url)
     migrate.upgrade(engine)
     listener = Listener(_transport_url(broker), topic)
-    yield Site(broker, topic, listener, settings, engine)
+    site = Site(broker, topic, listener, settings, engine)
+    yield site
+    # Their notifiers' transports go too, with their heartbeats (TestClient types its app
+    # as any ASGI app; this one is ours).
+    for client in site.clients:
+        client.app.state.reader.auditor.close()  # type: ignore[attr-defined]
     listener.stop()
     engine.dispose()
 
@@ -119,7 +126,9 @@ def _seed(engine: Any, *projects: str) -> list[str]:
 
 
 def _client(site: Site, **changes: Any) -> TestClient:
-    return TestClient(create_app(site.settings.replace(**changes), engine=site.engine))
+    client = TestClient(create_app(site.settings.replace(**changes), engine=site.engine))
+    site.clients.append(client)
+    return client
 
 
 def _check(found: Notification, action: str, outcome: str, status: int, target_type: str,
