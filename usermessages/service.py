@@ -45,16 +45,19 @@ def create_app(
     *,
     engine: Engine | None = None,
     catalog: Catalog | None = None,
+    holder: str | None = None,
 ) -> FastAPI:
     """The API with the Event Viewer at /viewer, over one reader.
 
     Building the reader loads the catalog and policy: a bad file is a start-up error.
     The viewer is mounted inside the API app, so its middlewares (request ids,
     security headers, the store deadline) cover the viewer's pages too.
+    ``holder``: this process's name on the stream and export slots it takes.
     """
     reader = Reader.from_settings(settings, engine=engine, catalog=catalog)
-    # One count of streams and exports for both front ends: the caps are the server's.
-    limits = Limits.from_settings(settings)
+    # One count of streams and exports for both front ends, in the store: the caps
+    # hold across every worker and node.
+    limits = Limits.from_settings(settings, reader.engine, holder)
     app = create_api(reader, limits)
     app.mount("/viewer", create_viewer(reader, settings.viewer_secret_key, limits))
     return app
@@ -122,7 +125,10 @@ def serve(
         app = app or create_app(settings, engine=engine)
         config = uvicorn.Config(app, host=settings.host, port=settings.port,
                                 log_level="warning")
-        Server(config, app.state.limits).run(sockets=[sock])
+        try:
+            Server(config, app.state.limits).run(sockets=[sock])
+        finally:
+            app.state.limits.keeper.close()
     finally:
         stop.set()
         reaper.stop()

@@ -23,7 +23,7 @@ console = Console()
 # What the [server] extra brings; `pip install usermessages` alone is the SDK.
 SERVER_MODULES = frozenset({"sqlalchemy", "alembic", "psycopg", "fastapi", "starlette",
                             "uvicorn", "oslo_policy", "oslo_config", "jinja2", "itsdangerous",
-                            "multipart", "python_multipart"})
+                            "multipart", "python_multipart", "cryptography"})
 
 
 def edge(func: F) -> F:
