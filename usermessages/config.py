@@ -91,6 +91,11 @@ class Settings:
     """Address `usermessages serve` listens on."""
     port: int = option("api", 8776, min=1, max=MAX_PORT)
     """Port `usermessages serve` listens on (Cinder's is 8776)."""
+    workers: int = option("api", 0, min=1, off=(0, "one per core, as Cinder's "
+                                                   "osapi_volume_workers"))
+    """API processes `usermessages serve` runs on its one port, under a supervisor that starts
+    again any that dies; the embedded collector, the reaper and the webhook deliverer then run
+    once, in a process of their own. 1 runs everything in one process."""
     public_endpoint: str = option("api", "")
     """Base URL for links and the versions document, when behind a proxy; empty uses the request's
     own URL."""
