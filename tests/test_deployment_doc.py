@@ -63,7 +63,8 @@ def test_the_commands_upgrade_and_serve(tmp_path, postgresql_url):
         serve = subprocess.Popen([str(bin_dir / "usermessages"), *commands[1].split()[1:]],
                                  stdout=out, stderr=subprocess.STDOUT)
     try:
-        servers.wait_serving(f"http://127.0.0.1:{port}", serve, log, timeout=60)
+        # One worker per core, each a fresh interpreter: slow to start on a busy machine.
+        servers.wait_serving(f"http://127.0.0.1:{port}", serve, log, timeout=120)
         # What the HAProxy stanza's health check expects is what a node answers.
         [stanza] = _blocks("haproxy")
         expected = re.search(r"http-check expect status (\d+)", stanza)
