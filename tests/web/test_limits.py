@@ -31,8 +31,10 @@ def _slots(engine: Engine, total: int = 10, per_project: int = 3,
 
 
 def test_concurrent_acquires_of_three_processes_never_pass_a_cap(db_url, engine):
-    # Three processes (each its own engine, pool and holder) over one store.
-    engines = [store_engine.connect(db_url) for _ in range(3)]
+    # Three processes (each its own engine, pool and holder) over one store. The caps,
+    # not the pool's wait, are under test: 80 callers a process queue for 15 connections,
+    # and on a busy machine the default 2 s wait for one can run out.
+    engines = [store_engine.connect(db_url, timeout=60) for _ in range(3)]
     processes = [_slots(e) for e in engines]
     callers = [(processes[i % 3], PROJECTS[i % len(PROJECTS)]) for i in range(240)]
     start = threading.Barrier(len(callers), timeout=60)
