@@ -116,7 +116,7 @@ def record(conn: Connection, stored: Iterable[Mapping[str, Any]],
             cursor.executemany(_mysql_upsert_sql(exemplars), values)
         elif conn.engine.dialect.name != "postgresql":
             cursor.executemany(_upsert_sql(_values("?"), exemplars, postgresql=False),
-                               [(*row[:-3], _sqlite_value(row[-3]), _sqlite_value(row[-2]),
+                               [(*row[:-3], sqlite_value(row[-3]), sqlite_value(row[-2]),
                                  row[-1]) for row in values])  # first_seen, last_seen
         elif len(values) == 1:  # one statement, no temp table (the SDK's direct sink)
             cursor.execute(_upsert_sql(_values("%s"), exemplars, postgresql=True), values[0])
@@ -228,9 +228,11 @@ def _mysql_upsert_sql(exemplars: int) -> str:
     )
 
 
-def _sqlite_value(value: Any) -> Any:
-    # As SQLAlchemy stores datetimes on SQLite, so they compare and read back
-    # (isoformat's, for a naive one: three times faster than strftime).
+def sqlite_value(value: Any) -> Any:
+    """A value as SQLAlchemy stores it on SQLite (datetimes as text
+    "YYYY-MM-DD HH:MM:SS.ffffff", so they compare and read back), for statements
+    that go through the driver (isoformat's, for a naive one: three times faster
+    than strftime)."""
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             return value.isoformat(" ", "microseconds")
@@ -315,7 +317,7 @@ def _advance(conn: Connection, windows: list[tuple[str, dt.datetime, int]]) -> N
                 "ON DUPLICATE KEY UPDATE window_start = VALUES(window_start), "
                 "stored = VALUES(stored)", windows)
             return
-        changed = json.dumps([[scope, _sqlite_value(start), stored]
+        changed = json.dumps([[scope, sqlite_value(start), stored]
                               for scope, start, stored in windows])
         cursor.execute(
             "INSERT INTO message_storm (scope, window_start, stored) "

@@ -342,7 +342,7 @@ def _executemany_insert(conn: Connection, rows: Sequence[Mapping[str, Any]], fir
         if not mysql:
             for k in _DATETIMES:
                 if value[k] is not None:
-                    value[k] = _sqlite_value(value[k])
+                    value[k] = series.sqlite_value(value[k])
         values.append(value)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
@@ -460,16 +460,6 @@ def _copy_insert(conn: Connection, rows: Sequence[Mapping[str, Any]],
         return new, suppressed
     finally:
         cursor.close()
-
-
-def _sqlite_value(value: Any) -> Any:
-    # SQLite stores datetimes as the text SQLAlchemy writes: "YYYY-MM-DD HH:MM:SS.ffffff"
-    # (isoformat's, for a naive one: three times faster than strftime).
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            return value.isoformat(" ", "microseconds")
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
 
 
 def reserve_seqs(conn: Connection, count: int) -> int:
