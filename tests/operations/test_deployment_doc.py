@@ -16,7 +16,7 @@ from tests.harness import servers
 from tests.harness.haproxy_http import HAPROXY
 from usermessages import config
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "deployment.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
 CONF = "/etc/usermessages/usermessages.conf"
 
 
