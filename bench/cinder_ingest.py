@@ -11,12 +11,11 @@ import sys
 import time
 import uuid
 
-from oslo_config import cfg
-
-from cinder.common import config  # noqa: F401  (registers options; must precede CONF())
 from cinder import context as cinder_context
 from cinder import objects
+from cinder.common import config  # noqa: F401  (registers options; must precede CONF())
 from cinder.db import api as db
+from oslo_config import cfg
 
 objects.register_all()
 CONF = cfg.CONF
@@ -37,7 +36,7 @@ started = time.perf_counter()
 for i in range(n):
     # The path cinder.message.api.API.create takes: one db.message_create per message.
     db.message_create(admin, {
-        "project_id": "%08x" % (i % 1000), "request_id": "req-%s" % uuid.uuid4(),
+        "project_id": f"{i % 1000:08x}", "request_id": f"req-{uuid.uuid4()}",
         "resource_type": "VOLUME", "resource_uuid": str(uuid.uuid4()),
         "event_id": "VOLUME_VOLUME_001_003", "message_level": "ERROR",
         "action_id": "001", "detail_id": "003", "expires_at": expires,

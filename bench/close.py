@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
-from tests import servers  # noqa: E402  (the same throwaway servers the tests use)
+from tests.harness import servers  # noqa: E402  (the same throwaway servers the tests use)
 from usermessages import Action, Detail, Messenger, RequestContext  # noqa: E402
 from usermessages.sinks.spool import Spool  # noqa: E402
 from usermessages.store import engine as store_engine  # noqa: E402

@@ -68,7 +68,8 @@ SELECT {_uuid_of("concat('m', seq)")}, lower(hex(1048576 + MOD(seq, {PROJECTS}))
     concat('req-', {_uuid_of("concat('r', seq)")}),
     elt(1 + MOD(seq, 3), 'VOLUME', 'VOLUME_SNAPSHOT', 'VOLUME_BACKUP'),
     {_uuid_of("concat('v', seq)")}, 'VOLUME_VOLUME_001_003', 'ERROR', '003', '001',
-    CAST('{{expires}}' AS DATETIME(6)), TIMESTAMP'2026-01-01 00:00:00' + INTERVAL (seq * 1000) MICROSECOND, 0
+    CAST('{{expires}}' AS DATETIME(6)),
+    TIMESTAMP'2026-01-01 00:00:00' + INTERVAL (seq * 1000) MICROSECOND, 0
 FROM seq_{{start}}_to_{{last}}
 """
 

@@ -48,10 +48,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from sqlalchemy import String  # noqa: E402
+
 from bench.cinder_peer import cinder_conf, cinder_db_sync, ensure_cinder  # noqa: E402
 from bench.workload import records  # noqa: E402
-from tests import servers  # noqa: E402
-
+from tests.harness import servers  # noqa: E402
 from usermessages.message import Message  # noqa: E402
 from usermessages.store import engine as store_engine  # noqa: E402
 from usermessages.store import migrate, partitions, writer  # noqa: E402
@@ -272,7 +273,8 @@ def pg_profile(admin_url: str, workdir: Path, n: int, repeat: int,
             if str(c.type).startswith("VARCHAR")],
         'text columns COLLATE "C" (byte order, as SQLite and MariaDB\'s _bin)': [
             f'ALTER TABLE t_collate ALTER {c.name} TYPE varchar({c.type.length}) COLLATE "C"'
-            for c in messages_table.columns if str(c.type).startswith("VARCHAR")],
+            for c in messages_table.columns
+            if isinstance(c.type, String) and str(c.type).startswith("VARCHAR")],
         "id and resource_uuid as uuid": [
             "ALTER TABLE t_uuid ALTER id TYPE uuid USING id::uuid",
             "ALTER TABLE t_uuid ALTER resource_uuid DROP DEFAULT",
@@ -289,8 +291,8 @@ def pg_profile(admin_url: str, workdir: Path, n: int, repeat: int,
         [f"ALTER TABLE t_narrow DROP COLUMN {c}" for c in COLUMNS if c not in CINDER_COLUMNS],
         columns=cinder_only, values=[tuple(r[c] for c in cinder_only) for r in rows])
     # The seq: handed in from the counter row (one bump per COPY), by a sequence, or not at all.
-    with psycopg.connect(old, autocommit=True) as conn:
-        conn.execute("CREATE SEQUENCE IF NOT EXISTS bench_seq CACHE 1")
+    with psycopg.connect(old, autocommit=True) as raw:
+        raw.execute("CREATE SEQUENCE IF NOT EXISTS bench_seq CACHE 1")
     no_seq = [c for c in COLUMNS if c != "seq"]
     no_seq_values = [tuple(r[c] for c in no_seq) for r in rows]
     add("seq: the counter row bumped once per COPY (today)", "t_counter",

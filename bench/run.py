@@ -69,16 +69,15 @@ from bench.measure import (  # noqa: E402
     wait_http,
 )
 from bench.workload import PROJECTS, records  # noqa: E402
-from tests import servers  # noqa: E402  (the same throwaway servers the tests use)
-from tests.zaqar_server import Zaqar, zaqar_server  # noqa: E402
+from tests.harness import servers  # noqa: E402  (the same throwaway servers the tests use)
+from tests.harness.zaqar import Zaqar, zaqar_server  # noqa: E402
 from usermessages import Action, Detail, Messenger, RequestContext  # noqa: E402
 from usermessages.config import Settings  # noqa: E402
 from usermessages.message import Message  # noqa: E402
 from usermessages.reaper import reap  # noqa: E402
 from usermessages.store import engine as store_engine  # noqa: E402
-from usermessages.store import writer  # noqa: E402
+from usermessages.store import migrate, partitions, writer  # noqa: E402
 from usermessages.store.messages import utcnow as store_messages_utcnow  # noqa: E402
-from usermessages.store import migrate, partitions  # noqa: E402
 from usermessages.store.schema import messages as messages_table  # noqa: E402
 
 PAGE = 50
@@ -124,7 +123,8 @@ def ingest(engine_name: str, url_factory: Callable[[], str], n: int, workdir: Pa
                           str(conf), str(n)], check=True, capture_output=True, text=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     rates["cinder"] = result["created"] / result["seconds"]
-    note("ingest", f"{engine_name}: Cinder 29 message_create, one per message", f"{rates['cinder']:,.0f} msg/s")
+    note("ingest", f"{engine_name}: Cinder 29 message_create, one per message",
+         f"{rates['cinder']:,.0f} msg/s")
 
     # Ours, direct sink: one INSERT per create(), as Cinder.
     url = url_factory()
@@ -137,7 +137,8 @@ def ingest(engine_name: str, url_factory: Callable[[], str], n: int, workdir: Pa
                          detail=Detail.NO_BACKEND_AVAILABLE)
     rates["direct"] = n / (time.perf_counter() - started)
     messenger.close()
-    note("ingest", f"{engine_name}: our SDK, direct sink (one INSERT per create)", f"{rates['direct']:,.0f} msg/s")
+    note("ingest", f"{engine_name}: our SDK, direct sink (one INSERT per create)",
+         f"{rates['direct']:,.0f} msg/s")
 
     # Ours, through RabbitMQ and two collectors (competing consumers).
     conf_file = workdir / f"collector-{engine_name}.conf"
@@ -173,7 +174,8 @@ def ingest(engine_name: str, url_factory: Callable[[], str], n: int, workdir: Pa
     engine = our_store(url)
     with contextlib.ExitStack() as stack:
         collectors(url, stack)
-        messenger = Messenger.from_url(rabbit_url, spool_path=str(workdir / f"spool-{engine_name}-a.sqlite"))
+        messenger = Messenger.from_url(rabbit_url,
+                                       spool_path=str(workdir / f"spool-{engine_name}-a.sqlite"))
         time.sleep(2)  # collectors connected
         started = time.perf_counter()
         produced = produce(messenger)
@@ -186,7 +188,8 @@ def ingest(engine_name: str, url_factory: Callable[[], str], n: int, workdir: Pa
     # (b) the collectors alone: drain a queue the producer filled beforehand.
     url = url_factory()
     engine = our_store(url)
-    messenger = Messenger.from_url(rabbit_url, spool_path=str(workdir / f"spool-{engine_name}-b.sqlite"))
+    messenger = Messenger.from_url(rabbit_url,
+                                   spool_path=str(workdir / f"spool-{engine_name}-b.sqlite"))
     produce(messenger)
     assert messenger.sink.flush(120), "the forwarder did not empty its spool"  # type: ignore[attr-defined]
     messenger.close()
@@ -222,7 +225,8 @@ def ingest(engine_name: str, url_factory: Callable[[], str], n: int, workdir: Pa
         with engine.begin() as conn:
             writer.insert(conn, writer.rows_of(rows[start:start + batch]))
     rates["batched"] = n / (time.perf_counter() - started)
-    note("ingest", f"{engine_name}: batched insert, {batch} per transaction (the collector's path)", f"{rates['batched']:,.0f} msg/s")
+    note("ingest", f"{engine_name}: batched insert, {batch} per transaction (the collector's path)",
+         f"{rates['batched']:,.0f} msg/s")
 
     if engine_name == "PostgreSQL":
         decode_share(rows)
@@ -354,17 +358,17 @@ def cinder_ceiling(url: str, messages: list[Message]) -> float:
         return rate
     import sqlite3
 
-    conn = sqlite3.connect(url.removeprefix("sqlite:///"))
-    conn.execute("DELETE FROM messages")
-    conn.commit()
+    lite = sqlite3.connect(url.removeprefix("sqlite:///"))
+    lite.execute("DELETE FROM messages")
+    lite.commit()
     started = time.perf_counter()
-    conn.executemany(f"INSERT INTO messages ({columns}) VALUES "
+    lite.executemany(f"INSERT INTO messages ({columns}) VALUES "
                      f"({', '.join('?' for _ in CINDER_COLUMNS)})",
                      [tuple(v.isoformat(" ") if hasattr(v, "isoformat") else v for v in row)
                       for row in values])
-    conn.commit()
+    lite.commit()
     rate = len(values) / (time.perf_counter() - started)
-    conn.close()
+    lite.close()
     return rate
 
 
@@ -468,7 +472,7 @@ def cinder_index_ddl() -> list[str]:
     from sqlalchemy.dialects import postgresql
 
     statements = []
-    for index in sorted(messages_table.indexes, key=lambda i: i.name):
+    for index in sorted(messages_table.indexes, key=lambda i: i.name or ""):
         parts = [str(e.compile(dialect=postgresql.dialect(),
                                compile_kwargs={"literal_binds": True})).replace("messages.", "")
                  for e in index.expressions]
@@ -532,7 +536,8 @@ def listing(size: int, ours_url: str, cinder_url: str, ours_base: str, cinder_ba
     with contextlib.contextmanager(with_our_indexes)(cinder_url):
         measure("cinder_idx", cinder_base)
     for cell, sides in results.items():
-        (ours50, ours99), (c50, c99), (i50, i99) = sides["ours"], sides["cinder"], sides["cinder_idx"]
+        (ours50, ours99), (c50, c99) = sides["ours"], sides["cinder"]
+        (i50, i99) = sides["cinder_idx"]
         note("listing", f"{size:,} msgs, {cell}: p50 / p99 ours | Cinder | Cinder + our indexes",
              f"{ms(ours50)} / {ms(ours99)} | {ms(c50)} / {ms(c99)} ({c50 / ours50:,.0f}x)"
              f" | {ms(i50)} / {ms(i99)} ({i50 / ours50:,.1f}x)")
@@ -702,7 +707,8 @@ def partial_day(admin_url: str, rows: int, batch: int) -> float:
     deleted = reap(engine, batch, now).deleted
     seconds = time.perf_counter() - started
     assert deleted == rows, deleted
-    note("reaping", f"ours: {rows:,} rows expired earlier today (partial day, in batches of {batch})",
+    note("reaping",
+         f"ours: {rows:,} rows expired earlier today (partial day, in batches of {batch})",
          f"{seconds:.2f} s = {rows / seconds:,.0f} rows/s")
     return rows / seconds
 
@@ -725,7 +731,8 @@ def producer(rabbit: servers.RabbitMQ, admin_url: str, workdir: Path, n: int,
                     stack.enter_context(process(collector, workdir / f"p-collector-{k}.log"))
             else:
                 rabbit.stop_app()
-            messenger = Messenger.from_url(rabbit.url, spool_path=str(workdir / f"p-{state}.sqlite"),
+            messenger = Messenger.from_url(rabbit.url,
+                                           spool_path=str(workdir / f"p-{state}.sqlite"),
                                            timeout=1.0)
             times, own = zaqar_bench.timed_creates(messenger, n, "p")
             pending = messenger.sink.pending()  # type: ignore[attr-defined]
@@ -875,7 +882,8 @@ def main() -> None:
                             cconf_port)
         cinder_db_sync(cconf)
         api_conf = workdir / "api.conf"
-        api_conf.write_text("[DEFAULT]\nmessage_reap_interval = -1\n[collector]\nembedded = false\n")
+        api_conf.write_text("[DEFAULT]\nmessage_reap_interval = -1\n"
+                            "[collector]\nembedded = false\n")
         our_port = servers.free_port()
         seeded = 0
         keys_p50: dict[int, dict[str, float]] = {}
@@ -981,7 +989,8 @@ def write_report(options: argparse.Namespace, seconds: float, partial: bool = Fa
     command = f".venv/bin/python bench/run.py {flags}" if flags else "make bench"
     lines = [
         "# Benchmarks: usermessages against Cinder 29, one run, one machine", "",
-        f"Produced by `{command}` (`bench/run.py`) on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())},"
+        f"Produced by `{command}` (`bench/run.py`) on "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())},"
         f" {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()},"
         f" PostgreSQL 15 (fsync off, throwaway), MariaDB 10.11 (throwaway, 1 GB buffer pool,"
         " innodb_flush_log_at_trx_commit=2),"

@@ -16,8 +16,7 @@ import sys
 import time
 
 from bench.series_insert import _messages
-from tests import servers
-
+from tests.harness import servers
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate, partitions, writer
 

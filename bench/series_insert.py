@@ -20,7 +20,7 @@ import sys
 import time
 import uuid
 
-from tests import servers
+from tests.harness import servers
 from usermessages.catalog import Action, Detail, Kind, Resource
 from usermessages.message import Message
 from usermessages.store import engine as store_engine

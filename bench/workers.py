@@ -28,8 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import servers  # noqa: E402  (the throwaway servers the tests use)
-
+from tests.harness import servers  # noqa: E402  (the throwaway servers the tests use)
 from usermessages.store import engine as store_engine  # noqa: E402
 from usermessages.store import messages, migrate, partitions  # noqa: E402
 

@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import json
 import multiprocessing
+import multiprocessing.synchronize
 import sys
 import tempfile
 import time
@@ -33,8 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.workload import records  # noqa: E402
-from tests import servers  # noqa: E402
-
+from tests.harness import servers  # noqa: E402
 from usermessages.config import Settings  # noqa: E402
 from usermessages.store import engine as store_engine  # noqa: E402
 from usermessages.store import migrate, series  # noqa: E402
@@ -45,7 +45,7 @@ from usermessages.store.writer import Writer  # noqa: E402
 STORM = series.Storm(per_project=10**6, per_event=10**6, window=3600)
 
 
-def _write(url: str, storm: bool, part: list, ready: multiprocessing.Barrier,  # type: ignore[type-arg]
+def _write(url: str, storm: bool, part: list, ready: multiprocessing.synchronize.Barrier,
            done: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     engine = store_engine.connect(url)
     writer = Writer(engine, series.Policy(storm=STORM if storm else series.Storm(0, 0)))

@@ -47,9 +47,9 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
 from sqlalchemy import event  # noqa: E402
-from tests import servers  # noqa: E402
-from tests.zaqar_server import Zaqar, zaqar_server  # noqa: E402
 
+from tests.harness import servers  # noqa: E402
+from tests.harness.zaqar import Zaqar, zaqar_server  # noqa: E402
 from usermessages import Action, Detail, Messenger, RequestContext  # noqa: E402
 from usermessages.message import Message  # noqa: E402
 from usermessages.store import engine as store_engine  # noqa: E402

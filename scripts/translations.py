@@ -5,7 +5,7 @@
 
 The msgids are the catalog's English default texts (actions, details, remediations,
 legacy events). A text that changes leaves its old translation behind as fuzzy, so
-it no longer counts: tests/test_translations.py then names what to translate again.
+it no longer counts: tests/catalog/test_translations.py then names what to translate again.
 The compiled .mo files are committed, so a fresh clone serves translations
 without compiling anything; the test checks they match their .po.
 """

@@ -10,14 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from tests import servers
+from tests.harness import servers
+from tests.harness.cloud import Cloud, provision
 from tests.harness.galera import Galera, galera_cluster
 from tests.harness.haproxy import HAProxy, haproxy
 from tests.harness.mariadb import MariaDB, mariadb_server
 from tests.harness.rabbitmq_cluster import Cluster
 from tests.harness.rabbitmq_cluster import rabbitmq_cluster as start_rabbitmq_cluster
-from tests.keystone.cloud import Cloud, provision
-from tests.zaqar_server import Zaqar, zaqar_server
+from tests.harness.zaqar import Zaqar, zaqar_server
 from usermessages.config import Settings
 from usermessages.service import create_app
 from usermessages.store import engine as store_engine
@@ -36,7 +36,8 @@ def postgresql_admin_url() -> Iterator[str]:
 @pytest.fixture
 def postgresql_url(postgresql_admin_url: str) -> str:
     """A fresh, empty database on the shared cluster."""
-    return servers.create_database(postgresql_admin_url, f"t{next(_counter)}_{uuid.uuid4().hex[:8]}")
+    name = f"t{next(_counter)}_{uuid.uuid4().hex[:8]}"
+    return servers.create_database(postgresql_admin_url, name)
 
 
 @pytest.fixture(scope="session")
@@ -114,10 +115,16 @@ def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
 
 
 @pytest.fixture(scope="session")
-def rabbitmq_url() -> Iterator[str]:
+def rabbitmq() -> Iterator[servers.RabbitMQ]:
     """One throwaway RabbitMQ for the whole run (tests that stop it start their own)."""
-    with servers.rabbitmq_server() as url:
-        yield url
+    with servers.rabbitmq_broker() as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url(rabbitmq: servers.RabbitMQ) -> str:
+    """The session RabbitMQ's AMQP URL."""
+    return rabbitmq.url
 
 
 @pytest.fixture(scope="session")

@@ -57,8 +57,8 @@ def test_readme_shell_blocks_work_as_written(tmp_path):
     USERMESSAGES_URL, our CLI's default), and `.venv/bin/` -> this venv's bin when the
     tests run from another venv). The block
     of the two `make` commands is what CI runs, so it is not run again here."""
-    from tests import servers
     from tests.blockstorage.conftest import blockstorage_server
+    from tests.harness import servers
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```(\w*)\n(.*?)```", readme, flags=re.S)

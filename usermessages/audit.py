@@ -235,13 +235,15 @@ class Auditor:
                     return
 
     def close(self, timeout: float = 5.0) -> None:
-        """Send what is queued, for at most ``timeout`` seconds."""
+        """Send what is queued, for at most ``timeout`` seconds, then release the transport
+        (its heartbeat thread would outlive the auditor, and log once the broker is gone)."""
         if self._thread is None:
             return
         with contextlib.suppress(queue.Full):
             self._queue.put(None, timeout=timeout)
         self._thread.join(timeout)
         self._stop.set()
+        self._notifier.transport.cleanup()
 
 
 def _host() -> str:

@@ -626,7 +626,7 @@ def markdown() -> str:
 
 
 # The end of docs/configuration.md. Its sql and haproxy blocks run in tests as written
-# (tests/test_mariadb_docs.py; the Galera drill runs behind this very HAProxy stanza).
+# (tests/store/test_mariadb_docs.py; the Galera drill runs behind this very HAProxy stanza).
 DATABASE_GUIDE = """
 ## MariaDB and Galera
 

@@ -28,7 +28,7 @@ context's project, user, request id and global request id win; the paths are
 the fallback. ``exception`` names the field holding the exception's class
 (``"NoValidBackend('...')"``, ``"NoValidHost"``, or a NovaException's repr
 ``"{..., 'class': 'NoValidHost'}"``): its class name picks the detail through the
-catalog, ``detail`` is the fallback. tests/test_notifications_real.py checks every
+catalog, ``detail`` is the fallback. tests/notifications/test_real.py checks every
 path of the shipped mapping against what Cinder's and Nova's own code sends.
 
 ``decide`` is total: whatever the bytes, it maps, ignores (and counts), or

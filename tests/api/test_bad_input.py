@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from tests import servers
 from tests.api.conftest import headers, row
+from tests.harness import servers
 from usermessages.config import Settings
 from usermessages.service import create_app
 from usermessages.store import engine as store_engine
@@ -54,10 +54,12 @@ CASES = [
     ("GET", f"/v3/{P}/messages", "offset=zz", None, 400, "offset must be an integer"),
     ("GET", f"/v3/{P}/messages", "offset=99999999999", None, 400, "offset must be <= 2147483647"),
     ("GET", f"/v3/{P}/messages", "marker=nope", None, 404, "Message nope could not be found."),
-    ("GET", f"/v3/{P}/messages", "sort=bogus", None, 400, "Invalid input received: Invalid sort key"),
+    ("GET", f"/v3/{P}/messages", "sort=bogus", None, 400,
+     "Invalid input received: Invalid sort key"),
     ("GET", f"/v3/{P}/messages", "sort=guaranteed_until", None, 400,
      "Invalid input received: Invalid sort key"),
-    ("GET", f"/v3/{P}/messages", "sort=host", None, 400, "Invalid input received: Invalid sort key"),
+    ("GET", f"/v3/{P}/messages", "sort=host", None, 400,
+     "Invalid input received: Invalid sort key"),
     ("GET", f"/v3/{P}/messages", "sort=event_id:up", None, 400,
      "Invalid input received: Unknown sort direction, must be 'desc' or 'asc'."),
     ("GET", f"/v3/{P}/messages", "sort=,", None, 400, "Invalid input received: Invalid sort key"),
@@ -112,7 +114,8 @@ CASES = [
     ("GET", "/v3/messages", "marker=%E2%82%AC", None, 404, "Message \u20ac could not be found."),
     ("GET", "/v3/messages", "sort=created_at:asc,", None, 400,
      "Invalid input received: Invalid sort key"),
-    ("GET", "/v3/messages", "sort=h%C3%B4st", None, 400, "Invalid input received: Invalid sort key"),
+    ("GET", "/v3/messages", "sort=h%C3%B4st", None, 400,
+     "Invalid input received: Invalid sort key"),
     ("GET", "/v3/messages", "sort=id:asc:desc", None, 400,
      "Invalid input received: Unknown sort direction, must be 'desc' or 'asc'."),
     ("GET", "/v3/messages", "sort_key=id&sort_dir=asc&sort=id", None, 400, None),

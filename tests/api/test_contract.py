@@ -385,7 +385,7 @@ def test_legacy_and_unknown_rows_render_a_text(client, seed):
     assert texts["VOLUME_VOLUME_999_999"] == "unknown action:An unknown error occurred."
 
 
-# 12. filters ---------------------------------------------------------------------------------------
+# 12. filters -------------------------------------------------------------------------------
 
 
 def test_user_filters_are_exact(client, seed):

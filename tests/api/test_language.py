@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from tests import servers
 from tests.api.conftest import headers, row
+from tests.harness import servers
 from usermessages import Messenger, RequestContext
 from usermessages.catalog import Action, Detail
 from usermessages.service import create_app

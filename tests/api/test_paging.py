@@ -36,7 +36,7 @@ def _walk(client: TestClient, url: str, who: tuple[str, str] = ("admin", P),
         body = response.json()
         ids += [m["id"] for m in body["messages"]]
         links = body.get("messages_links", [])
-        url = _path(links[0]["href"]) if links else None
+        url = _path(links[0]["href"]) if links else ""
         pages += 1
         assert pages < 100, "the server does not honour marker"
     return ids

@@ -6,6 +6,7 @@ own cluster: this test freezes and stops it)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import queue
@@ -19,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests import servers
 from tests.api.conftest import row
+from tests.harness import servers
 from tests.viewer.test_stream import Stream
 from tests.viewer_session import sign_in
 from tests.web import sse
@@ -69,10 +70,8 @@ def _server_pids(cluster: servers.PostgreSQL) -> list[int]:
 
 def _signal(pids: list[int], signum: int) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
 
 
 def _burst(base: str, n: int = CONCURRENCY) -> list[tuple[int, float, httpx.Response]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests import servers
+from tests.harness import servers
 
 FAST = """
 [blockstorage]
@@ -54,8 +54,8 @@ def blockstorage_server(config: str, *, components: str | None = None,
     if components:
         args += ["--components", components]
     log_path = workdir / f"server-{port}.log"
-    log = open(log_path, "ab")
-    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     base = f"http://127.0.0.1:{port}"
     try:
         if components is None or "api" in components:
@@ -63,7 +63,6 @@ def blockstorage_server(config: str, *, components: str | None = None,
         yield base
     finally:
         servers.stop_process(process, stop_timeout)
-        log.close()
 
 
 def _listener_pid(port: int) -> int:

@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests import servers
 from tests.blockstorage.conftest import FAST, Cloud, blockstorage_server, frozen
+from tests.harness import servers
 
 BUS_TIMEOUT = 2.0
 # docs/reference-service.md: a call that casts answers within 3 x [bus] timeout; the

@@ -17,7 +17,7 @@ def test_each_transition_is_claimed_once_under_concurrency(db_url):
     states = (True, True, False, False, True)
     try:
         with ThreadPoolExecutor(RACERS) as pool:
-            winners = [list(pool.map(lambda _: busstatus.claim(engine, "broker", down),
+            winners = [list(pool.map(lambda _, down=down: busstatus.claim(engine, "broker", down),
                                      range(RACERS))).count(True)
                        for down in states]
         assert winners == [1, 0, 1, 0, 1]

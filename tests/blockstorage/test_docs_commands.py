@@ -17,8 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests import servers
 from tests.blockstorage.conftest import blockstorage_server
+from tests.harness import servers
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "reference-service.md"

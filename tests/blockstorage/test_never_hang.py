@@ -10,9 +10,9 @@ import os
 import time
 import uuid
 
-from tests import servers
 from tests.blockstorage.conftest import FAST, Cloud, blockstorage_server
 from tests.blockstorage.test_attachments import CONNECTOR, V344
+from tests.harness import servers
 
 BUS_TIMEOUT = 1.0
 # Documented bound on an API call while the broker is down: connect plus confirm,

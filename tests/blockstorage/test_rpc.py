@@ -22,7 +22,7 @@ from blockstorage.config import Backend, StorageSettings
 from blockstorage.rpc import EXCHANGE, BusUnavailable, Caster, Server, queue_for
 from blockstorage.runtime import Runtime
 from blockstorage.scheduler import Scheduler, volume_topic
-from tests import servers
+from tests.harness import servers
 from usermessages import Messenger
 from usermessages import bus as um_bus
 from usermessages.store import engine as store_engine

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from tests import servers
+from tests.harness import servers
 from usermessages import Action, Detail, Level, Messenger, RequestContext, Resource
 from usermessages.cli.main import main
 

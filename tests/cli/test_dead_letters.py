@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 from click.testing import CliRunner
 
-from tests import servers
+from tests.harness import servers
 from usermessages import bus
 from usermessages.cli.main import main
 

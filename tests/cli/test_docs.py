@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import usermessages.cli
-from tests import servers
+from tests.harness import servers
 from usermessages import Action, Detail, Messenger, RequestContext, Resource
 from usermessages.cli.messages import MESSAGES
 from usermessages.cli.output import View

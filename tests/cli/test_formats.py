@@ -21,7 +21,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from tests import servers
+from tests.harness import servers
 from tests.webhooks.receiver import receiver
 from usermessages import Action, Detail, Level, Messenger, RequestContext, Resource
 from usermessages.cli.main import main

@@ -15,10 +15,11 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from tests import servers
 from tests.api.conftest import row
+from tests.harness import servers
 from usermessages import Action, Detail, Messenger, RequestContext
 from usermessages.cli.main import main
+from usermessages.context import new_request_id
 from usermessages.store import engine as store_engine
 from usermessages.store import writer
 
@@ -33,9 +34,12 @@ def api(tmp_path):
 
 
 def _fail(messenger: Messenger, volume: str, request: str = "") -> str:
-    return messenger.create(
-        RequestContext(project_id=PROJECT, user_id="alice", request_id=request or None),
-        Action.ATTACH_VOLUME, resource_uuid=volume, detail=Detail.ATTACH_ERROR)
+    context = RequestContext(project_id=PROJECT, user_id="alice",
+                             request_id=request or new_request_id())
+    message_id = messenger.create(context, Action.ATTACH_VOLUME, resource_uuid=volume,
+                                  detail=Detail.ATTACH_ERROR)
+    assert message_id, "the messenger could not store the message"
+    return message_id
 
 
 def run(base: str, *args: str):

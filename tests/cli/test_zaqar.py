@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from click.testing import CliRunner, Result
 
-from tests.zaqar_server import Zaqar, zaqar_server
+from tests.harness.zaqar import Zaqar, zaqar_server
 from usermessages.cli.main import main
 
 DEPRECATION = ("DeprecationWarning: The command 'subscription' is deprecated. Use "

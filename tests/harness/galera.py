@@ -24,7 +24,7 @@ from pathlib import Path
 import pymysql
 
 from tests.harness.mariadb import MariaDB
-from tests.servers import free_port
+from tests.harness.servers import free_port
 
 PROVIDER = "/usr/lib/galera/libgalera_smm.so"
 # Seconds galera_recovery may take (under a second on an idle machine).

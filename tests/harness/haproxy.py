@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.servers import free_port
+from tests.harness.servers import free_port
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 HAPROXY = "/usr/sbin/haproxy"

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from tests.servers import free_port, stop_process
+from tests.harness.servers import free_port, stop_process
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pymysql
 
-from tests.servers import free_port
+from tests.harness.servers import free_port
 
 MARIADBD = "/usr/sbin/mariadbd"
 ADMIN_USER = "umadmin"

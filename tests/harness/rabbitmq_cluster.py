@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.servers import free_port
+from tests.harness.servers import free_port
 
 SERVER = shutil.which("rabbitmq-server") or "/usr/sbin/rabbitmq-server"
 CTL = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.blockstorage.conftest import FAST, blockstorage_server
-from tests.horizon_server import Horizon, horizon_server
-from tests.keystone.cloud import Cloud
+from tests.harness.cloud import Cloud
+from tests.harness.horizon import Horizon, horizon_server
 
 ENDPOINT_TYPES = ("block-storage", "volumev3")
 

@@ -20,9 +20,9 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.harness.cloud import PASSWORD
+from tests.harness.servers import KEYSTONE_ADMIN_PASSWORD
 from tests.horizon.conftest import Deployment
-from tests.keystone.cloud import PASSWORD
-from tests.servers import KEYSTONE_ADMIN_PASSWORD
 from usermessages import Action, Detail, Messenger
 
 CHROMIUM = "/usr/bin/chromium"

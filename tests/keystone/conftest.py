@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from tests.keystone.cloud import Cloud
+from tests.harness.cloud import Cloud
 from usermessages.config import Settings
 from usermessages.service import create_app
 

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests import servers
-from tests.keystone.cloud import PASSWORD, Cloud
-from tests.peers.harness import BIN, TIMEOUT
+from tests.harness import servers
+from tests.harness.cloud import PASSWORD, Cloud
+from tests.harness.peers import BIN, TIMEOUT
 from usermessages import Action, Detail, Level, Messenger, RequestContext, Resource
 
 VOLUME = "0e0e0e0e-0000-4000-8000-000000000001"

@@ -20,7 +20,7 @@ from keystoneauth1.identity import v3
 from sqlalchemy import Engine
 
 from tests.api.conftest import row
-from tests.keystone.cloud import Cloud
+from tests.harness.cloud import Cloud
 from usermessages.store import writer
 
 V = {"OpenStack-API-Version": "volume 3.5"}

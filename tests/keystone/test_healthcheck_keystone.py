@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.keystone.cloud import Cloud
+from tests.harness.cloud import Cloud
 
 DETAILED = (("oslo.middleware.healthcheck", "healthcheck", "detailed", "true"),)
 JSON = {"Accept": "application/json"}

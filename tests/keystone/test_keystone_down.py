@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.api.conftest import row
-from tests.keystone.cloud import Cloud
+from tests.harness.cloud import Cloud
 from usermessages.store import writer
 
 V = {"OpenStack-API-Version": "volume 3.5"}

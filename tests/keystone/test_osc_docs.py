@@ -19,9 +19,9 @@ import httpx
 import pytest
 import yaml
 
-from tests.keystone.cloud import PASSWORD, Cloud
+from tests.harness.cloud import PASSWORD, Cloud
+from tests.harness.peers import TIMEOUT
 from tests.keystone.osc import Live, base_env, live_api, os_variables
-from tests.peers.harness import TIMEOUT
 
 # Each `openstack` is a fresh process loading every openstackclient plugin (1-2 s idle,
 # ten times that on a loaded 2-core machine), and a test runs several.

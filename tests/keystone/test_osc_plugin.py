@@ -20,8 +20,9 @@ import httpx
 import pytest
 import yaml
 
-from tests import servers
-from tests.keystone.cloud import PASSWORD, Cloud
+from tests.harness import servers
+from tests.harness.cloud import PASSWORD, Cloud
+from tests.harness.peers import parse_properties, parse_table
 from tests.keystone.osc import (
     SCHEDULE_TEXT,
     SNAPSHOT,
@@ -34,7 +35,6 @@ from tests.keystone.osc import (
     os_variables,
     succeeded,
 )
-from tests.peers.harness import parse_properties, parse_table
 from tests.webhooks.receiver import Receiver, receiver
 from usermessages import Action, Detail, Resource
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.keystone.cloud import Cloud
+from tests.harness.cloud import Cloud
 
 BIN = Path(sys.executable).parent
 

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.api.conftest import row
-from tests.keystone.cloud import Cloud
+from tests.harness.cloud import Cloud
 from usermessages.errors import ConfigError
 from usermessages.service import create_app
 from usermessages.store import writer

@@ -17,8 +17,8 @@ import pytest
 from keystoneauth1 import exceptions as ksa_exceptions
 from keystoneauth1 import session as ks_session
 
-from tests.keystone.cloud import PASSWORD, Cloud
-from tests.servers import KEYSTONE_ADMIN_PASSWORD
+from tests.harness.cloud import PASSWORD, Cloud
+from tests.harness.servers import KEYSTONE_ADMIN_PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,9 +70,9 @@ def test_readme_keystone_commands_register_the_service(cloud: Cloud) -> None:
                 for endpoint in admin.identity.endpoints(service_id=service.id):
                     admin.identity.delete_endpoint(endpoint)
                 admin.identity.delete_service(service)
-        user = admin.identity.find_user("readme-cinder")
-        if user is not None:
-            admin.identity.delete_user(user)
+        service_user = admin.identity.find_user("readme-cinder")
+        if service_user is not None:
+            admin.identity.delete_user(service_user.id)
 
 
 def test_readme_system_role_commands_give_an_operator_the_system_scope(cloud: Cloud) -> None:
@@ -94,4 +94,4 @@ def test_readme_system_role_commands_give_an_operator_the_system_scope(cloud: Cl
         # Now Keystone gives alice a system-scoped token.
         assert ks_session.Session(auth=cloud.auth("alice", system=True)).get_token()
     finally:
-        identity.delete_user(alice)
+        identity.delete_user(alice.id)

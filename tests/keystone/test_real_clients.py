@@ -22,9 +22,9 @@ from tempest.lib import exceptions as lib_exc
 from tempest.lib.services.volume import base_client
 from tempest.lib.services.volume.v3 import messages_client
 
-from tests import servers
-from tests.keystone.cloud import PASSWORD, Cloud
-from tests.peers.harness import BIN, TIMEOUT, parse_table, run
+from tests.harness import servers
+from tests.harness.cloud import PASSWORD, Cloud
+from tests.harness.peers import BIN, TIMEOUT, parse_table, run
 from usermessages import Action, Detail, Messenger, RequestContext, Resource
 
 
@@ -45,15 +45,17 @@ def deployed(cloud: Cloud, tmp_path_factory) -> Iterator[Deployed]:
         cloud.register_endpoint(base)
         messenger = Messenger.from_url(db_url)
         try:
-            ids = {}
+            ids: dict[str, str] = {}
             for name in ("alpha", "beta"):
-                ids[name] = messenger.create(
+                created = messenger.create(
                     RequestContext(project_id=cloud.projects[name], user_id="u",
                                    request_id=f"req-{'a' * 8}-0000-4000-8000-00000000000"
                                               f"{len(ids)}"),
                     Action.SCHEDULE_ALLOCATE_VOLUME, resource_type=Resource.VOLUME,
                     resource_uuid="0e0e0e0e-0000-4000-8000-000000000001",
                     detail=Detail.NO_BACKEND_AVAILABLE)
+                assert created, "the messenger could not store the message"
+                ids[name] = created
             yield Deployed(base, ids)
         finally:
             messenger.close()

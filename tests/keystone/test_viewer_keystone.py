@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from tests.api.conftest import row
-from tests.keystone.cloud import PASSWORD, Cloud
+from tests.harness.cloud import PASSWORD, Cloud
 from tests.keystone.viewer_client import api_status, csrf, session_store, sign_in, stored
 from usermessages.store import writer
 

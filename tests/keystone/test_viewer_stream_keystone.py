@@ -13,8 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from tests import servers
 from tests.api.conftest import row
+from tests.harness import servers
 from tests.keystone.viewer_client import csrf, session_store, sign_in, stored
 from tests.viewer.test_stream import Stream
 from tests.web import sse
@@ -105,9 +105,15 @@ def test_while_keystone_cannot_vouch_for_the_token_no_row_is_streamed(site, clou
         message = row(cloud.projects["alpha"])
         with engine.begin() as conn:
             writer.insert(conn, [message])
-        # Fail closed: the row waits for Keystone (the stream polls every second).
-        with pytest.raises(queue.Empty):
-            stream.events.get(timeout=3)
+        # Fail closed: the row waits for Keystone. Each poll that cannot reach Keystone
+        # says "unavailable", one poll after another; past the notices already queued,
+        # two more (the second began after the insert) and still no row: a barrier on
+        # the stream's own polls, not a fixed wait.
+        while not stream.notices.empty():
+            stream.notices.get_nowait()
+        for _ in range(2):
+            assert stream.notices.get(timeout=BOUND) == "unavailable"
+        assert stream.events.empty(), "a row reached the stream while Keystone was down"
     finally:
         cloud.keystone.start()
     assert stream.next_event(timeout=BOUND + 20)[1] == message["id"]

@@ -25,9 +25,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
-from tests import servers
 from tests.api.conftest import row
-from tests.keystone.cloud import Cloud
+from tests.harness import servers
+from tests.harness.cloud import Cloud
 from tests.keystone.test_policy_modes import PERSONAS as PERSONAS_POLICY
 from tests.keystone.viewer_client import (
     API,

@@ -16,9 +16,10 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests import servers
-from tests.keystone.cloud import PASSWORD, Cloud
-from tests.viewer.test_viewer import ARGS, CHROMIUM, shot
+from tests.harness import servers
+from tests.harness.cloud import PASSWORD, Cloud
+from tests.viewer.conftest import ARGS, CHROMIUM
+from tests.viewer.test_viewer import shot
 from usermessages import Action, Detail, Messenger, RequestContext, catalog
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store

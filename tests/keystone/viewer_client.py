@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.keystone.cloud import PASSWORD
+from tests.harness.cloud import PASSWORD
 from usermessages.viewer.sessions import ServerSessionMiddleware, SessionStore
 
 API = {"OpenStack-API-Version": "volume 3.5"}

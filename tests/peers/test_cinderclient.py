@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.peers.harness import (
+from tests.harness.peers import (
     ADMIN,
     ALICE,
     BOB,

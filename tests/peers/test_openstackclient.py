@@ -13,7 +13,7 @@ import json
 import httpx
 import pytest
 
-from tests.peers.harness import (
+from tests.harness.peers import (
     ADMIN,
     ALICE,
     BOB,

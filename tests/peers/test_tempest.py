@@ -17,8 +17,8 @@ from tempest.lib.api_schema.response.volume import messages as schema
 from tempest.lib.services.volume import base_client
 from tempest.lib.services.volume.v3 import messages_client
 
+from tests.harness.peers import ADMIN, ALICE, BOB, BY_NAME, OWN, Live, P, Q, live_server
 from tests.noauth import NoAuthProvider
-from tests.peers.harness import ADMIN, ALICE, BOB, BY_NAME, OWN, Live, P, Q, live_server
 
 MISSING = "00000000-0000-4000-8000-00000000dead"
 

@@ -20,7 +20,7 @@ import httpx
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, text
 
-from tests import servers
+from tests.harness import servers
 from tests.harness.galera import Galera
 from tests.harness.haproxy import HAProxy
 from tests.reliability.test_reliability import collector
@@ -306,10 +306,12 @@ def test_galera_drill_kill_the_active_node_mid_stream(galera, rabbitmq_url, tmp_
                     in_flight = len(created) - stored_at_kill
 
             for i in range(DRILL_MESSAGES):  # about 1,000 a second, while the collectors drain
-                created.append(messenger.create(
+                message_id = messenger.create(
                     RequestContext(project_id=PROJECTS[i % 3], request_id=f"req-{i}"),
                     Action.SCHEDULE_ALLOCATE_VOLUME, resource_uuid=f"vol-{i % 20}",
-                    detail=Detail.NO_BACKEND_AVAILABLE))
+                    detail=Detail.NO_BACKEND_AVAILABLE)
+                assert message_id, "the messenger refused a message"
+                created.append(message_id)
                 if i % 100 == 99:
                     time.sleep(0.1)
                     reader.poll()

@@ -20,7 +20,7 @@ import pytest
 from kombu import Exchange, Producer
 from sqlalchemy import text
 
-from tests import servers
+from tests.harness import servers
 from usermessages import Action, Detail, Messenger, RequestContext, bus
 from usermessages.message import Message
 from usermessages.messenger import CLOSE_TIMEOUT
@@ -32,12 +32,12 @@ CLOSE_MARGIN = 1.0  # close(timeout) may overrun its timeout by milliseconds; CI
 
 
 @pytest.fixture
-def shared_broker(rabbitmq_url: str) -> str:
+def shared_broker(rabbitmq: servers.RabbitMQ) -> servers.RabbitMQ:
     """The session's RabbitMQ, with the messages queue empty (no earlier test's leftovers)."""
-    with bus.connect(rabbitmq_url) as connection:
+    with bus.connect(rabbitmq.url) as connection:
         bus.declare(connection)
         bus.messages_queue()(connection.default_channel).purge()
-    return rabbitmq_url
+    return rabbitmq
 
 
 def _fresh_store(admin_url: str):  # type: ignore[no-untyped-def]
@@ -52,23 +52,26 @@ def _counts(engine) -> tuple[int, int]:  # type: ignore[no-untyped-def]
         return conn.execute(text("SELECT count(*), count(DISTINCT id) FROM messages")).one()
 
 
-def _wait_rows(engine, n: int, timeout: float = 120) -> None:  # type: ignore[no-untyped-def]
+def _wait_rows(broker: servers.RabbitMQ, engine, n: int,  # type: ignore[no-untyped-def]
+               timeout: float = 120) -> None:
+    """``n`` rows stored, then the bus drained (nothing more can arrive): exactly ``n``."""
     deadline = time.monotonic() + timeout
     while _counts(engine)[0] < n:
         assert time.monotonic() < deadline, f"only {_counts(engine)} of {n} stored"
         time.sleep(0.1)
-    time.sleep(0.5)  # and no more arrive
+    broker.wait_drained(bus.messages_queue().name, timeout=max(deadline - time.monotonic(), 30))
     assert _counts(engine) == (n, n)
 
 
 @contextlib.contextmanager
-def collector(bus_url: str, db_url: str, workdir: Path, name: str = "c") -> Iterator[subprocess.Popen]:
+def collector(bus_url: str, db_url: str, workdir: Path,
+              name: str = "c") -> Iterator[subprocess.Popen]:
     conf = workdir / f"{name}.conf"
     conf.write_text("[collector]\nbatch_size = 200\nflush_interval = 0.1\n[bus]\ntimeout = 1\n")
-    log = open(workdir / f"{name}.log", "ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "usermessages.cli.main", "-v", "collector", "--bus", bus_url,
-         "--db", db_url, "--config", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+    with open(workdir / f"{name}.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "usermessages.cli.main", "-v", "collector", "--bus", bus_url,
+             "--db", db_url, "--config", str(conf)], stdout=log, stderr=subprocess.STDOUT)
     try:
         yield process
     finally:
@@ -79,7 +82,6 @@ def collector(bus_url: str, db_url: str, workdir: Path, name: str = "c") -> Iter
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        log.close()
 
 
 def _create(messenger: Messenger, i: int) -> str | None:
@@ -90,7 +92,7 @@ def _create(messenger: Messenger, i: int) -> str | None:
 
 def test_kill_9_the_collector_mid_stream_then_restart(shared_broker, postgresql_admin_url,
                                                       tmp_path):
-    rabbitmq_url = shared_broker
+    rabbitmq_url = shared_broker.url
     db_url, engine = _fresh_store(postgresql_admin_url)
     messenger = Messenger.from_url(rabbitmq_url, spool_path=str(tmp_path / "spool.sqlite"))
     for i in range(10_000):
@@ -106,7 +108,7 @@ def test_kill_9_the_collector_mid_stream_then_restart(shared_broker, postgresql_
     stored_before = _counts(engine)[0]
     assert stored_before < 10_000
     with collector(rabbitmq_url, db_url, tmp_path, "second"):
-        _wait_rows(engine, 10_000)
+        _wait_rows(shared_broker, engine, 10_000)
     messenger.close()
 
 
@@ -128,7 +130,7 @@ def test_broker_stops_while_a_producer_keeps_creating(postgresql_admin_url, tmp_
                 durations.append(time.perf_counter() - started)
                 time.sleep(0.002)
             assert max(durations) < CREATE_BOUND, max(durations)
-            _wait_rows(engine, total, timeout=180)
+            _wait_rows(broker, engine, total, timeout=180)
         stats = messenger.sink.stats  # type: ignore[attr-defined]
         assert stats.spooled > 0 and stats.replayed > 0 and stats.dropped == 0
         messenger.close()
@@ -144,10 +146,8 @@ def test_a_broker_that_accepts_and_never_answers(tmp_path):
     def accept() -> None:
         listener.settimeout(0.2)
         while not accepting.is_set():
-            try:
+            with contextlib.suppress(OSError):
                 held.append(listener.accept()[0])  # and say nothing, ever
-            except OSError:
-                pass
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
@@ -173,7 +173,7 @@ def test_a_broker_that_accepts_and_never_answers(tmp_path):
 
 
 def test_postgresql_stops_while_the_collector_runs(shared_broker, tmp_path):
-    rabbitmq_url = shared_broker
+    rabbitmq_url = shared_broker.url
     with servers.postgresql_cluster() as cluster:
         db_url = servers.create_database(cluster.url, "outage")
         engine = store_engine.connect(db_url)
@@ -182,22 +182,27 @@ def test_postgresql_stops_while_the_collector_runs(shared_broker, tmp_path):
         with collector(rabbitmq_url, db_url, tmp_path):
             for i in range(500):
                 _create(messenger, i)
-            _wait_rows(engine, 500)
+            _wait_rows(shared_broker, engine, 500)
             engine.dispose()
             cluster.stop()
             for i in range(500, 1500):  # published while the store is down
                 _create(messenger, i)
             assert messenger.flush(60) == 0
-            time.sleep(2)  # the collector retries meanwhile
+            # The collector met the outage (and retries) before the store comes back.
+            log = tmp_path / "c.log"
+            deadline = time.monotonic() + 60
+            while "store unavailable" not in log.read_text():
+                assert time.monotonic() < deadline, "the collector never met the outage"
+                time.sleep(0.1)
             cluster.start()
-            _wait_rows(engine, 1500, timeout=120)
+            _wait_rows(shared_broker, engine, 1500, timeout=120)
         log = (tmp_path / "c.log").read_text()
         assert "store unavailable" in log and "Traceback" not in log
         messenger.close()
 
 
 def test_poison_on_the_real_broker(shared_broker, postgresql_admin_url, tmp_path):
-    rabbitmq_url = shared_broker
+    rabbitmq_url = shared_broker.url
     db_url, engine = _fresh_store(postgresql_admin_url)
     # A queue of its own for this test's dead letters: drain leftovers first.
     with bus.connect(rabbitmq_url) as connection:
@@ -217,7 +222,7 @@ def test_poison_on_the_real_broker(shared_broker, postgresql_admin_url, tmp_path
                 producer.publish(body, exchange=bus.EXCHANGE, routing_key=bus.MESSAGES_KEY)
             for i in range(10, 20):
                 _create(good, i)
-        _wait_rows(engine, 20)
+        _wait_rows(shared_broker, engine, 20)
         deadline = time.monotonic() + 30
         while True:
             out = subprocess.run([sys.executable, "-m", "usermessages.cli.main", "dead-letters",
@@ -235,7 +240,7 @@ def test_poison_on_the_real_broker(shared_broker, postgresql_admin_url, tmp_path
 
 def test_close_delivers_every_message_created(shared_broker, postgresql_admin_url, tmp_path):
     """The default in-memory spool: 5,000 creates then close() stores all 5,000."""
-    rabbitmq_url = shared_broker
+    rabbitmq_url = shared_broker.url
     db_url, engine = _fresh_store(postgresql_admin_url)
     with collector(rabbitmq_url, db_url, tmp_path):
         messenger = Messenger.from_url(rabbitmq_url)
@@ -245,7 +250,7 @@ def test_close_delivers_every_message_created(shared_broker, postgresql_admin_ur
         took = time.perf_counter() - started
         assert lost == 0 and messenger.stats.lost == 0, messenger.stats
         assert took < CLOSE_TIMEOUT + CLOSE_MARGIN, took
-        _wait_rows(engine, 5000)
+        _wait_rows(shared_broker, engine, 5000)
     with engine.connect() as conn:
         assert set(conn.execute(text("SELECT id FROM messages")).scalars()) == ids
 
@@ -339,7 +344,7 @@ CRAFTED = {
 
 def test_crafted_envelopes_never_stall_the_collector(shared_broker, postgresql_admin_url,
                                                      tmp_path):
-    rabbitmq_url = shared_broker
+    rabbitmq_url = shared_broker.url
     db_url, engine = _fresh_store(postgresql_admin_url)
     _purge_dead_letters(rabbitmq_url)
     good = [_sample().to_wire() for _ in range(200)]
@@ -353,7 +358,7 @@ def test_crafted_envelopes_never_stall_the_collector(shared_broker, postgresql_a
                 producer.publish(bad, exchange=bus.EXCHANGE, routing_key=bus.MESSAGES_KEY,
                                  headers=headers)
     with collector(rabbitmq_url, db_url, tmp_path):
-        _wait_rows(engine, 200, timeout=60)
+        _wait_rows(shared_broker, engine, 200, timeout=60)
         letters = _dead_letters(rabbitmq_url, len(CRAFTED))
     expected = sorted(reason for _, _, reason in CRAFTED.values())
     reasons = sorted(letter["reason"] for letter in letters)
@@ -369,7 +374,7 @@ def test_a_notification_handler_exception_never_stalls_the_collector(
     from usermessages.collector import Collector
     from usermessages.notifications import load_mapping, source
 
-    rabbitmq_url = shared_broker
+    rabbitmq_url = shared_broker.url
     _, engine = _fresh_store(postgresql_admin_url)
     _purge_dead_letters(rabbitmq_url)
     exchange = f"cinder-{uuid.uuid4().hex[:6]}"  # a control_exchange of our own
@@ -417,7 +422,7 @@ def test_a_notification_handler_exception_never_stalls_the_collector(
 
 def test_two_collectors_and_two_apis_share_one_store_and_one_broker(
         shared_broker, postgresql_admin_url, tmp_path):
-    rabbitmq_url = shared_broker
+    rabbitmq_url = shared_broker.url
     db_url, engine = _fresh_store(postgresql_admin_url)
     conf = tmp_path / "api.conf"
     conf.write_text(f"[collector]\nembedded = false\n[bus]\nurl = {rabbitmq_url}\n")
@@ -427,7 +432,7 @@ def test_two_collectors_and_two_apis_share_one_store_and_one_broker(
             servers.api_server(db_url, config_file=str(conf)) as api_a, \
             servers.api_server(db_url, config_file=str(conf)) as api_b:
         ids = [_create(messenger, i) for i in range(2000)]
-        _wait_rows(engine, 2000)
+        _wait_rows(shared_broker, engine, 2000)
         for project in (f"{p:08x}" for p in range(3)):
             expected = {ids[i] for i in range(2000) if i % 3 == int(project, 16)}
             for api in (api_a, api_b):

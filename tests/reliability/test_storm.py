@@ -20,7 +20,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from tests import servers
+from tests.harness import servers
 from usermessages import Action, Detail, Messenger, RequestContext, bus
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate
@@ -98,11 +98,12 @@ class ApiProbe:
 
 
 @pytest.fixture
-def broker(rabbitmq_url: str) -> str:
-    with bus.connect(rabbitmq_url) as connection:
+def broker(rabbitmq: servers.RabbitMQ) -> servers.RabbitMQ:
+    """The session's RabbitMQ, its messages queue empty."""
+    with bus.connect(rabbitmq.url) as connection:
         bus.declare(connection)
         bus.messages_queue()(connection.default_channel).purge()
-    return rabbitmq_url
+    return rabbitmq
 
 
 def test_a_storm_of_100000_identical_failures(broker, postgresql_admin_url, tmp_path):
@@ -114,7 +115,8 @@ def test_a_storm_of_100000_identical_failures(broker, postgresql_admin_url, tmp_
     ports = [servers.free_port(), servers.free_port()]
 
     def produce(worker: int) -> None:
-        messenger = Messenger.from_url(broker, spool_path=str(tmp_path / f"spool{worker}.sqlite"))
+        messenger = Messenger.from_url(broker.url,
+                                       spool_path=str(tmp_path / f"spool{worker}.sqlite"))
         for i in range(EACH):
             messenger.create(RequestContext(project_id=PROJECT, user_id="alice",
                                             request_id=f"req-{worker}-{i}"),
@@ -124,8 +126,8 @@ def test_a_storm_of_100000_identical_failures(broker, postgresql_admin_url, tmp_
         messenger.close()
 
     with servers.api_server(db_url, config_file=str(api_conf)) as base, \
-            _collector(broker, db_url, tmp_path, "one", ports[0]), \
-            _collector(broker, db_url, tmp_path, "two", ports[1]):
+            _collector(broker.url, db_url, tmp_path, "one", ports[0]), \
+            _collector(broker.url, db_url, tmp_path, "two", ports[1]):
         probe = ApiProbe(base)
         probe.thread.start()
         started = time.monotonic()
@@ -142,8 +144,9 @@ def test_a_storm_of_100000_identical_failures(broker, postgresql_admin_url, tmp_
         stored_all = time.monotonic() - started
         probe.stop.set()
         probe.thread.join()
-        # Nothing more arrives: the count is exact, not merely at least the total.
-        time.sleep(1)  # and no more arrive (an over-count would show now)
+        # Nothing more arrives once the bus is drained (the collectors ack after commit):
+        # the count is exact, not merely at least the total.
+        broker.wait_drained(bus.messages_queue().name)
         total, suppressed = _series(engine)
         rows = _rows(engine)
         metric_suppressed = sum(_metric(p, "usermessages_collector_suppressed") for p in ports)
@@ -179,7 +182,7 @@ def test_series_count_exactly_through_a_collector_killed_mid_stream(
     engine = store_engine.connect(db_url)
     migrate.upgrade(engine)
     total = 20_000
-    messenger = Messenger.from_url(broker, spool_path=str(tmp_path / "spool.sqlite"))
+    messenger = Messenger.from_url(broker.url, spool_path=str(tmp_path / "spool.sqlite"))
     for i in range(total):
         messenger.create(RequestContext(project_id=PROJECT, request_id=f"req-{i}"),
                          Action.ATTACH_VOLUME, resource_uuid=f"vol-{i % 7}",
@@ -192,7 +195,7 @@ def test_series_count_exactly_through_a_collector_killed_mid_stream(
 
     def start(log) -> subprocess.Popen:  # type: ignore[no-untyped-def]
         return subprocess.Popen(
-            [sys.executable, "-m", "usermessages.cli.main", "collector", "--bus", broker,
+            [sys.executable, "-m", "usermessages.cli.main", "collector", "--bus", broker.url,
              "--db", db_url, "--config", str(tmp_path / "plain.conf")],
             stdout=log, stderr=subprocess.STDOUT)
 
@@ -209,7 +212,7 @@ def test_series_count_exactly_through_a_collector_killed_mid_stream(
         while _rows(engine) < total:
             assert time.monotonic() < deadline, f"only {_rows(engine)} stored"
             time.sleep(0.2)
-        time.sleep(1)  # and no more arrive (a double count would show now)
+        broker.wait_drained(bus.messages_queue().name)  # a double count would show now
         assert _rows(engine) == total
         with engine.connect() as conn:
             counts = dict(conn.execute(text(

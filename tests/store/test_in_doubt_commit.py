@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import text
 
-from tests.servers import free_port
+from tests.harness.servers import free_port
 from usermessages.catalog import Action, Detail, Kind, Resource
 from usermessages.message import Message
 from usermessages.store import engine as store_engine

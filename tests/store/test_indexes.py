@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Connection, Engine, event, text
 
-from tests import servers
 from tests.api.conftest import row
+from tests.harness import servers
 from usermessages.catalog import Action, Detail, Resource
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import pytest
 from sqlalchemy import Engine, text
 
-from tests import servers
 from tests.api.conftest import BASE_TIME, row
+from tests.harness import servers
 from usermessages.catalog import Action, Detail, Kind, Resource
 from usermessages.errors import MessageNotFound
 from usermessages.store import engine as store_engine

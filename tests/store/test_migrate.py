@@ -52,7 +52,8 @@ def _index_definitions(engine: Engine) -> dict[str, str]:
                 "GROUP BY index_name"))
         else:
             rows = conn.execute(text("SELECT indexname, indexdef FROM pg_indexes "
-                                     "WHERE tablename = 'messages' AND indexname <> 'messages_pkey'"))
+                                     "WHERE tablename = 'messages' "
+                                     "AND indexname <> 'messages_pkey'"))
         return {name: definition for name, definition in rows}
 
 

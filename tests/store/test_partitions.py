@@ -186,7 +186,7 @@ def test_listings_run_unharmed_while_the_reaper_drops_partitions(server_url):
                         page = store.list_messages(conn, "p1", store.ListQuery(
                             sort=query.sort, limit=query.limit, marker=marker))
                     seen += [m.id for m in page]
-                    if len(page) < query.limit or set(seen) >= live_ids:
+                    if len(page) < (query.limit or 0) or set(seen) >= live_ids:
                         break
                     marker = page[-1].id
                 # Newest expiry first: the live rows always lead, whatever is dropped.

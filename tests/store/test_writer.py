@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, text
 
-from tests.test_message import _sdk
+from tests.sdk.test_message import _sdk
 from usermessages import metrics
 from usermessages.errors import StoreError, StoreUnavailable
 from usermessages.message import Message

@@ -25,9 +25,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from playwright.sync_api import Browser, Page, expect
 
-from tests import servers
 from tests.api.conftest import row, summary
-from tests.viewer.test_viewer import _page, browser, sign_in  # noqa: F401 (fixture)
+from tests.harness import servers
+from tests.viewer.test_viewer import _page, sign_in
 from tests.viewer_session import sign_in as viewer_sign_in
 from usermessages.catalog import Action, Catalog, Detail, Resource
 from usermessages.store import engine as store_engine

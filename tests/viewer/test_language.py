@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests import servers
-from tests.viewer.test_viewer import _page, browser, shot, sign_in  # noqa: F401 (fixture)
+from tests.harness import servers
+from tests.viewer.test_viewer import _page, shot, sign_in
 from usermessages import Action, Messenger, RequestContext, catalog
 
 PROJECT = "cccc0003"
@@ -75,7 +75,7 @@ def test_an_unknown_browser_language_reads_english_and_bad_choices_are_refused(
     page = _page(browser, locale="tlh")
     sign_in(page, base, "carol", PROJECT)
     expect(page.locator(f"#rows tr[data-id='{message_id}'] td.summary a")).to_have_text(ENGLISH)
-    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value") or ""
     refused = page.request.post(f"{base}/viewer/language", max_redirects=0,
                                 form={"csrf": csrf, "choice": "xx", "back": "/viewer/messages"})
     assert refused.status == 400

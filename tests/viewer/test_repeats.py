@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect
 
-from tests import servers
 from tests.api.conftest import row
-from tests.viewer.test_viewer import _page, browser, sign_in  # noqa: F401 (fixture)
+from tests.harness import servers
+from tests.viewer.test_viewer import _page, sign_in
 from usermessages.store import engine as store_engine
 from usermessages.store import writer
 

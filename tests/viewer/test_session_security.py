@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from tests import servers
+from tests.harness import servers
 from usermessages.api.metrics import start_listener
 from usermessages.config import Settings
 from usermessages.service import create_app

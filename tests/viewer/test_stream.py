@@ -4,6 +4,7 @@ stream has already shown) still appears; bad cursors are a 400, never a 500."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import queue
 import threading
@@ -13,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests import servers
+from tests.harness import servers
 from tests.viewer_session import sign_in
 from usermessages import Action, Detail, Kind, Resource, bus, envelope
 from usermessages.message import Message
@@ -70,10 +71,8 @@ class Stream:
         self._thread.start()
 
     def _read(self) -> None:
-        try:
+        with contextlib.suppress(httpx.HTTPError):  # the server went away at the end
             self._read_events()
-        except httpx.HTTPError:
-            pass  # the server went away at the end of the test
 
     def _read_events(self) -> None:
         timeout = httpx.Timeout(10, read=30)

@@ -7,24 +7,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests import servers
+from tests.harness import servers
 from tests.web import sse
 from usermessages import Action, Detail, Level, Messenger, RequestContext, Resource, catalog
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
 from usermessages.web.limits import RETRY_PROJECT
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 PROJECT_A, PROJECT_B = "aaaa0001", "bbbb0002"
 
@@ -42,8 +38,8 @@ def site(tmp_path_factory) -> Iterator[tuple[str, str]]:
                          detail=Detail.ATTACH_ERROR)
         messenger.create(RequestContext(project_id=PROJECT_A, user_id="alice"),
                          Action.BACKUP_CREATE, resource_type=Resource.VOLUME_BACKUP,
-                         resource_uuid="bk-a-1", detail=Detail.INCREMENTAL_BACKUP_FORCES_FULL_BACKUP,
-                         level=Level.WARNING)
+                         resource_uuid="bk-a-1",
+                         detail=Detail.INCREMENTAL_BACKUP_FORCES_FULL_BACKUP, level=Level.WARNING)
         for i in range(120):
             messenger.create(RequestContext(project_id=PROJECT_A, user_id="alice"),
                              Action.EXTEND_VOLUME, resource_uuid=f"vol-bulk-{i:03d}",
@@ -54,14 +50,6 @@ def site(tmp_path_factory) -> Iterator[tuple[str, str]]:
         messenger.create_service_message(Action.SERVICE_STATUS, Detail.SERVICE_DOWN,
                                          host="backup@node-9")
         yield base, db_url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield launched
-        launched.close()
 
 
 def _page(browser: Browser, **options) -> Page:
@@ -272,13 +260,18 @@ def test_new_messages_appear_live_and_a_lost_connection_is_said(browser, tmp_pat
         unique = f"vol-live-{uuid.uuid4().hex[:8]}"
         messenger.create(RequestContext(project_id="cccc0003"), Action.ATTACH_VOLUME,
                          resource_uuid=unique, detail=Detail.ATTACH_ERROR)
-        # Another project's message must not reach this page's stream.
+        # Another project's message must not reach this page's stream. The stream sends
+        # in stored order, so once a later message of this project has arrived, the other
+        # project's (stored before it) would have too: the barrier, instead of a sleep.
         messenger.create(RequestContext(project_id="dddd0004"), Action.ATTACH_VOLUME,
                          resource_uuid="vol-other-project", detail=Detail.ATTACH_ERROR)
-        expect(page.locator("#rows")).to_contain_text(unique, timeout=10_000)
-        time.sleep(1.5)
+        later = f"vol-live-later-{uuid.uuid4().hex[:8]}"
+        messenger.create(RequestContext(project_id="cccc0003"), Action.ATTACH_VOLUME,
+                         resource_uuid=later, detail=Detail.ATTACH_ERROR)
+        expect(page.locator("#rows")).to_contain_text(later, timeout=10_000)
+        assert unique in page.locator("#rows").inner_text()
         assert "vol-other-project" not in page.locator("#rows").inner_text()
-        assert page.locator("#rows tr").count() == 1
+        assert page.locator("#rows tr").count() == 2
         shot(page, "live")
     # The server is gone: the page says so.
     expect(page.locator("#live-status")).to_contain_text("Live updates lost", timeout=15_000)

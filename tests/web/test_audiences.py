@@ -120,10 +120,10 @@ def _api(site: Site, who: Who, path: str, version: str = "3.71",
 
 
 def _first_event(site: Site, url: str, client: httpx.Client | None = None,
-                 **headers: str) -> str:
+                 headers: dict[str, str] | None = None) -> str:
     """The first ``event: message`` of a server-sent-event stream, its data lines joined."""
     http = client or httpx.Client(timeout=30)
-    with http.stream("GET", url, headers=headers) as answer:
+    with http.stream("GET", url, headers=headers or {}) as answer:
         assert answer.status_code == 200
         event, data = "", []
         for line in answer.iter_lines():
@@ -179,8 +179,9 @@ def api_show(version: str, path: str = "/messages/{id}") -> Callable[[Site, Who]
 def api_stream(version: str) -> Callable[[Site, Who], set[str]]:
     def read(site: Site, who: Who) -> set[str]:
         data = _first_event(site, f"{site.base}/v3/{P}/messages-ext/stream?last_event_id=0",
-                            **{"X-Auth-Token": _token(who),
-                               "OpenStack-API-Version": f"volume {version}", **OWNER_FIELDS})
+                            headers={"X-Auth-Token": _token(who),
+                                     "OpenStack-API-Version": f"volume {version}",
+                                     **OWNER_FIELDS})
         return _reveals(data, _owner_in_json(json.loads(data)["message"]))
     return read
 

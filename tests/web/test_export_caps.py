@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests import servers
 from tests.api.conftest import headers, row
+from tests.harness import servers
 from tests.web.sse import cookie_header, raw_get, viewer_client, wait_held
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate, writer

@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import Engine
 
-from tests import servers
 from tests.api.conftest import row as _row
+from tests.harness import servers
 from tests.web.sse import Stream, api_stream, message_id, viewer_stream
 from usermessages.store import engine as store_engine
 from usermessages.store import migrate, writer

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests import servers
 from tests.api.conftest import headers
+from tests.harness import servers
 from tests.web.sse import (
     Stream,
     api_url,

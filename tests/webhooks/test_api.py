@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -17,7 +18,7 @@ BASE = "/v3/{}/messages-ext/webhooks"
 PUBLIC = "http://93.184.215.14/hook"  # a global address: accepted (never called here)
 
 
-def _post(client: TestClient, project: str, body: object, user: str = "u") -> object:
+def _post(client: TestClient, project: str, body: object, user: str = "u") -> httpx.Response:
     return client.post(BASE.format(project), json=body, headers=headers(user, project))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from tests import servers
+from tests.harness import servers
 from usermessages.cli.main import main
 
 PUBLIC = "http://93.184.215.14/hook"

@@ -216,7 +216,7 @@ def test_serve_runs_the_deliverer(tmp_path) -> None:  # type: ignore[no-untyped-
     """The embedded shape: `usermessages serve` alone delivers ([webhooks] embedded)."""
     import httpx
 
-    from tests import servers
+    from tests.harness import servers
     from usermessages.store import engine as store_engine
 
     config = tmp_path / "usermessages.conf"

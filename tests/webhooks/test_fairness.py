@@ -24,8 +24,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from tests import servers
 from tests.api.conftest import row as _row
+from tests.harness import servers
 from tests.webhooks.bad_receivers import FAILING, KINDS, BadReceiver, bad_receiver
 from tests.webhooks.receiver import Receiver, receiver
 from usermessages.config import Settings

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 from sqlalchemy import Engine
 
-from tests import servers
 from tests.api.conftest import headers
 from tests.api.conftest import row as _row
+from tests.harness import servers
 from usermessages.store import writer
 
 

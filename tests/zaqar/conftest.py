@@ -16,8 +16,8 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from tests import servers
-from tests.zaqar_server import Zaqar
+from tests.harness import servers
+from tests.harness.zaqar import Zaqar
 from usermessages import Action, Detail, Messenger, RequestContext
 from usermessages.message import Message
 from usermessages.sinks.spool import Spool

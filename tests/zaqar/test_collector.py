@@ -52,12 +52,14 @@ def _produce(zaqar_url: str, layout: Layout, projects: list[str], each: int,
     sink = ZaqarSink(zaqar_url, Spool(tmp_path / f"spool-{time.monotonic_ns()}.sqlite"),
                      ttl=3600, layout=layout, timeout=5)
     messenger = Messenger(sink)
-    ids = []
+    ids: list[str] = []
     for n in range(each):
         for project in projects:
             context = RequestContext(project_id=project, user_id="u", request_id=f"req-{n}")
-            ids.append(messenger.create(context, Action.SCHEDULE_ALLOCATE_VOLUME,
-                                        detail=Detail.NO_BACKEND_AVAILABLE))
+            created = messenger.create(context, Action.SCHEDULE_ALLOCATE_VOLUME,
+                                       detail=Detail.NO_BACKEND_AVAILABLE)
+            assert created, "the messenger refused the message"
+            ids.append(created)
     assert sink.flush(60), f"{sink.pending()} still spooled"
     messenger.close()
     return ids
@@ -265,7 +267,7 @@ def test_db_plus_zaqar_from_settings_and_the_zaqar_collector_command(
 
 def test_store_down_releases_the_claims_at_once_and_loses_nothing(
         zaqar, zaqar_client, layout, new_project, pg_engine, tmp_path):
-    from tests.servers import free_port
+    from tests.harness.servers import free_port
     from usermessages.errors import StoreUnavailable
 
     project = new_project()

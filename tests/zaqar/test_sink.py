@@ -173,7 +173,7 @@ def test_create_keeps_its_bound_when_zaqar_accepts_and_never_answers(new_project
 def test_close_with_zaqar_down_is_bounded_and_counts_what_it_lost(new_project, caplog):
     """Nothing listens where Zaqar should be: close() returns within its timeout and
     reports the in-memory spool's undelivered messages as lost, in stats and metrics."""
-    from tests import servers
+    from tests.harness import servers
     from usermessages import metrics
 
     messenger = Messenger.from_url(f"http://127.0.0.1:{servers.free_port()}", sink="zaqar",

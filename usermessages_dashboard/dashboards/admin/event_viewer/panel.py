@@ -4,9 +4,8 @@ Shown to admins as Horizon's admin Volumes panel is; the data needs a system rol
 assignment (see usermessages_dashboard.api).
 """
 
-from django.utils.translation import gettext_lazy as _
-
 import horizon
+from django.utils.translation import gettext_lazy as _
 
 
 class EventViewer(horizon.Panel):

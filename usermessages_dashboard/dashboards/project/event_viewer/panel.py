@@ -1,8 +1,7 @@
 """Event Viewer in the Project dashboard's Volumes group: the project's messages."""
 
-from django.utils.translation import gettext_lazy as _
-
 import horizon
+from django.utils.translation import gettext_lazy as _
 
 
 class EventViewer(horizon.Panel):
