@@ -36,7 +36,11 @@ from usermessages.config import Settings
 LOG = logging.getLogger(__name__)
 PROGRAM = "usermessages"
 # Libraries whose info lines say nothing to an operator, beside oslo.log's own list.
-QUIET = ("alembic=WARN", "uvicorn=WARN", "httpx=WARN", "httpcore=WARN", "a2wsgi=WARN")
+# sqlalchemy.pool: a connection the server dropped fails its rollback on the way back to
+# the pool, and the pool logs that with a traceback; the outage itself is logged once,
+# in words, by whoever met it (the collector's "store unavailable", the API's 503 line).
+QUIET = ("alembic=WARN", "uvicorn=WARN", "httpx=WARN", "httpcore=WARN", "a2wsgi=WARN",
+         "sqlalchemy.pool=CRITICAL")
 # What oslo.middleware's request_id middleware accepts as an inbound global request id.
 GLOBAL_REQUEST_ID = re.compile(r"req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
                                r"[0-9a-f]{12}")
