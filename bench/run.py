@@ -17,7 +17,9 @@ and RabbitMQ on 127.0.0.1, and measures, in this one run and on this machine:
 4. the SDK's create() p50 and p99 with the broker up and down, and with Zaqar up
    and down (bench/zaqar.py); the Zaqar collectors draining beside the bus's
    collectors in 1., with what each part spends per message;
-5. on MariaDB, beside Cinder 29 on the same server: the ingest paths, listing at
+5. listing throughput of `usermessages serve` with 1 and 2 API workers, and the
+   ratio (bench/workers.py: the same data, the same wrk load);
+6. on MariaDB, beside Cinder 29 on the same server: the ingest paths, listing at
    1,000,000 messages, and reaping 1,000,000 expired rows under a listing load.
 
 Prints a table and writes it, with the command, to the output file. Nothing
@@ -48,6 +50,7 @@ import httpx  # noqa: E402
 import psycopg  # noqa: E402
 
 from bench import listing_keys, mariadb, row_cost  # noqa: E402
+from bench import workers as workers_bench  # noqa: E402
 from bench import zaqar as zaqar_bench  # noqa: E402
 from bench.cinder_peer import (  # noqa: E402
     CINDER_VENV,
@@ -844,7 +847,7 @@ def main() -> None:
         return
     with servers.postgresql_server() as admin_url, servers.rabbitmq_broker() as rabbit, \
             zaqar_server() as zaqar:
-        section("1/6 ingest", started)
+        section("1/8 ingest", started)
         rates = {}
         rates["sqlite"] = ingest("SQLite", lambda: f"sqlite:///{workdir}/{uuid.uuid4().hex}.sqlite",
                                  ingest_n, workdir, rabbit.url, cinder_python)
@@ -857,14 +860,14 @@ def main() -> None:
             return
         write_report(options, time.time() - started, partial=True)
 
-        section("2/6 row cost", started)
+        section("2/8 row cost", started)
         lines, ceilings = row_cost.profile(admin_url, workdir, 5_000 if quick else 50_000,
                                            1 if quick else 3)
         for line in lines:
             note(*line)
         write_report(options, time.time() - started, partial=True)
 
-        section("3/6 listing (and 4/6 scale)", started)
+        section("3/8 listing (and 4/8 scale)", started)
         ours_url, cinder_url = fresh_db(admin_url), fresh_db(admin_url)
         our_store(ours_url)
         cconf_port = servers.free_port()
@@ -892,23 +895,31 @@ def main() -> None:
                 if size == sizes[-1]:
                     keys_p50[size] = every_key(ours_base, size, samples)
             write_report(options, time.time() - started, partial=True)
-            section("4/6 scale", started)
+            section("4/8 scale", started)
             big_p50 = scale(ours_url, ours_base, seeded, big, samples)
             keys_p50[big] = every_key(ours_base, big, samples)
         write_report(options, time.time() - started, partial=True)
 
-        section("5/6 reaping", started)
+        section("5/8 reaping", started)
         reaps = [reaping(lambda: fresh_db(admin_url), pg_seed, workdir, reap_rows, batch,
                          cinder_python) for batch in (1000, 10_000)]
         partial = {batch: partial_day(admin_url, 20_000 if quick else 200_000, batch)
                    for batch in (1000, 10_000)}
         write_report(options, time.time() - started, partial=True)
 
-        section("6/6 producer overhead", started)
+        section("6/8 producer overhead", started)
         create_p99 = producer(rabbit, admin_url, workdir, 2_000 if quick else 10_000, zaqar)
         write_report(options, time.time() - started, partial=True)
 
-        section("7/7 MariaDB: ingest, listing and reaping beside Cinder's", started)
+        section("7/8 API workers", started)
+        served = workers_bench.measure(admin_url, seconds=2 if quick else 5)
+        for count, rate in served.items():
+            note("workers", f"listing, a project's first page, {count} worker(s): requests/s",
+                 f"{rate:,.0f}")
+        note("workers", "2 workers vs 1", f"{served[2] / served[1]:.2f}x")
+        write_report(options, time.time() - started, partial=True)
+
+        section("8/8 MariaDB: ingest, listing and reaping beside Cinder's", started)
         maria = mariadb_section(rabbit.url, workdir, cinder_python, ingest_n, sizes[-1],
                                 reap_rows, samples)
 
@@ -1015,7 +1026,11 @@ def write_report(options: argparse.Namespace, seconds: float, partial: bool = Fa
         " zaqar-collector` processes (told the projects, not finding them on the index) into a"
         " fresh database of the same PostgreSQL, timed from the first stored row; CPU seconds"
         " per 1,000 messages from /proc, each process tree with its reaped children"
-        " (docs/zaqar.md explains the gap).", "",
+        " (docs/zaqar.md explains the gap).",
+        "- *workers*: bench/workers.py (`.venv/bin/python bench/workers.py`): `usermessages serve"
+        " --workers 1`, then `--workers 2`, API only, on the same 20,000 rows; wrk (16"
+        " connections, 5 s after a 1 s warm-up) asks for one project user's first page. The"
+        " load generator, PostgreSQL and the workers share the machine's cores.", "",
         "| section | measure | value |", "|---|---|---|",
     ]
     lines += [f"| {s} | {m} | {v} |" for s, m, v in RESULTS]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -112,24 +113,68 @@ def create_database(admin_url: str, name: str) -> str:
     return admin_url.rsplit("/", 1)[0] + f"/{name}"
 
 
+@dataclass
+class Served:
+    """A running `usermessages serve`: its address, its process (the supervisor, with
+    several workers) and its output."""
+
+    base: str
+    process: subprocess.Popen
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def started(self) -> dict[str, int]:
+        """The supervised children as last started, by name (``-v`` logs them)."""
+        return {name: int(pid) for name, pid in
+                re.findall(r"started (api-\d+|background) \(pid (\d+)\)", self.output())}
+
+    def wait_started(self, names: set[str], timeout: float = 60,
+                     unlike: dict[str, int] | None = None) -> dict[str, int]:
+        """Wait until each of ``names`` has started (again, with another pid than in
+        ``unlike``); the children by name."""
+        deadline = time.monotonic() + timeout
+        while True:
+            started = self.started()
+            if all(name in started and started[name] != (unlike or {}).get(name)
+                   for name in names):
+                return started
+            assert self.process.poll() is None, self.output()
+            assert time.monotonic() < deadline, f"not started: {names}\n{self.output()}"
+            time.sleep(0.1)
+
+
 @contextlib.contextmanager
-def api_server(db_url: str, *, config_file: str | None = None,
-               timeout: float = 30) -> Iterator[str]:
-    """Run `usermessages serve` in a subprocess on a free port; yield its base URL."""
+def serve(db_url: str, *, config_file: str | None = None, workers: int = 1,
+          verbose: bool = False, timeout: float | None = None) -> Iterator[Served]:
+    """Run `usermessages serve` in a subprocess on a free port, with ``workers`` API
+    processes; yield it once it answers (within ``timeout`` seconds); stop it (SIGTERM)
+    after."""
     port = free_port()
-    args = [sys.executable, "-m", "usermessages.cli.main", "serve", "--host", "127.0.0.1",
-            "--port", str(port), "--db", db_url]
+    args = [sys.executable, "-m", "usermessages.cli.main", *(["-v"] if verbose else []),
+            "serve", "--host", "127.0.0.1", "--port", str(port), "--db", db_url,
+            "--workers", str(workers)]
     if config_file:
         args += ["--config", config_file]
     log = tempfile.NamedTemporaryFile(prefix="um-api-", suffix=".log", delete=False)
     process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_serving(base, process, Path(log.name), timeout)
-        yield base
+        wait_serving(base, process, Path(log.name),
+                     timeout=timeout or 30 + 30 * (workers > 1))
+        yield Served(base, process, Path(log.name))
     finally:
-        stop_process(process)
+        stop_process(process, timeout=40)
         os.unlink(log.name)
+
+
+@contextlib.contextmanager
+def api_server(db_url: str, *, config_file: str | None = None, workers: int = 1,
+               timeout: float | None = None) -> Iterator[str]:
+    """Run `usermessages serve` in a subprocess on a free port; yield its base URL."""
+    with serve(db_url, config_file=config_file, workers=workers, timeout=timeout) as served:
+        yield served.base
 
 
 def wait_serving(base: str, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:

@@ -22,6 +22,7 @@ from usermessages.reaper import ADVISORY_LOCK_KEY, Lease, PeriodicReaper, ReapRe
 from usermessages.store import engine as store_engine
 from usermessages.store import messages as store
 from usermessages.store import migrate, partitions, writer
+from usermessages.store import sessions as store_sessions
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, 0)
 TICK = dt.timedelta(microseconds=1)
@@ -104,6 +105,15 @@ def test_reap_deletes_exactly_the_rows_expired_before_now(engine):
     assert _ids(engine) == {m["id"] for m in live}
     assert reap(engine, batch_size=2, now=NOW).deleted == 0
     assert reap(engine, batch_size=2, now=NOW + TICK).deleted == 1  # the one at NOW
+
+
+def test_reap_deletes_the_viewer_sessions_past_their_expiry(engine):
+    with engine.begin() as conn:
+        store_sessions.create(conn, "ended", "sealed", NOW - TICK)
+        store_sessions.create(conn, "open", "sealed", NOW + dt.timedelta(seconds=1))
+    reap(engine, batch_size=10, now=NOW)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT id FROM viewer_sessions")).scalars().all() == ["open"]
 
 
 @pytest.mark.parametrize(("rows", "batches"), [(10, [3, 3, 3, 1]), (9, [3, 3, 3, 0])])

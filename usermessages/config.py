@@ -97,6 +97,11 @@ class Settings:
     """Address `usermessages serve` listens on."""
     port: int = option("api", 8776, min=1, max=MAX_PORT)
     """Port `usermessages serve` listens on (Cinder's is 8776)."""
+    workers: int = option("api", 0, min=1, off=(0, "one per core, as Cinder's "
+                                                   "osapi_volume_workers"))
+    """API processes `usermessages serve` runs on its one port, under a supervisor that starts
+    again any that dies; the embedded collector, the reaper and the webhook deliverer then run
+    once, in a process of their own. 1 runs everything in one process."""
     public_endpoint: str = option("api", "")
     """Base URL for links and the versions document, when behind a proxy; empty uses the request's
     own URL."""
@@ -126,14 +131,15 @@ class Settings:
     project_id_regex: str = option("api", r"[0-9a-f\-]+")
     """What a project id in a URL must look like (Cinder's project_id_regex)."""
     max_streams: int = option("api", 100, min=1)
-    """Most event streams (GET .../messages-ext/stream and the viewer's live list) one API process
-    holds open; beyond, 503 with Retry-After."""
+    """Most event streams (GET .../messages-ext/stream and the viewer's live list) held open at
+    once, counted in the store across every API process and node; beyond, 503 with
+    Retry-After."""
     max_streams_per_project: int = option("api", 25, min=1)
     """Most of those streams one project holds open, so one tenant cannot take every slot; beyond,
     429 with Retry-After. Keep it below max_streams (a quarter of it)."""
     max_exports: int = option("api", 8, min=1)
-    """Most exports (GET .../messages-ext/export and the viewer's downloads) one API process runs
-    at once; beyond, 503 with Retry-After."""
+    """Most exports (GET .../messages-ext/export and the viewer's downloads) running at once,
+    counted in the store across every API process and node; beyond, 503 with Retry-After."""
     max_exports_per_project: int = option("api", 2, min=1)
     """Most of those exports one project runs at once; beyond, 429 with Retry-After. Keep it below
     max_exports (a quarter of it)."""
@@ -142,8 +148,10 @@ class Settings:
     """INI file with [action] and [detail] sections replacing catalog texts by id."""
     # --- [viewer] ---
     viewer_secret_key: str = option("viewer", "", secret=True)
-    """Key signing the Event Viewer's session cookie; empty makes a random one at each start
-    (sign-ins then end with the process). Set it when several API processes serve the viewer."""
+    """Key of the Event Viewer's form tokens (and of noauth's signed session cookie). Empty makes a
+    random one at each start of `usermessages serve`, shared by its workers: forms and noauth
+    sign-ins then hold on that node until it restarts. Set the same key on every node behind a
+    load balancer."""
     viewer_resource_url: str = option("viewer", "")
     """Where each row's resource links to: a URL template with {project_id}, {collection} (volumes,
     snapshots or backups) and {resource_uuid}, e.g.

@@ -22,7 +22,9 @@ LOST = Counter(
     "Undelivered messages an in-memory spool still held when the messenger closed",
 )
 PUBLISHED = Counter("usermessages_sdk_published", "Messages the broker confirmed")
-SPOOL_DEPTH = Gauge("usermessages_sdk_spool_depth", "Messages waiting in the local spool")
+# Gauges add up over the live processes of a node in multiprocess mode (API workers).
+SPOOL_DEPTH = Gauge("usermessages_sdk_spool_depth", "Messages waiting in the local spool",
+                    multiprocess_mode="livesum")
 
 STORED = Counter("usermessages_collector_stored", "Messages the collector inserted")
 DUPLICATES = Counter(
@@ -51,7 +53,8 @@ UNMAPPED = Counter(
 
 HELD = Gauge(
     "usermessages_api_slots_held",
-    "Event streams and exports this process holds open now", ["kind"]
+    "Event streams and exports this node's API processes hold open now", ["kind"],
+    multiprocess_mode="livesum",
 )
 REFUSED = Counter(
     "usermessages_api_slots_refused",

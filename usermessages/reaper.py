@@ -12,8 +12,8 @@ compare-and-set across the nodes, so exactly one takes it. A holder that
 dies loses it when it lapses. SQLite has a single writer and needs neither.
 On a partitioned table (migration 0004) a pass first drops the days that
 expired whole. Given the message TTL, a pass also deletes the series last
-seen longer ago than that (their rows are gone too) and the storm windows
-long closed.
+seen longer ago than that (their rows are gone too), the storm windows
+long closed, and the Event Viewer's sessions past their expiry.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from usermessages.store import leases, partitions, series
+from usermessages.store import leases, partitions, series, sessions
 from usermessages.store import messages as store_messages
 from usermessages.store.engine import is_deadlock, translated
 
@@ -153,6 +153,10 @@ def _reap_batches(engine: Engine, batch_size: int, now: dt.datetime, ttl: int | 
     LOG.info("Deleted %s expired messages.", total)
     if ttl is not None:
         _reap_series(engine, batch_size, now - dt.timedelta(seconds=ttl))
+    with engine.begin() as conn:
+        # Signed-in browsers: one row each, few; expired ones open nothing, but pile up.
+        ended = sessions.delete_expired(conn, now)
+    LOG.info("Deleted %s expired viewer sessions.", ended)
     return total
 
 

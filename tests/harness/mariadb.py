@@ -40,6 +40,8 @@ datadir={root}/data
 socket={root}/mysqld.sock
 pid-file={root}/mysqld.pid
 log-error={root}/error.log
+# Its own temp dir: a shared /tmp that something cleans takes its temp tables with it.
+tmpdir={root}/tmp
 port={port}
 bind-address=127.0.0.1
 skip-name-resolve
@@ -91,6 +93,7 @@ class MariaDB:
         self.port = port or free_port()
         self.process: subprocess.Popen | None = None
         (self.root / "data").mkdir(parents=True, exist_ok=True)
+        (self.root / "tmp").mkdir(exist_ok=True)
         self.cnf = self.root / "my.cnf"
         init = f"init-file={self.root}/init.sql" if init_file else ""
         self.cnf.write_text(BASE_CNF.format(root=self.root, port=self.port, extra=extra, init=init,

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from tests import servers
 from tests.api.conftest import row
-from tests.keystone.viewer_client import csrf, session_store, sign_in
+from tests.keystone.viewer_client import csrf, session_store, sign_in, stored
 from tests.viewer.test_stream import Stream
 from tests.web import sse
 from usermessages.config import Settings
@@ -80,7 +80,8 @@ def test_sign_out_in_another_request_ends_an_open_stream(site):
 def test_a_token_revoked_in_keystone_ends_an_open_stream(site, cloud):
     base, sessions = site
     client, stream = _open(base, "reader")
-    (_, data), = sessions._data.values()
+    data = stored(client, sessions)
+    assert data is not None
     revoked_at = time.monotonic()
     cloud.revoke(data["token"])
     _ends_signed_out(stream, revoked_at)

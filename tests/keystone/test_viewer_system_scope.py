@@ -17,6 +17,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -30,11 +31,12 @@ from tests.keystone.cloud import Cloud
 from tests.keystone.test_policy_modes import PERSONAS as PERSONAS_POLICY
 from tests.keystone.viewer_client import (
     API,
+    COOKIE,
     api_status,
     csrf,
     session_store,
-    sessions,
     sign_in,
+    stored,
 )
 from usermessages.catalog import Action, Detail, Kind, Resource
 from usermessages.store import writer
@@ -88,7 +90,8 @@ def api_rows(client, token: str) -> dict[str, dict[str, str]]:  # noqa: ANN001 -
 
 def held(client) -> dict:  # noqa: ANN001 - TestClient
     """The one signed-in session's stored data."""
-    [data] = [d for d in sessions(client.app) if "token" in d]
+    data = stored(client)
+    assert data is not None and "token" in data
     return data
 
 
@@ -171,20 +174,24 @@ def test_a_switch_revokes_the_replaced_token_once_no_session_holds_it(ks_client,
     # would find its token refused and sign the browser out.
     assert sign_in(ks_client, "operator", "alpha").status_code == 303
     old = held(ks_client)["token"]
+    old_session = dict(ks_client.cookies)
+    store = session_store(ks_client.app)
     page = ks_client.get("/viewer/messages")
-    stored_at_revocation: list[tuple[str, list[str]]] = []
+    # At each revocation: the token, how many sessions are stored, and the old one's data.
+    stored_at_revocation: list[tuple[str, int, dict | None]] = []
     revoke = signin.revoke
 
     def watched(settings: object, token: str) -> None:
-        stored_at_revocation.append((token, [d["token"] for d in sessions(ks_client.app)
-                                             if "token" in d]))
+        old_data = stored(SimpleNamespace(cookies=old_session), store)
+        stored_at_revocation.append((token, len(store), old_data))
         revoke(settings, token)
 
     monkeypatch.setattr(signin, "revoke", watched)
     assert ks_client.post("/viewer/system", data={"csrf": csrf(page.text)},
                           follow_redirects=False).status_code == 303
     new = held(ks_client)["token"]
-    assert stored_at_revocation == [(old, [new])]
+    # Revoked once only the new session (holding the new token) was stored.
+    assert stored_at_revocation == [(old, 1, None)]
     assert api_status(ks_client, old) == 401 and api_status(ks_client, new) == 200
 
 
@@ -195,7 +202,7 @@ def test_without_a_system_role_the_system_scope_is_refused_with_the_reason(
     assert refused.status_code == 403
     assert NO_SYSTEM_ROLE in html.unescape(refused.text)
     assert 'value="system" checked' in refused.text  # the form keeps the choice
-    assert not [d for d in sessions(ks_client.app) if "token" in d]
+    assert stored(ks_client) is None and len(session_store(ks_client.app)) == 0
     assert ks_client.get("/viewer/messages", follow_redirects=False).status_code == 303
 
 
@@ -222,7 +229,7 @@ def test_a_system_reader_follows_the_policy_as_on_the_api(make_client, cloud, se
     refused = sign_in(default, "system_reader", system=True)
     assert refused.status_code == 403
     assert SYSTEM_CANNOT_READ in html.unescape(refused.text)
-    assert not [d for d in sessions(default.app) if "token" in d]
+    assert stored(default) is None and len(session_store(default.app)) == 0
     # Cinder's personas in a policy file: it reads every project and deletes nothing.
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(PERSONAS_POLICY)
@@ -239,11 +246,12 @@ def test_a_session_whose_token_holds_another_scope_than_it_says_is_signed_out(
         ks_client, cloud, seeded):
     assert sign_in(ks_client, "system_admin", system=True).status_code == 303
     assert ks_client.get("/viewer/messages", follow_redirects=False).status_code == 200
-    for _, data in session_store(ks_client.app)._data.values():
-        data["scope"] = f"project:{cloud.projects['alpha']}"  # the token is still the system's
+    data = held(ks_client)
+    data["scope"] = f"project:{cloud.projects['alpha']}"  # the token is still the system's
+    session_store(ks_client.app).update(ks_client.cookies[COOKIE], data)
     page = ks_client.get("/viewer/messages", follow_redirects=False)
     assert page.status_code == 303 and page.headers["location"] == "/viewer/login"
-    assert not [d for d in sessions(ks_client.app) if "token" in d]
+    assert stored(ks_client) is None and len(session_store(ks_client.app)) == 0
 
 
 @settings(max_examples=60, deadline=None,
@@ -322,6 +330,8 @@ def test_concurrent_pages_each_show_one_scope_while_a_session_switches(cloud, se
                         took[path].append(time.monotonic() - started)
                         assert switched.status_code == 303
                         assert switched.headers["location"] == "/viewer/messages"  # not signed out
+                        # A switch gives the session a new id, and its forms a new token.
+                        token = csrf(operator.get("/viewer/messages").text)
             finally:
                 switching.clear()
 

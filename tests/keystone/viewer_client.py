@@ -10,6 +10,7 @@ from tests.keystone.cloud import PASSWORD
 from usermessages.viewer.sessions import ServerSessionMiddleware, SessionStore
 
 API = {"OpenStack-API-Version": "volume 3.5"}
+COOKIE = "usermessages_viewer"
 
 
 def csrf(page: str) -> str:
@@ -39,9 +40,13 @@ def session_store(app: Any) -> SessionStore:
     return stack.store
 
 
-def sessions(app: Any) -> list[dict]:
-    """What every stored session holds now."""
-    return [data for _, data in list(session_store(app)._data.values())]
+def stored(client: Any, store: SessionStore | None = None) -> dict | None:
+    """What the session behind ``client``'s cookie holds now (None: none is stored). The
+    rows are sealed with the cookie's id: only its holder reads one. ``store``: the
+    app's (a TestClient's) unless given."""
+    store = store or session_store(client.app)
+    sid = client.cookies.get(COOKIE)
+    return store.load(sid) if sid else None
 
 
 def api_status(client: Any, token: str) -> int:

@@ -73,8 +73,8 @@ def test_one_linear_history():
     script = ScriptDirectory.from_config(migrate._config(None))  # type: ignore[arg-type]
     assert script.get_heads() == [migrate.head()]
     revisions = [rev.revision for rev in script.walk_revisions()]
-    assert revisions == ["0010", "0009", "0008", "0007", "0006", "0005", "0004", "0003", "0002",
-                         "0001"]
+    assert revisions == ["0011", "0010", "0009", "0008", "0007", "0006", "0005", "0004", "0003",
+                         "0002", "0001"]
 
 
 def test_upgrade_matches_the_models_then_downgrade_leaves_nothing(db_url):

@@ -297,7 +297,7 @@ def test_a_live_list_refused_its_slot_says_why_then_goes_live(browser, tmp_path)
         sign_in(page, base, "carol", "cccc0003")
         status = page.locator("#live-status")
         expect(status).to_contain_text(
-            "Live updates paused: Your project already holds its share of this server's "
+            "Live updates paused: Your project already holds its share of the service's "
             "event streams (1)", timeout=10_000)
         shot(page, "live-busy")
         held.close()

@@ -116,7 +116,7 @@ def test_one_project_cannot_take_every_export_and_the_server_cap_still_holds(cap
             if status == 200:
                 continue
             assert fields["retry-after"] == str(RETRY_PROJECT)
-            text = "Your project already holds its share of this server's exports (2)"
+            text = "Your project already holds its share of the service's exports (2)"
             if front == "api":
                 assert json.loads(body)["overLimit"]["message"].startswith(text)
             else:  # the viewer's error page says it in words
@@ -132,7 +132,7 @@ def test_one_project_cannot_take_every_export_and_the_server_cap_still_holds(cap
                          headers=headers("admin", P4), timeout=30)
         assert full.status_code == 503 and full.headers["retry-after"] == str(RETRY_FULL)
         assert full.json()["serviceUnavailable"]["message"].endswith(
-            "(This server holds 5 exports open, its limit.)")
+            "(The service holds 5 exports open, its limit.)")
         wait_held(base, "exports", 5)
     finally:
         release.set()  # the held clients reset their connections

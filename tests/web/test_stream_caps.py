@@ -100,7 +100,7 @@ def test_one_project_cannot_take_every_stream_and_the_server_cap_still_holds(cap
         assert sum(a.refusal is None for a in first) == 2  # its share, not one more
         for refused in (a for a in first if a.refusal is not None):
             assert refused.refusal.startswith(
-                "Your project already holds its share of this server's event streams (2)")
+                "Your project already holds its share of the service's event streams (2)")
             assert refused.retry_after == RETRY_PROJECT
             assert refused.status == (429 if refused.front == "api" else 200)
         assert [a.refusal for a in attempts if a.project == P2] == [None, None]
@@ -111,7 +111,7 @@ def test_one_project_cannot_take_every_stream_and_the_server_cap_still_holds(cap
         attempts += _burst(base, [("api", P4), ("viewer", P4)])
         for full in attempts[-2:]:
             assert full.refusal is not None
-            assert "This server holds 6 event streams open, its limit." in full.refusal
+            assert "The service holds 6 event streams open, its limit." in full.refusal
             assert full.retry_after == RETRY_FULL
             assert full.status == (503 if full.front == "api" else 200)
         wait_held(base, "streams", 6)

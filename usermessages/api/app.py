@@ -62,7 +62,7 @@ def create_api(reader: Reader, limits: Limits | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.reader = reader
-    app.state.limits = limits or Limits.from_settings(settings)
+    app.state.limits = limits or Limits.from_settings(settings, reader.engine)
     app.add_exception_handler(HTTPError, _http_error)
     app.add_exception_handler(StarletteHTTPException, _routing_error)
     if reader.token_validator is not None:

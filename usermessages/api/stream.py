@@ -65,8 +65,8 @@ async def stream(request: Request, project_id: str | None = None) -> Response:
     scope, feed, cursor, language = await run_in_threadpool(_open, request, project_id)
     limits: Limits = request.app.state.limits
     # The texts are in the Accept-Language the list would use.
-    return events.stream(request, limits, holder(scope.caller.project_id), feed, cursor,
-                         {"Content-Language": content_language(language)})
+    return await events.stream(request, limits, holder(scope.caller.project_id), feed, cursor,
+                               {"Content-Language": content_language(language)})
 
 
 async def _stream_any(request: Request) -> Response:

@@ -19,13 +19,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Banners and status lines of the long-running commands.
 console = Console()
+# Every process's log lines (serve's supervised workers log as the command does).
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 # What the [server] extra brings; `pip install usermessages` alone is the SDK.
 SERVER_MODULES = frozenset({"sqlalchemy", "alembic", "psycopg", "fastapi", "starlette",
                             "uvicorn", "oslo_policy", "oslo_config", "jinja2", "itsdangerous",
                             "multipart", "python_multipart", "oslo_log", "oslo_context",
                             "oslo_middleware", "oslo_messaging", "oslo_upgradecheck", "pycadf",
-                            "a2wsgi"})
+                            "a2wsgi", "cryptography"})
 
 
 def edge(func: F) -> F:

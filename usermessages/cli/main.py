@@ -12,6 +12,7 @@ import logging
 import click
 
 from usermessages.cli import catalog, messages, policy, series, server, webhooks, zaqar
+from usermessages.cli.common import LOG_FORMAT
 
 
 @click.group()
@@ -20,7 +21,7 @@ def main(verbose: bool) -> None:
     """Tell cloud users why their asynchronous operations failed."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=LOG_FORMAT,
     )
 
 

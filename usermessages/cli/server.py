@@ -6,6 +6,7 @@ client and the catalog commands work on a `pip install usermessages` alone.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 
@@ -13,6 +14,7 @@ import click
 
 from usermessages import config as config_module
 from usermessages.cli.common import (
+    LOG_FORMAT,
     config_option,
     console,
     db_option,
@@ -37,16 +39,22 @@ DEAD_LETTERS = View(
               help=f"Listen address (default {config_module.DEFAULTS.host}).")
 @click.option("--port", type=int, default=None,
               help=f"Listen port (default {config_module.DEFAULTS.port}).")
+@click.option("--workers", type=int, default=None,
+              help="API processes on the port; overrides [api] workers (0: one per core).")
 @db_option
 @config_option
 @edge
-def serve(host: str | None, port: int | None, db: str | None, config_file: str | None) -> None:
-    """Run the API, the reaper and (embedded) a collector, on the configured store."""
+def serve(host: str | None, port: int | None, workers: int | None, db: str | None,
+          config_file: str | None) -> None:
+    """Run the API and the viewer, the reaper and (embedded) a collector and the webhook
+    deliverer, on the configured store; with several workers, under a supervisor."""
     from usermessages import service
     from usermessages.store import engine as store_engine
     from usermessages.store import migrate
+    from usermessages.supervisor import cores
 
-    settings = load_service_settings(config_file, db).replace(host=host, port=port)
+    settings = load_service_settings(config_file, db).replace(host=host, port=port,
+                                                              workers=workers)
     engine = store_engine.connect(settings.database_connection, timeout=settings.database_timeout)
     if engine.dialect.name == "sqlite":
         # The embedded default sets itself up; a shared server is upgraded on purpose.
@@ -59,12 +67,17 @@ def serve(host: str | None, port: int | None, db: str | None, config_file: str |
     # Printed once the port is ours: a second server fails above, before any banner.
     collector = ("embedded on " + safe_url(settings.bus_url) if settings.collector_embedded
                  else "off")
+    count = settings.workers or cores()
     console.print(
         f"usermessages API on http://{settings.host}:{settings.port}/v3 "
         f"(store: {engine.url.render_as_string(hide_password=True)}; "
-        f"collector: {collector})"
+        f"collector: {collector}; workers: {count})"
     )
-    service.serve(settings, engine, sock=sock)
+    if count == 1:
+        service.serve(settings, engine, sock=sock)
+    else:
+        service.serve_workers(settings, engine, sock, count,
+                              log_level=logging.getLogger().level, log_format=LOG_FORMAT)
 
 
 @click.command()

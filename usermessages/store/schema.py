@@ -262,3 +262,44 @@ collectors = Table(
     **MYSQL_TABLE,
 )
 Index("ix_collectors_seen_at", collectors.c.seen_at)
+
+# --- What every API process and node shares (migration 0011) ---
+# A slot of a stream or export cap (web/limits.py) is a lease row: its holder (one
+# process) renews it while the response runs and deletes it when the response
+# ends; a process that dies stops renewing, and its leases lapse at expires_at.
+slot_leases = Table(
+    "slot_leases",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("project_id", String(255), nullable=False),
+    Column("holder", String(255), nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    **MYSQL_TABLE,
+)
+Index("ix_slot_leases_kind_project", slot_leases.c.kind, slot_leases.c.project_id)
+Index("ix_slot_leases_holder", slot_leases.c.holder)
+
+# One row per kind of slot. Taking a slot first bumps its kind's count, which
+# row-locks it until commit: the takers of one kind take turns across every
+# process, so two never pass the same free slot (as message_seq does for inserts).
+slot_kinds = Table(
+    "slot_kinds",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("acquired", BigInteger(), nullable=False),
+    **MYSQL_TABLE,
+)
+
+# The Event Viewer's server-side sessions (keystone mode, viewer/sessions.py),
+# by a hash of the cookie's random id, their data encrypted with a key derived
+# from it: what the table holds opens nothing without the browser's cookie.
+viewer_sessions = Table(
+    "viewer_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("data", Text(), nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    **MYSQL_TABLE,
+)
+Index("ix_viewer_sessions_expires_at", viewer_sessions.c.expires_at)

@@ -26,16 +26,23 @@ def create_viewer(reader: Reader, secret_key: str, limits: Limits | None = None)
     """
     viewer = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     viewer.state.reader = reader
-    viewer.state.limits = limits or Limits.from_settings(reader.settings)
+    viewer.state.limits = limits or Limits.from_settings(reader.settings, reader.engine)
+    # Keys the form tokens (csrf.py) and signs noauth's cookie. Without a configured
+    # key, sign-ins and forms are only good on this process (`serve` gives its
+    # workers one key: then on this node).
+    secret_key = secret_key or secrets.token_hex(32)
+    viewer.state.secret_key = secret_key.encode()
     settings = reader.settings
     if settings.auth_strategy == "keystone":
         # A Keystone token never leaves the server: the cookie is a random id.
-        viewer.add_middleware(ServerSessionMiddleware, store=SessionStore(SESSION_SECONDS),
+        viewer.add_middleware(ServerSessionMiddleware,
+                              store=SessionStore(reader.engine, SESSION_SECONDS),
                               cookie="usermessages_viewer",
-                              secure=settings.viewer_secure_cookie)
+                              secure=settings.viewer_secure_cookie,
+                              unavailable=routes.store_unavailable)
     else:
-        # noauth holds nothing secret; without a configured key, sessions end with the process.
-        viewer.add_middleware(SessionMiddleware, secret_key=secret_key or secrets.token_hex(32),
+        # noauth holds nothing secret: the session is the signed cookie itself.
+        viewer.add_middleware(SessionMiddleware, secret_key=secret_key,
                               session_cookie="usermessages_viewer", same_site="strict",
                               https_only=settings.viewer_secure_cookie,
                               max_age=SESSION_SECONDS)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -35,7 +34,7 @@ from usermessages.reader.identity import project_id_problem
 from usermessages.store.engine import is_unavailable
 from usermessages.store.messages import ListQuery, StoredMessage, utcnow
 from usermessages.translations import content_language
-from usermessages.viewer import browse, language, signin
+from usermessages.viewer import browse, csrf, language, signin
 from usermessages.viewer.sessions import LIVE, LiveSession
 from usermessages.web import events, export
 from usermessages.web.faults import UNAVAILABLE_TEXT
@@ -101,7 +100,7 @@ def _render(request: Request, template: str, status: int = 200, **context: Any) 
     context.setdefault("caller", caller)
     context.setdefault("is_admin",
                        caller is not None and _reader(request).scope(caller).all_projects)
-    context.setdefault("csrf", request.session.get("csrf", ""))
+    context.setdefault("csrf", csrf.token(request))
     context.setdefault("auth_mode", settings.auth_strategy)
     context.setdefault("names", request.session.get("names", {}))
     context.setdefault("projects", request.session.get("projects", []))
@@ -208,28 +207,17 @@ def home(request: Request) -> Response:
     return RedirectResponse("/viewer/messages", status_code=303)
 
 
-def _form_token(request: Request) -> str:
-    # Issued before sign-in too: the login form is CSRF-protected like every other.
-    if not request.session.get("csrf"):
-        request.session["csrf"] = secrets.token_urlsafe(24)
-    return request.session["csrf"]
-
-
-def _check_form_token(request: Request, csrf: str) -> None:
-    if not csrf or not secrets.compare_digest(csrf, request.session.get("csrf", "")):
-        raise BadRequest("The form expired; reload the page and try again.")
-
-
 @router.get("/login")
 def login_form(request: Request) -> HTMLResponse:
-    return _render(request, "login.html", csrf=_form_token(request))
+    # The sign-in form is CSRF-protected like every other (its token is in every page).
+    return _render(request, "login.html")
 
 
 @router.post("/login")
 def login(request: Request, user: str = Form(""), project: str = Form(""),
           password: str = Form(""), domain: str = Form("Default"),
-          scope: str = Form("project"), csrf: str = Form("")) -> Response:
-    _check_form_token(request, csrf)
+          scope: str = Form("project"), form_token: str = Form("", alias="csrf")) -> Response:
+    csrf.check(request, form_token)
     user, project, domain = user.strip(), project.strip(), domain.strip() or "Default"
     settings = _reader(request).settings
     keystone = settings.auth_strategy == "keystone"
@@ -267,20 +255,18 @@ def login(request: Request, user: str = Form(""), project: str = Form(""),
                            None if system else project)
         except HTTPError as exc:
             request.session.clear()
-            request.session["csrf"] = secrets.token_urlsafe(24)
             return _render(request, "login.html", status=exc.status, problems=[exc.message],
-                           csrf=request.session["csrf"], **shown)
+                           **shown)
     else:
         request.session["token"] = f"{user}:{project}"
-    request.session["csrf"] = secrets.token_urlsafe(24)
     return RedirectResponse("/viewer/messages", status_code=303)
 
 
 @router.post("/language")
-def choose_language(request: Request, choice: str = Form(""), csrf: str = Form(""),
-                    back: str = Form("")) -> Response:
+def choose_language(request: Request, choice: str = Form(""),
+                    form_token: str = Form("", alias="csrf"), back: str = Form("")) -> Response:
     """Keep the reader's language in a cookie; "auto" goes back to the browser's."""
-    _check_form_token(request, csrf)
+    csrf.check(request, form_token)
     languages = _reader(request).translator.languages
     if choice not in (*languages, "auto"):
         raise BadRequest("Choose one of the languages offered.")
@@ -294,19 +280,20 @@ def choose_language(request: Request, choice: str = Form(""), csrf: str = Form("
     return response
 
 
-def _keystone_switch(request: Request, csrf: str) -> str:
+def _keystone_switch(request: Request, form_token: str) -> str:
     """A switch's checks: signed in, the form's token, Keystone; the unscoped token."""
     _caller(request)
-    _check_form_token(request, csrf)
+    csrf.check(request, form_token)
     if _reader(request).settings.auth_strategy != "keystone":
         raise NotFound("The resource could not be found.")
     return request.session["root_token"]
 
 
 @router.post("/project")
-def switch_project(request: Request, project_id: str = Form(""), csrf: str = Form("")) -> Response:
+def switch_project(request: Request, project_id: str = Form(""),
+                   form_token: str = Form("", alias="csrf")) -> Response:
     """Keystone: a token for another of the user's projects, without signing in again."""
-    unscoped = _keystone_switch(request, csrf)
+    unscoped = _keystone_switch(request, form_token)
     if project_id not in {pid for pid, _ in request.session.get("projects", [])}:
         raise BadRequest("Choose one of your projects.")
     return _switched(request, signin.to_project(_reader(request).settings, unscoped,
@@ -314,10 +301,11 @@ def switch_project(request: Request, project_id: str = Form(""), csrf: str = For
 
 
 @router.post("/system")
-def switch_system(request: Request, csrf: str = Form("")) -> Response:
+def switch_system(request: Request, form_token: str = Form("", alias="csrf")) -> Response:
     """Keystone: the system scope (every project), without signing in again, as Horizon's
     admin panel does; refused with the reason to a user without a system role."""
-    return _switched(request, signin.to_system(_reader(request), _keystone_switch(request, csrf)))
+    unscoped = _keystone_switch(request, form_token)
+    return _switched(request, signin.to_system(_reader(request), unscoped))
 
 
 def _switched(request: Request, signed: signin.SignIn) -> Response:
@@ -332,8 +320,8 @@ def _switched(request: Request, signed: signin.SignIn) -> Response:
 
 
 @router.post("/logout")
-def logout(request: Request, csrf: str = Form("")) -> Response:
-    if csrf and secrets.compare_digest(csrf, request.session.get("csrf", "")):
+def logout(request: Request, form_token: str = Form("", alias="csrf")) -> Response:
+    if csrf.valid(request, form_token):
         settings = _reader(request).settings
         if settings.auth_strategy == "keystone":
             signin.sign_out(settings, request.session)
@@ -461,10 +449,10 @@ def confirm_delete(request: Request, message_id: str) -> HTMLResponse:
 
 
 @router.post("/messages/{message_id}/delete")
-def delete(request: Request, message_id: str, csrf: str = Form("")) -> Response:
+def delete(request: Request, message_id: str,
+           form_token: str = Form("", alias="csrf")) -> Response:
     scope = _guard(request)
-    if not secrets.compare_digest(csrf, request.session.get("csrf", "")):
-        raise BadRequest("The form expired; reload the page and try again.")
+    csrf.check(request, form_token)
     row = _reader(request).delete(scope, message_id)
     request.session["flash"] = f"Message {row.id} deleted."
     return RedirectResponse("/viewer/messages", status_code=303)
@@ -535,8 +523,8 @@ async def stream(request: Request) -> Response:
     """
     scope, feed, cursor = await run_in_threadpool(_open_stream, request)
     try:
-        return events.stream(request, _limits(request), holder(scope.caller.project_id),
-                             feed, cursor)
+        return await events.stream(request, _limits(request), holder(scope.caller.project_id),
+                                   feed, cursor)
     except LimitReached as exc:
         return events.refusal(exc)
 

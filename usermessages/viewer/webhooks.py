@@ -4,8 +4,6 @@ shown on that answer only), delete one. Same rules as the API (``webhooks.subscr
 
 from __future__ import annotations
 
-import secrets
-
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -13,7 +11,8 @@ from usermessages.catalog import Level, Resource
 from usermessages.errors import BadRequest, Forbidden
 from usermessages.reader import WEBHOOKS_GET_ALL, Caller
 from usermessages.store import webhooks as store_webhooks
-from usermessages.viewer.routes import _caller, _form_token, _reader, _render
+from usermessages.viewer import csrf
+from usermessages.viewer.routes import _caller, _reader, _render
 from usermessages.webhooks import subscriptions
 
 router = APIRouter(include_in_schema=False)
@@ -37,13 +36,8 @@ def _page(request: Request, caller: Caller, status: int = 200, **context: object
                    webhooks=[subscriptions.view(row) for row in rows],
                    levels=[level.value for level in Level],
                    resource_types=[resource.value for resource in Resource],
-                   flash=request.session.pop("flash", None), csrf=_form_token(request),
+                   flash=request.session.pop("flash", None),
                    **context)
-
-
-def _check_csrf(request: Request, csrf: str) -> None:
-    if not csrf or not secrets.compare_digest(csrf, request.session.get("csrf", "")):
-        raise BadRequest("The form expired; reload the page and try again.")
 
 
 @router.get("/webhooks")
@@ -54,9 +48,9 @@ def webhooks_page(request: Request) -> HTMLResponse:
 @router.post("/webhooks")
 def create(request: Request, url: str = Form(""), message_level: str = Form(""),
            event_id: str = Form(""), resource_type: str = Form(""),
-           csrf: str = Form("")) -> HTMLResponse:
+           form_token: str = Form("", alias="csrf")) -> HTMLResponse:
     caller = _member(request)
-    _check_csrf(request, csrf)
+    csrf.check(request, form_token)
     fields = {"url": url.strip(), "message_level": message_level,
               "event_id": event_id.strip(), "resource_type": resource_type}
     reader = _reader(request)
@@ -69,9 +63,10 @@ def create(request: Request, url: str = Form(""), message_level: str = Form(""),
 
 
 @router.post("/webhooks/{webhook_id}/delete")
-def delete(request: Request, webhook_id: str, csrf: str = Form("")) -> Response:
+def delete(request: Request, webhook_id: str,
+           form_token: str = Form("", alias="csrf")) -> Response:
     caller = _member(request)
-    _check_csrf(request, csrf)
+    csrf.check(request, form_token)
     reader = _reader(request)
     reader.delete_webhook(reader.scope(caller), caller.project_id, webhook_id)
     request.session["flash"] = f"Webhook {webhook_id} deleted."

@@ -103,14 +103,15 @@ def first_cursor(requested: int | None, newest: int) -> int:
     return newest if requested is None else min(requested, newest)
 
 
-def stream(request: Request, limits: Limits, holder: str, feed: Feed[Row], cursor: int,
-           headers: Mapping[str, str] | None = None) -> Response:
+async def stream(request: Request, limits: Limits, holder: str, feed: Feed[Row], cursor: int,
+                 headers: Mapping[str, str] | None = None) -> Response:
     """The stream's response, holding one of ``holder``'s stream slots until it ends.
 
     Raises ServerBusy or ProjectOverLimit when no slot is free; everything that
     can refuse the request (authentication, filters, cursor) comes before.
     """
-    lease = limits.streams.acquire(holder)
+    # Taking a slot is a transaction in the store: off the event loop.
+    lease = await run_in_threadpool(limits.streams.acquire, holder)
     return LeasedResponse(lease, _events(request, feed, cursor, limits),
                           media_type=MEDIA_TYPE, headers={**HEADERS, **(headers or {})})
 
