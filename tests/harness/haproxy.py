@@ -1,7 +1,9 @@
-"""HAProxy in front of a Galera cluster, running the stanza docs/configuration.md recommends.
+"""HAProxy running a stanza of the docs as written: in front of a Galera cluster, the one
+docs/configuration.md recommends (the default), or any other given (the drill runs
+docs/deployment.md's in front of three API nodes).
 
-The ``listen`` block is read from the docs and run as written; only its addresses change
-(the documented 192.0.2.10 and 192.0.2.1N become this machine's 127.0.0.1 ports). The
+Only the stanza's addresses change (the documented 192.0.2.10 and 192.0.2.1N, on the
+service's port, become this machine's 127.0.0.1 ports). The
 ``global`` and ``defaults`` around it are the harness's: a stats socket to read each
 server's state, and a log of every session.
 """
