@@ -321,10 +321,10 @@ def test_kill_one_node_of_each_tier_in_turn_under_load(cloud: Cloud, tmp_path: P
     def at(message_id: str) -> float:
         return next(p.at[message_id] for p in producers if message_id in p.at)
 
-    def fail(tier: str, victim: str) -> Failure:
+    def fail(tier: str, who: str) -> Failure:
         """A failure now: it ends the previous one's window; the store watches for what
         was created before it."""
-        failure = Failure(tier, victim, time.monotonic(), before={i for _, i in created()})
+        failure = Failure(tier, who, time.monotonic(), before={i for _, i in created()})
         if failures:
             failures[-1].until = failure.at
         failures.append(failure)
