@@ -1,7 +1,9 @@
-"""HAProxy in front of a Galera cluster, running the stanza docs/configuration.md recommends.
+"""HAProxy running a stanza of the docs as written: in front of a Galera cluster, the one
+docs/configuration.md recommends (the default), or any other given (the drill runs
+docs/deployment.md's in front of three API nodes).
 
-The ``listen`` block is read from the docs and run as written; only its addresses change
-(the documented 192.0.2.10 and 192.0.2.1N become this machine's 127.0.0.1 ports). The
+Only the stanza's addresses change (the documented 192.0.2.10 and 192.0.2.1N, on the
+service's port, become this machine's 127.0.0.1 ports). The
 ``global`` and ``defaults`` around it are the harness's: a stats socket to read each
 server's state, and a log of every session.
 """
@@ -40,11 +42,12 @@ def documented_stanza() -> str:
     return block
 
 
-def localized(stanza: str, port: int, backends: list[int]) -> str:
-    """The stanza with its documented addresses replaced by this machine's."""
-    stanza = stanza.replace("192.0.2.10:3306", f"127.0.0.1:{port}")
+def localized(stanza: str, port: int, backends: list[int], service: int = 3306) -> str:
+    """The stanza with its documented addresses (192.0.2.10 in front, 192.0.2.1N behind, on
+    the ``service`` port) replaced by this machine's."""
+    stanza = stanza.replace(f"192.0.2.10:{service}", f"127.0.0.1:{port}")
     for i, backend in enumerate(backends, start=1):
-        stanza = stanza.replace(f"192.0.2.1{i}:3306", f"127.0.0.1:{backend}")
+        stanza = stanza.replace(f"192.0.2.1{i}:{service}", f"127.0.0.1:{backend}")
     if "192.0.2." in stanza:
         raise ValueError(f"an address of the stanza was left as documented:\n{stanza}")
     return stanza
@@ -53,12 +56,13 @@ def localized(stanza: str, port: int, backends: list[int]) -> str:
 class HAProxy:
     """One haproxy process (foreground, -db) on a config of its own."""
 
-    def __init__(self, backends: list[int], stanza: str | None = None) -> None:
+    def __init__(self, backends: list[int], stanza: str | None = None,
+                 service: int = 3306) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="um-haproxy-"))
         self.port = free_port()
         self.config = self.root / "haproxy.cfg"
-        self.config.write_text(AROUND.format(root=self.root)
-                               + localized(stanza or documented_stanza(), self.port, backends))
+        self.config.write_text(AROUND.format(root=self.root) + localized(
+            stanza or documented_stanza(), self.port, backends, service))
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> None:
@@ -82,16 +86,20 @@ class HAProxy:
     def servers(self) -> list[str]:
         return re.findall(r"^\s*server\s+(\S+)", self.config.read_text(), flags=re.M)
 
-    def stats(self) -> list[dict[str, str]]:
-        """HAProxy's ``show stat``, one dict per proxy line."""
+    def command(self, line: str) -> str:
+        """One command on the admin socket (``show stat``, ``set server ...``): its answer."""
         with socket.socket(socket.AF_UNIX) as sock:
             sock.settimeout(2)
             sock.connect(str(self.root / "haproxy.sock"))
-            sock.sendall(b"show stat\n")
+            sock.sendall(line.encode() + b"\n")
             data = b""
             while chunk := sock.recv(65536):
                 data += chunk
-        header, *lines = data.decode().strip().splitlines()
+        return data.decode()
+
+    def stats(self) -> list[dict[str, str]]:
+        """HAProxy's ``show stat``, one dict per proxy line."""
+        header, *lines = self.command("show stat").strip().splitlines()
         names = header.lstrip("# ").split(",")
         return [dict(zip(names, line.split(","), strict=False)) for line in lines]
 

@@ -1,6 +1,7 @@
 """docs/deployment.md as written: its INI loads with the values it promises, HAProxy
 accepts its stanza, and its commands upgrade a real PostgreSQL and serve on it (with
-the same file, only the database and the port pointed at the test's)."""
+the same file, only the database and the port pointed at the test's). The whole layout,
+under load and losing a node of each tier, is tests/reliability/test_cloud_drill.py."""
 
 from __future__ import annotations
 
@@ -13,19 +14,13 @@ from pathlib import Path
 import httpx
 
 from tests.harness import servers
+from tests.harness.deployment import CONF, blocks, commands
 from tests.harness.haproxy_http import HAPROXY
 from usermessages import config
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
-CONF = "/etc/usermessages/usermessages.conf"
-
-
-def _blocks(kind: str) -> list[str]:
-    return re.findall(rf"```{kind}\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
-
 
 def test_the_ini_is_the_layout(tmp_path):
-    [ini] = _blocks("ini")
+    [ini] = blocks("ini")
     path = tmp_path / "usermessages.conf"
     path.write_text(ini)
     settings = config.load(path)
@@ -33,10 +28,11 @@ def test_the_ini_is_the_layout(tmp_path):
     assert settings.auth_strategy == "keystone" and settings.bus_queue_type == "quorum"
     assert settings.viewer_secret_key  # one key for every node
     assert settings.bus_url.count("@") == 3  # the three brokers
+    assert not settings.collector_embedded  # `usermessages collector` runs apart
 
 
 def test_haproxy_accepts_the_stanza(tmp_path):
-    [stanza] = _blocks("haproxy")
+    [stanza] = blocks("haproxy")
     assert "cookie" not in stanza and "stick" not in stanza  # no affinity
     path = tmp_path / "haproxy.cfg"
     path.write_text(stanza)
@@ -45,28 +41,29 @@ def test_haproxy_accepts_the_stanza(tmp_path):
 
 
 def test_the_commands_upgrade_and_serve(tmp_path, postgresql_url):
-    [ini] = _blocks("ini")
+    [ini] = blocks("ini")
     port = servers.free_port()
     ini = re.sub(r"(?m)^connection = .*$", f"connection = {postgresql_url}", ini)
     path = tmp_path / "usermessages.conf"
     path.write_text(re.sub(r"(?m)^port = 8776$", f"port = {port}", ini))
-    commands = [block.strip().replace(CONF, str(path)) for block in _blocks("sh")
-                if CONF in block]
-    assert [c.split()[:3] for c in commands] == [["usermessages", "db", "upgrade"],
-                                                 ["usermessages", "serve", "--config"]]
+    upgrade_command, serve_command, collector_command = (
+        [str(path) if arg == CONF else arg for arg in command] for command in commands())
+    assert upgrade_command[:3] == ["usermessages", "db", "upgrade"]
+    assert serve_command[:3] == ["usermessages", "serve", "--config"]
+    assert collector_command[:3] == ["usermessages", "collector", "--config"]  # the drill's
     bin_dir = Path(sys.executable).parent
-    upgrade = subprocess.run([str(bin_dir / "usermessages"), *commands[0].split()[1:]],
+    upgrade = subprocess.run([str(bin_dir / "usermessages"), *upgrade_command[1:]],
                              capture_output=True, text=True, timeout=120)
     assert upgrade.returncode == 0, upgrade.stderr
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
-        serve = subprocess.Popen([str(bin_dir / "usermessages"), *commands[1].split()[1:]],
+        serve = subprocess.Popen([str(bin_dir / "usermessages"), *serve_command[1:]],
                                  stdout=out, stderr=subprocess.STDOUT)
     try:
         # One worker per core, each a fresh interpreter: slow to start on a busy machine.
         servers.wait_serving(f"http://127.0.0.1:{port}", serve, log, timeout=120)
         # What the HAProxy stanza's health check expects is what a node answers.
-        [stanza] = _blocks("haproxy")
+        [stanza] = blocks("haproxy")
         expected = re.search(r"http-check expect status (\d+)", stanza)
         assert expected is not None
         assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == int(

@@ -2,7 +2,7 @@
 
 What a session holds (the Keystone tokens, the names a page shows) is a row
 of the store (store/sessions.py), so any worker of any node serves any
-request of a signed-in browser, without sticky routing, and a sign-out on one
+request of a signed-in browser, with no affinity in the balancer, and a sign-out on one
 node ends the session everywhere: a copied cookie stops working at once, and
 an open live stream ends at its next poll, wherever it runs. The id changes
 whenever the signed-in token does (no session fixation).
