@@ -259,7 +259,7 @@ def test_errors_are_one_line_without_a_traceback(live: Live, home: Path, tmp_pat
     # A reader may not manage webhooks (message:webhooks: members).
     assert failed(member(live, home, "message", "webhook", "create", "http://127.0.0.1:9/x",
                          user="reader")).startswith(
-        "Policy doesn't allow message:webhooks to be performed. (HTTP 403)")
+        "Policy doesn't allow message:webhooks:create to be performed. (HTTP 403)")
     # An export that fails leaves no file, not even its .part.
     target = tmp_path / "out.csv"
     assert "Invalid" in failed(member(live, home, "message", "export", "--format", "csv",
