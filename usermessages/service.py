@@ -28,6 +28,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from usermessages import logs
 from usermessages.api.app import create_api
 from usermessages.api.metrics import start_listener as start_metrics_listener
 from usermessages.catalog import Catalog
@@ -212,8 +213,6 @@ def run_background(settings: Settings) -> None:
 def _log_as_configured(settings: Settings) -> None:
     """A spawned child logs as the serve command does: oslo.log from the file's options
     (log_file, log_dir, debug...), at the level the supervisor passed on (``-v``)."""
-    from usermessages import logs  # the server extra's oslo.log, as the command's
-
     logs.setup(settings, verbose=logging.getLogger().isEnabledFor(logging.INFO))
 
 
